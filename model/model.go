@@ -1,0 +1,276 @@
+// Package model turns the stored configuration into an indexed, immutable
+// view of the mesh: services (from ServiceEntry), their endpoints (from
+// WorkloadEntry and inline endpoints), and the routing objects that refer to
+// them. The translator and the analyzer read it; nothing writes it after Build.
+package model
+
+import (
+	"sort"
+	"strings"
+
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/weft-mesh/weft/config"
+)
+
+// DomainSuffix is the cluster DNS suffix that short host names expand into.
+const DomainSuffix = "svc.cluster.local"
+
+// Snapshot is the mesh at one store revision.
+type Snapshot struct {
+	Revision int64
+
+	objects  map[config.Kind][]*config.Object // sorted by namespace/name
+	services []*Service                       // sorted by hostname
+	byHost   map[string]*Service
+}
+
+// Service is one host of a ServiceEntry, with its endpoints.
+type Service struct {
+	Hostname   string // FQDN as written in the ServiceEntry hosts
+	Name       string // short name: first label of an in-cluster host, else the host
+	Namespace  string
+	Source     config.Key // the ServiceEntry
+	Ports      []*Port
+	Resolution networking.ServiceEntry_Resolution
+	Selector   map[string]string
+	Endpoints  []*Endpoint // sorted by address and port
+}
+
+// Port is a ServiceEntry port.
+type Port struct {
+	Number     uint32
+	Name       string
+	Protocol   string // upper case: HTTP, HTTP2, GRPC, TCP, ...
+	TargetPort uint32
+}
+
+// IsHTTP reports whether the port carries HTTP (any version).
+func (p *Port) IsHTTP() bool {
+	switch strings.ToUpper(p.Protocol) {
+	case "HTTP", "HTTP2", "GRPC", "GRPC-WEB", "":
+		return true
+	}
+	return false
+}
+
+// Endpoint is one workload instance behind a service.
+type Endpoint struct {
+	Address        string
+	Ports          map[string]uint32 // port name -> port, from the WorkloadEntry
+	Labels         map[string]string
+	Namespace      string
+	Workload       string // WorkloadEntry name, or "" for inline endpoints
+	ServiceAccount string
+	Locality       string // region/zone/subzone
+	Weight         uint32
+}
+
+// PortFor returns the port the endpoint serves p on: the WorkloadEntry's
+// port of the same name, else the target port, else p's own number.
+func (e *Endpoint) PortFor(p *Port) uint32 {
+	if n, ok := e.Ports[p.Name]; ok && n != 0 {
+		return n
+	}
+	if p.TargetPort != 0 {
+		return p.TargetPort
+	}
+	return p.Number
+}
+
+// Matches reports whether the endpoint carries every label in sel.
+func (e *Endpoint) Matches(sel map[string]string) bool { return LabelsMatch(e.Labels, sel) }
+
+// LabelsMatch reports whether labels contains every key/value of sel.
+func LabelsMatch(labels, sel map[string]string) bool {
+	for k, v := range sel {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Build indexes objects (any order, any kinds) into a Snapshot.
+func Build(revision int64, objects []*config.Object) *Snapshot {
+	s := &Snapshot{Revision: revision, objects: map[config.Kind][]*config.Object{}, byHost: map[string]*Service{}}
+	for _, o := range objects {
+		s.objects[o.Kind] = append(s.objects[o.Kind], o)
+	}
+	for _, list := range s.objects {
+		sort.Slice(list, func(i, j int) bool {
+			if list[i].Meta.Namespace != list[j].Meta.Namespace {
+				return list[i].Meta.Namespace < list[j].Meta.Namespace
+			}
+			return list[i].Meta.Name < list[j].Meta.Name
+		})
+	}
+	workloads := s.objects[config.KindWorkloadEntry]
+	for _, o := range s.objects[config.KindServiceEntry] {
+		se := o.Spec.(*networking.ServiceEntry)
+		var ports []*Port
+		for _, p := range se.GetPorts() {
+			ports = append(ports, &Port{Number: p.GetNumber(), Name: p.GetName(), Protocol: strings.ToUpper(p.GetProtocol()), TargetPort: p.GetTargetPort()})
+		}
+		var eps []*Endpoint
+		for _, we := range se.GetEndpoints() {
+			eps = append(eps, endpointOf(o.Meta.Namespace, "", we))
+		}
+		if sel := se.GetWorkloadSelector().GetLabels(); len(sel) > 0 {
+			for _, w := range workloads {
+				we := w.Spec.(*networking.WorkloadEntry)
+				if w.Meta.Namespace != o.Meta.Namespace || !LabelsMatch(mergeLabels(w.Meta.Labels, we.GetLabels()), sel) {
+					continue
+				}
+				eps = append(eps, endpointOf(w.Meta.Namespace, w.Meta.Name, we))
+			}
+		}
+		sort.Slice(eps, func(i, j int) bool {
+			if eps[i].Address != eps[j].Address {
+				return eps[i].Address < eps[j].Address
+			}
+			return eps[i].Workload < eps[j].Workload
+		})
+		for _, h := range se.GetHosts() {
+			if _, dup := s.byHost[h]; dup {
+				continue // first ServiceEntry (by namespace/name) wins; the analyzer reports the clash
+			}
+			svc := &Service{
+				Hostname: h, Name: shortName(h), Namespace: o.Meta.Namespace, Source: o.Key(),
+				Ports: ports, Resolution: se.GetResolution(), Selector: se.GetWorkloadSelector().GetLabels(), Endpoints: eps,
+			}
+			s.byHost[h] = svc
+			s.services = append(s.services, svc)
+		}
+	}
+	sort.Slice(s.services, func(i, j int) bool { return s.services[i].Hostname < s.services[j].Hostname })
+	return s
+}
+
+func endpointOf(ns, name string, we *networking.WorkloadEntry) *Endpoint {
+	w := we.GetWeight()
+	if w == 0 {
+		w = 1
+	}
+	return &Endpoint{
+		Address: we.GetAddress(), Ports: we.GetPorts(), Labels: we.GetLabels(), Namespace: ns, Workload: name,
+		ServiceAccount: we.GetServiceAccount(), Locality: we.GetLocality(), Weight: w,
+	}
+}
+
+func mergeLabels(a, b map[string]string) map[string]string {
+	if len(a) == 0 {
+		return b
+	}
+	m := make(map[string]string, len(a)+len(b))
+	for k, v := range a {
+		m[k] = v
+	}
+	for k, v := range b {
+		m[k] = v
+	}
+	return m
+}
+
+func shortName(host string) string {
+	if strings.HasSuffix(host, "."+DomainSuffix) {
+		name, _, _ := strings.Cut(host, ".")
+		return name
+	}
+	return host
+}
+
+// Objects returns the objects of one kind, sorted by namespace and name.
+func (s *Snapshot) Objects(kind config.Kind) []*config.Object { return s.objects[kind] }
+
+// Object returns one object, or nil.
+func (s *Snapshot) Object(kind config.Kind, namespace, name string) *config.Object {
+	for _, o := range s.objects[kind] {
+		if o.Meta.Namespace == namespace && o.Meta.Name == name {
+			return o
+		}
+	}
+	return nil
+}
+
+// Services returns every service, sorted by hostname.
+func (s *Snapshot) Services() []*Service { return s.services }
+
+// Service returns the service for a fully qualified host, or nil.
+func (s *Snapshot) Service(host string) *Service { return s.byHost[host] }
+
+// ResolveHost expands a host written in an object of namespace ns as Istio
+// does: a short name ("reviews") becomes "reviews.NS.svc.cluster.local"; a
+// name.namespace form becomes its FQDN when that service exists; anything
+// else (wildcards included) is returned as written.
+func (s *Snapshot) ResolveHost(ns, host string) string {
+	if host == "" || strings.HasPrefix(host, "*") {
+		return host
+	}
+	if !strings.Contains(host, ".") {
+		return host + "." + ns + "." + DomainSuffix
+	}
+	if _, ok := s.byHost[host]; ok {
+		return host
+	}
+	if strings.Count(host, ".") == 1 {
+		if full := host + "." + DomainSuffix; s.byHost[full] != nil {
+			return full
+		}
+	}
+	return host
+}
+
+// DestinationRule returns the rule that applies to host for a client in
+// namespace clientNS: the client's namespace first, then the host's own
+// namespace, then any other (Istio's lookup order).
+func (s *Snapshot) DestinationRule(clientNS, host string) *config.Object {
+	var hostNS, other *config.Object
+	svcNS := ""
+	if svc := s.byHost[host]; svc != nil {
+		svcNS = svc.Namespace
+	}
+	for _, o := range s.objects[config.KindDestinationRule] {
+		dr := o.Spec.(*networking.DestinationRule)
+		if s.ResolveHost(o.Meta.Namespace, dr.GetHost()) != host {
+			continue
+		}
+		switch {
+		case o.Meta.Namespace == clientNS:
+			return o
+		case o.Meta.Namespace == svcNS && hostNS == nil:
+			hostNS = o
+		case other == nil:
+			other = o
+		}
+	}
+	if hostNS != nil {
+		return hostNS
+	}
+	return other
+}
+
+// Subset returns the named subset of a DestinationRule object, or nil.
+func Subset(dr *config.Object, name string) *networking.Subset {
+	if dr == nil {
+		return nil
+	}
+	for _, ss := range dr.Spec.(*networking.DestinationRule).GetSubsets() {
+		if ss.GetName() == name {
+			return ss
+		}
+	}
+	return nil
+}
+
+// HostMatches reports whether a (possibly wildcard) pattern such as
+// "*.example.com" or "*" covers host.
+func HostMatches(pattern, host string) bool {
+	if pattern == "*" || pattern == host {
+		return true
+	}
+	if strings.HasPrefix(pattern, "*") {
+		return strings.HasSuffix(host, pattern[1:])
+	}
+	return false
+}
