@@ -1,0 +1,172 @@
+// Package controlplane runs weft's control plane: the store feeds the model,
+// the model feeds the xDS server, and the HTTP API writes to the store.
+//
+//	store.Changed() -> model.Build -> xds.Push -> translate.Generate per proxy
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/weft-mesh/weft/api"
+	"github.com/weft-mesh/weft/model"
+	"github.com/weft-mesh/weft/store"
+	"github.com/weft-mesh/weft/store/bolt"
+	"github.com/weft-mesh/weft/xds/node"
+	"github.com/weft-mesh/weft/xds/server"
+	"github.com/weft-mesh/weft/xds/translate"
+)
+
+// Options configures a control plane.
+type Options struct {
+	StateDir string // holds the store; created if missing
+	APIAddr  string // HTTP API, e.g. 127.0.0.1:15080
+	XDSAddr  string // gRPC ADS, e.g. 127.0.0.1:15010
+	Log      *slog.Logger
+	// ReapAfter is how long a registered workload may have no xDS stream
+	// before its WorkloadEntry is removed. Zero means DefaultReapAfter.
+	ReapAfter time.Duration
+}
+
+// DefaultReapAfter is the grace period before an orphaned workload is removed.
+const DefaultReapAfter = 30 * time.Second
+
+// ControlPlane is a running control plane.
+type ControlPlane struct {
+	opts  Options
+	log   *slog.Logger
+	store store.Store
+	xds   *server.Server
+	snap  atomic.Pointer[model.Snapshot]
+
+	apiLn, xdsLn net.Listener
+	httpSrv      *http.Server
+	grpcSrv      *grpc.Server
+	done         chan struct{}
+	err          error
+}
+
+// Start opens the store, binds both addresses and begins serving.
+func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.ReapAfter == 0 {
+		opts.ReapAfter = DefaultReapAfter
+	}
+	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	st, err := bolt.Open(filepath.Join(opts.StateDir, "store.db"))
+	if err != nil {
+		return nil, err
+	}
+	c := &ControlPlane{opts: opts, log: opts.Log, store: st, done: make(chan struct{})}
+	if err := c.rebuild(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	c.xds = server.New(generator{c}, opts.Log.With("component", "xds"))
+
+	if c.xdsLn, err = net.Listen("tcp", opts.XDSAddr); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("xds address: %w", err)
+	}
+	if c.apiLn, err = net.Listen("tcp", opts.APIAddr); err != nil {
+		c.xdsLn.Close()
+		st.Close()
+		return nil, fmt.Errorf("api address: %w", err)
+	}
+	c.grpcSrv = grpc.NewServer(
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	)
+	c.xds.Register(c.grpcSrv)
+	apiSrv := api.New(st, api.Options{Log: opts.Log.With("component", "api"), Proxies: proxySource{c}})
+	mux := http.NewServeMux()
+	mux.Handle("/", apiSrv.Handler())
+	c.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	go c.grpcSrv.Serve(c.xdsLn)
+	go c.httpSrv.Serve(c.apiLn)
+	go c.watch(ctx)
+	go c.reap(ctx)
+	go func() {
+		<-ctx.Done()
+		c.stop()
+	}()
+	c.log.Info("control plane up", "api", c.APIAddr(), "xds", c.XDSAddr(), "state", opts.StateDir)
+	return c, nil
+}
+
+// APIAddr is the bound HTTP API address.
+func (c *ControlPlane) APIAddr() string { return c.apiLn.Addr().String() }
+
+// XDSAddr is the bound xDS address.
+func (c *ControlPlane) XDSAddr() string { return c.xdsLn.Addr().String() }
+
+// Snapshot returns the current model.
+func (c *ControlPlane) Snapshot() *model.Snapshot { return c.snap.Load() }
+
+// Done is closed once the control plane has stopped.
+func (c *ControlPlane) Done() <-chan struct{} { return c.done }
+
+func (c *ControlPlane) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	c.httpSrv.Shutdown(ctx)
+	stopped := make(chan struct{})
+	go func() { c.grpcSrv.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		c.grpcSrv.Stop() // ADS streams never end by themselves
+	}
+	c.store.Close()
+	close(c.done)
+}
+
+// rebuild reads the whole store into a new model snapshot.
+func (c *ControlPlane) rebuild(ctx context.Context) error {
+	objs, rev, err := c.store.List(ctx, "", "")
+	if err != nil {
+		return fmt.Errorf("read store: %w", err)
+	}
+	c.snap.Store(model.Build(rev, objs))
+	return nil
+}
+
+// watch rebuilds the model and pushes to proxies after every store write.
+func (c *ControlPlane) watch(ctx context.Context) {
+	for {
+		changed := c.store.Changed()
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+		if err := c.rebuild(ctx); err != nil {
+			if !errors.Is(err, context.Canceled) {
+				c.log.Error("rebuild model", "err", err)
+			}
+			continue
+		}
+		c.xds.Push(fmt.Sprintf("store revision %d", c.snap.Load().Revision))
+	}
+}
+
+type generator struct{ c *ControlPlane }
+
+func (g generator) Generate(p *node.Meta) (*translate.Resources, error) {
+	return translate.Generate(g.c.snap.Load(), p), nil
+}

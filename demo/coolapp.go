@@ -1,0 +1,19 @@
+package demo
+
+import "github.com/weft-mesh/weft/demo/coolapp"
+
+func init() {
+	register(&Demo{
+		Name:      "coolapp",
+		Namespace: "coolapp",
+		Files:     coolapp.Files,
+		Initial:   []string{"service-mesh-gw.yaml"},
+		Workloads: []Workload{
+			{Service: "catalog", Port: 8080, Labels: map[string]string{"app": "catalog", "version": "v1"}, App: "catalog"},
+			{Service: "catalog", Port: 8080, Labels: map[string]string{"app": "catalog", "version": "v2"}, App: "catalog"},
+			{Service: "partner", Port: 8080, Labels: map[string]string{"app": "partner", "version": "v1"}, App: "partner"},
+			{Service: "gateway", Port: 8080, Labels: map[string]string{"app": "gateway", "version": "v1"}, App: "gateway"},
+		},
+		Serve: coolapp.Serve,
+	})
+}

@@ -1,0 +1,189 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weft-mesh/weft/api/client"
+	"github.com/weft-mesh/weft/controlplane"
+	"github.com/weft-mesh/weft/demo"
+	"github.com/weft-mesh/weft/proxy"
+	"github.com/weft-mesh/weft/workload"
+	"github.com/weft-mesh/weft/xds/node"
+)
+
+type upFlags struct {
+	apiAddr, xdsAddr, gatewayAddr, adminAddr string
+	demo                                     string
+}
+
+func newUpCmd(g *globals) *cobra.Command {
+	f := &upFlags{}
+	cmd := &cobra.Command{
+		Use:   "up [--demo NAME]",
+		Short: "Run a local mesh: control plane, ingress gateway and (optionally) a demo",
+		Long: `Run a local mesh in the foreground: the control plane (state in --state-dir),
+the ingress gateway, and with --demo the demo's workloads, each a real process
+behind its own sidecar. Gateway server port 80 is served on --gateway-addr;
+another Gateway port N is served on the same host at N (N >= 1024) or N+8000.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runUp(cmd.Context(), g, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.apiAddr, "api-addr", "127.0.0.1:15080", "control plane HTTP API address")
+	fl.StringVar(&f.xdsAddr, "xds-addr", "127.0.0.1:15010", "control plane xDS (gRPC) address")
+	fl.StringVar(&f.gatewayAddr, "gateway-addr", "127.0.0.1:8080", "ingress gateway address for Gateway port 80")
+	fl.StringVar(&f.adminAddr, "gateway-admin-addr", "127.0.0.1:15000", "ingress gateway admin address")
+	fl.StringVar(&f.demo, "demo", "", "start a demo: "+strings.Join(demo.Names(), ", "))
+	return cmd
+}
+
+func runUp(ctx context.Context, g *globals, f *upFlags) error {
+	log := g.logger()
+	var d *demo.Demo
+	if f.demo != "" {
+		var err error
+		if d, err = demo.Lookup(f.demo); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// The control plane outlives ctx: workloads deregister through it
+	// while the mesh shuts down.
+	cpCtx, stopCP := context.WithCancel(context.Background())
+	defer stopCP()
+	cp, err := controlplane.Start(cpCtx, controlplane.Options{StateDir: g.stateDir, APIAddr: f.apiAddr, XDSAddr: f.xdsAddr, Log: log})
+	if err != nil {
+		return err
+	}
+	gwHost, _, err := net.SplitHostPort(f.gatewayAddr)
+	if err != nil {
+		return fmt.Errorf("--gateway-addr %q: %w", f.gatewayAddr, err)
+	}
+	gwMeta := &node.Meta{
+		Type: node.Router, IP: "127.0.0.1", Name: "istio-ingressgateway", Namespace: "istio-system",
+		WorkloadName: "istio-ingressgateway", Labels: map[string]string{"istio": "ingressgateway", "app": "istio-ingressgateway"},
+		Admin: f.adminAddr, GatewayPorts: map[uint32]string{80: f.gatewayAddr}, GatewayHost: gwHost,
+	}
+	// The gateway outlives ctx by its drain: it is stopped after the
+	// workloads, so requests in flight through it can finish.
+	gctx, stopGateway := context.WithCancel(context.Background())
+	defer stopGateway()
+	gw, err := proxy.Start(gctx, proxy.Options{Meta: gwMeta, XDSAddress: cp.XDSAddr(), Log: log.With("component", "gateway")})
+	if err != nil {
+		return fmt.Errorf("start ingress gateway: %w", err)
+	}
+	if err := client.WriteEndpoints(g.stateDir, client.Endpoints{API: cp.APIAddr(), XDS: cp.XDSAddr(), Gateway: f.gatewayAddr}); err != nil {
+		return err
+	}
+	defer os.Remove(filepath.Join(g.stateDir, "endpoints.json"))
+	fmt.Printf("weft is up: gateway http://%s  api http://%s  xds %s  state %s\n", f.gatewayAddr, cp.APIAddr(), cp.XDSAddr(), g.stateDir)
+
+	var wg sync.WaitGroup
+	if d != nil {
+		if err := startDemo(ctx, g, d, cp, &wg); err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
+		fmt.Printf("demo %s: try  curl http://%s/\n", d.Name, f.gatewayAddr)
+	}
+	<-ctx.Done()
+	fmt.Println("shutting down")
+	wg.Wait() // workloads deregister and stop
+	stopGateway()
+	gw.Wait()
+	stopCP()
+	<-cp.Done()
+	return nil
+}
+
+// startDemo applies the demo's initial YAML and starts each workload as a
+// `weft run` child process.
+func startDemo(ctx context.Context, g *globals, d *demo.Demo, cp *controlplane.ControlPlane, wg *sync.WaitGroup) error {
+	c := client.New("http://" + cp.APIAddr())
+	var sources []client.Source
+	for _, name := range d.Initial {
+		b, err := fs.ReadFile(d.Files, name)
+		if err != nil {
+			return err
+		}
+		sources = append(sources, client.Source{Name: name, Content: string(b)})
+	}
+	if _, err := c.Apply(ctx, sources, client.ApplyOptions{Namespace: d.Namespace}); err != nil {
+		return fmt.Errorf("demo %s: apply: %w", d.Name, err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	for _, w := range d.Workloads {
+		args := []string{"run", "--server", "http://" + cp.APIAddr(), "--xds", cp.XDSAddr(), "--log-level", g.logLevel,
+			"--service", w.Service, "--port", strconv.Itoa(int(w.Port)), "-n", d.Namespace,
+			"--labels", workload.FormatLabels(w.Labels), "--", self, "demo-app", d.Name, w.App}
+		cmd := exec.Command(self, args...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("demo %s: start %s: %w", d.Name, w.Service, err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			done := make(chan struct{})
+			go func() { cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-ctx.Done():
+				cmd.Process.Signal(syscall.SIGTERM)
+				select {
+				case <-done:
+				case <-time.After(15 * time.Second):
+					syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+					<-done
+				}
+			}
+		}()
+	}
+	return nil
+}
+
+func newControlPlaneCmd(g *globals) *cobra.Command {
+	var apiAddr, xdsAddr string
+	var reap time.Duration
+	cmd := &cobra.Command{
+		Use:   "controlplane",
+		Short: "Run the control plane alone (API and xDS), without a gateway",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cp, err := controlplane.Start(cmd.Context(), controlplane.Options{
+				StateDir: g.stateDir, APIAddr: apiAddr, XDSAddr: xdsAddr, Log: g.logger(), ReapAfter: reap,
+			})
+			if err != nil {
+				return err
+			}
+			if err := client.WriteEndpoints(g.stateDir, client.Endpoints{API: cp.APIAddr(), XDS: cp.XDSAddr()}); err != nil {
+				return err
+			}
+			<-cp.Done()
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&apiAddr, "api-addr", "127.0.0.1:15080", "HTTP API address")
+	cmd.Flags().StringVar(&xdsAddr, "xds-addr", "127.0.0.1:15010", "xDS (gRPC) address")
+	cmd.Flags().DurationVar(&reap, "reap-after", controlplane.DefaultReapAfter, "remove a registered workload whose sidecar has been disconnected this long")
+	return cmd
+}

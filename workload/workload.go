@@ -1,0 +1,303 @@
+// Package workload runs a process inside the mesh, as `weft run` does: it
+// starts the process's sidecar, registers the instance with the control
+// plane as a WorkloadEntry (creating the service's ServiceEntry if none
+// exists, as a Kubernetes Service would), and removes the registration when
+// the process exits.
+package workload
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/weft-mesh/weft/api/client"
+	"github.com/weft-mesh/weft/config"
+	"github.com/weft-mesh/weft/model"
+	"github.com/weft-mesh/weft/proxy"
+	"github.com/weft-mesh/weft/xds/node"
+)
+
+// Options describes one workload instance.
+type Options struct {
+	Service   string
+	Port      uint32 // service port callers use (http://SERVICE:PORT)
+	Namespace string
+	Labels    map[string]string
+	Instance  string // instance name; generated from service and version if empty
+	Command   []string
+	Env       []string // extra environment for the command
+
+	API *client.Client // control plane HTTP API
+	XDS string         // control plane xDS address
+	Log *slog.Logger
+}
+
+// Run starts the sidecar and the command and blocks until the command exits
+// or ctx is done (then the command gets SIGTERM). It returns the command's
+// exit error, if any.
+func Run(ctx context.Context, o Options) error {
+	if o.Service == "" || o.Port == 0 || len(o.Command) == 0 {
+		return errors.New("run: --service, --port and a command are required")
+	}
+	if o.Namespace == "" {
+		o.Namespace = config.DefaultNamespace
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	labels := map[string]string{"app": o.Service}
+	for k, v := range o.Labels {
+		labels[k] = v
+	}
+	labels[config.LabelService] = o.Service
+	workloadName := o.Service
+	if v := labels["version"]; v != "" {
+		workloadName += "-" + v
+	}
+	if o.Instance == "" {
+		o.Instance = workloadName + "-" + randomSuffix()
+	}
+	ports, err := freePorts(4)
+	if err != nil {
+		return err
+	}
+	meta := &node.Meta{
+		Type: node.Sidecar, IP: "127.0.0.1", Name: o.Instance, Namespace: o.Namespace,
+		WorkloadName: workloadName, Labels: labels, ServiceAccount: "default",
+		Inbound:  addr(ports[0]),
+		Outbound: addr(ports[1]),
+		App:      addr(ports[2]),
+		Admin:    addr(ports[3]),
+	}
+	log := o.Log.With("instance", o.Instance)
+
+	// The sidecar lives as long as this function, not as long as ctx: it
+	// must keep serving while the app drains.
+	pctx, stopProxy := context.WithCancel(context.Background())
+	defer stopProxy()
+	h, err := proxy.Start(pctx, proxy.Options{Meta: meta, XDSAddress: o.XDS, Log: log.With("component", "sidecar")})
+	if err != nil {
+		return fmt.Errorf("start sidecar: %w", err)
+	}
+
+	cmd := exec.Command(o.Command[0], o.Command[1:]...)
+	cmd.Stdout, cmd.Stderr, cmd.Stdin = os.Stdout, os.Stderr, os.Stdin
+	proxyURL := "http://" + meta.Outbound
+	cmd.Env = append(os.Environ(),
+		"PORT="+fmt.Sprint(ports[2]),
+		"HOSTNAME="+o.Instance,
+		"POD_NAME="+o.Instance,
+		"POD_NAMESPACE="+o.Namespace,
+		"VERSION="+labels["version"],
+		"HTTP_PROXY="+proxyURL, "http_proxy="+proxyURL,
+		"NO_PROXY=localhost,127.0.0.1,::1", "no_proxy=localhost,127.0.0.1,::1",
+	)
+	cmd.Env = append(cmd.Env, o.Env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", o.Command[0], err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	weKey := config.Key{Kind: config.KindWorkloadEntry, Namespace: o.Namespace, Name: o.Instance}
+	registered := false
+	deregister := func() {
+		if !registered {
+			return
+		}
+		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := o.API.Delete(dctx, string(weKey.Kind), weKey.Namespace, weKey.Name); err != nil {
+			log.Warn("deregister workload", "err", err)
+		}
+		registered = false
+	}
+	defer deregister()
+
+	// Register once both the sidecar has its config and the app listens,
+	// so no caller is routed to an instance that cannot answer.
+	ready := make(chan error, 1)
+	go func() {
+		select {
+		case <-h.Ready():
+		case <-pctx.Done():
+			ready <- pctx.Err()
+			return
+		}
+		ready <- waitListening(pctx, meta.App, exited)
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			return err
+		}
+	case err := <-exited:
+		return err
+	case <-ctx.Done():
+		return stopCommand(cmd, exited)
+	}
+	if err := register(ctx, o, meta, labels); err != nil {
+		stopCommand(cmd, exited)
+		return err
+	}
+	registered = true
+	log.Info("workload registered", "service", o.Service, "inbound", meta.Inbound, "app", meta.App, "outbound", meta.Outbound)
+
+	select {
+	case err := <-exited:
+		deregister()
+		return err
+	case <-ctx.Done():
+		// Stop taking new traffic first, give the push a moment to reach
+		// callers, then stop the app; the sidecar drains last.
+		deregister()
+		time.Sleep(time.Second)
+		return stopCommand(cmd, exited)
+	}
+}
+
+func stopCommand(cmd *exec.Cmd, exited <-chan error) error {
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		return err
+	case <-time.After(10 * time.Second):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		return <-exited
+	}
+}
+
+// register creates the ServiceEntry when the service is new, and the
+// instance's WorkloadEntry, in one apply.
+func register(ctx context.Context, o Options, meta *node.Meta, labels map[string]string) error {
+	var objs []*config.Object
+	host := o.Service + "." + o.Namespace + "." + model.DomainSuffix
+	if _, err := o.API.Get(ctx, string(config.KindServiceEntry), o.Namespace, o.Service, "json"); err != nil {
+		if !client.IsNotFound(err) {
+			return fmt.Errorf("look up service %s: %w", o.Service, err)
+		}
+		objs = append(objs, &config.Object{
+			Kind: config.KindServiceEntry, Meta: config.Meta{Name: o.Service, Namespace: o.Namespace},
+			Spec: &networking.ServiceEntry{
+				Hosts:            []string{host},
+				Ports:            []*networking.ServicePort{{Number: o.Port, Name: "http", Protocol: "HTTP"}},
+				Location:         networking.ServiceEntry_MESH_INTERNAL,
+				Resolution:       networking.ServiceEntry_STATIC,
+				WorkloadSelector: &networking.WorkloadSelector{Labels: map[string]string{config.LabelService: o.Service}},
+			},
+		})
+	}
+	_, inPort, _ := net.SplitHostPort(meta.Inbound)
+	var p uint32
+	fmt.Sscan(inPort, &p)
+	objs = append(objs, &config.Object{
+		Kind: config.KindWorkloadEntry,
+		Meta: config.Meta{Name: o.Instance, Namespace: o.Namespace, Labels: labels,
+			Annotations: map[string]string{config.AnnotationProxy: meta.ID()}},
+		Spec: &networking.WorkloadEntry{Address: meta.IP, Ports: map[string]uint32{"http": p}, Labels: labels, ServiceAccount: meta.ServiceAccount},
+	})
+	var docs []string
+	for _, obj := range objs {
+		info, _ := config.LookupKind(string(obj.Kind))
+		obj.APIVersion = info.PreferredAPIVersion()
+		b, err := config.Marshal(obj, "yaml")
+		if err != nil {
+			return err
+		}
+		docs = append(docs, string(b))
+	}
+	_, err := o.API.Apply(ctx, []client.Source{{Name: "weft run " + o.Instance, Content: strings.Join(docs, "\n---\n")}},
+		client.ApplyOptions{Namespace: o.Namespace})
+	if err != nil {
+		return fmt.Errorf("register %s: %w", o.Instance, err)
+	}
+	return nil
+}
+
+// waitListening waits until something accepts connections at address.
+func waitListening(ctx context.Context, address string, exited <-chan error) error {
+	for delay := 10 * time.Millisecond; ; delay = min(delay*2, 200*time.Millisecond) {
+		c, err := net.DialTimeout("tcp", address, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+	}
+}
+
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("pick a free port: %w", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+func addr(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
+
+// randomSuffix imitates a Kubernetes pod name suffix: "6d6b478456-9vsm2".
+func randomSuffix() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	const alnum = "bcdfghjklmnpqrstvwxz2456789"
+	tail := make([]byte, 5)
+	for i := range tail {
+		tail[i] = alnum[int(b[3+i%5])%len(alnum)]
+	}
+	return hex.EncodeToString(b[:5])[:10] + "-" + string(tail)
+}
+
+// ParseLabels parses "k=v,k2=v2".
+func ParseLabels(s string) (map[string]string, error) {
+	m := map[string]string{}
+	if s == "" {
+		return m, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("label %q: want key=value", kv)
+		}
+		m[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return m, nil
+}
+
+// FormatLabels renders labels sorted, "k=v,k2=v2".
+func FormatLabels(m map[string]string) string {
+	var parts []string
+	for k, v := range m {
+		parts = append(parts, k+"="+v)
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
