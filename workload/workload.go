@@ -120,7 +120,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := o.API.Delete(dctx, string(weKey.Kind), weKey.Namespace, weKey.Name); err != nil {
+		if _, err := o.API.Delete(dctx, string(weKey.Kind), weKey.Namespace, weKey.Name); err != nil {
 			log.Warn("deregister workload", "err", err)
 		}
 		registered = false
@@ -185,7 +185,7 @@ func stopCommand(cmd *exec.Cmd, exited <-chan error) error {
 func register(ctx context.Context, o Options, meta *node.Meta, labels map[string]string) error {
 	var objs []*config.Object
 	host := o.Service + "." + o.Namespace + "." + model.DomainSuffix
-	if _, err := o.API.Get(ctx, string(config.KindServiceEntry), o.Namespace, o.Service, "json"); err != nil {
+	if _, _, err := o.API.Get(ctx, string(config.KindServiceEntry), o.Namespace, o.Service, ""); err != nil {
 		if !client.IsNotFound(err) {
 			return fmt.Errorf("look up service %s: %w", o.Service, err)
 		}
@@ -266,14 +266,14 @@ func addr(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
 
 // randomSuffix imitates a Kubernetes pod name suffix: "6d6b478456-9vsm2".
 func randomSuffix() string {
-	b := make([]byte, 8)
+	b := make([]byte, 10)
 	rand.Read(b)
 	const alnum = "bcdfghjklmnpqrstvwxz2456789"
 	tail := make([]byte, 5)
 	for i := range tail {
-		tail[i] = alnum[int(b[3+i%5])%len(alnum)]
+		tail[i] = alnum[int(b[5+i])%len(alnum)]
 	}
-	return hex.EncodeToString(b[:5])[:10] + "-" + string(tail)
+	return hex.EncodeToString(b[:5]) + "-" + string(tail)
 }
 
 // ParseLabels parses "k=v,k2=v2".

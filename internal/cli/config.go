@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -20,60 +19,12 @@ import (
 )
 
 // readSources reads every -f argument: a file, a directory (its .yaml,
-// .yml and .json files; with recursive, its subdirectories too) or "-".
-func readSources(files []string, recursive bool) ([]client.Source, error) {
+// .yml and .json files) or "-" for stdin.
+func readSources(files []string) ([]client.Source, error) {
 	if len(files) == 0 {
 		return nil, fmt.Errorf("no input: give -f FILE, -f DIR or -f -")
 	}
-	var out []client.Source
-	for _, f := range files {
-		if f == "-" {
-			b, err := io.ReadAll(os.Stdin)
-			if err != nil {
-				return nil, fmt.Errorf("read stdin: %w", err)
-			}
-			out = append(out, client.Source{Name: "-", Content: string(b)})
-			continue
-		}
-		st, err := os.Stat(f)
-		if err != nil {
-			return nil, err
-		}
-		if !st.IsDir() {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, client.Source{Name: f, Content: string(b)})
-			continue
-		}
-		err = filepath.WalkDir(f, func(p string, d os.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() {
-				if p != f && !recursive {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			switch strings.ToLower(filepath.Ext(p)) {
-			case ".yaml", ".yml", ".json":
-			default:
-				return nil
-			}
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			out = append(out, client.Source{Name: p, Content: string(b)})
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return client.LoadSources(os.Stdin, files...)
 }
 
 // resourceName is how kubectl names an object in its output:
@@ -94,13 +45,13 @@ func printMessages(w io.Writer, msgs []analyze.Message) {
 
 func newApplyCmd(g *globals) *cobra.Command {
 	var files []string
-	var strict, dryRun, recursive bool
+	var strict, dryRun bool
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE|DIR|- [-f ...]",
 		Short: "Create or replace configuration; one apply is one transaction",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			sources, err := readSources(files, recursive)
+			sources, err := readSources(files)
 			if err != nil {
 				return err
 			}
@@ -123,7 +74,6 @@ func newApplyCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "file, directory or - (repeatable)")
 	cmd.Flags().BoolVar(&strict, "strict", false, "refuse the whole apply if analysis finds any warning")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "validate and analyze only; change nothing")
-	cmd.Flags().BoolVarP(&recursive, "recursive", "R", false, "read directories recursively")
 	return cmd
 }
 
@@ -148,15 +98,15 @@ func newDeleteCmd(g *globals) *cobra.Command {
 			ns, explicit := g.ns()
 			c := g.client()
 			if len(files) > 0 {
-				sources, err := readSources(files, false)
+				sources, err := readSources(files)
 				if err != nil {
 					return err
 				}
-				resp, err := c.DeleteSources(cmd.Context(), sources, client.ApplyOptions{Namespace: ns, NamespaceExplicit: explicit})
+				results, err := c.DeleteSources(cmd.Context(), sources, client.DeleteOptions{Namespace: ns, NamespaceExplicit: explicit})
 				if err != nil {
 					return explainAPIError(err)
 				}
-				for _, r := range resp.Results {
+				for _, r := range results {
 					fmt.Printf("%s deleted\n", resourceName(r.Kind, r.Name))
 				}
 				return nil
@@ -169,7 +119,7 @@ func newDeleteCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("unknown kind %q", args[0])
 			}
 			for _, name := range args[1:] {
-				if err := c.Delete(cmd.Context(), string(info.Kind), ns, name); err != nil {
+				if _, err := c.Delete(cmd.Context(), string(info.Kind), ns, name); err != nil {
 					return explainAPIError(err)
 				}
 				fmt.Printf("%s deleted\n", resourceName(string(info.Kind), name))
@@ -201,31 +151,32 @@ func newGetCmd(g *globals) *cobra.Command {
 				}
 				kind = string(info.Kind)
 			}
-			c := g.client()
-			var body []byte
-			var err error
-			format := output
-			if format != "json" {
-				format = "yaml"
-			}
-			if len(args) == 2 {
-				body, err = c.Get(cmd.Context(), kind, ns, args[1], format)
-			} else {
-				body, err = c.List(cmd.Context(), kind, ns, format)
-			}
-			if err != nil {
-				return explainAPIError(err)
-			}
-			if output == "yaml" || output == "json" {
-				os.Stdout.Write(body)
-				return nil
-			}
-			if output != "" && output != "wide" {
+			if output != "" && output != "wide" && output != "yaml" && output != "json" {
 				return fmt.Errorf("-o %q: want yaml, json or wide", output)
 			}
-			objs, err := config.Decode("server", bytes.NewReader(body))
-			if err != nil {
-				return fmt.Errorf("decode server answer: %w", err)
+			format := ""
+			if output == "yaml" || output == "json" {
+				format = output
+			}
+			c := g.client()
+			var objs []*config.Object
+			var raw []byte
+			if len(args) == 2 {
+				o, b, err := c.Get(cmd.Context(), kind, ns, args[1], format)
+				if err != nil {
+					return explainAPIError(err)
+				}
+				objs, raw = []*config.Object{o}, b
+			} else {
+				list, err := c.List(cmd.Context(), kind, ns, format)
+				if err != nil {
+					return explainAPIError(err)
+				}
+				objs, raw = list.Items, list.Raw
+			}
+			if format != "" {
+				os.Stdout.Write(raw)
+				return nil
 			}
 			if len(objs) == 0 {
 				if ns == "" {
@@ -356,15 +307,10 @@ func newDescribeCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("unknown kind %q", args[0])
 			}
 			c := g.client()
-			body, err := c.Get(cmd.Context(), string(info.Kind), ns, args[1], "yaml")
+			o, _, err := c.Get(cmd.Context(), string(info.Kind), ns, args[1], "")
 			if err != nil {
 				return explainAPIError(err)
 			}
-			objs, err := config.Decode("server", bytes.NewReader(body))
-			if err != nil || len(objs) != 1 {
-				return fmt.Errorf("decode server answer: %v", err)
-			}
-			o := objs[0]
 			msgs, err := c.Analyze(cmd.Context(), ns, nil)
 			if err != nil {
 				return explainAPIError(err)
@@ -425,7 +371,7 @@ func newAnalyzeCmd(g *globals) *cobra.Command {
 			var sources []client.Source
 			if len(files) > 0 {
 				var err error
-				if sources, err = readSources(files, false); err != nil {
+				if sources, err = readSources(files); err != nil {
 					return err
 				}
 			}

@@ -1,0 +1,292 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/weft-mesh/weft/analyze"
+	"github.com/weft-mesh/weft/config"
+	"github.com/weft-mesh/weft/store"
+)
+
+// apply handles POST /api/v1/apply?namespace=NS&namespaceExplicit=&strict=&dryRun=.
+func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
+	ns, err := readNSOptions(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	strict, err := boolParam(r, "strict")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	dryRun, err := boolParam(r, "dryRun")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	sources, err := readSources(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	objs, errs := decodeSources(sources, ns)
+	if len(errs) > 0 {
+		writeDecodeErrors(w, errs)
+		return
+	}
+	if len(objs) == 0 {
+		writeError(w, http.StatusBadRequest, "no objects passed to apply")
+		return
+	}
+
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	current, rev, err := s.st.List(r.Context(), "", "")
+	if err != nil {
+		s.storeError(w, r, "list", err)
+		return
+	}
+	before := analyze.Analyze(s.snapshot(current, rev))
+	after := analyze.Analyze(s.snapshot(merge(current, objs), rev+1))
+	msgs := relevantMessages(before, after, objs)
+
+	if strict {
+		var blocking []string
+		for _, m := range msgs {
+			if m.Level == analyze.Error || m.Level == analyze.Warning {
+				blocking = append(blocking, m.String())
+			}
+		}
+		if len(blocking) > 0 {
+			writeJSON(w, http.StatusUnprocessableEntity, ErrorResponse{
+				Error:    "strict mode: nothing applied because of " + plural(len(blocking), "finding") + ":\n" + strings.Join(blocking, "\n"),
+				Messages: msgs,
+			})
+			return
+		}
+	}
+
+	resp := ApplyResponse{Messages: msgs, DryRun: dryRun, Revision: rev}
+	if dryRun {
+		resp.Results = dryRunResults(current, objs)
+		writeJSON(w, http.StatusOK, resp)
+		return
+	}
+	res, err := s.st.Apply(r.Context(), objs)
+	if err != nil {
+		s.storeError(w, r, "apply", err)
+		return
+	}
+	resp.Results = results(res)
+	for _, x := range res {
+		if x.Action != store.Unchanged {
+			resp.Revision = rev + 1
+			s.log.Info("applied", "object", x.Key.String(), "action", x.Action)
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// merge returns current with objs replacing or adding to it.
+func merge(current, objs []*config.Object) []*config.Object {
+	replaced := make(map[config.Key]bool, len(objs))
+	for _, o := range objs {
+		replaced[o.Key()] = true
+	}
+	out := make([]*config.Object, 0, len(current)+len(objs))
+	for _, o := range current {
+		if !replaced[o.Key()] {
+			out = append(out, o)
+		}
+	}
+	return append(out, objs...)
+}
+
+// relevantMessages keeps, from the analysis after a write, the messages
+// about the written objects and those the write introduced elsewhere (say,
+// a VirtualService that now points at a subset a new rule lacks); older
+// complaints about untouched objects are not this apply's business.
+func relevantMessages(before, after []analyze.Message, objs []*config.Object) []analyze.Message {
+	written := make(map[config.Key]bool, len(objs))
+	for _, o := range objs {
+		written[o.Key()] = true
+	}
+	old := make(map[string]bool, len(before))
+	for _, m := range before {
+		old[messageID(m)] = true
+	}
+	out := []analyze.Message{}
+	for _, m := range after {
+		if written[m.Object] || !old[messageID(m)] {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func messageID(m analyze.Message) string {
+	return fmt.Sprintf("%s\x00%s\x00%s\x00%s\x00%s", m.Code, m.Level, m.Object, m.Field, m.Text)
+}
+
+func dryRunResults(current, objs []*config.Object) []ObjectResult {
+	byKey := make(map[config.Key]*config.Object, len(current))
+	for _, o := range current {
+		byKey[o.Key()] = o
+	}
+	out := make([]ObjectResult, 0, len(objs))
+	for _, o := range objs {
+		action := store.Created
+		if old := byKey[o.Key()]; old != nil {
+			action = store.Updated
+			if config.Equal(old, o) {
+				action = store.Unchanged
+			}
+		}
+		k := o.Key()
+		out = append(out, ObjectResult{Kind: string(k.Kind), Namespace: k.Namespace, Name: k.Name, Action: string(action)})
+	}
+	return out
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// deleteObject handles DELETE /api/v1/objects/{kind}/{namespace}/{name}.
+func (s *Server) deleteObject(w http.ResponseWriter, r *http.Request) {
+	key, ok := pathKey(w, r)
+	if !ok {
+		return
+	}
+	s.deleteKeys(w, r, []config.Key{key}, false)
+}
+
+// deleteSources handles POST /api/v1/delete: delete what files name, like
+// `kubectl delete -f`. With ignoreNotFound=true, objects already gone are
+// skipped instead of failing the request.
+func (s *Server) deleteSources(w http.ResponseWriter, r *http.Request) {
+	ns, err := readNSOptions(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ignore, err := boolParam(r, "ignoreNotFound")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	sources, err := readSources(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	objs, errs := decodeSources(sources, ns)
+	if len(errs) > 0 {
+		writeDecodeErrors(w, errs)
+		return
+	}
+	keys := make([]config.Key, len(objs))
+	for i, o := range objs {
+		keys[i] = o.Key()
+	}
+	s.deleteKeys(w, r, keys, ignore)
+}
+
+// deleteKeys deletes all of keys or none. Missing keys are looked up first
+// so the 404 names every one of them in kubectl's words.
+func (s *Server) deleteKeys(w http.ResponseWriter, r *http.Request, keys []config.Key, ignoreNotFound bool) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	var present []config.Key
+	var missing []string
+	for _, k := range keys {
+		switch _, err := s.st.Get(r.Context(), k); {
+		case err == nil:
+			present = append(present, k)
+		case errors.Is(err, store.ErrNotFound):
+			missing = append(missing, notFound(k))
+		default:
+			s.storeError(w, r, "get", err)
+			return
+		}
+	}
+	if len(missing) > 0 && !ignoreNotFound {
+		writeError(w, http.StatusNotFound, strings.Join(missing, "\n"))
+		return
+	}
+	resp := DeleteResponse{Results: []ObjectResult{}}
+	if len(present) == 0 {
+		writeJSON(w, http.StatusOK, resp)
+		return
+	}
+	res, err := s.st.Delete(r.Context(), present)
+	if err != nil {
+		s.storeError(w, r, "delete", err)
+		return
+	}
+	for _, x := range res {
+		s.log.Info("deleted", "object", x.Key.String())
+	}
+	_, resp.Revision, _ = s.st.List(r.Context(), config.KindGateway, "")
+	resp.Results = results(res)
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// analyzeStore handles GET /api/v1/analyze?namespace=NS.
+func (s *Server) analyzeStore(w http.ResponseWriter, r *http.Request) {
+	objs, rev, err := s.st.List(r.Context(), "", "")
+	if err != nil {
+		s.storeError(w, r, "list", err)
+		return
+	}
+	msgs := analyze.Analyze(s.snapshot(objs, rev))
+	writeJSON(w, http.StatusOK, AnalyzeResponse{Messages: inNamespace(msgs, r.URL.Query().Get("namespace")), Revision: rev})
+}
+
+// analyzeSources handles POST /api/v1/analyze: the store as it would be
+// with the given objects applied, without storing them.
+func (s *Server) analyzeSources(w http.ResponseWriter, r *http.Request) {
+	ns, err := readNSOptions(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	sources, err := readSources(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	objs, errs := decodeSources(sources, ns)
+	if len(errs) > 0 {
+		writeDecodeErrors(w, errs)
+		return
+	}
+	current, rev, err := s.st.List(r.Context(), "", "")
+	if err != nil {
+		s.storeError(w, r, "list", err)
+		return
+	}
+	msgs := analyze.Analyze(s.snapshot(merge(current, objs), rev))
+	if msgs == nil {
+		msgs = []analyze.Message{}
+	}
+	writeJSON(w, http.StatusOK, AnalyzeResponse{Messages: msgs, Revision: rev})
+}
+
+// inNamespace keeps the messages about objects in ns (all if ns is "").
+func inNamespace(msgs []analyze.Message, ns string) []analyze.Message {
+	out := []analyze.Message{}
+	for _, m := range msgs {
+		if ns == "" || m.Object.Namespace == ns {
+			out = append(out, m)
+		}
+	}
+	return out
+}
