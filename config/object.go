@@ -120,3 +120,14 @@ func (o *Object) Key() Key { return Key{o.Kind, o.Meta.Namespace, o.Meta.Name} }
 
 // DefaultNamespace is used when neither the object nor the command names one.
 const DefaultNamespace = "default"
+
+// Labels and annotations weft itself sets on objects it creates.
+const (
+	// LabelService marks a WorkloadEntry registered by `weft run` with the
+	// service it serves; the ServiceEntry `weft run` creates selects on it.
+	LabelService = "weft.io/service"
+	// AnnotationProxy records the xDS node ID of the sidecar that registered
+	// a WorkloadEntry, so the control plane can remove it when that sidecar
+	// is gone.
+	AnnotationProxy = "weft.io/proxy"
+)

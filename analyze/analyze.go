@@ -1,0 +1,140 @@
+// Package analyze finds configuration that is valid object by object but
+// wrong as a whole: routes to subsets no DestinationRule defines, unknown
+// hosts and gateways, weights that do not add up, and the like. Each finding
+// has a stable code, documented in README.md, so users and scripts can look
+// it up and tell findings apart across releases.
+package analyze
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/weft-mesh/weft/config"
+	"github.com/weft-mesh/weft/model"
+)
+
+// Level is how serious a finding is.
+type Level string
+
+// Levels, from most to least serious.
+const (
+	Error   Level = "Error"   // traffic will not flow as written
+	Warning Level = "Warning" // likely a mistake; some requests may fail
+	Info    Level = "Info"    // worth knowing; may be intended
+)
+
+// Message codes. They never change meaning; retired codes are not reused.
+const (
+	CodeUndefinedSubset   = "WEFT0101"
+	CodeUnknownHost       = "WEFT0102"
+	CodeWeightSum         = "WEFT0103"
+	CodeConflictingRoutes = "WEFT0104"
+	CodeUnknownGateway    = "WEFT0105"
+	CodeEmptySubset       = "WEFT0106"
+	CodeUnknownPort       = "WEFT0107"
+	CodeDuplicateHost     = "WEFT0108"
+)
+
+// Message is one finding about one object.
+type Message struct {
+	Code   string
+	Level  Level
+	Object config.Key
+	Field  string // path in YAML spelling, e.g. spec.http[0].route[0].destination.subset; "" for the whole object
+	Text   string
+}
+
+// String renders the message as
+// "Warning [WEFT0101] VirtualService default/catalog spec.http[0]...: TEXT".
+func (m Message) String() string {
+	if m.Field == "" {
+		return fmt.Sprintf("%s [%s] %s: %s", m.Level, m.Code, m.Object, m.Text)
+	}
+	return fmt.Sprintf("%s [%s] %s %s: %s", m.Level, m.Code, m.Object, m.Field, m.Text)
+}
+
+// Analyze checks the snapshot as a whole and returns its findings, sorted
+// by object (kind, namespace, name), then field, then code.
+func Analyze(s *model.Snapshot) []Message {
+	a := &analyzer{s: s}
+	a.virtualServices()
+	a.destinationRules()
+	a.serviceEntries()
+	sortMessages(a.msgs)
+	return a.msgs
+}
+
+// analyzer collects findings for one snapshot.
+type analyzer struct {
+	s    *model.Snapshot
+	msgs []Message
+}
+
+func (a *analyzer) report(code string, level Level, o *config.Object, field, format string, args ...any) {
+	a.msgs = append(a.msgs, Message{Code: code, Level: level, Object: o.Key(), Field: field, Text: fmt.Sprintf(format, args...)})
+}
+
+// knownHost reports whether host (fully qualified) is a service in the
+// registry, directly or through a wildcard ServiceEntry host.
+func (a *analyzer) knownHost(host string) bool {
+	if a.s.Service(host) != nil {
+		return true
+	}
+	for _, svc := range a.s.Services() {
+		if strings.HasPrefix(svc.Hostname, "*") && model.HostMatches(svc.Hostname, host) {
+			return true
+		}
+	}
+	return false
+}
+
+func sortMessages(msgs []Message) {
+	sort.SliceStable(msgs, func(i, j int) bool {
+		a, b := msgs[i], msgs[j]
+		switch {
+		case a.Object.Kind != b.Object.Kind:
+			return a.Object.Kind < b.Object.Kind
+		case a.Object.Namespace != b.Object.Namespace:
+			return a.Object.Namespace < b.Object.Namespace
+		case a.Object.Name != b.Object.Name:
+			return a.Object.Name < b.Object.Name
+		case a.Field != b.Field:
+			return naturalLess(a.Field, b.Field)
+		case a.Code != b.Code:
+			return a.Code < b.Code
+		}
+		return a.Text < b.Text
+	})
+}
+
+// naturalLess orders field paths with their indexes compared as numbers,
+// so http[2] comes before http[10].
+func naturalLess(a, b string) bool {
+	for a != "" && b != "" {
+		da, db := digitPrefix(a), digitPrefix(b)
+		if da > 0 && db > 0 {
+			na, _ := strconv.Atoi(a[:da])
+			nb, _ := strconv.Atoi(b[:db])
+			if na != nb {
+				return na < nb
+			}
+			a, b = a[da:], b[db:]
+			continue
+		}
+		if a[0] != b[0] {
+			return a[0] < b[0]
+		}
+		a, b = a[1:], b[1:]
+	}
+	return len(a) < len(b)
+}
+
+func digitPrefix(s string) int {
+	n := 0
+	for n < len(s) && n < 9 && s[n] >= '0' && s[n] <= '9' {
+		n++
+	}
+	return n
+}
