@@ -7,7 +7,7 @@ import (
 	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
 	"github.com/weft-mesh/weft/api"
-	"github.com/weft-mesh/weft/xds/server"
+	"github.com/weft-mesh/weft/xds/translate"
 )
 
 // proxySource answers the API's questions about connected proxies from the
@@ -43,5 +43,5 @@ func (p proxySource) ProxyConfig(id, kind string) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("proxy %s has not ACKed any %s", id, kind)
 	}
-	return server.Dump(res)
+	return translate.Dump(res)
 }

@@ -1,0 +1,277 @@
+// Package cluster compiles Envoy v3 Cluster and ClusterLoadAssignment
+// resources into immutable upstream clusters: a set of healthy endpoints and
+// the load balancer chosen by the cluster's lb_policy.
+package cluster
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+
+	"github.com/weft-mesh/weft/proxy/lb"
+	"github.com/weft-mesh/weft/proxy/lb/leastrequest"
+	"github.com/weft-mesh/weft/proxy/lb/random"
+	"github.com/weft-mesh/weft/proxy/lb/roundrobin"
+)
+
+// DefaultConnectTimeout is used when a cluster has no connect_timeout.
+const DefaultConnectTimeout = 10 * time.Second
+
+// Cluster is a compiled, immutable upstream cluster.
+type Cluster struct {
+	// Name is the cluster's xDS name, e.g. "outbound|8080||catalog.default.svc.cluster.local".
+	Name string
+	// Type is "EDS" or "STATIC".
+	Type string
+	// Policy is the load-balancing policy.
+	Policy lb.Policy
+	// ConnectTimeout bounds dialing an endpoint.
+	ConnectTimeout time.Duration
+	// Endpoints are the healthy endpoints the balancer picks from.
+	Endpoints []*lb.Endpoint
+	// Balancer picks an endpoint per request.
+	Balancer lb.Balancer
+}
+
+// Pick returns the endpoint for r, or nil when the cluster has no healthy
+// endpoint.
+func (c *Cluster) Pick(r *http.Request) *lb.Endpoint { return c.Balancer.Pick(r) }
+
+// AssignmentName returns the name of the ClusterLoadAssignment an EDS cluster
+// reads its endpoints from: eds_cluster_config.service_name if set, else the
+// cluster's name.
+func AssignmentName(c *clusterv3.Cluster) string {
+	if n := c.GetEdsClusterConfig().GetServiceName(); n != "" {
+		return n
+	}
+	return c.GetName()
+}
+
+// Compile validates c and builds a Cluster. For EDS clusters cla holds the
+// endpoints (nil means none yet); for STATIC clusters cla is ignored and the
+// inline load_assignment is used.
+func Compile(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment) (*Cluster, error) {
+	out, err := compile(c, cla)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
+	}
+	return out, nil
+}
+
+func compile(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment) (*Cluster, error) {
+	if err := checkFields(c, "name", "type", "eds_cluster_config", "connect_timeout",
+		"lb_policy", "load_assignment", "metadata", "alt_stat_name"); err != nil {
+		return nil, err
+	}
+	if c.GetName() == "" {
+		return nil, fmt.Errorf("name: empty")
+	}
+	out := &Cluster{Name: c.GetName(), ConnectTimeout: DefaultConnectTimeout}
+	if d := c.GetConnectTimeout(); d != nil {
+		if err := d.CheckValid(); err != nil || d.AsDuration() <= 0 {
+			return nil, fmt.Errorf("connect_timeout: must be a positive duration")
+		}
+		out.ConnectTimeout = d.AsDuration()
+	}
+	var factory lb.Factory
+	switch c.GetLbPolicy() {
+	case clusterv3.Cluster_ROUND_ROBIN:
+		out.Policy, factory = lb.RoundRobin, roundrobin.New
+	case clusterv3.Cluster_RANDOM:
+		out.Policy, factory = lb.Random, random.New
+	case clusterv3.Cluster_LEAST_REQUEST:
+		out.Policy, factory = lb.LeastRequest, leastrequest.New
+	default:
+		return nil, fmt.Errorf("lb_policy: unsupported %s", c.GetLbPolicy())
+	}
+	switch c.GetType() {
+	case clusterv3.Cluster_EDS:
+		out.Type = "EDS"
+		if c.LoadAssignment != nil {
+			return nil, fmt.Errorf("load_assignment: not allowed for an EDS cluster")
+		}
+		if err := checkFields(c.GetEdsClusterConfig(), "eds_config", "service_name"); err != nil {
+			return nil, fmt.Errorf("eds_cluster_config.%w", err)
+		}
+	case clusterv3.Cluster_STATIC:
+		out.Type = "STATIC"
+		if c.LoadAssignment == nil {
+			return nil, fmt.Errorf("load_assignment: required for a STATIC cluster")
+		}
+		cla = c.LoadAssignment
+	default:
+		return nil, fmt.Errorf("type: unsupported %s", c.GetType())
+	}
+	eps, err := Endpoints(cla)
+	if err != nil {
+		if c.GetType() == clusterv3.Cluster_STATIC {
+			return nil, fmt.Errorf("load_assignment.%w", err)
+		}
+		return nil, fmt.Errorf("endpoints %q: %w", cla.GetClusterName(), err)
+	}
+	out.Endpoints = eps
+	out.Balancer = factory(eps)
+	return out, nil
+}
+
+// Endpoints validates a ClusterLoadAssignment and returns its healthy
+// endpoints at the best (lowest) priority that has any. A nil cla yields no
+// endpoints.
+//
+// Weights follow Envoy's locality-weighted semantics: when every locality has
+// a load_balancing_weight, an endpoint's share is its locality's share times
+// its share within the locality. When each locality's weight is the sum of its
+// endpoints' weights (as weft's control plane sends), that reduces to the plain
+// endpoint weight. Without locality weights, endpoint weights are used alone.
+func Endpoints(cla *endpointv3.ClusterLoadAssignment) ([]*lb.Endpoint, error) {
+	if cla == nil {
+		return nil, nil
+	}
+	if err := checkFields(cla, "cluster_name", "endpoints", "policy"); err != nil {
+		return nil, err
+	}
+	type group struct {
+		locW uint32
+		sumW uint64
+		eps  []*lb.Endpoint
+	}
+	byPrio := map[uint32][]*group{}
+	best := ^uint32(0)
+	allLocW := true
+	for i, lle := range cla.GetEndpoints() {
+		if err := checkFields(lle, "locality", "lb_endpoints", "load_balancing_weight", "priority"); err != nil {
+			return nil, fmt.Errorf("endpoints[%d].%w", i, err)
+		}
+		g := &group{}
+		if w := lle.GetLoadBalancingWeight(); w != nil {
+			if w.GetValue() == 0 {
+				return nil, fmt.Errorf("endpoints[%d].load_balancing_weight: must be at least 1", i)
+			}
+			g.locW = w.GetValue()
+		} else {
+			allLocW = false
+		}
+		loc := locality(lle.GetLocality())
+		for j, lbe := range lle.GetLbEndpoints() {
+			ep, healthy, err := endpoint(lbe, loc)
+			if err != nil {
+				return nil, fmt.Errorf("endpoints[%d].lb_endpoints[%d].%w", i, j, err)
+			}
+			if healthy {
+				g.eps = append(g.eps, ep)
+				g.sumW += uint64(ep.Weight)
+			}
+		}
+		if len(g.eps) > 0 {
+			byPrio[lle.GetPriority()] = append(byPrio[lle.GetPriority()], g)
+			best = min(best, lle.GetPriority())
+		}
+	}
+	groups := byPrio[best]
+	if len(groups) == 0 {
+		return nil, nil
+	}
+	exact := true // every locality weight equals its endpoints' sum
+	for _, g := range groups {
+		if uint64(g.locW) != g.sumW {
+			exact = false
+		}
+	}
+	var out []*lb.Endpoint
+	if !allLocW || exact {
+		for _, g := range groups {
+			out = append(out, g.eps...)
+		}
+		return out, nil
+	}
+	// Locality-weighted: effective share = locW/sumLocW * w/sumW(locality),
+	// scaled to integers (max 10000) for the balancers.
+	var maxEff float64
+	effs := map[*lb.Endpoint]float64{}
+	for _, g := range groups {
+		for _, e := range g.eps {
+			f := float64(g.locW) * float64(e.Weight) / float64(g.sumW)
+			effs[e] = f
+			maxEff = max(maxEff, f)
+		}
+	}
+	for _, g := range groups {
+		for _, e := range g.eps {
+			e.Weight = uint32(max(1, effs[e]/maxEff*10000+0.5))
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func endpoint(lbe *endpointv3.LbEndpoint, loc string) (*lb.Endpoint, bool, error) {
+	if err := checkFields(lbe, "endpoint", "health_status", "load_balancing_weight", "metadata"); err != nil {
+		return nil, false, err
+	}
+	ep := lbe.GetEndpoint()
+	if ep == nil {
+		return nil, false, fmt.Errorf("endpoint: required")
+	}
+	if err := checkFields(ep, "address", "hostname", "health_check_config"); err != nil {
+		return nil, false, fmt.Errorf("endpoint.%w", err)
+	}
+	addr, err := SocketAddress(ep.GetAddress())
+	if err != nil {
+		return nil, false, fmt.Errorf("endpoint.address.%w", err)
+	}
+	w := uint32(1)
+	if lw := lbe.GetLoadBalancingWeight(); lw != nil {
+		if lw.GetValue() == 0 {
+			return nil, false, fmt.Errorf("load_balancing_weight: must be at least 1")
+		}
+		w = lw.GetValue()
+	}
+	healthy := false
+	switch lbe.GetHealthStatus() {
+	case corev3.HealthStatus_UNKNOWN, corev3.HealthStatus_HEALTHY:
+		healthy = true
+	}
+	return &lb.Endpoint{Address: addr, Locality: loc, Weight: w}, healthy, nil
+}
+
+// SocketAddress validates a core Address holding a TCP socket_address with a
+// port_value and returns it as "host:port". Error messages name the field
+// relative to the Address.
+func SocketAddress(a *corev3.Address) (string, error) {
+	if a == nil {
+		return "", fmt.Errorf("socket_address: required")
+	}
+	if err := checkFields(a, "socket_address"); err != nil {
+		return "", err
+	}
+	sa := a.GetSocketAddress()
+	if sa == nil {
+		return "", fmt.Errorf("socket_address: required")
+	}
+	if err := checkFields(sa, "address", "port_value", "protocol", "ipv4_compat"); err != nil {
+		return "", fmt.Errorf("socket_address.%w", err)
+	}
+	if sa.GetProtocol() != corev3.SocketAddress_TCP {
+		return "", fmt.Errorf("socket_address.protocol: unsupported %s", sa.GetProtocol())
+	}
+	if sa.GetAddress() == "" {
+		return "", fmt.Errorf("socket_address.address: empty")
+	}
+	if sa.GetPortValue() > 65535 {
+		return "", fmt.Errorf("socket_address.port_value: %d out of range", sa.GetPortValue())
+	}
+	return net.JoinHostPort(sa.GetAddress(), strconv.Itoa(int(sa.GetPortValue()))), nil
+}
+
+func locality(l *corev3.Locality) string {
+	if l == nil {
+		return ""
+	}
+	return l.GetRegion() + "/" + l.GetZone() + "/" + l.GetSubZone()
+}

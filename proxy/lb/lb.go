@@ -1,0 +1,72 @@
+// Package lb defines the load-balancer contract of the weft proxy: an
+// Endpoint, the Balancer that picks one per request, and the policy names a
+// cluster's lb_policy maps to. Implementations live in sub-packages, one per
+// policy (roundrobin, random, leastrequest); all are lock-free on the hot path
+// and immutable once built, except for atomic counters.
+package lb
+
+import (
+	"net/http"
+	"sync/atomic"
+)
+
+// Endpoint is one upstream host of a cluster. It is shared by the balancer and
+// the forwarder for the lifetime of one compiled configuration.
+type Endpoint struct {
+	// Address is the dialable "host:port".
+	Address string
+	// Locality is "region/zone/subzone" as sent in the ClusterLoadAssignment;
+	// informational.
+	Locality string
+	// Weight is the effective load-balancing weight (at least 1), already
+	// combining the endpoint's and its locality's weights.
+	Weight uint32
+
+	active atomic.Int64
+}
+
+// Active returns the number of requests currently in flight to e.
+func (e *Endpoint) Active() int64 { return e.active.Load() }
+
+// Begin marks the start of a request to e. Every Begin must be paired with End.
+func (e *Endpoint) Begin() { e.active.Add(1) }
+
+// End marks the end of a request to e.
+func (e *Endpoint) End() { e.active.Add(-1) }
+
+// Balancer picks the endpoint for one request. Pick returns nil when there is
+// no healthy endpoint. Implementations must be safe for concurrent use and
+// must not block.
+type Balancer interface {
+	Pick(r *http.Request) *Endpoint
+}
+
+// Factory builds a Balancer over a fixed set of healthy endpoints.
+type Factory func(eps []*Endpoint) Balancer
+
+// Policy names a load-balancing policy, spelled as in Envoy's Cluster.LbPolicy.
+type Policy string
+
+// Supported policies.
+const (
+	RoundRobin   Policy = "ROUND_ROBIN"
+	Random       Policy = "RANDOM"
+	LeastRequest Policy = "LEAST_REQUEST"
+)
+
+// Empty is a Balancer with no endpoints: it always picks nil.
+type Empty struct{}
+
+// Pick implements Balancer.
+func (Empty) Pick(*http.Request) *Endpoint { return nil }
+
+// Uniform reports whether all endpoints have the same weight, in which case
+// balancers can skip weight arithmetic.
+func Uniform(eps []*Endpoint) bool {
+	for _, e := range eps[1:] {
+		if e.Weight != eps[0].Weight {
+			return false
+		}
+	}
+	return true
+}

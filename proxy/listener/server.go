@@ -1,0 +1,118 @@
+package listener
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// ServerOptions tunes a Server. Zero values pick the defaults noted.
+type ServerOptions struct {
+	// ReadHeaderTimeout bounds reading request headers (default 30s).
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes idle keep-alive connections (default 5m).
+	IdleTimeout time.Duration
+	// ErrorLog receives net/http's connection-level errors (default: discarded).
+	ErrorLog *log.Logger
+}
+
+// Server serves one listener's socket. HTTP/1.1 and h2c with prior knowledge
+// (what gRPC clients speak) share the port; an HTTP/1.1 "Upgrade: h2c" request
+// is answered over HTTP/1.1, which RFC 9113 permits (it deprecates that
+// upgrade).
+type Server struct {
+	name   string
+	ln     net.Listener
+	srv    *http.Server
+	active atomic.Int64
+	served chan struct{}
+}
+
+// Listen binds addr and starts serving h on it in the background.
+func Listen(name, addr string, h http.Handler, o ServerOptions) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listener %q: bind %s: %w", name, addr, err)
+	}
+	if o.ReadHeaderTimeout == 0 {
+		o.ReadHeaderTimeout = 30 * time.Second
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = 5 * time.Minute
+	}
+	if o.ErrorLog == nil {
+		o.ErrorLog = log.New(io.Discard, "", 0)
+	}
+	s := &Server{name: name, ln: ln, served: make(chan struct{})}
+	protos := new(http.Protocols)
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
+	s.srv = &http.Server{
+		Handler:           counting{s: s, h: h},
+		Protocols:         protos,
+		ReadHeaderTimeout: o.ReadHeaderTimeout,
+		IdleTimeout:       o.IdleTimeout,
+		ErrorLog:          o.ErrorLog,
+	}
+	go func() {
+		defer close(s.served)
+		_ = s.srv.Serve(ln) // returns when the listener is closed
+	}()
+	return s, nil
+}
+
+// Name returns the listener's name.
+func (s *Server) Name() string { return s.name }
+
+// Addr returns the bound address (useful when binding port 0).
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Active returns the number of requests being served.
+func (s *Server) Active() int64 { return s.active.Load() }
+
+// Shutdown stops accepting at once, asks HTTP/2 clients to go away, closes
+// idle connections and waits for in-flight requests to finish or ctx to end,
+// in which case the remaining connections are closed forcibly.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.StopAccepting()
+	err := s.srv.Shutdown(ctx)
+	if errors.Is(err, net.ErrClosed) {
+		err = nil // StopAccepting closed it already
+	}
+	for err == nil && s.active.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		_ = s.srv.Close()
+		return fmt.Errorf("listener %q: drain: %w", s.name, err)
+	}
+	<-s.served
+	return nil
+}
+
+// StopAccepting closes the listening socket at once, freeing the port;
+// connections already accepted are served until Shutdown.
+func (s *Server) StopAccepting() { _ = s.ln.Close() }
+
+// counting tracks in-flight requests, including those on HTTP/2 connections
+// that http.Server.Shutdown does not wait for.
+type counting struct {
+	s *Server
+	h http.Handler
+}
+
+func (c counting) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.s.active.Add(1)
+	defer c.s.active.Add(-1)
+	c.h.ServeHTTP(w, r)
+}

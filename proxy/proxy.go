@@ -1,0 +1,206 @@
+// Package proxy wires the weft data plane together: the admin server, the
+// runtime that serves listeners, and the ADS client that feeds it. It is
+// what `weft proxy sidecar|gateway` and `weft run` start.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/weft-mesh/weft/proxy/admin"
+	"github.com/weft-mesh/weft/proxy/runtime"
+	"github.com/weft-mesh/weft/proxy/xdsclient"
+	"github.com/weft-mesh/weft/xds/node"
+)
+
+// Grace periods for shutdown.
+const (
+	// DrainGrace bounds how long in-flight requests may finish after the
+	// proxy is told to stop; the rest are closed.
+	DrainGrace = 5 * time.Second
+	// adminGrace bounds the admin server's shutdown; its requests are short.
+	adminGrace = time.Second
+	// defaultAdmin is used when the node has no ADMIN_ADDRESS.
+	defaultAdmin = "127.0.0.1:0"
+)
+
+// Options configures a proxy.
+type Options struct {
+	// Meta is the proxy's identity and addresses; its Admin address is
+	// where the admin server listens (127.0.0.1:0 when empty). Listener
+	// addresses come from the control plane's resources, which derive them
+	// from Meta.
+	Meta *node.Meta
+	// XDSAddress is the control plane's gRPC (ADS) address, host:port.
+	XDSAddress string
+	// Log receives the proxy's events; nil discards them.
+	Log *slog.Logger
+}
+
+// Handle is a started proxy.
+type Handle struct {
+	ready chan struct{}
+	done  chan struct{}
+	admin string
+	err   error // set before done is closed
+}
+
+// Ready is closed once the first complete config is applied and served.
+func (h *Handle) Ready() <-chan struct{} { return h.ready }
+
+// Wait blocks until the proxy has stopped and drained, and returns why it
+// stopped if that was not the context ending or /quitquitquit.
+func (h *Handle) Wait() error {
+	<-h.done
+	return h.err
+}
+
+// Admin returns the admin server's bound address, host:port.
+func (h *Handle) Admin() string { return h.admin }
+
+// Run starts the proxy and blocks until ctx is done or /quitquitquit is
+// called, then drains in-flight requests for up to DrainGrace and returns.
+func Run(ctx context.Context, o Options) error {
+	h, err := Start(ctx, o)
+	if err != nil {
+		return err
+	}
+	return h.Wait()
+}
+
+// Start starts the admin server, the runtime and the ADS client, and returns
+// at once; the proxy stops and drains when ctx is done or /quitquitquit is
+// called. Errors are returned only for what prevents starting at all.
+func Start(ctx context.Context, o Options) (*Handle, error) {
+	if o.Meta == nil {
+		return nil, errors.New("proxy: no node metadata")
+	}
+	if o.XDSAddress == "" {
+		return nil, errors.New("proxy: no xDS address")
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	meta := *o.Meta // the bound admin address may differ; do not write back
+	log = log.With("node", meta.ID())
+
+	ctx, stop := context.WithCancel(ctx)
+	h := &Handle{ready: make(chan struct{}), done: make(chan struct{})}
+	var readyOnce sync.Once
+	isReady := func() bool {
+		select {
+		case <-h.ready:
+			return true
+		default:
+			return false
+		}
+	}
+
+	rt := runtime.New(runtime.Options{Log: log.With("component", "runtime")})
+	apply := func(r *runtime.Resources) error {
+		cfg, err := runtime.Compile(r)
+		if err != nil {
+			return err // may wrap runtime.ErrIncomplete; the client decides
+		}
+		if err := rt.Update(cfg); err != nil {
+			return fmt.Errorf("serve config: %w", err)
+		}
+		readyOnce.Do(func() {
+			log.Info("proxy ready")
+			close(h.ready)
+		})
+		return nil
+	}
+
+	// The ADS client is created after the admin server is bound, so the Node
+	// advertises the real admin address even when the port was 0; until
+	// then src gives the admin server an empty dump.
+	src := new(lazySource)
+	adm := admin.New(admin.Options{
+		Address: adminAddress(meta.Admin),
+		Ready:   isReady,
+		Config:  src,
+		Quit: func() {
+			log.Info("quit requested through the admin server")
+			stop()
+		},
+		Log: log.With("component", "admin"),
+	})
+	if err := adm.Start(); err != nil {
+		stop()
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	meta.Admin = adm.Addr()
+	h.admin = meta.Admin
+
+	xc := xdsclient.New(xdsclient.Options{
+		Server: o.XDSAddress,
+		Node:   meta.Node(),
+		Apply:  apply,
+		Log:    log.With("component", "xds"),
+	})
+	src.Store(xc)
+	xdsDone := make(chan error, 1)
+	go func() { xdsDone <- xc.Run(ctx) }()
+	log.Info("proxy started", "admin", meta.Admin, "xds", o.XDSAddress)
+
+	go func() {
+		defer close(h.done)
+		// Waiting for the client first means no Apply can race the drain.
+		runErr := <-xdsDone // before ctx ends, only for unusable options
+		stop()
+		h.err = shutdown(log, adm, rt, runErr)
+	}()
+	return h, nil
+}
+
+// shutdown drains the proxy: readiness fails first so callers stop sending,
+// then the listeners drain, then the admin server stops.
+func shutdown(log *slog.Logger, adm *admin.Server, rt *runtime.Proxy, runErr error) error {
+	adm.SetDraining()
+	log.Info("proxy draining", "grace", DrainGrace)
+	dctx, cancel := context.WithTimeout(context.Background(), DrainGrace)
+	defer cancel()
+	if err := rt.Shutdown(dctx); err != nil {
+		// Requests still running after the grace are cut; that is the
+		// contract of the grace, not a failure of the proxy.
+		log.Warn("drain incomplete", "err", err)
+	}
+	actx, cancel2 := context.WithTimeout(context.Background(), adminGrace)
+	defer cancel2()
+	if err := adm.Shutdown(actx); err != nil {
+		log.Warn("admin shutdown", "err", err)
+	}
+	log.Info("proxy stopped")
+	if runErr != nil {
+		return fmt.Errorf("proxy: xds client: %w", runErr)
+	}
+	return nil
+}
+
+func adminAddress(a string) string {
+	if a == "" {
+		return defaultAdmin
+	}
+	return a
+}
+
+// lazySource defers to the ADS client, which exists only after the admin
+// server starts; until then the dump is empty.
+type lazySource struct {
+	atomic.Pointer[xdsclient.Client]
+}
+
+// Acked implements admin.Source.
+func (l *lazySource) Acked() map[string]xdsclient.AckedType {
+	if c := l.Load(); c != nil {
+		return c.Acked()
+	}
+	return nil
+}

@@ -1,0 +1,237 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/weft-mesh/weft/xds/node"
+)
+
+// scriptedADS answers every new subscription on a stream with a fixed set
+// of resources per type, and records the nodes it saw.
+type scriptedADS struct {
+	discovery.UnimplementedAggregatedDiscoveryServiceServer
+	res   map[string][]proto.Message
+	nodes chan *core.Node
+}
+
+func (s *scriptedADS) StreamAggregatedResources(st discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
+	sent := map[string]bool{}
+	for {
+		req, err := st.Recv()
+		if err != nil {
+			return nil
+		}
+		if req.GetNode() != nil {
+			s.nodes <- req.GetNode()
+		}
+		if sent[req.GetTypeUrl()] {
+			continue // an ACK
+		}
+		sent[req.GetTypeUrl()] = true
+		resp := &discovery.DiscoveryResponse{TypeUrl: req.GetTypeUrl(), VersionInfo: "1", Nonce: "n-" + req.GetTypeUrl()}
+		for _, m := range s.res[req.GetTypeUrl()] {
+			a, err := anypb.New(m)
+			if err != nil {
+				return err
+			}
+			resp.Resources = append(resp.Resources, a)
+		}
+		if err := st.Send(resp); err != nil {
+			return err
+		}
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func sockAddr(host string, port int) *core.Address {
+	return &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
+		Address: host, PortSpecifier: &core.SocketAddress_PortValue{PortValue: uint32(port)},
+	}}}
+}
+
+func resources(t *testing.T, listenPort int, backend string) map[string][]proto.Message {
+	t.Helper()
+	host, p, _ := net.SplitHostPort(backend)
+	port, _ := strconv.Atoi(p)
+	const cl = "outbound|80||backend.default.svc.cluster.local"
+	ads := &core.ConfigSource{ConfigSourceSpecifier: &core.ConfigSource_Ads{Ads: &core.AggregatedConfigSource{}}}
+	h, err := anypb.New(&hcm.HttpConnectionManager{
+		StatPrefix:     "outbound",
+		RouteSpecifier: &hcm.HttpConnectionManager_Rds{Rds: &hcm.Rds{RouteConfigName: "outbound", ConfigSource: ads}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string][]proto.Message{
+		resource.ClusterType: {&cluster.Cluster{
+			Name:                 cl,
+			ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_EDS},
+			ConnectTimeout:       durationpb.New(10 * time.Second),
+			EdsClusterConfig:     &cluster.Cluster_EdsClusterConfig{EdsConfig: ads},
+		}},
+		resource.EndpointType: {&endpoint.ClusterLoadAssignment{
+			ClusterName: cl,
+			Endpoints: []*endpoint.LocalityLbEndpoints{{LbEndpoints: []*endpoint.LbEndpoint{{
+				HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{Address: sockAddr(host, port)}},
+			}}}},
+		}},
+		resource.ListenerType: {&listener.Listener{
+			Name:    "virtualOutbound",
+			Address: sockAddr("127.0.0.1", listenPort),
+			FilterChains: []*listener.FilterChain{{Filters: []*listener.Filter{{
+				Name:       "envoy.filters.network.http_connection_manager",
+				ConfigType: &listener.Filter_TypedConfig{TypedConfig: h},
+			}}}},
+		}},
+		resource.RouteType: {&route.RouteConfiguration{
+			Name: "outbound",
+			VirtualHosts: []*route.VirtualHost{{
+				Name:    "backend",
+				Domains: []string{"*"},
+				Routes: []*route.Route{{
+					Match:  &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
+					Action: &route.Route_Route{Route: &route.RouteAction{ClusterSpecifier: &route.RouteAction_Cluster{Cluster: cl}}},
+				}},
+			}},
+		}},
+	}
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestStartServesAndQuits runs the whole data plane against a scripted
+// control plane: it becomes ready, forwards a request, advertises its bound
+// admin address in the Node, dumps its config, and drains on /quitquitquit.
+func TestStartServesAndQuits(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, "hello from backend")
+	}))
+	defer backend.Close()
+	listenPort := freePort(t)
+
+	ads := &scriptedADS{res: resources(t, listenPort, backend.Listener.Addr().String()), nodes: make(chan *core.Node, 8)}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	discovery.RegisterAggregatedDiscoveryServiceServer(gs, ads)
+	go gs.Serve(lis)
+	defer gs.Stop()
+
+	meta := &node.Meta{Type: node.Sidecar, IP: "127.0.0.1", Name: "client-1", Namespace: "default", WorkloadName: "client"}
+	h, err := Start(context.Background(), Options{Meta: meta, XDSAddress: lis.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-h.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("proxy not ready")
+	}
+
+	n := <-ads.nodes
+	got, err := node.Parse(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Admin != h.Admin() || strings.HasSuffix(h.Admin(), ":0") {
+		t.Errorf("node ADMIN_ADDRESS = %q, bound admin = %q", got.Admin, h.Admin())
+	}
+	if meta.Admin != "" {
+		t.Errorf("Start modified the caller's Meta: Admin = %q", meta.Admin)
+	}
+
+	if code, body := httpGet(t, "http://"+h.Admin()+"/ready"); code != 200 {
+		t.Fatalf("/ready = %d %q", code, body)
+	}
+	if code, body := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/anything", listenPort)); code != 200 || body != "hello from backend" {
+		t.Fatalf("through the proxy: %d %q", code, body)
+	}
+	if code, body := httpGet(t, "http://"+h.Admin()+"/config_dump?resource=listeners"); code != 200 || !strings.Contains(body, `"name": "virtualOutbound"`) {
+		t.Fatalf("/config_dump = %d %s", code, body)
+	}
+
+	resp, err := http.Post("http://"+h.Admin()+"/quitquitquit", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	done := make(chan error, 1)
+	go func() { done <- h.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Wait after quit: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("proxy did not stop after /quitquitquit")
+	}
+	if _, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", listenPort), time.Second); err == nil {
+		t.Error("listener still accepting after shutdown")
+	}
+}
+
+func TestStartRejectsMissingOptions(t *testing.T) {
+	if _, err := Start(context.Background(), Options{XDSAddress: "127.0.0.1:1"}); err == nil {
+		t.Error("Start without Meta: want error")
+	}
+	if _, err := Start(context.Background(), Options{Meta: &node.Meta{}}); err == nil {
+		t.Error("Start without XDSAddress: want error")
+	}
+}
+
+// TestRunStopsOnContext checks Run drains and returns when its context ends,
+// even with the control plane unreachable.
+func TestRunStopsOnContext(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	meta := &node.Meta{Type: node.Sidecar, IP: "127.0.0.1", Name: "x", Namespace: "default"}
+	start := time.Now()
+	if err := Run(ctx, Options{Meta: meta, XDSAddress: fmt.Sprintf("127.0.0.1:%d", freePort(t))}); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Run took %v to stop", d)
+	}
+}

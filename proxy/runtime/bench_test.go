@@ -1,0 +1,62 @@
+package runtime
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+// benchUpstream answers every request with a small body.
+func benchUpstream(b *testing.B) *httptest.Server {
+	body := []byte(`{"id":7,"name":"widget","price":12.5}`)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	}))
+	b.Cleanup(s.Close)
+	return s
+}
+
+func benchGet(b *testing.B, c *http.Client, url string) {
+	b.Helper()
+	buf := make([]byte, 512)
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := c.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if _, err := resp.Body.Read(buf); err == io.EOF {
+				break
+			} else if err != nil {
+				b.Fatal(err)
+			}
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+}
+
+func benchClient(b *testing.B) *http.Client {
+	c := &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}}
+	b.Cleanup(c.CloseIdleConnections)
+	return c
+}
+
+// BenchmarkDirect is the baseline: client -> upstream over loopback.
+func BenchmarkDirect(b *testing.B) {
+	up := benchUpstream(b)
+	benchGet(b, benchClient(b), up.URL+"/items/7?full=1")
+}
+
+// BenchmarkProxyHop is client -> weft listener -> upstream over loopback, the
+// same request as BenchmarkDirect; allocs/op include client and upstream.
+func BenchmarkProxyHop(b *testing.B) {
+	up := benchUpstream(b)
+	_, base := start(b, simple(b, "127.0.0.1:0", 0, hostOf(b, up.URL)), Options{})
+	benchGet(b, benchClient(b), base+"/items/7?full=1")
+}

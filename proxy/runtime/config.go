@@ -1,0 +1,165 @@
+// Package runtime is the data plane of the weft proxy: it compiles a complete
+// set of xDS resources into an immutable Config (listeners -> route tables ->
+// clusters -> load balancers -> endpoints), serves the listeners, and forwards
+// each request upstream on the Config current when the request started.
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"github.com/weft-mesh/weft/proxy/cluster"
+	"github.com/weft-mesh/weft/proxy/listener"
+	"github.com/weft-mesh/weft/proxy/route"
+)
+
+// Resources is a complete set of xDS resources as the xDS client holds them,
+// each map keyed by resource name.
+type Resources struct {
+	Listeners map[string]*listenerv3.Listener
+	Routes    map[string]*routev3.RouteConfiguration
+	Clusters  map[string]*clusterv3.Cluster
+	Endpoints map[string]*endpointv3.ClusterLoadAssignment
+}
+
+// ErrIncomplete is matched (errors.Is) by the error Compile returns when a
+// listener references a resource that has not arrived yet. The xDS client
+// should wait for more resources rather than NACK.
+var ErrIncomplete = errors.New("incomplete resources")
+
+// IncompleteError names the missing resource and who references it.
+type IncompleteError struct {
+	// Kind is the missing resource's type, e.g. "RouteConfiguration".
+	Kind string
+	// Name is the missing resource's name.
+	Name string
+	// Referrer describes the reference, e.g. `listener "virtualOutbound"`.
+	Referrer string
+}
+
+// Error implements error.
+func (e *IncompleteError) Error() string {
+	return fmt.Sprintf("%s: %s %q not received yet", e.Referrer, e.Kind, e.Name)
+}
+
+// Is makes errors.Is(err, ErrIncomplete) true.
+func (e *IncompleteError) Is(target error) bool { return target == ErrIncomplete }
+
+// Config is a compiled, immutable set of resources.
+type Config struct {
+	listeners map[string]*Listener
+	routes    map[string]*route.Table
+	clusters  map[string]*cluster.Cluster
+}
+
+// Listener is a compiled listener: its spec and the route table it serves.
+type Listener struct {
+	*listener.Spec
+	// Routes is the route table (from RDS or inline).
+	Routes *route.Table
+}
+
+// Compile validates and compiles r into a Config. Errors name the resource
+// and the field; a listener whose RDS route configuration is missing yields an
+// error matching ErrIncomplete. A route naming an unknown cluster is not an
+// error: such requests get 503 with response flag NC.
+func Compile(r *Resources) (*Config, error) {
+	c := &Config{
+		listeners: map[string]*Listener{},
+		routes:    map[string]*route.Table{},
+		clusters:  map[string]*cluster.Cluster{},
+	}
+	for _, name := range sortedKeys(r.Clusters) {
+		pc := r.Clusters[name]
+		if pc.GetName() != name {
+			return nil, fmt.Errorf("cluster %q: name: does not match resource name %q", pc.GetName(), name)
+		}
+		cl, err := cluster.Compile(pc, r.Endpoints[cluster.AssignmentName(pc)])
+		if err != nil {
+			return nil, err
+		}
+		c.clusters[name] = cl
+	}
+	for _, name := range sortedKeys(r.Routes) {
+		rc := r.Routes[name]
+		if rc.GetName() != name {
+			return nil, fmt.Errorf("route config %q: name: does not match resource name %q", rc.GetName(), name)
+		}
+		t, err := route.Compile(rc)
+		if err != nil {
+			return nil, err
+		}
+		c.routes[name] = t
+	}
+	bound := map[string]string{}
+	for _, name := range sortedKeys(r.Listeners) {
+		pl := r.Listeners[name]
+		if pl.GetName() != name {
+			return nil, fmt.Errorf("listener %q: name: does not match resource name %q", pl.GetName(), name)
+		}
+		spec, err := listener.Parse(pl)
+		if err != nil {
+			return nil, err
+		}
+		if other, ok := bound[spec.Address]; ok {
+			return nil, fmt.Errorf("listener %q: address: %s already used by listener %q", name, spec.Address, other)
+		}
+		bound[spec.Address] = name
+		l := &Listener{Spec: spec}
+		if spec.RouteConfig != nil {
+			if l.Routes, err = route.Compile(spec.RouteConfig); err != nil {
+				return nil, fmt.Errorf("listener %q: filter_chains[0].filters[0].typed_config.route_config: %w", name, err)
+			}
+		} else if l.Routes = c.routes[spec.RouteConfigName]; l.Routes == nil {
+			return nil, &IncompleteError{
+				Kind:     "RouteConfiguration",
+				Name:     spec.RouteConfigName,
+				Referrer: fmt.Sprintf("listener %q: filter_chains[0].filters[0].typed_config.rds.route_config_name", name),
+			}
+		}
+		c.listeners[name] = l
+	}
+	return c, nil
+}
+
+// Listener returns the named listener, or nil.
+func (c *Config) Listener(name string) *Listener { return c.listeners[name] }
+
+// Listeners returns all listeners sorted by name.
+func (c *Config) Listeners() []*Listener {
+	out := make([]*Listener, 0, len(c.listeners))
+	for _, n := range sortedKeys(c.listeners) {
+		out = append(out, c.listeners[n])
+	}
+	return out
+}
+
+// Cluster returns the named cluster, or nil.
+func (c *Config) Cluster(name string) *cluster.Cluster { return c.clusters[name] }
+
+// Clusters returns all clusters sorted by name.
+func (c *Config) Clusters() []*cluster.Cluster {
+	out := make([]*cluster.Cluster, 0, len(c.clusters))
+	for _, n := range sortedKeys(c.clusters) {
+		out = append(out, c.clusters[n])
+	}
+	return out
+}
+
+// RouteTable returns the named RDS route table, or nil.
+func (c *Config) RouteTable(name string) *route.Table { return c.routes[name] }
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

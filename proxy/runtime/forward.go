@@ -1,0 +1,373 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/weft-mesh/weft/proxy/lb"
+	"github.com/weft-mesh/weft/proxy/route"
+)
+
+// Response flags, as in Envoy's access log %RESPONSE_FLAGS%.
+const (
+	FlagNoRoute          = "NR" // no virtual host or route matched
+	FlagNoCluster        = "NC" // the route's cluster does not exist
+	FlagNoHealthy        = "UH" // the cluster has no healthy endpoint
+	FlagConnectFailure   = "UF" // connecting to the endpoint failed
+	FlagUpstreamTimeout  = "UT" // the route timeout expired
+	FlagUpstreamReset    = "UR" // the upstream reset the exchange
+	FlagDownstreamClosed = "DC" // the client went away
+)
+
+// Local reply bodies, as Envoy words them.
+const (
+	bodyNoHealthy      = "no healthy upstream"
+	bodyTimeout        = "upstream request timeout"
+	bodyConnectFailure = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+	bodyReset          = "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+)
+
+// Result describes one request for access logs and telemetry.
+type Result struct {
+	Route    string // matched route's name, or its virtual host's when unnamed
+	Cluster  string
+	Upstream string // endpoint address
+	Code     int    // status sent downstream (499 when the client left first)
+	Flags    string // response flags, "" when none
+	Duration time.Duration
+}
+
+// handler serves one listener: it reads the current Config once per request.
+type handler struct {
+	p       *Proxy
+	name    string
+	retired atomic.Pointer[Config]
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	cfg := h.p.cur.Load()
+	l := cfg.listeners[h.name]
+	if l == nil {
+		if cfg = h.retired.Load(); cfg != nil {
+			l = cfg.listeners[h.name]
+		}
+	}
+	if l == nil {
+		localReply(w, http.StatusNotFound, "")
+		h.p.report(time.Time{}, nil, "", nil, http.StatusNotFound, FlagNoRoute)
+		return
+	}
+	h.p.serve(w, r, cfg, l.Routes)
+}
+
+// serve routes r through t and cfg's clusters and forwards it.
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, cfg *Config, t *route.Table) {
+	var start time.Time
+	if p.opts.OnRequest != nil {
+		start = time.Now()
+	}
+	authority := r.Host
+	if r.URL.Host != "" {
+		authority = r.URL.Host
+	}
+	rt := t.Route(r, authority)
+	if rt == nil {
+		localReply(w, http.StatusNotFound, "")
+		p.report(start, nil, "", nil, http.StatusNotFound, FlagNoRoute)
+		return
+	}
+	name := rt.Cluster()
+	c := cfg.clusters[name]
+	if c == nil {
+		localReply(w, http.StatusServiceUnavailable, "")
+		p.report(start, rt, name, nil, http.StatusServiceUnavailable, FlagNoCluster)
+		return
+	}
+	ep := c.Pick(r)
+	if ep == nil {
+		localReply(w, http.StatusServiceUnavailable, bodyNoHealthy)
+		p.report(start, rt, name, nil, http.StatusServiceUnavailable, FlagNoHealthy)
+		return
+	}
+	code, flags, abort := p.forward(w, r, authority, rt.Timeout, ep)
+	p.report(start, rt, name, ep, code, flags)
+	if abort {
+		// Tell the client the response is incomplete: reset the stream
+		// (HTTP/2) or close the connection (HTTP/1.1).
+		panic(http.ErrAbortHandler)
+	}
+}
+
+func (p *Proxy) report(start time.Time, rt *route.Route, clusterName string, ep *lb.Endpoint, code int, flags string) {
+	hook := p.opts.OnRequest
+	if hook == nil {
+		return
+	}
+	res := &Result{Cluster: clusterName, Code: code, Flags: flags}
+	if !start.IsZero() {
+		res.Duration = time.Since(start)
+	}
+	if rt != nil {
+		res.Route = rt.Name
+		if res.Route == "" {
+			res.Route = rt.VirtualHost
+		}
+	}
+	if ep != nil {
+		res.Upstream = ep.Address
+	}
+	hook(res)
+}
+
+func localReply(w http.ResponseWriter, code int, body string) {
+	h := w.Header()
+	if body != "" {
+		h["Content-Type"] = textPlain
+		w.WriteHeader(code)
+		_, _ = io.WriteString(w, body)
+		return
+	}
+	h["Content-Length"] = zeroLength
+	w.WriteHeader(code)
+}
+
+// Shared, read-only header values.
+var (
+	textPlain  = []string{"text/plain"}
+	zeroLength = []string{"0"}
+	protoHTTP  = []string{"http"}
+)
+
+var (
+	bufPool    = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+	headerPool = sync.Pool{New: func() any { return make(http.Header, 16) }}
+)
+
+// forward sends r to ep and streams the response back. It returns the status
+// sent downstream, the response flags, and whether the downstream exchange
+// must be aborted because the response could not be completed.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, authority string, timeout time.Duration, ep *lb.Endpoint) (int, string, bool) {
+	ctx := r.Context()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	out := r.WithContext(ctx)
+	u := *r.URL
+	u.Scheme, u.Host, u.User = "http", ep.Address, nil
+	out.URL = &u
+	out.Host = authority
+	out.RequestURI = ""
+	out.Close = false
+	hdr := headerPool.Get().(http.Header)
+	defer func() { clear(hdr); headerPool.Put(hdr) }()
+	upstreamHeaders(hdr, r)
+	out.Header = hdr
+
+	tr := p.h1
+	if r.ProtoMajor == 2 && isGRPC(r.Header) {
+		tr = p.h2
+	}
+	ep.Begin()
+	defer ep.End()
+	resp, err := tr.RoundTrip(out)
+	if err != nil {
+		return p.upstreamError(ctx, w, r, err)
+	}
+	defer resp.Body.Close()
+
+	wh := w.Header()
+	for k, vv := range resp.Header {
+		if !hopByHop(k) {
+			wh[k] = vv
+		}
+	}
+	dropListed(wh, resp.Header["Connection"])
+	w.WriteHeader(resp.StatusCode)
+	code, flags := resp.StatusCode, ""
+
+	var flusher http.Flusher
+	if r.ProtoMajor == 2 || resp.ContentLength < 0 {
+		flusher, _ = w.(http.Flusher)
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return code, FlagDownstreamClosed, false
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			switch {
+			case r.Context().Err() != nil:
+				return code, FlagDownstreamClosed, false
+			case ctx.Err() != nil:
+				flags = FlagUpstreamTimeout
+			default:
+				flags = FlagUpstreamReset
+			}
+			return code, flags, true
+		}
+	}
+	for k, vv := range resp.Trailer {
+		wh[http.TrailerPrefix+k] = vv
+	}
+	return code, flags, false
+}
+
+// upstreamError answers a request whose upstream exchange failed before any
+// response header arrived.
+func (p *Proxy) upstreamError(ctx context.Context, w http.ResponseWriter, r *http.Request, err error) (int, string, bool) {
+	var op *net.OpError
+	switch {
+	case r.Context().Err() != nil:
+		return 499, FlagDownstreamClosed, false
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		localReply(w, http.StatusGatewayTimeout, bodyTimeout)
+		return http.StatusGatewayTimeout, FlagUpstreamTimeout, false
+	case errors.As(err, &op) && op.Op == "dial":
+		localReply(w, http.StatusServiceUnavailable, bodyConnectFailure)
+		return http.StatusServiceUnavailable, FlagConnectFailure, false
+	}
+	p.log.Debug("upstream exchange failed", "err", err)
+	localReply(w, http.StatusServiceUnavailable, bodyReset)
+	return http.StatusServiceUnavailable, FlagUpstreamReset, false
+}
+
+// upstreamHeaders fills dst with r's headers minus hop-by-hop ones, and sets
+// x-forwarded-for, x-forwarded-proto and x-request-id. Values are shared
+// with r.Header, not copied.
+func upstreamHeaders(dst http.Header, r *http.Request) {
+	src := r.Header
+	for k, vv := range src {
+		if hopByHop(k) {
+			if k == "Te" && len(vv) == 1 && vv[0] == "trailers" {
+				dst[k] = vv // gRPC needs it; the only TE value HTTP/2 allows
+			}
+			continue
+		}
+		dst[k] = vv
+	}
+	dropListed(dst, src["Connection"])
+	ip := clientIP(r.RemoteAddr)
+	if prior := src["X-Forwarded-For"]; len(prior) > 0 {
+		dst["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ip}
+	} else if ip != "" {
+		dst["X-Forwarded-For"] = []string{ip}
+	}
+	if _, ok := src["X-Forwarded-Proto"]; !ok {
+		dst["X-Forwarded-Proto"] = protoHTTP
+	}
+	if id := src["X-Request-Id"]; len(id) == 0 || id[0] == "" {
+		dst["X-Request-Id"] = []string{NewRequestID()}
+	}
+}
+
+// dropListed deletes from h the headers named by Connection header values.
+func dropListed(h http.Header, connection []string) {
+	for _, c := range connection {
+		for tok := range strings.SplitSeq(c, ",") {
+			if tok = strings.TrimSpace(tok); tok != "" {
+				delete(h, http.CanonicalHeaderKey(tok))
+			}
+		}
+	}
+}
+
+// hopByHop reports whether canonical header key k applies to one connection
+// only and must not be forwarded.
+func hopByHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
+
+func isGRPC(h http.Header) bool {
+	ct := h["Content-Type"]
+	return len(ct) > 0 && strings.HasPrefix(ct[0], "application/grpc")
+}
+
+// clientIP returns the host part of a "host:port" remote address without
+// allocating.
+func clientIP(remote string) string {
+	i := strings.LastIndexByte(remote, ':')
+	if i < 0 {
+		return remote
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(remote[:i], "["), "]")
+}
+
+// NewRequestID returns a random UUIDv4-formatted request id.
+func NewRequestID() string {
+	const hex = "0123456789abcdef"
+	var raw [16]byte
+	hi, lo := rand.Uint64(), rand.Uint64()
+	for i := range 8 {
+		raw[i] = byte(hi >> (8 * i))
+		raw[8+i] = byte(lo >> (8 * i))
+	}
+	raw[6] = raw[6]&0x0f | 0x40 // version 4
+	raw[8] = raw[8]&0x3f | 0x80 // RFC 4122 variant
+	var b [36]byte
+	j := 0
+	for i, c := range raw {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b[j] = '-'
+			j++
+		}
+		b[j], b[j+1] = hex[c>>4], hex[c&0x0f]
+		j += 2
+	}
+	return string(b[:])
+}
+
+// newTransports returns the HTTP/1.1 and the h2c upstream transports. Neither
+// consults proxy environment variables: the sidecar is itself the app's proxy.
+func newTransports(o Options) (h1, h2 *http.Transport) {
+	d := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
+	p1 := new(http.Protocols)
+	p1.SetHTTP1(true)
+	h1 = &http.Transport{
+		Proxy:               nil,
+		DialContext:         d.DialContext,
+		Protocols:           p1,
+		MaxIdleConns:        0, // no global cap; MaxIdleConnsPerHost bounds it
+		MaxIdleConnsPerHost: o.MaxIdleConnsPerHost,
+		IdleConnTimeout:     o.IdleConnTimeout,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+		WriteBufferSize:     32 << 10,
+		ReadBufferSize:      32 << 10,
+	}
+	p2 := new(http.Protocols)
+	p2.SetUnencryptedHTTP2(true)
+	h2 = &http.Transport{
+		Proxy:              nil,
+		DialContext:        d.DialContext,
+		Protocols:          p2,
+		IdleConnTimeout:    o.IdleConnTimeout,
+		DisableCompression: true,
+	}
+	return h1, h2
+}

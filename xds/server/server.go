@@ -1,0 +1,204 @@
+// Package server is weft's ADS server: State-of-the-World xDS over one
+// gRPC stream per proxy, with make-before-break ordering, per-proxy
+// versions and ACK/NACK bookkeeping.
+//
+// It deliberately does not use go-control-plane's snapshot cache, which
+// resends a NACKed version in a loop; here a NACKed version is never sent
+// again and the next model change simply produces a new version.
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/weft-mesh/weft/xds/node"
+	"github.com/weft-mesh/weft/xds/translate"
+)
+
+// Generator produces the resources for one proxy from the current model.
+// It is called concurrently from every connection's goroutine.
+type Generator interface {
+	Generate(p *node.Meta) (*translate.Resources, error)
+}
+
+// Push coalescing: a burst of Push calls becomes one regeneration once the
+// burst has been quiet for pushDebounce, but never later than pushMaxDelay
+// after the first call, so a steady trickle of changes cannot starve
+// proxies (the contract promises delivery within 1s).
+const (
+	pushDebounce = 20 * time.Millisecond
+	pushMaxDelay = 100 * time.Millisecond
+)
+
+// Server implements the AggregatedDiscoveryService.
+type Server struct {
+	discovery.UnimplementedAggregatedDiscoveryServiceServer
+
+	gen Generator
+	log *slog.Logger
+
+	mu       sync.Mutex
+	conns    map[uint64]*conn
+	lastSeen map[string]time.Time // node ID -> last request or disconnect
+	nextID   uint64
+
+	pushMu       sync.Mutex
+	pushTimer    *time.Timer
+	pendingSince time.Time // zero: nothing pending
+	pendingWhy   []string
+}
+
+// ConnInfo describes one connected proxy.
+type ConnInfo struct {
+	ID          string // node ID
+	ConnID      string // unique per stream: a proxy that reconnects gets a new one
+	Meta        *node.Meta
+	ConnectedAt time.Time
+	Acked       map[string]string // type URL -> last ACKed version
+	LastNack    string            // "TYPE VERSION: message" of the last NACK, if any
+}
+
+// New returns a server generating resources with gen; log may be nil.
+func New(gen Generator, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{gen: gen, log: log, conns: map[uint64]*conn{}, lastSeen: map[string]time.Time{}}
+}
+
+// Register registers the AggregatedDiscoveryService on g.
+func (s *Server) Register(g *grpc.Server) {
+	discovery.RegisterAggregatedDiscoveryServiceServer(g, s)
+}
+
+// Push tells the server the model changed; every connection regenerates
+// its resources shortly after and sends whatever differs.
+func (s *Server) Push(reason string) {
+	s.pushMu.Lock()
+	defer s.pushMu.Unlock()
+	now := time.Now()
+	if s.pendingSince.IsZero() {
+		s.pendingSince = now
+	}
+	if len(s.pendingWhy) < 8 {
+		s.pendingWhy = append(s.pendingWhy, reason)
+	}
+	delay := min(pushDebounce, max(pushMaxDelay-now.Sub(s.pendingSince), 0))
+	if s.pushTimer == nil {
+		s.pushTimer = time.AfterFunc(delay, s.flushPush)
+	} else {
+		s.pushTimer.Reset(delay)
+	}
+}
+
+// flushPush runs when the debounce timer fires. A timer reset while this
+// already runs fires once more and finds nothing pending, which is harmless.
+func (s *Server) flushPush() {
+	s.pushMu.Lock()
+	if s.pendingSince.IsZero() {
+		s.pushMu.Unlock()
+		return
+	}
+	why, since := s.pendingWhy, s.pendingSince
+	s.pendingSince, s.pendingWhy = time.Time{}, nil
+	s.pushMu.Unlock()
+
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for _, c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	s.log.Debug("xds push", "reasons", why, "waited", time.Since(since), "connections", len(conns))
+	for _, c := range conns {
+		select {
+		case c.pushCh <- struct{}{}:
+		default: // a push is already queued for this connection; it will read the newest model
+		}
+	}
+}
+
+// Connections lists the connected proxies, sorted by node ID.
+func (s *Server) Connections() []ConnInfo {
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for _, c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	out := make([]ConnInfo, 0, len(conns))
+	for _, c := range conns {
+		out = append(out, c.info())
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].ID != out[j].ID {
+			return out[i].ID < out[j].ID
+		}
+		return out[i].ConnectedAt.Before(out[j].ConnectedAt)
+	})
+	return out
+}
+
+// Acked returns the version and resources of typeURL that the proxy with
+// nodeID last ACKed on its newest connection; ok is false if it is not
+// connected or has ACKed nothing of that type.
+func (s *Server) Acked(nodeID, typeURL string) (version string, res []proto.Message, ok bool) {
+	c := s.newestConn(nodeID)
+	if c == nil {
+		return "", nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, ok := c.acked[typeURL]
+	if !ok {
+		return "", nil, false
+	}
+	return a.version, append([]proto.Message(nil), a.res...), true
+}
+
+// LastSeen returns when the proxy was last heard from: now while it is
+// connected, else the time its last stream ended (zero if never seen).
+func (s *Server) LastSeen(nodeID string) time.Time {
+	if s.newestConn(nodeID) != nil {
+		return time.Now()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastSeen[nodeID]
+}
+
+func (s *Server) newestConn(nodeID string) *conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var best *conn
+	for _, c := range s.conns {
+		if c.nodeID == nodeID && (best == nil || c.seq > best.seq) {
+			best = c
+		}
+	}
+	return best
+}
+
+func (s *Server) add(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextID++
+	c.seq = s.nextID
+	c.connID = fmt.Sprintf("%s-%d", c.nodeID, c.seq)
+	s.conns[c.seq] = c
+	s.lastSeen[c.nodeID] = time.Now()
+}
+
+func (s *Server) remove(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c.seq)
+	s.lastSeen[c.nodeID] = time.Now()
+}

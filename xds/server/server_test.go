@@ -1,0 +1,463 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	grpcstatus "google.golang.org/grpc/status"
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/weft-mesh/weft/config"
+	"github.com/weft-mesh/weft/model"
+	"github.com/weft-mesh/weft/xds/node"
+	"github.com/weft-mesh/weft/xds/translate"
+)
+
+// fakeGen runs the real translator over a snapshot the test swaps.
+type fakeGen struct {
+	snap   atomic.Pointer[model.Snapshot]
+	broken atomic.Bool
+	calls  atomic.Int64
+}
+
+func (g *fakeGen) Generate(p *node.Meta) (*translate.Resources, error) {
+	g.calls.Add(1)
+	r := translate.Generate(g.snap.Load(), p)
+	if g.broken.Load() {
+		delete(r.Routes, translate.OutboundRoute) // the listener now names a missing route table
+	}
+	return r, nil
+}
+
+func (g *fakeGen) set(services ...string) {
+	var objs []*config.Object
+	for _, s := range services {
+		objs = append(objs, &config.Object{Kind: config.KindServiceEntry, Meta: config.Meta{Name: s, Namespace: "coolapp"},
+			Spec: &networking.ServiceEntry{
+				Hosts:     []string{s + ".coolapp.svc.cluster.local"},
+				Ports:     []*networking.ServicePort{{Number: 8080, Name: "http", Protocol: "HTTP"}},
+				Endpoints: []*networking.WorkloadEntry{{Address: "127.0.0.1", Ports: map[string]uint32{"http": 9000}}},
+			}})
+	}
+	objs = append(objs, &config.Object{Kind: config.KindGateway, Meta: config.Meta{Name: "gw", Namespace: "coolapp"},
+		Spec: &networking.Gateway{Selector: map[string]string{"istio": "ingressgateway"},
+			Servers: []*networking.Server{{Port: &networking.Port{Number: 80, Protocol: "HTTP"}, Hosts: []string{"*"}}}}})
+	g.snap.Store(model.Build(1, objs))
+}
+
+func start(t *testing.T, gen Generator) (*Server, string) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
+	s := New(gen, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	g := grpc.NewServer()
+	s.Register(g)
+	go func() { _ = g.Serve(lis) }()
+	t.Cleanup(g.Stop)
+	return s, lis.Addr().String()
+}
+
+func sidecar(name string) *node.Meta {
+	return &node.Meta{Type: node.Sidecar, IP: "127.0.0.1", Name: name, Namespace: "coolapp", WorkloadName: name,
+		Outbound: "127.0.0.1:15001", Inbound: "127.0.0.1:15006", App: "127.0.0.1:9000"}
+}
+
+// client is a minimal ADS client: the test decides what to ACK or NACK.
+type client struct {
+	t      *testing.T
+	conn   *grpc.ClientConn
+	stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient
+	resps  chan *discovery.DiscoveryResponse
+	errc   chan error
+	node   *core.Node
+	mu     sync.Mutex
+	sentOK bool
+}
+
+func dial(t *testing.T, addr string, meta *node.Meta) *client {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	stream, err := discovery.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &client{t: t, conn: conn, stream: stream, resps: make(chan *discovery.DiscoveryResponse, 100), errc: make(chan error, 1)}
+	if meta != nil {
+		c.node = meta.Node()
+	}
+	go func() {
+		for {
+			r, err := stream.Recv()
+			if err != nil {
+				c.errc <- err
+				return
+			}
+			c.resps <- r
+		}
+	}()
+	return c
+}
+
+func (c *client) send(req *discovery.DiscoveryRequest) {
+	c.t.Helper()
+	c.mu.Lock()
+	if !c.sentOK {
+		req.Node, c.sentOK = c.node, true
+	}
+	c.mu.Unlock()
+	if err := c.stream.Send(req); err != nil {
+		c.t.Fatalf("send: %v", err)
+	}
+}
+
+func (c *client) subscribeAll() {
+	for _, typ := range pushOrder {
+		c.send(&discovery.DiscoveryRequest{TypeUrl: typ})
+	}
+}
+
+func (c *client) ack(r *discovery.DiscoveryResponse) {
+	c.send(&discovery.DiscoveryRequest{TypeUrl: r.TypeUrl, VersionInfo: r.VersionInfo, ResponseNonce: r.Nonce})
+}
+
+func (c *client) nack(r *discovery.DiscoveryResponse, prevVersion string) {
+	c.send(&discovery.DiscoveryRequest{TypeUrl: r.TypeUrl, VersionInfo: prevVersion, ResponseNonce: r.Nonce,
+		ErrorDetail: &status.Status{Code: int32(codes.InvalidArgument), Message: "route: unsupported field"}})
+}
+
+// next waits for one response, or returns nil after d.
+func (c *client) next(d time.Duration) *discovery.DiscoveryResponse {
+	select {
+	case r := <-c.resps:
+		return r
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// drain ACKs every response until none arrives for quiet, returning them.
+// The first response may take up to the server's 1s push guarantee.
+func (c *client) drain(quiet time.Duration) []*discovery.DiscoveryResponse {
+	var out []*discovery.DiscoveryResponse
+	for {
+		wait := quiet
+		if len(out) == 0 {
+			wait = time.Second
+		}
+		r := c.next(wait)
+		if r == nil {
+			return out
+		}
+		out = append(out, r)
+		c.ack(r)
+	}
+}
+
+func types(rs []*discovery.DiscoveryResponse) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, shortType(r.TypeUrl))
+	}
+	return out
+}
+
+func eq(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestInitialOrderAndAcks(t *testing.T) {
+	gen := &fakeGen{}
+	gen.set("catalog", "gateway")
+	s, addr := start(t, gen)
+	c := dial(t, addr, sidecar("web"))
+	c.subscribeAll()
+	got := c.drain(200 * time.Millisecond)
+	if !eq(types(got), []string{"CDS", "EDS", "LDS", "RDS"}) {
+		t.Fatalf("order %v", types(got))
+	}
+	if n := len(got[0].Resources); n != 3 { // two services + inbound
+		t.Errorf("CDS has %d clusters", n)
+	}
+	waitFor(t, "all ACKs recorded", func() bool {
+		conns := s.Connections()
+		return len(conns) == 1 && len(conns[0].Acked) == 4
+	})
+	info := s.Connections()[0]
+	if info.ID != sidecar("web").ID() || info.Acked[translate.RouteType] != got[3].VersionInfo {
+		t.Errorf("conn info %+v", info)
+	}
+	v, res, ok := s.Acked(info.ID, translate.ClusterType)
+	if !ok || v != got[0].VersionInfo || len(res) != 3 {
+		t.Errorf("Acked CDS = %q, %d resources, %v", v, len(res), ok)
+	}
+	if _, ok := res[0].(*cluster.Cluster); !ok {
+		t.Errorf("Acked resource type %T", res[0])
+	}
+}
+
+func TestPushArrivesAndUnchangedIsNotResent(t *testing.T) {
+	gen := &fakeGen{}
+	gen.set("catalog")
+	s, addr := start(t, gen)
+	c := dial(t, addr, sidecar("web"))
+	c.subscribeAll()
+	c.drain(200 * time.Millisecond)
+
+	s.Push("no change")
+	if r := c.next(300 * time.Millisecond); r != nil {
+		t.Fatalf("unchanged model produced %s", shortType(r.TypeUrl))
+	}
+
+	gen.set("catalog", "reviews")
+	begin := time.Now()
+	s.Push("reviews added")
+	r := c.next(time.Second)
+	if r == nil {
+		t.Fatal("no push within 1s")
+	}
+	t.Logf("first response after %v", time.Since(begin))
+	c.ack(r)
+	got := append([]*discovery.DiscoveryResponse{r}, c.drain(200*time.Millisecond)...)
+	if !eq(types(got), []string{"CDS", "EDS", "RDS"}) {
+		t.Errorf("push order %v (LDS unchanged, so not resent)", types(got))
+	}
+}
+
+func TestPushCoalesces(t *testing.T) {
+	gen := &fakeGen{}
+	gen.set("catalog")
+	s, addr := start(t, gen)
+	c := dial(t, addr, sidecar("web"))
+	c.subscribeAll()
+	c.drain(200 * time.Millisecond)
+	before := gen.calls.Load()
+	for i := 0; i < 200; i++ {
+		s.Push("burst")
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := gen.calls.Load() - before; n < 1 || n > 10 {
+		t.Errorf("%d generations for a 200-push burst", n)
+	}
+}
+
+func TestNackNotResent(t *testing.T) {
+	gen := &fakeGen{}
+	gen.set("catalog")
+	s, addr := start(t, gen)
+	c := dial(t, addr, sidecar("web"))
+	c.subscribeAll()
+	initial := c.drain(200 * time.Millisecond)
+	oldRDS := initial[3].VersionInfo
+
+	gen.set("catalog", "reviews")
+	s.Push("reviews added")
+	var nacked string
+	for nacked == "" {
+		r := c.next(time.Second)
+		if r == nil {
+			t.Fatal("no RDS push")
+		}
+		if r.TypeUrl == translate.RouteType {
+			nacked = r.VersionInfo
+			c.nack(r, oldRDS)
+		} else {
+			c.ack(r)
+		}
+	}
+	deadline := time.After(300 * time.Millisecond)
+	for done := false; !done; {
+		select {
+		case r := <-c.resps:
+			t.Errorf("after NACK got %s %s", shortType(r.TypeUrl), r.VersionInfo)
+		case <-deadline:
+			done = true
+		}
+	}
+	waitFor(t, "NACK recorded", func() bool { return s.Connections()[0].LastNack != "" })
+	info := s.Connections()[0]
+	if info.Acked[translate.RouteType] != oldRDS {
+		t.Errorf("ACKed RDS %q, want the pre-NACK %q", info.Acked[translate.RouteType], oldRDS)
+	}
+	t.Logf("LastNack: %s", info.LastNack)
+
+	// The same model pushed again stays quiet; a new change goes out.
+	s.Push("again")
+	if r := c.next(300 * time.Millisecond); r != nil {
+		t.Errorf("NACKed version resent: %s %s", shortType(r.TypeUrl), r.VersionInfo)
+	}
+	gen.set("catalog", "reviews", "ratings")
+	s.Push("ratings added")
+	got := c.drain(300 * time.Millisecond)
+	if !eq(types(got), []string{"CDS", "EDS", "RDS"}) || got[2].VersionInfo == nacked {
+		t.Errorf("after a new change got %v", types(got))
+	}
+}
+
+func TestRemovalSendsRoutesBeforeClusters(t *testing.T) {
+	gen := &fakeGen{}
+	gen.set("catalog", "reviews")
+	s, addr := start(t, gen)
+	c := dial(t, addr, sidecar("web"))
+	c.subscribeAll()
+	c.drain(200 * time.Millisecond)
+
+	gen.set("catalog")
+	s.Push("reviews removed")
+	got := c.drain(300 * time.Millisecond)
+	if !eq(types(got), []string{"RDS", "CDS", "EDS"}) {
+		t.Fatalf("removal order %v, want RDS then CDS, EDS", types(got))
+	}
+	for _, a := range got[1].Resources {
+		cl := &cluster.Cluster{}
+		if err := a.UnmarshalTo(cl); err != nil {
+			t.Fatal(err)
+		}
+		if cl.Name == translate.ClusterName(8080, "", "reviews.coolapp.svc.cluster.local") {
+			t.Error("removed cluster still sent")
+		}
+	}
+}
+
+func TestInvalidResourcesSkipped(t *testing.T) {
+	gen := &fakeGen{}
+	gen.set("catalog")
+	s, addr := start(t, gen)
+	c := dial(t, addr, sidecar("web"))
+	c.subscribeAll()
+	c.drain(200 * time.Millisecond)
+	gen.broken.Store(true)
+	gen.set("catalog", "reviews")
+	s.Push("broken")
+	if r := c.next(300 * time.Millisecond); r != nil {
+		t.Errorf("invalid resources were pushed: %s", shortType(r.TypeUrl))
+	}
+	gen.broken.Store(false)
+	s.Push("fixed")
+	if got := c.drain(300 * time.Millisecond); len(got) == 0 {
+		t.Error("fixed model not pushed")
+	}
+}
+
+func TestTwoConnections(t *testing.T) {
+	gen := &fakeGen{}
+	gen.set("catalog")
+	s, addr := start(t, gen)
+	side := dial(t, addr, sidecar("web"))
+	router := dial(t, addr, &node.Meta{Type: node.Router, IP: "127.0.0.1", Name: "gw-1", Namespace: "coolapp",
+		Labels: map[string]string{"istio": "ingressgateway"}})
+	side.subscribeAll()
+	router.subscribeAll()
+	sr := side.drain(200 * time.Millisecond)
+	rr := router.drain(200 * time.Millisecond)
+	if len(sr) != 4 || len(rr) != 4 {
+		t.Fatalf("sidecar got %v, router got %v", types(sr), types(rr))
+	}
+	if sr[2].VersionInfo == rr[2].VersionInfo || len(sr[2].Resources) != 2 || len(rr[2].Resources) != 1 {
+		t.Errorf("listeners: sidecar %d@%s, router %d@%s", len(sr[2].Resources), sr[2].VersionInfo, len(rr[2].Resources), rr[2].VersionInfo)
+	}
+	if n := len(s.Connections()); n != 2 {
+		t.Errorf("%d connections", n)
+	}
+}
+
+func TestDisconnect(t *testing.T) {
+	gen := &fakeGen{}
+	gen.set("catalog")
+	s, addr := start(t, gen)
+	c := dial(t, addr, sidecar("web"))
+	c.subscribeAll()
+	c.drain(100 * time.Millisecond)
+	id := sidecar("web").ID()
+	if len(s.Connections()) != 1 {
+		t.Fatal("not connected")
+	}
+	c.conn.Close()
+	waitFor(t, "connection removed", func() bool { return len(s.Connections()) == 0 })
+	if seen := s.LastSeen(id); seen.IsZero() || time.Since(seen) > time.Second {
+		t.Errorf("LastSeen %v", seen)
+	}
+	if _, _, ok := s.Acked(id, translate.ClusterType); ok {
+		t.Error("Acked answers for a disconnected proxy")
+	}
+}
+
+func TestInvalidNode(t *testing.T) {
+	gen := &fakeGen{}
+	gen.set("catalog")
+	_, addr := start(t, gen)
+	c := dial(t, addr, nil)
+	c.node = &core.Node{Id: "bogus"}
+	c.send(&discovery.DiscoveryRequest{TypeUrl: translate.ClusterType})
+	select {
+	case err := <-c.errc:
+		if grpcstatus.Code(err) != codes.InvalidArgument {
+			t.Errorf("stream ended with %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("stream not closed")
+	}
+}
+
+// syncBuffer collects server logs; they are printed only when a test fails,
+// since the server may still log after the test has returned.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,177 @@
+package translate
+
+import (
+	"sort"
+	"strings"
+	"time"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/weft-mesh/weft/model"
+)
+
+// ConnectTimeout is the connect_timeout of every generated cluster.
+const ConnectTimeout = 10 * time.Second
+
+// clusters emits an EDS cluster and its ClusterLoadAssignment for every
+// service port, and one more per DestinationRule subset. Sidecars and
+// gateways alike get all of them: weft has no Sidecar-resource scoping.
+func (g *generator) clusters() {
+	for _, svc := range g.s.Services() {
+		dro := g.s.DestinationRule(g.p.Namespace, svc.Hostname)
+		var dr *networking.DestinationRule
+		if dro != nil {
+			dr = dro.Spec.(*networking.DestinationRule)
+		}
+		for _, port := range svc.Ports {
+			name := ClusterName(port.Number, "", svc.Hostname)
+			g.r.Clusters[name] = edsCluster(name, lbPolicy(port.Number, dr.GetTrafficPolicy(), nil))
+			g.r.Endpoints[name] = loadAssignment(name, svc, port, nil)
+			for _, ss := range dr.GetSubsets() {
+				if ss.GetName() == "" {
+					continue // config validation rejects it; nothing sensible to name
+				}
+				name := ClusterName(port.Number, ss.GetName(), svc.Hostname)
+				g.r.Clusters[name] = edsCluster(name, lbPolicy(port.Number, dr.GetTrafficPolicy(), ss.GetTrafficPolicy()))
+				g.r.Endpoints[name] = loadAssignment(name, svc, port, ss.GetLabels())
+			}
+		}
+	}
+}
+
+func edsCluster(name string, lb cluster.Cluster_LbPolicy) *cluster.Cluster {
+	return &cluster.Cluster{
+		Name:                 name,
+		ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_EDS},
+		EdsClusterConfig:     &cluster.Cluster_EdsClusterConfig{EdsConfig: adsSource(), ServiceName: name},
+		ConnectTimeout:       durationpb.New(ConnectTimeout),
+		LbPolicy:             lb,
+	}
+}
+
+// lbPolicy picks the load balancer for one port as Istio merges traffic
+// policies: the subset's policy overrides the rule's, and within each a
+// portLevelSettings entry for the port overrides the policy's own setting.
+func lbPolicy(port uint32, top, subset *networking.TrafficPolicy) cluster.Cluster_LbPolicy {
+	simple := networking.LoadBalancerSettings_UNSPECIFIED
+	for _, tp := range []*networking.TrafficPolicy{top, subset} {
+		if s := tp.GetLoadBalancer().GetSimple(); s != networking.LoadBalancerSettings_UNSPECIFIED {
+			simple = s
+		}
+		for _, pl := range tp.GetPortLevelSettings() {
+			if pl.GetPort().GetNumber() == port {
+				if s := pl.GetLoadBalancer().GetSimple(); s != networking.LoadBalancerSettings_UNSPECIFIED {
+					simple = s
+				}
+			}
+		}
+	}
+	switch simple {
+	case networking.LoadBalancerSettings_LEAST_REQUEST, networking.LoadBalancerSettings_LEAST_CONN:
+		// Istio has treated LEAST_CONN as an alias of LEAST_REQUEST since it was deprecated.
+		return cluster.Cluster_LEAST_REQUEST
+	case networking.LoadBalancerSettings_RANDOM:
+		return cluster.Cluster_RANDOM
+	default:
+		return cluster.Cluster_ROUND_ROBIN
+	}
+}
+
+// loadAssignment groups the service's endpoints (those carrying every label
+// in subset) by locality.
+func loadAssignment(name string, svc *model.Service, port *model.Port, subset map[string]string) *endpoint.ClusterLoadAssignment {
+	groups := map[string]*endpoint.LocalityLbEndpoints{}
+	for _, e := range svc.Endpoints {
+		if !e.Matches(subset) {
+			continue
+		}
+		grp := groups[e.Locality]
+		if grp == nil {
+			grp = &endpoint.LocalityLbEndpoints{Locality: locality(e.Locality)}
+			groups[e.Locality] = grp
+		}
+		grp.LbEndpoints = append(grp.LbEndpoints, lbEndpoint(e, port))
+	}
+	cla := &endpoint.ClusterLoadAssignment{ClusterName: name}
+	for _, l := range sortedKeys(groups) {
+		grp := groups[l]
+		var sum uint32
+		for _, le := range grp.LbEndpoints {
+			sum += le.GetLoadBalancingWeight().GetValue()
+		}
+		grp.LoadBalancingWeight = wrapperspb.UInt32(max(sum, 1))
+		cla.Endpoints = append(cla.Endpoints, grp)
+	}
+	return cla
+}
+
+func locality(s string) *core.Locality {
+	parts := strings.SplitN(s, "/", 3)
+	l := &core.Locality{Region: parts[0]}
+	if len(parts) > 1 {
+		l.Zone = parts[1]
+	}
+	if len(parts) > 2 {
+		l.SubZone = parts[2]
+	}
+	return l
+}
+
+func lbEndpoint(e *model.Endpoint, port *model.Port) *endpoint.LbEndpoint {
+	le := &endpoint.LbEndpoint{
+		HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{
+			Address: &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
+				Protocol: core.SocketAddress_TCP, Address: e.Address,
+				PortSpecifier: &core.SocketAddress_PortValue{PortValue: e.PortFor(port)},
+			}}},
+		}},
+		// Envoy requires weights >= 1; model already defaults 0 to 1.
+		LoadBalancingWeight: wrapperspb.UInt32(max(e.Weight, 1)),
+	}
+	if md := endpointMetadata(e); md != nil {
+		le.Metadata = &core.Metadata{FilterMetadata: map[string]*structpb.Struct{"istio": md}}
+	}
+	return le
+}
+
+// endpointMetadata carries the workload identity so proxies can label
+// their stats and access logs with it, as Istio's proxies do.
+func endpointMetadata(e *model.Endpoint) *structpb.Struct {
+	fields := map[string]*structpb.Value{}
+	if e.Workload != "" {
+		fields["workload"] = structpb.NewStringValue(e.Workload)
+	}
+	if e.Namespace != "" {
+		fields["namespace"] = structpb.NewStringValue(e.Namespace)
+	}
+	if e.ServiceAccount != "" {
+		fields["service_account"] = structpb.NewStringValue(e.ServiceAccount)
+	}
+	if len(e.Labels) > 0 {
+		lf := map[string]*structpb.Value{}
+		for k, v := range e.Labels {
+			lf[k] = structpb.NewStringValue(v)
+		}
+		fields["labels"] = structpb.NewStructValue(&structpb.Struct{Fields: lf})
+	}
+	if len(fields) == 0 {
+		return nil
+	}
+	return &structpb.Struct{Fields: fields}
+}
+
+// sortedPorts returns port numbers ascending.
+func sortedPorts[V any](m map[uint32]V) []uint32 {
+	out := make([]uint32, 0, len(m))
+	for p := range m {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}

@@ -1,0 +1,202 @@
+// Package translate turns a model.Snapshot into the Envoy v3 resources one
+// proxy needs, following the xDS contract in docs/ARCHITECTURE.md and
+// Istio's VirtualService semantics. Output is deterministic: the same
+// snapshot and node always produce byte-identical resources, so the ADS
+// server can hash them into versions.
+package translate
+
+import (
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/weft-mesh/weft/model"
+	"github.com/weft-mesh/weft/xds/node"
+)
+
+// Resource type URLs, as carried in DiscoveryRequest.type_url.
+const (
+	ClusterType  = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+	EndpointType = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+	ListenerType = "type.googleapis.com/envoy.config.listener.v3.Listener"
+	RouteType    = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+)
+
+// Well-known names from the xDS contract.
+const (
+	OutboundListener = "virtualOutbound"
+	InboundListener  = "virtualInbound"
+	OutboundRoute    = "outbound"
+
+	hcmFilterName    = "envoy.filters.network.http_connection_manager"
+	routerFilterName = "envoy.filters.http.router"
+)
+
+// Resources is everything one proxy should have, keyed by resource name.
+type Resources struct {
+	Listeners map[string]*listener.Listener
+	Routes    map[string]*route.RouteConfiguration
+	Clusters  map[string]*cluster.Cluster
+	Endpoints map[string]*endpoint.ClusterLoadAssignment
+
+	// problems are inputs Generate could not translate (e.g. a malformed
+	// node address). Generate has no error result, so they surface from
+	// Validate, which the ADS server calls before sending anything.
+	problems []string
+}
+
+func newResources() *Resources {
+	return &Resources{
+		Listeners: map[string]*listener.Listener{},
+		Routes:    map[string]*route.RouteConfiguration{},
+		Clusters:  map[string]*cluster.Cluster{},
+		Endpoints: map[string]*endpoint.ClusterLoadAssignment{},
+	}
+}
+
+func (r *Resources) problem(format string, args ...any) {
+	r.problems = append(r.problems, fmt.Sprintf(format, args...))
+}
+
+// ByType returns the resources of one type URL sorted by name, or nil for
+// an unknown type.
+func (r *Resources) ByType(typeURL string) []proto.Message {
+	var out []proto.Message
+	switch typeURL {
+	case ClusterType:
+		for _, n := range sortedKeys(r.Clusters) {
+			out = append(out, r.Clusters[n])
+		}
+	case EndpointType:
+		for _, n := range sortedKeys(r.Endpoints) {
+			out = append(out, r.Endpoints[n])
+		}
+	case ListenerType:
+		for _, n := range sortedKeys(r.Listeners) {
+			out = append(out, r.Listeners[n])
+		}
+	case RouteType:
+		for _, n := range sortedKeys(r.Routes) {
+			out = append(out, r.Routes[n])
+		}
+	}
+	return out
+}
+
+// Generate builds the resources for proxy p from snapshot s. Problems it
+// cannot express in Envoy terms are reported by Validate.
+func Generate(s *model.Snapshot, p *node.Meta) *Resources {
+	r := newResources()
+	g := &generator{s: s, p: p, r: r}
+	g.clusters()
+	switch p.Type {
+	case node.Sidecar:
+		g.sidecar()
+	case node.Router:
+		g.gateway()
+	default:
+		r.problem("node %s: unknown proxy type %q", p.ID(), p.Type)
+	}
+	return r
+}
+
+// generator carries the inputs of one Generate call.
+type generator struct {
+	s *model.Snapshot
+	p *node.Meta
+	r *Resources
+}
+
+// ClusterName returns Istio's outbound cluster name for host, port and
+// (possibly empty) subset.
+func ClusterName(port uint32, subset, host string) string {
+	return fmt.Sprintf("outbound|%d|%s|%s", port, subset, host)
+}
+
+// InboundClusterName returns the name of a sidecar's local-app cluster.
+func InboundClusterName(port uint32) string { return fmt.Sprintf("inbound|%d||", port) }
+
+// GatewayListenerName returns the listener name for Gateway port p.
+func GatewayListenerName(p uint32) string { return fmt.Sprintf("0.0.0.0_%d", p) }
+
+// GatewayRouteName returns the RDS name for Gateway port p.
+func GatewayRouteName(p uint32) string { return fmt.Sprintf("http.%d", p) }
+
+// socketAddress parses host:port into an Envoy address.
+func socketAddress(hostport string) (*core.Address, uint32, error) {
+	host, ps, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return nil, 0, fmt.Errorf("address %q: %w", hostport, err)
+	}
+	port, err := strconv.ParseUint(ps, 10, 16)
+	if err != nil {
+		return nil, 0, fmt.Errorf("address %q: bad port: %w", hostport, err)
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	return &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
+		Protocol: core.SocketAddress_TCP, Address: host,
+		PortSpecifier: &core.SocketAddress_PortValue{PortValue: uint32(port)},
+	}}}, uint32(port), nil
+}
+
+func adsSource() *core.ConfigSource {
+	return &core.ConfigSource{
+		ConfigSourceSpecifier: &core.ConfigSource_Ads{Ads: &core.AggregatedConfigSource{}},
+		ResourceApiVersion:    core.ApiVersion_V3,
+	}
+}
+
+// httpListener builds a listener with a single HTTP connection manager.
+func httpListener(name, statPrefix string, addr *core.Address, dir core.TrafficDirection, m *hcm.HttpConnectionManager) *listener.Listener {
+	router, err := anypb.New(&routerv3.Router{})
+	if err != nil {
+		panic(fmt.Sprintf("marshal router filter: %v", err)) // cannot fail for a registered message
+	}
+	m.StatPrefix = statPrefix
+	m.CodecType = hcm.HttpConnectionManager_AUTO
+	m.HttpFilters = []*hcm.HttpFilter{{Name: routerFilterName, ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: router}}}
+	cfg, err := anypb.New(m)
+	if err != nil {
+		panic(fmt.Sprintf("marshal http_connection_manager: %v", err))
+	}
+	return &listener.Listener{
+		Name:             name,
+		Address:          addr,
+		TrafficDirection: dir,
+		FilterChains: []*listener.FilterChain{{
+			Filters: []*listener.Filter{{Name: hcmFilterName, ConfigType: &listener.Filter_TypedConfig{TypedConfig: cfg}}},
+		}},
+	}
+}
+
+func rdsManager(routeName string) *hcm.HttpConnectionManager {
+	return &hcm.HttpConnectionManager{RouteSpecifier: &hcm.HttpConnectionManager_Rds{Rds: &hcm.Rds{
+		ConfigSource: adsSource(), RouteConfigName: routeName,
+	}}}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// isWildcard reports whether host is a wildcard pattern ("*", "*.x").
+func isWildcard(host string) bool { return strings.HasPrefix(host, "*") }

@@ -1,0 +1,144 @@
+package translate
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+)
+
+// validator is what protoc-gen-validate generates on every Envoy message.
+type validator interface{ ValidateAll() error }
+
+// Validate checks every resource against Envoy's own constraints
+// (protoc-gen-validate) and the references between resources that Envoy
+// would refuse: an RDS name no RouteConfiguration has, an EDS cluster with
+// no ClusterLoadAssignment, duplicate domains or virtual host names in a
+// route table, two listeners on one address. A route naming a missing
+// cluster is allowed: that is how a subset no DestinationRule defines
+// becomes a 503 NC at the proxy.
+func (r *Resources) Validate() error {
+	var errs []error
+	for _, p := range r.problems {
+		errs = append(errs, errors.New(p))
+	}
+	check := func(kind, key, name string, m validator) {
+		if key != name {
+			errs = append(errs, fmt.Errorf("%s %q: stored under key %q", kind, name, key))
+		}
+		if err := m.ValidateAll(); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", kind, name, err))
+		}
+	}
+	addrs := map[string]string{}
+	for _, k := range sortedKeys(r.Listeners) {
+		l := r.Listeners[k]
+		check("listener", k, l.GetName(), l)
+		if sa := l.GetAddress().GetSocketAddress(); sa != nil {
+			a := fmt.Sprintf("%s:%d", sa.GetAddress(), sa.GetPortValue())
+			if other, dup := addrs[a]; dup {
+				errs = append(errs, fmt.Errorf("listener %q: address %s already used by listener %q", k, a, other))
+			}
+			addrs[a] = k
+		}
+		errs = append(errs, r.validateFilters(l.GetName(), l.GetFilterChains())...)
+	}
+	for _, k := range sortedKeys(r.Routes) {
+		rc := r.Routes[k]
+		check("route configuration", k, rc.GetName(), rc)
+		errs = append(errs, validateRouteTable(rc)...)
+	}
+	for _, k := range sortedKeys(r.Clusters) {
+		c := r.Clusters[k]
+		check("cluster", k, c.GetName(), c)
+		if c.GetType() == cluster.Cluster_EDS {
+			svc := c.GetEdsClusterConfig().GetServiceName()
+			if svc == "" {
+				svc = c.GetName()
+			}
+			if _, ok := r.Endpoints[svc]; !ok {
+				errs = append(errs, fmt.Errorf("cluster %q: no ClusterLoadAssignment %q", k, svc))
+			}
+		}
+	}
+	for _, k := range sortedKeys(r.Endpoints) {
+		cla := r.Endpoints[k]
+		check("cluster load assignment", k, cla.GetClusterName(), cla)
+		if c, ok := r.Clusters[k]; !ok || c.GetType() != cluster.Cluster_EDS {
+			errs = append(errs, fmt.Errorf("cluster load assignment %q: no EDS cluster of that name", k))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validateFilters unpacks HTTP connection managers, which PGV leaves
+// opaque inside their Any, and checks them and their route references.
+func (r *Resources) validateFilters(listenerName string, chains []*listener.FilterChain) []error {
+	var errs []error
+	for _, fc := range chains {
+		for _, f := range fc.GetFilters() {
+			tc := f.GetTypedConfig()
+			if tc == nil || !strings.HasSuffix(tc.GetTypeUrl(), "HttpConnectionManager") {
+				continue
+			}
+			m := &hcm.HttpConnectionManager{}
+			if err := tc.UnmarshalTo(m); err != nil {
+				errs = append(errs, fmt.Errorf("listener %q: filter %s: %w", listenerName, f.GetName(), err))
+				continue
+			}
+			if err := m.ValidateAll(); err != nil {
+				errs = append(errs, fmt.Errorf("listener %q: filter %s: %w", listenerName, f.GetName(), err))
+			}
+			for _, hf := range m.GetHttpFilters() {
+				if tc := hf.GetTypedConfig(); tc != nil {
+					msg, err := tc.UnmarshalNew()
+					if err != nil {
+						errs = append(errs, fmt.Errorf("listener %q: http filter %s: %w", listenerName, hf.GetName(), err))
+					} else if v, ok := msg.(validator); ok {
+						if err := v.ValidateAll(); err != nil {
+							errs = append(errs, fmt.Errorf("listener %q: http filter %s: %w", listenerName, hf.GetName(), err))
+						}
+					}
+				}
+			}
+			if rds := m.GetRds(); rds != nil {
+				if _, ok := rds.GetConfigSource().GetConfigSourceSpecifier().(*core.ConfigSource_Ads); !ok {
+					errs = append(errs, fmt.Errorf("listener %q: rds %q: config source is not ADS", listenerName, rds.GetRouteConfigName()))
+				}
+				if _, ok := r.Routes[rds.GetRouteConfigName()]; !ok {
+					errs = append(errs, fmt.Errorf("listener %q: rds names route configuration %q, which does not exist", listenerName, rds.GetRouteConfigName()))
+				}
+			}
+			if rc := m.GetRouteConfig(); rc != nil {
+				errs = append(errs, validateRouteTable(rc)...)
+			}
+		}
+	}
+	return errs
+}
+
+// validateRouteTable applies the uniqueness rules Envoy enforces when it
+// loads a route table.
+func validateRouteTable(rc *route.RouteConfiguration) []error {
+	var errs []error
+	domains := map[string]string{}
+	names := map[string]bool{}
+	for _, vh := range rc.GetVirtualHosts() {
+		if names[vh.GetName()] {
+			errs = append(errs, fmt.Errorf("route configuration %q: duplicate virtual host name %q", rc.GetName(), vh.GetName()))
+		}
+		names[vh.GetName()] = true
+		for _, d := range vh.GetDomains() {
+			if other, dup := domains[d]; dup {
+				errs = append(errs, fmt.Errorf("route configuration %q: domain %q in both virtual hosts %q and %q", rc.GetName(), d, other, vh.GetName()))
+			}
+			domains[d] = vh.GetName()
+		}
+	}
+	return errs
+}
