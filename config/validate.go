@@ -122,7 +122,11 @@ func (v *validator) stringMatches(p path, m map[string]*networking.StringMatch) 
 			v.errorf(p, "names must not be empty")
 			continue
 		}
-		v.stringMatch(p.key(k), m[k])
+		// An empty match in a map (headers, withoutHeaders, queryParams)
+		// is Istio's presence check.
+		if m[k].GetMatchType() != nil {
+			v.stringMatch(p.key(k), m[k])
+		}
 	}
 }
 
