@@ -105,7 +105,10 @@ func Run(ctx context.Context, o Options) error {
 		"NO_PROXY=localhost,127.0.0.1,::1", "no_proxy=localhost,127.0.0.1,::1",
 	)
 	cmd.Env = append(cmd.Env, o.Env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Own process group, so signals to weft run's group don't reach the
+	// app before it is deregistered; and the app dies with weft run, as a
+	// pod's containers do, rather than living on unregistered.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", o.Command[0], err)
 	}

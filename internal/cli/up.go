@@ -136,7 +136,7 @@ func startDemo(ctx context.Context, g *globals, d *demo.Demo, cp *controlplane.C
 			"--labels", workload.FormatLabels(w.Labels), "--", self, "demo-app", d.Name, w.App}
 		cmd := exec.Command(self, args...)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("demo %s: start %s: %w", d.Name, w.Service, err)
 		}

@@ -1,0 +1,62 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestWorkloadDeregistration: a workload's WorkloadEntry goes away when its
+// command exits, and when its sidecar dies without saying goodbye (after
+// the control plane's grace period).
+func TestWorkloadDeregistration(t *testing.T) {
+	m := &mesh{t: t, dir: t.TempDir(), api: freePort(t), xds: freePort(t)}
+	start(t, m.dir, "weft controlplane", "controlplane", "--api-addr", m.api, "--xds-addr", m.xds, "--reap-after", "2s")
+	m.waitAPI()
+	graceful := m.run("shop", "details", "app=details,version=v1", weftBin, "demo-app", "coolapp", "catalog")
+	killed := m.run("shop", "details", "app=details,version=v2", weftBin, "demo-app", "coolapp", "catalog")
+
+	entries := func() string {
+		out, code := m.weft("", "get", "workloadentries", "-n", "shop")
+		if code != 0 {
+			t.Fatalf("get workloadentries: %s", out)
+		}
+		return out
+	}
+	eventually(t, 30*time.Second, "both instances registered", func() error {
+		if out := entries(); !strings.Contains(out, "details-v1-") || !strings.Contains(out, "details-v2-") {
+			return fmt.Errorf("got:\n%s", out)
+		}
+		return nil
+	})
+	out, _ := m.weft("", "get", "serviceentries", "details", "-n", "shop", "-o", "yaml")
+	if !strings.Contains(out, "details.shop.svc.cluster.local") {
+		t.Fatalf("weft run should create the service's ServiceEntry, got:\n%s", out)
+	}
+
+	// The command exits: weft run deregisters and exits with it.
+	children := func(p *proc) { syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM) }
+	children(graceful)
+	eventually(t, 20*time.Second, "v1 deregistered after its command exited", func() error {
+		if strings.Contains(entries(), "details-v1-") {
+			return fmt.Errorf("still registered")
+		}
+		return nil
+	})
+
+	// The sidecar dies (SIGKILL to weft run and its app): the control plane
+	// removes the entry once the grace period has passed.
+	syscall.Kill(-killed.cmd.Process.Pid, syscall.SIGKILL)
+	<-killed.done
+	if !strings.Contains(entries(), "details-v2-") {
+		t.Fatal("v2 vanished at once; it should outlive its sidecar for the grace period")
+	}
+	eventually(t, 20*time.Second, "v2 reaped after its sidecar vanished", func() error {
+		if strings.Contains(entries(), "details-v2-") {
+			return fmt.Errorf("still registered")
+		}
+		return nil
+	})
+}
