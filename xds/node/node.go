@@ -36,6 +36,7 @@ const (
 	KeyAdmin          = "ADMIN_ADDRESS"    // admin/stats endpoint, host:port
 	KeyGatewayPorts   = "GATEWAY_PORTS"    // router: "80=127.0.0.1:8080,443=127.0.0.1:8443"
 	KeyGatewayHost    = "GATEWAY_HOST"     // router: host for ports not in GatewayPorts
+	KeyInboundProto   = "INBOUND_PROTOCOL" // sidecar: "HTTP" (default) or "TCP"
 )
 
 // Meta is a proxy's identity and addresses.
@@ -51,6 +52,9 @@ type Meta struct {
 	Outbound       string
 	App            string
 	Admin          string
+	// InboundProtocol is "TCP" for a workload whose inbound listener
+	// proxies raw TCP; anything else means HTTP.
+	InboundProtocol string
 	// GatewayPorts maps a Gateway server port to the local address serving it.
 	GatewayPorts map[uint32]string
 	// GatewayHost is the host used for Gateway ports absent from GatewayPorts;
@@ -94,6 +98,7 @@ func (m *Meta) Node() *core.Node {
 		KeyApp:            m.App,
 		KeyAdmin:          m.Admin,
 		KeyGatewayHost:    m.GatewayHost,
+		KeyInboundProto:   m.InboundProtocol,
 	}
 	if len(m.GatewayPorts) > 0 {
 		var parts []string
@@ -140,6 +145,7 @@ func Parse(n *core.Node) (*Meta, error) {
 	m.ServiceAccount = str(KeyServiceAccount)
 	m.Inbound, m.Outbound, m.App, m.Admin = str(KeyInbound), str(KeyOutbound), str(KeyApp), str(KeyAdmin)
 	m.GatewayHost = str(KeyGatewayHost)
+	m.InboundProtocol = str(KeyInboundProto)
 	if l := f[KeyLabels].GetStructValue(); l != nil {
 		m.Labels = map[string]string{}
 		for k, v := range l.GetFields() {
