@@ -63,9 +63,16 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 // and its output shown if the test failed.
 func start(t *testing.T, dir, name string, args ...string) *proc {
 	t.Helper()
+	return startEnv(t, dir, name, nil, args...)
+}
+
+// startEnv is start with extra environment variables.
+func startEnv(t *testing.T, dir, name string, env []string, args ...string) *proc {
+	t.Helper()
 	p := &proc{name: name, log: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan struct{})}
 	p.cmd = exec.Command(weftBin, args...)
 	p.cmd.Dir = dir
+	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout = lockedWriter{p.mu, p.log}
 	p.cmd.Stderr = lockedWriter{p.mu, p.log}
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -202,9 +209,47 @@ func (m *mesh) applyFile(ns, path string) string {
 // run starts `weft run` for a workload and returns its process.
 func (m *mesh) run(ns, service, labels string, cmd ...string) *proc {
 	m.t.Helper()
+	return m.runEnv(ns, service, labels, nil, cmd...)
+}
+
+// runEnv is run with extra environment for the workload.
+func (m *mesh) runEnv(ns, service, labels string, env []string, cmd ...string) *proc {
+	m.t.Helper()
 	args := append([]string{"run", "--server", "http://" + m.api, "--xds", m.xds, "-n", ns,
 		"--service", service, "--port", "8080", "--labels", labels, "--"}, cmd...)
-	return start(m.t, m.dir, "weft run "+service+" "+labels, args...)
+	return startEnv(m.t, m.dir, "weft run "+service+" "+labels, env, args...)
+}
+
+// echo starts an instance of the echo app as service svc, version v.
+func (m *mesh) echo(ns, svc, v string, env ...string) *proc {
+	m.t.Helper()
+	return m.runEnv(ns, svc, "app="+svc+",version="+v, env, weftBin, "demo-app", "echo", "echo")
+}
+
+// inbound returns the registered (sidecar inbound) address of the first
+// instance of service svc with version v.
+func (m *mesh) inbound(ns, svc, v string) string {
+	m.t.Helper()
+	var list struct {
+		Items []struct {
+			Metadata struct{ Name string }
+			Spec     struct {
+				Address string
+				Ports   map[string]int
+				Labels  map[string]string
+			}
+		}
+	}
+	if err := jsonGet("http://"+m.api+"/api/v1/objects?kind=WorkloadEntry&namespace="+ns, &list); err != nil {
+		m.t.Fatal(err)
+	}
+	for _, it := range list.Items {
+		if it.Spec.Labels["app"] == svc && it.Spec.Labels["version"] == v {
+			return fmt.Sprintf("%s:%d", it.Spec.Address, it.Spec.Ports["http"])
+		}
+	}
+	m.t.Fatalf("no registered instance of %s %s", svc, v)
+	return ""
 }
 
 var client = &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64, Proxy: nil}}
