@@ -35,6 +35,10 @@ const (
 	CodeEmptySubset       = "WEFT0106"
 	CodeUnknownPort       = "WEFT0107"
 	CodeDuplicateHost     = "WEFT0108"
+	CodeRetryBudget       = "WEFT0109"
+	CodeHashNoEffect      = "WEFT0110"
+	CodeIneffectiveFault  = "WEFT0111"
+	CodeProtocolMismatch  = "WEFT0112"
 )
 
 // Message is one finding about one object.
@@ -61,6 +65,7 @@ func Analyze(s *model.Snapshot) []Message {
 	a := &analyzer{s: s}
 	a.virtualServices()
 	a.destinationRules()
+	a.hashEffect()
 	a.serviceEntries()
 	sortMessages(a.msgs)
 	return a.msgs

@@ -65,7 +65,11 @@ func (a *analyzer) virtualServices() {
 			for j, m := range r.GetMirrors() {
 				a.destination(o, fmt.Sprintf("%s.mirrors[%d].destination", p, j), m.GetDestination())
 			}
+			a.retryBudget(o, p, r)
+			a.ineffectiveFault(o, p, r)
+			a.httpToTCPPort(o, p, r)
 		}
+		a.tcpOnHTTPPort(o, vs)
 		a.l4Routes(o, "spec.tcp", tcpRoutes(vs.GetTcp()))
 		a.l4Routes(o, "spec.tls", tlsRoutes(vs.GetTls()))
 	}

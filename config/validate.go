@@ -299,7 +299,9 @@ func (v *validator) httpRoute(p path, r *networking.HTTPRoute) {
 		rp := p.field("route").index(i)
 		v.destination(rp.field("destination"), d.GetDestination())
 		v.weight(rp.field("weight"), d.GetWeight())
+		v.headers(rp.field("headers"), d.GetHeaders())
 	}
+	v.headers(p.field("headers"), r.GetHeaders())
 	if rd := r.GetRedirect(); rd != nil {
 		rp := p.field("redirect")
 		if c := rd.GetRedirectCode(); c != 0 && (c < 300 || c > 399) {
@@ -397,9 +399,54 @@ func (v *validator) fault(p path, f *networking.HTTPFaultInjection) {
 			if t.HttpStatus < 200 || t.HttpStatus > 599 {
 				v.errorf(ap.field("httpStatus"), "must be between 200 and 599, got %d", t.HttpStatus)
 			}
+		case *networking.HTTPFaultInjection_Abort_GrpcStatus:
+			if _, ok := GRPCStatusCode(t.GrpcStatus); !ok {
+				v.errorf(ap.field("grpcStatus"), "unknown gRPC status %q; use a name such as UNAVAILABLE or INTERNAL", t.GrpcStatus)
+			}
 		case nil:
 			v.errorf(ap.field("httpStatus"), "required")
 		}
 		v.percentage(ap.field("percentage"), a.GetPercentage())
 	}
+}
+
+// headers checks header operations: every name set, added or removed must
+// be non-empty, since Envoy rejects an empty header key.
+func (v *validator) headers(p path, h *networking.Headers) {
+	for _, op := range []struct {
+		name string
+		ops  *networking.Headers_HeaderOperations
+	}{{"request", h.GetRequest()}, {"response", h.GetResponse()}} {
+		sp := p.field(op.name)
+		for _, k := range sortedKeys(op.ops.GetSet()) {
+			if strings.TrimSpace(k) == "" {
+				v.errorf(sp.field("set"), "header names must not be empty")
+			}
+		}
+		for _, k := range sortedKeys(op.ops.GetAdd()) {
+			if strings.TrimSpace(k) == "" {
+				v.errorf(sp.field("add"), "header names must not be empty")
+			}
+		}
+		for i, k := range op.ops.GetRemove() {
+			if strings.TrimSpace(k) == "" {
+				v.errorf(sp.field("remove").index(i), "header name must not be empty")
+			}
+		}
+	}
+}
+
+// grpcCodes are the gRPC status names Istio accepts, e.g. in abort.grpcStatus.
+var grpcCodes = map[string]uint32{
+	"OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4,
+	"NOT_FOUND": 5, "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8,
+	"FAILED_PRECONDITION": 9, "ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12,
+	"INTERNAL": 13, "UNAVAILABLE": 14, "DATA_LOSS": 15, "UNAUTHENTICATED": 16,
+}
+
+// GRPCStatusCode returns the numeric code of a gRPC status name such as
+// "UNAVAILABLE".
+func GRPCStatusCode(name string) (uint32, bool) {
+	c, ok := grpcCodes[name]
+	return c, ok
 }

@@ -88,6 +88,14 @@ func (v *validator) loadBalancer(p path, lb *networking.LoadBalancerSettings) {
 	}
 	if ch := lb.GetConsistentHash(); ch != nil {
 		cp := p.field("consistentHash")
+		// Envoy's own ceiling for a ring (ring_hash_lb_config.minimum_ring_size).
+		const maxRing = 8 * 1024 * 1024
+		if n := ch.GetRingHash().GetMinimumRingSize(); n > maxRing {
+			v.errorf(cp.field("ringHash").field("minimumRingSize"), "must be at most %d, got %d", maxRing, n)
+		}
+		if n := ch.GetMinimumRingSize(); n > maxRing { //nolint:staticcheck // legacy field, still accepted
+			v.errorf(cp.field("minimumRingSize"), "must be at most %d, got %d", maxRing, n)
+		}
 		switch key := ch.GetHashKey().(type) {
 		case nil:
 			v.errorf(cp, "exactly one hash key is required: httpHeaderName, httpCookie, useSourceIp or httpQueryParameterName")

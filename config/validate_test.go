@@ -47,10 +47,15 @@ func TestValidateAcceptsValid(t *testing.T) {
     fault:
       delay: {fixedDelay: 7s, percentage: {value: 10.5}}
       abort: {httpStatus: 503, percentage: {value: 100}}
+    headers:
+      request: {set: {x-a: "1"}, add: {x-b: "2"}, remove: [x-c]}
+      response: {set: {x-d: "3"}}
     mirror: {host: shadow}
     mirrorPercentage: {value: 50}
   - redirect: {uri: /new, redirectCode: 301}
   - directResponse: {status: 204}
+  - fault: {abort: {grpcStatus: UNAVAILABLE}}
+    route: [{destination: {host: grpc}, headers: {request: {set: {x-e: "4"}}}}]
   tcp:
   - match: [{port: 3306}]
     route: [{destination: {host: mysql}}]
@@ -132,6 +137,14 @@ func TestValidateErrors(t *testing.T) {
 		{"match port", KindVirtualService, route + "    match: [{port: 65536}]\n", "spec.http[0].match[0].port", "between 1 and 65535"},
 		{"redirect code", KindVirtualService, "  hosts: [a]\n  http: [{redirect: {uri: /b, redirectCode: 200}}]\n", "spec.http[0].redirect.redirectCode", "3xx"},
 		{"direct status", KindVirtualService, "  hosts: [a]\n  http: [{directResponse: {status: 99}}]\n", "spec.http[0].directResponse.status", "between 200 and 599"},
+		{"header set name", KindVirtualService, route + "    headers: {request: {set: {'': x}}}\n", "spec.http[0].headers.request.set", "must not be empty"},
+		{"header remove name", KindVirtualService, route + "    headers: {response: {remove: [ok, '']}}\n", "spec.http[0].headers.response.remove[1]", "must not be empty"},
+		{"dest header add name", KindVirtualService, "  hosts: [a]\n  http: [{route: [{destination: {host: a}, headers: {request: {add: {' ': x}}}}]}]\n", "spec.http[0].route[0].headers.request.add", "must not be empty"},
+		{"grpc status", KindVirtualService, route + "    fault: {abort: {grpcStatus: NOPE}}\n", "spec.http[0].fault.abort.grpcStatus", "unknown gRPC status"},
+		{"redirect 4xx", KindVirtualService, "  hosts: [a]\n  http: [{redirect: {uri: /b, redirectCode: 400}}]\n", "spec.http[0].redirect.redirectCode", "3xx"},
+		{"direct status high", KindVirtualService, "  hosts: [a]\n  http: [{directResponse: {status: 600}}]\n", "spec.http[0].directResponse.status", "between 200 and 599"},
+		{"abort percentage", KindVirtualService, route + "    fault: {abort: {httpStatus: 500, percentage: {value: 100.5}}}\n", "spec.http[0].fault.abort.percentage.value", "between 0 and 100"},
+		{"legacy delay percent", KindVirtualService, route + "    fault: {delay: {fixedDelay: 1s, percent: 101}}\n", "spec.http[0].fault.delay.percent", "between 0 and 100"},
 		{"mirror percentage", KindVirtualService, route + "    mirror: {host: b}\n    mirrorPercentage: {value: -5}\n", "spec.http[0].mirrorPercentage.value", "between 0 and 100"},
 		{"tcp no route", KindVirtualService, "  hosts: [a]\n  tcp: [{match: [{port: 5}]}]\n", "spec.tcp[0].route", "at least one destination"},
 		{"tls no sni", KindVirtualService, "  hosts: [a]\n  tls: [{match: [{port: 443}], route: [{destination: {host: a}}]}]\n", "spec.tls[0].match[0].sniHosts", "at least one SNI host"},
@@ -142,6 +155,8 @@ func TestValidateErrors(t *testing.T) {
 		{"subset no labels", KindDestinationRule, "  host: a\n  subsets: [{name: v1}]\n", "spec.subsets[0].labels", "at least one label"},
 		{"consistent hash", KindDestinationRule, "  host: a\n  trafficPolicy: {loadBalancer: {consistentHash: {minimumRingSize: 10}}}\n", "spec.trafficPolicy.loadBalancer.consistentHash", "exactly one hash key"},
 		{"consistent hash two", KindDestinationRule, "  host: a\n  trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true, httpHeaderName: x}}}\n", "spec.trafficPolicy.loadBalancer.consistentHash.useSourceIp", "only one of them"},
+		{"cookie name", KindDestinationRule, "  host: a\n  trafficPolicy: {loadBalancer: {consistentHash: {httpCookie: {ttl: 0s}}}}\n", "spec.trafficPolicy.loadBalancer.consistentHash.httpCookie.name", "required"},
+		{"ring size", KindDestinationRule, "  host: a\n  trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x, ringHash: {minimumRingSize: 9000000}}}}\n", "spec.trafficPolicy.loadBalancer.consistentHash.ringHash.minimumRingSize", "at most 8388608"},
 		{"ejection", KindDestinationRule, "  host: a\n  trafficPolicy: {outlierDetection: {maxEjectionPercent: 101}}\n", "spec.trafficPolicy.outlierDetection.maxEjectionPercent", "between 0 and 100, got 101"},
 		{"dr duration", KindDestinationRule, "  host: a\n  subsets: [{name: v1, labels: {a: b}, trafficPolicy: {connectionPool: {tcp: {connectTimeout: 0s}}}}]\n", "spec.subsets[0].trafficPolicy.connectionPool.tcp.connectTimeout", "at least 1ms"},
 		{"port level", KindDestinationRule, "  host: a\n  trafficPolicy: {portLevelSettings: [{loadBalancer: {simple: RANDOM}}]}\n", "spec.trafficPolicy.portLevelSettings[0].port", "required"},

@@ -16,6 +16,7 @@ type Workload struct {
 	Port    uint32            // service port
 	Labels  map[string]string // app, version, ...
 	App     string            // argument to `weft demo-app DEMO APP`
+	Name    string            // instance name (`weft run --name`); generated when empty
 }
 
 // Demo is a runnable demo application.
@@ -26,6 +27,9 @@ type Demo struct {
 	Files     fs.FS
 	Initial   []string
 	Workloads []Workload
+	// Try is the path `weft up` suggests to curl once the demo runs
+	// (default "/").
+	Try string
 	// Serve runs one of the demo's apps on the address in $PORT.
 	Serve func(ctx context.Context, app string) error
 }

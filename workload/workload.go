@@ -101,6 +101,7 @@ func Run(ctx context.Context, o Options) error {
 		"POD_NAME="+o.Instance,
 		"POD_NAMESPACE="+o.Namespace,
 		"VERSION="+labels["version"],
+		"WORKLOAD_NAME="+workloadName,
 		"HTTP_PROXY="+proxyURL, "http_proxy="+proxyURL,
 		"NO_PROXY=localhost,127.0.0.1,::1", "no_proxy=localhost,127.0.0.1,::1",
 	)

@@ -64,7 +64,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(
 		newUpCmd(g), newControlPlaneCmd(g),
 		newApplyCmd(g), newGetCmd(g), newDeleteCmd(g), newDescribeCmd(g), newAnalyzeCmd(g),
-		newRunCmd(g), newProxyCmd(g), newProxyConfigCmd(g), newDemoAppCmd(),
+		newRunCmd(g), newProxyCmd(g), newProxyConfigCmd(g), newDemoAppCmd(), newShiftCmd(g), newLoadCmd(g),
 	)
 	return root
 }

@@ -99,7 +99,11 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 			wg.Wait()
 			return err
 		}
-		fmt.Printf("demo %s: try  curl http://%s/\n", d.Name, f.gatewayAddr)
+		try := d.Try
+		if try == "" {
+			try = "/"
+		}
+		fmt.Printf("demo %s: try  curl http://%s%s\n", d.Name, f.gatewayAddr, try)
 	}
 	<-ctx.Done()
 	fmt.Println("shutting down")
@@ -133,7 +137,11 @@ func startDemo(ctx context.Context, g *globals, d *demo.Demo, cp *controlplane.C
 	for _, w := range d.Workloads {
 		args := []string{"run", "--server", "http://" + cp.APIAddr(), "--xds", cp.XDSAddr(), "--log-level", g.logLevel,
 			"--service", w.Service, "--port", strconv.Itoa(int(w.Port)), "-n", d.Namespace,
-			"--labels", workload.FormatLabels(w.Labels), "--", self, "demo-app", d.Name, w.App}
+			"--labels", workload.FormatLabels(w.Labels)}
+		if w.Name != "" {
+			args = append(args, "--name", w.Name)
+		}
+		args = append(args, "--", self, "demo-app", d.Name, w.App)
 		cmd := exec.Command(self, args...)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}

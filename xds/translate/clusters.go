@@ -22,6 +22,9 @@ const ConnectTimeout = 10 * time.Second
 // clusters emits an EDS cluster and its ClusterLoadAssignment for every
 // service port, and one more per DestinationRule subset. Sidecars and
 // gateways alike get all of them: weft has no Sidecar-resource scoping.
+// Each cluster gets the traffic policy Istio would apply to it: the rule's
+// policy (or its portLevelSettings entry for the port) with the subset's
+// fields laid over it.
 func (g *generator) clusters() {
 	for _, svc := range g.s.Services() {
 		dro := g.s.DestinationRule(g.p.Namespace, svc.Hostname)
@@ -31,55 +34,42 @@ func (g *generator) clusters() {
 		}
 		for _, port := range svc.Ports {
 			name := ClusterName(port.Number, "", svc.Hostname)
-			g.r.Clusters[name] = edsCluster(name, lbPolicy(port.Number, dr.GetTrafficPolicy(), nil))
-			g.r.Endpoints[name] = loadAssignment(name, svc, port, nil)
+			g.addCluster(name, svc, port, nil, mergePolicy(dr.GetTrafficPolicy(), nil, port.Number))
 			for _, ss := range dr.GetSubsets() {
 				if ss.GetName() == "" {
 					continue // config validation rejects it; nothing sensible to name
 				}
 				name := ClusterName(port.Number, ss.GetName(), svc.Hostname)
-				g.r.Clusters[name] = edsCluster(name, lbPolicy(port.Number, dr.GetTrafficPolicy(), ss.GetTrafficPolicy()))
-				g.r.Endpoints[name] = loadAssignment(name, svc, port, ss.GetLabels())
+				g.addCluster(name, svc, port, ss.GetLabels(), mergePolicy(dr.GetTrafficPolicy(), ss.GetTrafficPolicy(), port.Number))
 			}
 		}
 	}
 }
 
-func edsCluster(name string, lb cluster.Cluster_LbPolicy) *cluster.Cluster {
+// addCluster emits one outbound cluster with policy applied and, unless
+// the policy makes it ORIGINAL_DST (which has no endpoints to assign), its
+// ClusterLoadAssignment.
+func (g *generator) addCluster(name string, svc *model.Service, port *model.Port, subset map[string]string, policy *networking.TrafficPolicy) {
+	c := edsCluster(name)
+	applyLoadBalancer(c, policy.GetLoadBalancer())
+	applyConnectionPool(c, port, policy.GetConnectionPool())
+	applyOutlierDetection(c, policy.GetOutlierDetection())
+	if hp := hashPolicy(policy.GetLoadBalancer().GetConsistentHash()); hp != nil {
+		g.hashes[name] = hp
+	}
+	g.r.Clusters[name] = c
+	if c.GetType() == cluster.Cluster_EDS {
+		g.r.Endpoints[name] = loadAssignment(name, svc, port, subset)
+	}
+}
+
+func edsCluster(name string) *cluster.Cluster {
 	return &cluster.Cluster{
 		Name:                 name,
 		ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_EDS},
 		EdsClusterConfig:     &cluster.Cluster_EdsClusterConfig{EdsConfig: adsSource(), ServiceName: name},
 		ConnectTimeout:       durationpb.New(ConnectTimeout),
-		LbPolicy:             lb,
-	}
-}
-
-// lbPolicy picks the load balancer for one port as Istio merges traffic
-// policies: the subset's policy overrides the rule's, and within each a
-// portLevelSettings entry for the port overrides the policy's own setting.
-func lbPolicy(port uint32, top, subset *networking.TrafficPolicy) cluster.Cluster_LbPolicy {
-	simple := networking.LoadBalancerSettings_UNSPECIFIED
-	for _, tp := range []*networking.TrafficPolicy{top, subset} {
-		if s := tp.GetLoadBalancer().GetSimple(); s != networking.LoadBalancerSettings_UNSPECIFIED {
-			simple = s
-		}
-		for _, pl := range tp.GetPortLevelSettings() {
-			if pl.GetPort().GetNumber() == port {
-				if s := pl.GetLoadBalancer().GetSimple(); s != networking.LoadBalancerSettings_UNSPECIFIED {
-					simple = s
-				}
-			}
-		}
-	}
-	switch simple {
-	case networking.LoadBalancerSettings_LEAST_REQUEST, networking.LoadBalancerSettings_LEAST_CONN:
-		// Istio has treated LEAST_CONN as an alias of LEAST_REQUEST since it was deprecated.
-		return cluster.Cluster_LEAST_REQUEST
-	case networking.LoadBalancerSettings_RANDOM:
-		return cluster.Cluster_RANDOM
-	default:
-		return cluster.Cluster_ROUND_ROBIN
+		LbPolicy:             cluster.Cluster_ROUND_ROBIN,
 	}
 }
 

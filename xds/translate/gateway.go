@@ -12,7 +12,7 @@ import (
 	"github.com/weft-mesh/weft/model"
 )
 
-// gwServer is one HTTP server of a Gateway selected by this node.
+// gwServer is one HTTP or TCP server of a Gateway selected by this node.
 type gwServer struct {
 	gw    *config.Object
 	hosts []serverHost
@@ -25,24 +25,31 @@ type serverHost struct {
 	host string
 }
 
-// gateway emits, per port of the selected Gateways' servers, a listener
-// 0.0.0.0_PORT and route table http.PORT.
+// gateway emits, per HTTP port of the selected Gateways' servers, a
+// listener 0.0.0.0_PORT and route table http.PORT, and per TCP port a
+// tcp_proxy listener 0.0.0.0_PORT.
 func (g *generator) gateway() {
 	byPort := map[uint32][]gwServer{}
+	tcpByPort := map[uint32][]gwServer{}
 	for _, o := range g.s.Objects(config.KindGateway) {
 		gw := o.Spec.(*networking.Gateway)
 		if !model.LabelsMatch(g.p.Labels, gw.GetSelector()) {
 			continue
 		}
 		for _, srv := range gw.GetServers() {
-			if !httpProtocol(srv.GetPort().GetProtocol()) {
-				continue // TLS and TCP servers need features the weft proxy does not implement
+			dst := byPort
+			switch {
+			case httpProtocol(srv.GetPort().GetProtocol()):
+			case strings.EqualFold(srv.GetPort().GetProtocol(), "TCP"):
+				dst = tcpByPort
+			default:
+				continue // TLS and HTTPS servers need features the weft proxy does not implement
 			}
 			s := gwServer{gw: o}
 			for _, h := range srv.GetHosts() {
 				s.hosts = append(s.hosts, splitServerHost(o.Meta.Namespace, h))
 			}
-			byPort[srv.GetPort().GetNumber()] = append(byPort[srv.GetPort().GetNumber()], s)
+			dst[srv.GetPort().GetNumber()] = append(dst[srv.GetPort().GetNumber()], s)
 		}
 	}
 	for _, port := range sortedPorts(byPort) {
@@ -55,6 +62,12 @@ func (g *generator) gateway() {
 		name := GatewayListenerName(port)
 		g.r.Listeners[name] = httpListener(name, fmt.Sprintf("outbound_0.0.0.0_%d", port), addr, core.TrafficDirection_OUTBOUND, rdsManager(GatewayRouteName(port)))
 		g.r.Routes[GatewayRouteName(port)] = g.gatewayRoutes(port, listenPort, byPort[port])
+	}
+	for _, port := range sortedPorts(tcpByPort) {
+		if _, http := byPort[port]; http {
+			continue // one listener per port: a port with HTTP servers stays HTTP
+		}
+		g.gatewayTCP(port, tcpByPort[port])
 	}
 }
 
@@ -156,7 +169,7 @@ func (g *generator) gatewayRoutes(port, listenPort uint32, servers []gwServer) *
 	for _, host := range sortedKeys(acc) {
 		vh := &route.VirtualHost{Name: fmt.Sprintf("%s:%d", host, port), Domains: gatewayDomains(host, port, listenPort)}
 		for _, o := range acc[host].vss {
-			vh.Routes = append(vh.Routes, g.vsRoutes(o, routeScope{port: port, gateway: true})...)
+			vh.Routes = append(vh.Routes, g.vsRoutes(o, routeScope{port: port, listenPort: listenPort, gateway: true})...)
 		}
 		rc.VirtualHosts = append(rc.VirtualHosts, vh)
 	}

@@ -1,12 +1,9 @@
 package translate
 
 import (
-	"sort"
-	"strings"
-
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	networking "istio.io/api/networking/v1alpha3"
@@ -16,22 +13,18 @@ import (
 
 // routeScope says where a VirtualService's routes are being placed.
 type routeScope struct {
-	port    uint32 // the virtual host's service port (sidecar) or listener port (gateway)
-	gateway bool
+	port       uint32 // the virtual host's service port (sidecar) or Gateway server port (gateway)
+	listenPort uint32 // the port requests actually arrive on (a gateway's port 80 may listen on 8080)
+	gateway    bool
 }
 
 // vsRoutes translates the http section of a VirtualService for one scope.
-// Only match, route and timeout are translated; other HTTPRoute fields are
-// ignored, and a route with no destinations (redirect, direct response...)
-// is dropped since weft has no action to give it.
+// A route with destinations, a redirect or a direct response is kept; a
+// delegate (or a redirect Envoy cannot express) is dropped.
 func (g *generator) vsRoutes(o *config.Object, sc routeScope) []*route.Route {
 	vs := o.Spec.(*networking.VirtualService)
 	var out []*route.Route
 	for _, hr := range vs.GetHttp() {
-		action := g.routeAction(o.Meta.Namespace, hr, sc)
-		if action == nil {
-			continue
-		}
 		var matches []*route.RouteMatch
 		if len(hr.GetMatch()) == 0 {
 			matches = append(matches, routeMatch(nil))
@@ -42,40 +35,100 @@ func (g *generator) vsRoutes(o *config.Object, sc routeScope) []*route.Route {
 			}
 			matches = append(matches, routeMatch(m))
 		}
+		if len(matches) == 0 {
+			continue
+		}
+		base := g.httpRoute(o.Meta.Namespace, hr, sc)
+		if base == nil {
+			continue
+		}
 		// Each match becomes its own Envoy route with the same action: Envoy
 		// ANDs conditions inside one RouteMatch, Istio ORs match entries.
 		for i, rm := range matches {
-			a := action
+			r := base
 			if i > 0 {
-				a = proto.Clone(action).(*route.RouteAction)
+				r = proto.Clone(base).(*route.Route)
 			}
-			out = append(out, &route.Route{Name: hr.GetName(), Match: rm, Action: &route.Route_Route{Route: a}})
+			r.Match = rm
+			out = append(out, r)
 		}
 	}
 	return out
 }
 
-// routeAction builds the destination part of an HTTPRoute, or nil if it has
-// no destinations.
-func (g *generator) routeAction(ns string, hr *networking.HTTPRoute, sc routeScope) *route.RouteAction {
-	type weighted struct {
-		name   string
-		weight uint32
+// httpRoute builds everything of an Envoy route but its match, or nil if
+// the HTTPRoute has nothing Envoy could do with a request.
+func (g *generator) httpRoute(ns string, hr *networking.HTTPRoute, sc routeScope) *route.Route {
+	r := &route.Route{Name: hr.GetName()}
+	ops := headerOperations(hr.GetHeaders())
+	ops.addToRoute(r)
+	switch {
+	case hr.GetRedirect() != nil:
+		rd := redirectAction(hr.GetRedirect(), sc.listenPort)
+		if rd == nil {
+			return nil
+		}
+		r.Action = &route.Route_Redirect{Redirect: rd}
+	case hr.GetDirectResponse() != nil:
+		r.Action = &route.Route_DirectResponse{DirectResponse: directResponse(hr.GetDirectResponse())}
+	default:
+		a := g.routeAction(ns, hr, sc, r, ops.authority)
+		if a == nil {
+			return nil
+		}
+		r.Action = &route.Route_Route{Route: a}
 	}
+	g.perFilterConfig(r, hr)
+	return r
+}
+
+// perFilterConfig attaches the route's fault and CORS settings for the
+// HCM's fault and cors filters. Like Istio, they apply whatever the
+// route's action: a fault can precede a redirect, CORS a direct response.
+func (g *generator) perFilterConfig(r *route.Route, hr *networking.HTTPRoute) {
+	set := func(filter string, cfg proto.Message) {
+		a := g.toAny("route "+r.GetName()+": "+filter, cfg)
+		if a == nil {
+			return
+		}
+		if r.TypedPerFilterConfig == nil {
+			r.TypedPerFilterConfig = map[string]*anypb.Any{}
+		}
+		r.TypedPerFilterConfig[filter] = a
+	}
+	if f := faultConfig(hr.GetFault()); f != nil {
+		set(faultFilterName, f)
+	}
+	if c := corsPolicy(hr.GetCorsPolicy()); c != nil {
+		set(corsFilterName, c)
+	}
+}
+
+// target is one destination of a route action.
+type target struct {
+	name    string
+	weight  uint32
+	headers *networking.Headers
+}
+
+// routeAction builds the forwarding part of an HTTPRoute, or nil if it has
+// no destinations. Per-destination headers of a single destination land on
+// r after the route's own, so the destination's wins a conflict.
+func (g *generator) routeAction(ns string, hr *networking.HTTPRoute, sc routeScope, r *route.Route, authority string) *route.RouteAction {
 	dests := hr.GetRoute()
-	var list []weighted
+	var list []target
 	for _, d := range dests {
 		// Istio drops zero-weight destinations when there is more than one.
 		if len(dests) > 1 && d.GetWeight() <= 0 {
 			continue
 		}
-		list = append(list, weighted{g.destinationCluster(ns, d.GetDestination(), sc), uint32(max(d.GetWeight(), 0))})
+		list = append(list, target{g.destinationCluster(ns, d.GetDestination(), sc), uint32(max(d.GetWeight(), 0)), d.GetHeaders()})
 	}
 	if len(list) == 0 && len(dests) > 0 {
 		// All weights zero: config validation should have refused it; split
 		// evenly rather than emit a weighted_clusters Envoy would reject.
 		for _, d := range dests {
-			list = append(list, weighted{g.destinationCluster(ns, d.GetDestination(), sc), 1})
+			list = append(list, target{g.destinationCluster(ns, d.GetDestination(), sc), 1, d.GetHeaders()})
 		}
 	}
 	if len(list) == 0 {
@@ -88,14 +141,47 @@ func (g *generator) routeAction(ns string, hr *networking.HTTPRoute, sc routeSco
 	a := &route.RouteAction{Timeout: timeout}
 	if len(list) == 1 {
 		a.ClusterSpecifier = &route.RouteAction_Cluster{Cluster: list[0].name}
-		return a
+		dops := headerOperations(list[0].headers)
+		dops.addToRoute(r)
+		if authority == "" {
+			authority = dops.authority
+		}
+	} else {
+		wc := &route.WeightedCluster{}
+		for _, t := range list {
+			cw := &route.WeightedCluster_ClusterWeight{Name: t.name, Weight: wrapperspb.UInt32(t.weight)}
+			headerOperations(t.headers).addToClusterWeight(cw)
+			wc.Clusters = append(wc.Clusters, cw)
+		}
+		a.ClusterSpecifier = &route.RouteAction_WeightedClusters{WeightedClusters: wc}
 	}
-	wc := &route.WeightedCluster{}
-	for _, w := range list {
-		wc.Clusters = append(wc.Clusters, &route.WeightedCluster_ClusterWeight{Name: w.name, Weight: wrapperspb.UInt32(w.weight)})
-	}
-	a.ClusterSpecifier = &route.RouteAction_WeightedClusters{WeightedClusters: wc}
+	applyRewrite(a, hr.GetRewrite(), authority)
+	a.HashPolicy = g.hashPolicies(list)
+	a.RetryPolicy = retryPolicy(hr.GetRetries(), len(a.HashPolicy) > 0)
+	a.RequestMirrorPolicies = g.mirrorPolicies(ns, hr, sc)
 	return a
+}
+
+// hashPolicies collects the hash policies of every target cluster that
+// hashes consistently. Envoy computes one hash per request from the
+// route's policies, so a weighted route must carry the policy as soon as
+// any of its clusters needs it; identical policies are listed once.
+func (g *generator) hashPolicies(list []target) []*route.RouteAction_HashPolicy {
+	var out []*route.RouteAction_HashPolicy
+	for _, t := range list {
+		hp := g.hashes[t.name]
+		if hp == nil {
+			continue
+		}
+		dup := false
+		for _, have := range out {
+			dup = dup || proto.Equal(have, hp)
+		}
+		if !dup {
+			out = append(out, proto.Clone(hp).(*route.RouteAction_HashPolicy))
+		}
+	}
+	return out
 }
 
 // destinationCluster names the cluster for a route destination. Without an
@@ -119,82 +205,24 @@ func (g *generator) destinationCluster(ns string, d *networking.Destination, sc 
 	return ClusterName(port, d.GetSubset(), host)
 }
 
-// routeMatch translates one HTTPMatchRequest; nil matches everything.
-func routeMatch(m *networking.HTTPMatchRequest) *route.RouteMatch {
-	rm := &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}}
-	if m == nil {
-		return rm
-	}
-	switch u := m.GetUri().GetMatchType().(type) {
-	case *networking.StringMatch_Exact:
-		rm.PathSpecifier = &route.RouteMatch_Path{Path: u.Exact}
-	case *networking.StringMatch_Prefix:
-		rm.PathSpecifier = &route.RouteMatch_Prefix{Prefix: u.Prefix}
-	case *networking.StringMatch_Regex:
-		rm.PathSpecifier = &route.RouteMatch_SafeRegex{SafeRegex: regex(u.Regex)}
-	}
-	if m.GetIgnoreUriCase() {
-		rm.CaseSensitive = wrapperspb.Bool(false)
-	}
-	for name, sm := range m.GetHeaders() {
-		rm.Headers = append(rm.Headers, headerMatcher(name, sm, false))
-	}
-	for name, sm := range m.GetWithoutHeaders() {
-		rm.Headers = append(rm.Headers, headerMatcher(name, sm, true))
-	}
-	if m.GetMethod() != nil {
-		rm.Headers = append(rm.Headers, headerMatcher(":method", m.GetMethod(), false))
-	}
-	if m.GetAuthority() != nil {
-		rm.Headers = append(rm.Headers, headerMatcher(":authority", m.GetAuthority(), false))
-	}
-	sort.SliceStable(rm.Headers, func(i, j int) bool {
-		a, b := rm.Headers[i], rm.Headers[j]
-		if a.Name != b.Name {
-			return a.Name < b.Name
-		}
-		return !a.InvertMatch && b.InvertMatch
-	})
-	for name, sm := range m.GetQueryParams() {
-		qm := &route.QueryParameterMatcher{Name: name}
-		if s := stringMatcher(sm); s != nil {
-			qm.QueryParameterMatchSpecifier = &route.QueryParameterMatcher_StringMatch{StringMatch: s}
-		} else {
-			qm.QueryParameterMatchSpecifier = &route.QueryParameterMatcher_PresentMatch{PresentMatch: true}
-		}
-		rm.QueryParameters = append(rm.QueryParameters, qm)
-	}
-	sort.Slice(rm.QueryParameters, func(i, j int) bool { return rm.QueryParameters[i].Name < rm.QueryParameters[j].Name })
-	return rm
+// defaultOutboundRoute is the route of a service no VirtualService covers.
+// Istio gives it the default retry policy and, when the service's
+// DestinationRule hashes consistently, the hash policy.
+func (g *generator) defaultOutboundRoute(clusterName string) *route.Route {
+	r := defaultRoute(clusterName)
+	a := r.GetRoute()
+	a.HashPolicy = g.hashPolicies([]target{{name: clusterName}})
+	a.RetryPolicy = retryPolicy(nil, len(a.HashPolicy) > 0)
+	return r
 }
 
-// headerMatcher matches one header; an empty StringMatch means "present".
-func headerMatcher(name string, sm *networking.StringMatch, invert bool) *route.HeaderMatcher {
-	hm := &route.HeaderMatcher{Name: strings.ToLower(name), InvertMatch: invert}
-	if s := stringMatcher(sm); s != nil {
-		hm.HeaderMatchSpecifier = &route.HeaderMatcher_StringMatch{StringMatch: s}
-	} else {
-		hm.HeaderMatchSpecifier = &route.HeaderMatcher_PresentMatch{PresentMatch: true}
-	}
-	return hm
-}
-
-func stringMatcher(sm *networking.StringMatch) *matcher.StringMatcher {
-	switch v := sm.GetMatchType().(type) {
-	case *networking.StringMatch_Exact:
-		return &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Exact{Exact: v.Exact}}
-	case *networking.StringMatch_Prefix:
-		return &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Prefix{Prefix: v.Prefix}}
-	case *networking.StringMatch_Regex:
-		return &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_SafeRegex{SafeRegex: regex(v.Regex)}}
-	}
-	return nil
-}
-
-func regex(re string) *matcher.RegexMatcher {
-	return &matcher.RegexMatcher{
-		//nolint:staticcheck // the contract spells out google_re2 {} for Envoy versions that still require it
-		EngineType: &matcher.RegexMatcher_GoogleRe2{GoogleRe2: &matcher.RegexMatcher_GoogleRE2{}},
-		Regex:      re,
+func defaultRoute(clusterName string) *route.Route {
+	return &route.Route{
+		Name:  "default",
+		Match: &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
+		Action: &route.Route_Route{Route: &route.RouteAction{
+			ClusterSpecifier: &route.RouteAction_Cluster{Cluster: clusterName},
+			Timeout:          durationpb.New(0),
+		}},
 	}
 }

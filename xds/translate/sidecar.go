@@ -88,6 +88,12 @@ func virtualServiceFor(vss []meshVS, host string) *config.Object {
 
 // outboundRoutes builds RouteConfiguration "outbound": one virtual host per
 // HTTP service port.
+//
+// Outbound TCP (VirtualService tcp routes seen from a sidecar) is not
+// translated: in local mode the app reaches the mesh only through its
+// HTTP_PROXY, the one virtualOutbound listener, so there is no per-port
+// outbound listener a tcp_proxy could sit on. TCP services are reached
+// through a Gateway's TCP server instead.
 func (g *generator) outboundRoutes() *route.RouteConfiguration {
 	vss := g.meshVirtualServices()
 	rc := &route.RouteConfiguration{Name: OutboundRoute}
@@ -100,9 +106,9 @@ func (g *generator) outboundRoutes() *route.RouteConfiguration {
 			}
 			vh := &route.VirtualHost{Name: fmt.Sprintf("%s:%d", svc.Hostname, port.Number)}
 			if vs != nil {
-				vh.Routes = g.vsRoutes(vs, routeScope{port: port.Number})
+				vh.Routes = g.vsRoutes(vs, routeScope{port: port.Number, listenPort: port.Number})
 			} else {
-				vh.Routes = []*route.Route{defaultRoute(ClusterName(port.Number, "", svc.Hostname))}
+				vh.Routes = []*route.Route{g.defaultOutboundRoute(ClusterName(port.Number, "", svc.Hostname))}
 			}
 			for _, c := range sidecarDomains(svc, port.Number, g.p.Namespace) {
 				c.vhost = len(rc.VirtualHosts)
@@ -170,19 +176,9 @@ func assignDomains(vhosts []*route.VirtualHost, cands []domainCandidate) {
 	}
 }
 
-func defaultRoute(clusterName string) *route.Route {
-	return &route.Route{
-		Name:  "default",
-		Match: &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
-		Action: &route.Route_Route{Route: &route.RouteAction{
-			ClusterSpecifier: &route.RouteAction_Cluster{Cluster: clusterName},
-			Timeout:          durationpb.New(0),
-		}},
-	}
-}
-
-// inbound emits virtualInbound, which hands every request to the local app
-// through the STATIC cluster inbound|PORT||.
+// inbound emits virtualInbound, which hands every request (or, for a
+// workload run with INBOUND_PROTOCOL TCP, every connection) to the local
+// app through the STATIC cluster inbound|PORT||.
 func (g *generator) inbound() {
 	laddr, _, err := socketAddress(g.p.Inbound)
 	if err != nil {
@@ -195,6 +191,12 @@ func (g *generator) inbound() {
 		return
 	}
 	name := InboundClusterName(port)
+	g.r.Clusters[name] = staticCluster(name, app)
+	if strings.EqualFold(g.p.InboundProtocol, "TCP") {
+		g.r.Listeners[InboundListener] = singleFilterListener(InboundListener, laddr, core.TrafficDirection_INBOUND,
+			tcpProxyFilterName, mustAny(tcpProxy(name, []target{{name: name, weight: 1}})))
+		return
+	}
 	rc := &route.RouteConfiguration{
 		Name: name,
 		VirtualHosts: []*route.VirtualHost{{
@@ -205,7 +207,11 @@ func (g *generator) inbound() {
 	}
 	m := &hcm.HttpConnectionManager{RouteSpecifier: &hcm.HttpConnectionManager_RouteConfig{RouteConfig: rc}}
 	g.r.Listeners[InboundListener] = httpListener(InboundListener, "inbound", laddr, core.TrafficDirection_INBOUND, m)
-	g.r.Clusters[name] = &cluster.Cluster{
+}
+
+// staticCluster is a cluster of the one address app.
+func staticCluster(name string, app *core.Address) *cluster.Cluster {
+	return &cluster.Cluster{
 		Name:                 name,
 		ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_STATIC},
 		ConnectTimeout:       durationpb.New(ConnectTimeout),

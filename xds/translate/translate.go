@@ -17,6 +17,8 @@ import (
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
+	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/proto"
@@ -40,8 +42,11 @@ const (
 	InboundListener  = "virtualInbound"
 	OutboundRoute    = "outbound"
 
-	hcmFilterName    = "envoy.filters.network.http_connection_manager"
-	routerFilterName = "envoy.filters.http.router"
+	hcmFilterName      = "envoy.filters.network.http_connection_manager"
+	tcpProxyFilterName = "envoy.filters.network.tcp_proxy"
+	faultFilterName    = "envoy.filters.http.fault"
+	corsFilterName     = "envoy.filters.http.cors"
+	routerFilterName   = "envoy.filters.http.router"
 )
 
 // Resources is everything one proxy should have, keyed by resource name.
@@ -99,7 +104,7 @@ func (r *Resources) ByType(typeURL string) []proto.Message {
 // cannot express in Envoy terms are reported by Validate.
 func Generate(s *model.Snapshot, p *node.Meta) *Resources {
 	r := newResources()
-	g := &generator{s: s, p: p, r: r}
+	g := &generator{s: s, p: p, r: r, hashes: map[string]*route.RouteAction_HashPolicy{}}
 	g.clusters()
 	switch p.Type {
 	case node.Sidecar:
@@ -117,6 +122,11 @@ type generator struct {
 	s *model.Snapshot
 	p *node.Meta
 	r *Resources
+
+	// hashes holds, per cluster whose merged traffic policy hashes
+	// consistently, the hash_policy every route to it must carry: Envoy
+	// computes the hash on the route, the cluster only consumes it.
+	hashes map[string]*route.RouteAction_HashPolicy
 }
 
 // ClusterName returns Istio's outbound cluster name for host, port and
@@ -162,25 +172,60 @@ func adsSource() *core.ConfigSource {
 
 // httpListener builds a listener with a single HTTP connection manager.
 func httpListener(name, statPrefix string, addr *core.Address, dir core.TrafficDirection, m *hcm.HttpConnectionManager) *listener.Listener {
-	router, err := anypb.New(&routerv3.Router{})
-	if err != nil {
-		panic(fmt.Sprintf("marshal router filter: %v", err)) // cannot fail for a registered message
-	}
 	m.StatPrefix = statPrefix
 	m.CodecType = hcm.HttpConnectionManager_AUTO
-	m.HttpFilters = []*hcm.HttpFilter{{Name: routerFilterName, ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: router}}}
-	cfg, err := anypb.New(m)
-	if err != nil {
-		panic(fmt.Sprintf("marshal http_connection_manager: %v", err))
+	m.HttpFilters = httpFilters()
+	return singleFilterListener(name, addr, dir, hcmFilterName, mustAny(m))
+}
+
+// httpFilters is the contract's filter chain. Fault and CORS come before
+// the router and are empty here: each route carries its own settings in
+// typed_per_filter_config, so a route without them is untouched.
+func httpFilters() []*hcm.HttpFilter {
+	filter := func(name string, cfg proto.Message) *hcm.HttpFilter {
+		return &hcm.HttpFilter{Name: name, ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: mustAny(cfg)}}
 	}
+	return []*hcm.HttpFilter{
+		filter(faultFilterName, &faultv3.HTTPFault{}),
+		filter(corsFilterName, &corsv3.Cors{}),
+		filter(routerFilterName, &routerv3.Router{}),
+	}
+}
+
+// singleFilterListener builds a listener whose one filter chain holds one
+// network filter.
+func singleFilterListener(name string, addr *core.Address, dir core.TrafficDirection, filterName string, cfg *anypb.Any) *listener.Listener {
 	return &listener.Listener{
 		Name:             name,
 		Address:          addr,
 		TrafficDirection: dir,
 		FilterChains: []*listener.FilterChain{{
-			Filters: []*listener.Filter{{Name: hcmFilterName, ConfigType: &listener.Filter_TypedConfig{TypedConfig: cfg}}},
+			Filters: []*listener.Filter{{Name: filterName, ConfigType: &listener.Filter_TypedConfig{TypedConfig: cfg}}},
 		}},
 	}
+}
+
+// mustAny wraps a message the translator built from fixed parts. Marshal
+// only fails for unregistered types or invalid UTF-8, neither of which such
+// messages can hold; anything carrying user strings goes through
+// generator.toAny instead.
+func mustAny(m proto.Message) *anypb.Any {
+	a, err := anypb.New(m)
+	if err != nil {
+		panic(fmt.Sprintf("marshal %T: %v", m, err))
+	}
+	return a
+}
+
+// toAny wraps m, recording a problem (and returning nil) if it cannot be
+// marshalled, e.g. because a user-supplied string is not valid UTF-8.
+func (g *generator) toAny(what string, m proto.Message) *anypb.Any {
+	a, err := anypb.New(m)
+	if err != nil {
+		g.r.problem("node %s: %s: %v", g.p.ID(), what, err)
+		return nil
+	}
+	return a
 }
 
 func rdsManager(routeName string) *hcm.HttpConnectionManager {

@@ -206,8 +206,15 @@ func TestSidecarOutboundDefaults(t *testing.T) {
 	if m.GetRds().GetRouteConfigName() != "outbound" || m.GetRds().GetConfigSource().GetAds() == nil {
 		t.Errorf("rds %v", m.GetRds())
 	}
-	if len(m.GetHttpFilters()) != 1 || m.GetHttpFilters()[0].GetName() != "envoy.filters.http.router" {
-		t.Errorf("http filters %v", m.GetHttpFilters())
+	var filters []string
+	for _, f := range m.GetHttpFilters() {
+		filters = append(filters, f.GetName()+"="+f.GetTypedConfig().GetTypeUrl())
+	}
+	wantFilters := "envoy.filters.http.fault=type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault," +
+		"envoy.filters.http.cors=type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors," +
+		"envoy.filters.http.router=type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+	if got := strings.Join(filters, ","); got != wantFilters {
+		t.Errorf("http filters %s, want %s", got, wantFilters)
 	}
 	vh := vhost(t, r.Routes["outbound"], "catalog.coolapp.svc.cluster.local:8080")
 	want := "catalog.coolapp.svc.cluster.local:8080,catalog.coolapp.svc:8080,catalog.coolapp:8080,catalog:8080"

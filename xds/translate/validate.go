@@ -3,6 +3,7 @@ package translate
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -10,13 +11,16 @@ import (
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // validator is what protoc-gen-validate generates on every Envoy message.
 type validator interface{ ValidateAll() error }
 
-// Validate checks every resource against Envoy's own constraints
-// (protoc-gen-validate) and the references between resources that Envoy
+// Validate checks every resource, and every typed config nested in one,
+// against Envoy's own constraints (protoc-gen-validate) and the references between resources that Envoy
 // would refuse: an RDS name no RouteConfiguration has, an EDS cluster with
 // no ClusterLoadAssignment, duplicate domains or virtual host names in a
 // route table, two listeners on one address. A route naming a missing
@@ -32,6 +36,9 @@ func (r *Resources) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %q: stored under key %q", kind, name, key))
 		}
 		if err := m.ValidateAll(); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", kind, name, err))
+		}
+		for _, err := range validateNested(m.(proto.Message).ProtoReflect()) {
 			errs = append(errs, fmt.Errorf("%s %q: %w", kind, name, err))
 		}
 	}
@@ -76,8 +83,10 @@ func (r *Resources) Validate() error {
 	return errors.Join(errs...)
 }
 
-// validateFilters unpacks HTTP connection managers, which PGV leaves
-// opaque inside their Any, and checks them and their route references.
+// validateFilters checks the references HTTP connection managers make:
+// an RDS name must have a RouteConfiguration, and an inline route table
+// obeys the same uniqueness rules as a standalone one. (Their contents are
+// validated by validateNested, like every other typed config.)
 func (r *Resources) validateFilters(listenerName string, chains []*listener.FilterChain) []error {
 	var errs []error
 	for _, fc := range chains {
@@ -90,21 +99,6 @@ func (r *Resources) validateFilters(listenerName string, chains []*listener.Filt
 			if err := tc.UnmarshalTo(m); err != nil {
 				errs = append(errs, fmt.Errorf("listener %q: filter %s: %w", listenerName, f.GetName(), err))
 				continue
-			}
-			if err := m.ValidateAll(); err != nil {
-				errs = append(errs, fmt.Errorf("listener %q: filter %s: %w", listenerName, f.GetName(), err))
-			}
-			for _, hf := range m.GetHttpFilters() {
-				if tc := hf.GetTypedConfig(); tc != nil {
-					msg, err := tc.UnmarshalNew()
-					if err != nil {
-						errs = append(errs, fmt.Errorf("listener %q: http filter %s: %w", listenerName, hf.GetName(), err))
-					} else if v, ok := msg.(validator); ok {
-						if err := v.ValidateAll(); err != nil {
-							errs = append(errs, fmt.Errorf("listener %q: http filter %s: %w", listenerName, hf.GetName(), err))
-						}
-					}
-				}
 			}
 			if rds := m.GetRds(); rds != nil {
 				if _, ok := rds.GetConfigSource().GetConfigSourceSpecifier().(*core.ConfigSource_Ads); !ok {
@@ -119,6 +113,52 @@ func (r *Resources) validateFilters(listenerName string, chains []*listener.Filt
 			}
 		}
 	}
+	return errs
+}
+
+// validateNested finds every Any inside m (network and HTTP filter
+// configs, per-route filter configs, upstream protocol options, retry
+// predicates), which protoc-gen-validate leaves opaque, and validates the
+// message it holds, recursively: Envoy would unpack and check each one.
+func validateNested(m protoreflect.Message) []error {
+	var errs []error
+	var visit func(path string, m protoreflect.Message)
+	visit = func(path string, m protoreflect.Message) {
+		if a, ok := m.Interface().(*anypb.Any); ok {
+			inner, err := a.UnmarshalNew()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", path, err))
+				return
+			}
+			if v, ok := inner.(validator); ok {
+				if err := v.ValidateAll(); err != nil {
+					errs = append(errs, fmt.Errorf("%s (%s): %w", path, inner.ProtoReflect().Descriptor().FullName(), err))
+				}
+			}
+			visit(path, inner.ProtoReflect())
+			return
+		}
+		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			p := path + "." + string(fd.Name())
+			switch {
+			case fd.IsList() && fd.Message() != nil:
+				for i := 0; i < v.List().Len(); i++ {
+					visit(fmt.Sprintf("%s[%d]", p, i), v.List().Get(i).Message())
+				}
+			case fd.IsMap() && fd.MapValue().Message() != nil:
+				v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+					visit(fmt.Sprintf("%s[%s]", p, k.String()), mv.Message())
+					return true
+				})
+			case !fd.IsList() && !fd.IsMap() && fd.Message() != nil:
+				visit(p, v.Message())
+			}
+			return true
+		})
+	}
+	visit(string(m.Descriptor().Name()), m)
+	// Range visits fields in an undefined order; sort for stable messages.
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 	return errs
 }
 

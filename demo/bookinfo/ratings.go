@@ -1,0 +1,29 @@
+package bookinfo
+
+import (
+	"net/http"
+	"strconv"
+)
+
+// Ratings is what ratings answers for a book: stars per reviewer.
+type Ratings struct {
+	ID      int            `json:"id"`
+	Ratings map[string]int `json:"ratings"`
+}
+
+// NewRatings returns the ratings service: GET /ratings/{id}.
+func NewRatings() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "Ratings is healthy"})
+	})
+	mux.HandleFunc("GET /ratings/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.Atoi(r.PathValue("id"))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "please provide numeric product ID"})
+			return
+		}
+		writeJSON(w, http.StatusOK, Ratings{ID: id, Ratings: map[string]int{"Reviewer1": 5, "Reviewer2": 4}})
+	})
+	return mux
+}

@@ -1,0 +1,132 @@
+// Package hello is the VM-to-container migration demo (seed 000):
+// service-a answers /hello itself and /hello-service by calling service-b,
+// which runs first on a "VM" (the instance fedora01, version vm) and then
+// also as a container deployment (service-b-v1, version v1). A
+// VirtualService splits service-b's traffic between the two, and
+// `weft shift` moves it step by step.
+package hello
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/weft-mesh/weft/demo/internal/demoapp"
+)
+
+// Files holds the demo's Istio YAML.
+//
+//go:embed *.yaml
+var Files embed.FS
+
+// Apps lists the app names Serve accepts: service-b-vm is service-b as it
+// runs on the VM, naming itself by its host name; service-b names itself
+// by its deployment (workload) name.
+var Apps = []string{"service-a", "service-b", "service-b-vm"}
+
+// Port is the port both services listen on.
+const Port = 8080
+
+// ServiceBTimeout bounds service-a's call to service-b.
+const ServiceBTimeout = 10 * time.Second
+
+// Serve runs app on 127.0.0.1:$PORT until ctx is done.
+func Serve(ctx context.Context, app string) error {
+	var h http.Handler
+	switch app {
+	case "service-a":
+		h = NewServiceA(demoapp.Client(), fmt.Sprintf("http://service-b:%d/hello", Port))
+	case "service-b":
+		h = NewServiceB(firstOf(os.Getenv("WORKLOAD_NAME"), os.Getenv("HOSTNAME"), "service-b"))
+	case "service-b-vm":
+		h = NewServiceB(firstOf(os.Getenv("HOSTNAME"), "fedora01"))
+	default:
+		return fmt.Errorf("hello: unknown app %q (have %v)", app, Apps)
+	}
+	return demoapp.Serve(ctx, "hello "+app, h)
+}
+
+func firstOf(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// Message is what /hello answers.
+type Message struct {
+	Message string `json:"message"`
+}
+
+func hello(name string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, Message{Message: "Hello World from " + name})
+	}
+}
+
+// NewServiceB returns service-b: GET /hello answers
+// {"message":"Hello World from NAME"}.
+func NewServiceB(name string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /hello", hello(name))
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
+	return mux
+}
+
+// NewServiceA returns service-a: GET /hello answers for itself, GET
+// /hello-service answers {"response":<what serviceB answered>}.
+func NewServiceA(client *http.Client, serviceB string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /hello", hello("service-a"))
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
+	mux.HandleFunc("GET /hello-service", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), ServiceBTimeout)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, serviceB, nil)
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		demoapp.Propagate(req.Header, r.Header)
+		resp, err := client.Do(req)
+		if err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "service-b: " + err.Error()})
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			writeJSON(w, http.StatusBadGateway, map[string]string{"error": "service-b: " + err.Error()})
+			return
+		}
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, body); err != nil {
+			writeJSON(w, max(resp.StatusCode, http.StatusBadGateway), map[string]string{
+				"error": strings.TrimSpace(fmt.Sprintf("service-b answered %d %s", resp.StatusCode, body)),
+			})
+			return
+		}
+		writeJSON(w, resp.StatusCode, map[string]json.RawMessage{"response": compact.Bytes()})
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}

@@ -1,0 +1,274 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/weft-mesh/weft/api/client"
+	"github.com/weft-mesh/weft/config"
+)
+
+func newShiftCmd(g *globals) *cobra.Command {
+	var from, to, vsName string
+	var steps []int
+	var interval time.Duration
+	cmd := &cobra.Command{
+		Use:   "shift SERVICE --from SUBSET --to SUBSET [--steps 10,25,50,75,90,100] [--interval 10s]",
+		Short: "Move a service's traffic from one subset to another, step by step",
+		Long: `Shift rewrites the weights of the VirtualService (default: the one named
+SERVICE) so that, at each step, that percentage of the traffic its routes send
+to subset --from goes to subset --to instead: step 10 is 90% --from, 10% --to.
+The --to destination is added to a route that lacks it. Each step is one
+apply; Ctrl-C stops between steps and leaves the last applied weights.`,
+		Example: `  weft shift service-b --from vm --to v1 --steps 10,25,50,75,90,100 --interval 10s
+  weft shift reviews --from v1 --to v3 --steps 50 -n default`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if vsName == "" {
+				vsName = args[0]
+			}
+			return runShift(cmd.Context(), g, shiftOptions{service: args[0], vs: vsName, from: from, to: to, steps: steps, interval: interval})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&from, "from", "", "subset the traffic leaves (required)")
+	f.StringVar(&to, "to", "", "subset the traffic moves to (required)")
+	f.IntSliceVar(&steps, "steps", []int{10, 25, 50, 75, 90, 100}, "percentages of the traffic sent to --to, one apply each")
+	f.DurationVar(&interval, "interval", 10*time.Second, "wait between steps")
+	f.StringVar(&vsName, "vs", "", "VirtualService to rewrite (default: SERVICE)")
+	cmd.MarkFlagRequired("from")
+	cmd.MarkFlagRequired("to")
+	return cmd
+}
+
+type shiftOptions struct {
+	service, vs, from, to string
+	steps                 []int
+	interval              time.Duration
+}
+
+func runShift(ctx context.Context, g *globals, o shiftOptions) error {
+	if o.from == o.to {
+		return fmt.Errorf("--from and --to are both %q", o.from)
+	}
+	if len(o.steps) == 0 {
+		return fmt.Errorf("--steps: give at least one percentage")
+	}
+	for _, s := range o.steps {
+		if s < 0 || s > 100 {
+			return fmt.Errorf("--steps: %d is not a percentage between 0 and 100", s)
+		}
+	}
+	if o.interval < 0 {
+		return fmt.Errorf("--interval must not be negative")
+	}
+	ns, explicit := g.ns()
+	c := g.client()
+	// A step, once started, completes: Ctrl-C only stops between steps.
+	stepCtx := context.WithoutCancel(ctx)
+
+	_, vs, err := getVirtualService(stepCtx, c, ns, o.vs)
+	if err != nil {
+		return err
+	}
+	// Refuse a VirtualService shift cannot rewrite before changing anything.
+	if _, err := shiftWeights(vs, o.service, o.from, o.to, o.steps[0]); err != nil {
+		return fmt.Errorf("virtualservice %s/%s: %w", ns, o.vs, err)
+	}
+	fromW, toW, _ := currentSplit(vs, o.service, o.from, o.to)
+	fmt.Println(describeSplit(o.from, o.to, fromW, toW))
+	last := describeSplit(o.from, o.to, fromW, toW)
+
+	for i, step := range o.steps {
+		if i > 0 {
+			select {
+			case <-ctx.Done():
+				fmt.Fprintf(os.Stderr, "interrupted: %s stays as applied: %s\n", resourceName(string(config.KindVirtualService), o.vs), last)
+				return exitError{code: 130}
+			case <-time.After(o.interval):
+			}
+		}
+		// Re-read, so changes others made in between are kept.
+		obj, vs, err := getVirtualService(stepCtx, c, ns, o.vs)
+		if err != nil {
+			return err
+		}
+		next, err := shiftWeights(vs, o.service, o.from, o.to, step)
+		if err != nil {
+			return fmt.Errorf("virtualservice %s/%s: %w", ns, o.vs, err)
+		}
+		out := &config.Object{APIVersion: obj.APIVersion, Kind: obj.Kind, Spec: next, Meta: config.Meta{
+			Name: obj.Meta.Name, Namespace: obj.Meta.Namespace, Labels: obj.Meta.Labels, Annotations: obj.Meta.Annotations,
+		}}
+		y, err := config.Marshal(out, config.FormatYAML)
+		if err != nil {
+			return err
+		}
+		resp, err := c.Apply(stepCtx, []client.Source{{Name: "weft shift " + o.vs, Content: string(y)}},
+			client.ApplyOptions{Namespace: ns, NamespaceExplicit: explicit})
+		if err != nil {
+			return explainAPIError(err)
+		}
+		for _, r := range resp.Results {
+			fmt.Printf("%s %s\n", resourceName(r.Kind, r.Name), r.Action)
+		}
+		printMessages(os.Stderr, resp.Messages)
+		last = describeSplit(o.from, o.to, 100-step, step)
+		fmt.Println(last)
+	}
+	return nil
+}
+
+func getVirtualService(ctx context.Context, c *client.Client, ns, name string) (*config.Object, *networking.VirtualService, error) {
+	obj, _, err := c.Get(ctx, string(config.KindVirtualService), ns, name, "")
+	if err != nil {
+		if client.IsNotFound(err) {
+			return nil, nil, fmt.Errorf("virtualservice %s/%s not found (name another with --vs, or another namespace with -n)", ns, name)
+		}
+		return nil, nil, explainAPIError(err)
+	}
+	vs, ok := obj.Spec.(*networking.VirtualService)
+	if !ok {
+		return nil, nil, fmt.Errorf("virtualservice %s/%s: unexpected spec %T", ns, name, obj.Spec)
+	}
+	return obj, vs, nil
+}
+
+// describeSplit says where the traffic goes, as the seed's rollout script
+// does: "90% traffic is routed to vm 10% to v1".
+func describeSplit(from, to string, fromW, toW int) string {
+	switch {
+	case toW == 0:
+		return "all traffic is routed to " + from
+	case fromW == 0:
+		return "all traffic is routed to " + to
+	}
+	return fmt.Sprintf("%d%% traffic is routed to %s %d%% to %s", fromW, from, toW, to)
+}
+
+// hostIsService reports whether a destination host names service: its
+// short name, or a longer name starting with it ("service-b.default...").
+func hostIsService(host, service string) bool {
+	return host == service || strings.HasPrefix(host, service+".")
+}
+
+// routeWeight is a destination's effective weight: a lone destination
+// without a weight takes all the route's traffic.
+func routeWeight(route []*networking.HTTPRouteDestination, i int) int {
+	if len(route) == 1 && route[0].GetWeight() == 0 {
+		return 100
+	}
+	return int(route[i].GetWeight())
+}
+
+// currentSplit returns the weights of subsets from and to in the first
+// HTTP route that sends to from.
+func currentSplit(vs *networking.VirtualService, service, from, to string) (fromW, toW int, ok bool) {
+	for _, r := range vs.GetHttp() {
+		fi, ti := -1, -1
+		for i, d := range r.GetRoute() {
+			if !hostIsService(d.GetDestination().GetHost(), service) {
+				continue
+			}
+			switch d.GetDestination().GetSubset() {
+			case from:
+				fi = i
+			case to:
+				ti = i
+			}
+		}
+		if fi < 0 {
+			continue
+		}
+		fromW = routeWeight(r.GetRoute(), fi)
+		if ti >= 0 {
+			toW = routeWeight(r.GetRoute(), ti)
+		}
+		return fromW, toW, true
+	}
+	return 0, 0, false
+}
+
+// shiftWeights returns a copy of vs in which every HTTP route that sends
+// to subset from of service splits that traffic: 100-pct to from, pct to
+// to (a destination added, copied from from's, when the route lacks it).
+// A route that also sends traffic elsewhere is refused: its weights would
+// no longer add up.
+func shiftWeights(vs *networking.VirtualService, service, from, to string, pct int) (*networking.VirtualService, error) {
+	if pct < 0 || pct > 100 {
+		return nil, fmt.Errorf("step %d is not a percentage between 0 and 100", pct)
+	}
+	out := proto.Clone(vs).(*networking.VirtualService)
+	changed := 0
+	var seen []string
+	for ri, r := range out.GetHttp() {
+		fi, ti := -1, -1
+		for i, d := range r.GetRoute() {
+			dest := d.GetDestination()
+			subset := dest.GetSubset()
+			seen = append(seen, destName(dest))
+			if hostIsService(dest.GetHost(), service) && (subset == from || subset == to) {
+				idx := &fi
+				if subset == to {
+					idx = &ti
+				}
+				if *idx >= 0 {
+					return nil, fmt.Errorf("http[%d] sends to subset %s of %s twice", ri, subset, service)
+				}
+				*idx = i
+			}
+		}
+		if fi < 0 {
+			continue
+		}
+		for i, d := range r.GetRoute() {
+			if i != fi && i != ti && routeWeight(r.GetRoute(), i) > 0 {
+				return nil, fmt.Errorf("http[%d] also sends %d%% to %s: shift moves traffic only in routes split between %s and %s",
+					ri, d.GetWeight(), destName(d.GetDestination()), from, to)
+			}
+		}
+		if ti < 0 {
+			d := proto.Clone(r.Route[fi]).(*networking.HTTPRouteDestination)
+			d.Destination.Subset = to
+			r.Route = append(r.Route, d)
+			ti = len(r.Route) - 1
+		}
+		r.Route[fi].Weight = int32(100 - pct)
+		r.Route[ti].Weight = int32(pct)
+		changed++
+	}
+	if changed == 0 {
+		has := "it has no HTTP routes"
+		if len(out.GetHttp()) > 0 {
+			has = "its HTTP routes send to " + strings.Join(uniq(seen), ", ")
+		}
+		return nil, fmt.Errorf("no HTTP route sends to subset %s of %s (%s)", from, service, has)
+	}
+	return out, nil
+}
+
+func destName(d *networking.Destination) string {
+	if d.GetSubset() == "" {
+		return d.GetHost()
+	}
+	return d.GetHost() + " subset " + d.GetSubset()
+}
+
+func uniq(s []string) []string {
+	sort.Strings(s)
+	var out []string
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
