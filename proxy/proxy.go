@@ -104,7 +104,7 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 
 	rt := runtime.New(runtime.Options{Log: log.With("component", "runtime")})
 	apply := func(r *runtime.Resources) error {
-		cfg, err := runtime.Compile(r)
+		cfg, err := rt.Compile(r)
 		if err != nil {
 			return err // may wrap runtime.ErrIncomplete; the client decides
 		}

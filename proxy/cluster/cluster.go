@@ -1,6 +1,11 @@
 // Package cluster compiles Envoy v3 Cluster and ClusterLoadAssignment
-// resources into immutable upstream clusters: a set of healthy endpoints and
-// the load balancer chosen by the cluster's lb_policy.
+// resources into immutable upstream clusters: a set of healthy endpoints, the
+// load balancer chosen by the cluster's lb_policy, circuit-breaker thresholds,
+// outlier detection and a per-cluster HTTP/1.1 transport.
+//
+// What must outlive one compiled configuration (circuit-breaker counters,
+// outlier ejections, pooled upstream connections) lives in a State owned by
+// the proxy and shared by every Cluster compiled through it.
 package cluster
 
 import (
@@ -8,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -16,32 +22,60 @@ import (
 
 	"github.com/weft-mesh/weft/proxy/lb"
 	"github.com/weft-mesh/weft/proxy/lb/leastrequest"
+	"github.com/weft-mesh/weft/proxy/lb/maglev"
+	"github.com/weft-mesh/weft/proxy/lb/originaldst"
 	"github.com/weft-mesh/weft/proxy/lb/random"
+	"github.com/weft-mesh/weft/proxy/lb/ringhash"
 	"github.com/weft-mesh/weft/proxy/lb/roundrobin"
 )
 
 // DefaultConnectTimeout is used when a cluster has no connect_timeout.
 const DefaultConnectTimeout = 10 * time.Second
 
-// Cluster is a compiled, immutable upstream cluster.
+// Cluster is a compiled upstream cluster. Its configuration is immutable; its
+// counters and ejection state are shared, through the State it was compiled
+// with, with the clusters of the same name in earlier and later configs.
 type Cluster struct {
 	// Name is the cluster's xDS name, e.g. "outbound|8080||catalog.default.svc.cluster.local".
 	Name string
-	// Type is "EDS" or "STATIC".
+	// Type is "EDS", "STATIC" or "ORIGINAL_DST".
 	Type string
 	// Policy is the load-balancing policy.
 	Policy lb.Policy
 	// ConnectTimeout bounds dialing an endpoint.
 	ConnectTimeout time.Duration
-	// Endpoints are the healthy endpoints the balancer picks from.
+	// Endpoints are the healthy endpoints the balancer picks from (none for
+	// ORIGINAL_DST, whose endpoint is each request's own destination).
 	Endpoints []*lb.Endpoint
-	// Balancer picks an endpoint per request.
+	// Balancer picks among all Endpoints, ignoring outlier ejections; Pick
+	// is what the data path uses.
 	Balancer lb.Balancer
+	// Limits are the circuit-breaker thresholds.
+	Limits Thresholds
+	// Outlier is the outlier-detection configuration, nil when disabled.
+	Outlier *OutlierConfig
+	// HTTP holds the upstream connection settings.
+	HTTP HTTPSettings
+
+	factory   lb.Factory
+	shared    *shared          // counters and hosts of this cluster name
+	hosts     map[string]*host // by endpoint address; nil without outlier detection
+	picker    atomic.Pointer[picker]
+	building  atomic.Bool
+	transport *transport
 }
 
-// Pick returns the endpoint for r, or nil when the cluster has no healthy
-// endpoint.
-func (c *Cluster) Pick(r *http.Request) *lb.Endpoint { return c.Balancer.Pick(r) }
+// Pick returns the endpoint for r (which may be nil for TCP connections),
+// or nil when the cluster has no healthy endpoint. Hosts ejected by outlier
+// detection are skipped; when every host is ejected, Pick chooses among all
+// of them, as Envoy does below its healthy panic threshold. Pick is
+// lock-free.
+func (c *Cluster) Pick(r *http.Request, h lb.Hash) *lb.Endpoint {
+	if c.hosts == nil || c.shared.ejected.Load() == 0 {
+		return c.Balancer.Pick(r, h)
+	}
+	return c.currentPicker().b.Pick(r, h)
+}
 
 // AssignmentName returns the name of the ClusterLoadAssignment an EDS cluster
 // reads its endpoints from: eds_cluster_config.service_name if set, else the
@@ -53,20 +87,20 @@ func AssignmentName(c *clusterv3.Cluster) string {
 	return c.GetName()
 }
 
-// Compile validates c and builds a Cluster. For EDS clusters cla holds the
-// endpoints (nil means none yet); for STATIC clusters cla is ignored and the
-// inline load_assignment is used.
+// Compile validates c and builds a Cluster with a private State: counters
+// and ejections start from zero. Proxies use State.Compile instead so that
+// they survive configuration swaps. For EDS clusters cla holds the endpoints
+// (nil means none yet); for STATIC clusters cla is ignored and the inline
+// load_assignment is used.
 func Compile(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment) (*Cluster, error) {
-	out, err := compile(c, cla)
-	if err != nil {
-		return nil, fmt.Errorf("cluster %q: %w", c.GetName(), err)
-	}
-	return out, nil
+	return NewState(StateOptions{}).Compile(c, cla)
 }
 
-func compile(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment) (*Cluster, error) {
+func (s *State) compile(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment) (*Cluster, error) {
 	if err := checkFields(c, "name", "type", "eds_cluster_config", "connect_timeout",
-		"lb_policy", "load_assignment", "metadata", "alt_stat_name"); err != nil {
+		"lb_policy", "load_assignment", "metadata", "alt_stat_name", "circuit_breakers",
+		"outlier_detection", "typed_extension_protocol_options", "ring_hash_lb_config",
+		"maglev_lb_config", "original_dst_lb_config", "cleanup_interval", "common_lb_config"); err != nil {
 		return nil, err
 	}
 	if c.GetName() == "" {
@@ -79,16 +113,12 @@ func compile(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment) (*Clus
 		}
 		out.ConnectTimeout = d.AsDuration()
 	}
-	var factory lb.Factory
-	switch c.GetLbPolicy() {
-	case clusterv3.Cluster_ROUND_ROBIN:
-		out.Policy, factory = lb.RoundRobin, roundrobin.New
-	case clusterv3.Cluster_RANDOM:
-		out.Policy, factory = lb.Random, random.New
-	case clusterv3.Cluster_LEAST_REQUEST:
-		out.Policy, factory = lb.LeastRequest, leastrequest.New
-	default:
-		return nil, fmt.Errorf("lb_policy: unsupported %s", c.GetLbPolicy())
+	if err := checkFields(c.GetCommonLbConfig(), "healthy_panic_threshold"); err != nil {
+		return nil, fmt.Errorf("common_lb_config.%w", err)
+	}
+	var err error
+	if out.factory, err = balancer(c, out); err != nil {
+		return nil, err
 	}
 	switch c.GetType() {
 	case clusterv3.Cluster_EDS:
@@ -105,8 +135,20 @@ func compile(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment) (*Clus
 			return nil, fmt.Errorf("load_assignment: required for a STATIC cluster")
 		}
 		cla = c.LoadAssignment
+	case clusterv3.Cluster_ORIGINAL_DST:
+		out.Type = "ORIGINAL_DST"
+		if c.LoadAssignment != nil || c.EdsClusterConfig != nil {
+			return nil, fmt.Errorf("type: an ORIGINAL_DST cluster takes no endpoints")
+		}
+		cla = nil
 	default:
 		return nil, fmt.Errorf("type: unsupported %s", c.GetType())
+	}
+	if (out.Type == "ORIGINAL_DST") != (out.Policy == lb.ClusterProvided) {
+		return nil, fmt.Errorf("lb_policy: CLUSTER_PROVIDED goes with type ORIGINAL_DST and only with it")
+	}
+	if out.Type != "ORIGINAL_DST" && (c.GetOriginalDstLbConfig() != nil || c.CleanupInterval != nil) {
+		return nil, fmt.Errorf("original_dst_lb_config: only for an ORIGINAL_DST cluster")
 	}
 	eps, err := Endpoints(cla)
 	if err != nil {
@@ -115,9 +157,69 @@ func compile(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment) (*Clus
 		}
 		return nil, fmt.Errorf("endpoints %q: %w", cla.GetClusterName(), err)
 	}
+	if out.Limits, err = thresholds(c.GetCircuitBreakers()); err != nil {
+		return nil, fmt.Errorf("circuit_breakers.%w", err)
+	}
+	if out.Outlier, err = outlierConfig(c.GetOutlierDetection()); err != nil {
+		return nil, fmt.Errorf("outlier_detection.%w", err)
+	}
+	if out.HTTP, err = httpSettings(c, out); err != nil {
+		return nil, err
+	}
 	out.Endpoints = eps
-	out.Balancer = factory(eps)
+	out.Balancer = out.factory(eps)
+	s.attach(out)
 	return out, nil
+}
+
+// balancer validates the lb_policy and its config and returns its factory.
+func balancer(c *clusterv3.Cluster, out *Cluster) (lb.Factory, error) {
+	if c.GetRingHashLbConfig() != nil && c.GetLbPolicy() != clusterv3.Cluster_RING_HASH {
+		return nil, fmt.Errorf("ring_hash_lb_config: only with lb_policy RING_HASH")
+	}
+	if c.GetMaglevLbConfig() != nil && c.GetLbPolicy() != clusterv3.Cluster_MAGLEV {
+		return nil, fmt.Errorf("maglev_lb_config: only with lb_policy MAGLEV")
+	}
+	switch c.GetLbPolicy() {
+	case clusterv3.Cluster_ROUND_ROBIN:
+		out.Policy = lb.RoundRobin
+		return roundrobin.New, nil
+	case clusterv3.Cluster_RANDOM:
+		out.Policy = lb.Random
+		return random.New, nil
+	case clusterv3.Cluster_LEAST_REQUEST:
+		out.Policy = lb.LeastRequest
+		return leastrequest.New, nil
+	case clusterv3.Cluster_RING_HASH:
+		out.Policy = lb.RingHash
+		cfg, err := ringHashConfig(c.GetRingHashLbConfig())
+		if err != nil {
+			return nil, fmt.Errorf("ring_hash_lb_config.%w", err)
+		}
+		return func(eps []*lb.Endpoint) lb.Balancer { return ringhash.New(eps, cfg) }, nil
+	case clusterv3.Cluster_MAGLEV:
+		out.Policy = lb.Maglev
+		size, err := maglevTableSize(c.GetMaglevLbConfig())
+		if err != nil {
+			return nil, fmt.Errorf("maglev_lb_config.%w", err)
+		}
+		return func(eps []*lb.Endpoint) lb.Balancer { return maglev.New(eps, size) }, nil
+	case clusterv3.Cluster_CLUSTER_PROVIDED:
+		out.Policy = lb.ClusterProvided
+		o := c.GetOriginalDstLbConfig()
+		if err := checkFields(o, "use_http_header", "http_header_name"); err != nil {
+			return nil, fmt.Errorf("original_dst_lb_config.%w", err)
+		}
+		b := &originaldst.Balancer{}
+		if o.GetUseHttpHeader() {
+			b.Header = o.GetHttpHeaderName()
+			if b.Header == "" {
+				b.Header = originaldst.DefaultHeader
+			}
+		}
+		return func([]*lb.Endpoint) lb.Balancer { return b }, nil
+	}
+	return nil, fmt.Errorf("lb_policy: unsupported %s", c.GetLbPolicy())
 }
 
 // Endpoints validates a ClusterLoadAssignment and returns its healthy

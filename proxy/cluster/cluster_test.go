@@ -87,7 +87,7 @@ func TestNoEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Pick(nil) != nil || c.ConnectTimeout != DefaultConnectTimeout {
+	if c.Pick(nil, lb.Hash{}) != nil || c.ConnectTimeout != DefaultConnectTimeout {
 		t.Errorf("cluster = %+v", c)
 	}
 	if AssignmentName(eds("c", 0)) != "svc" || AssignmentName(&clusterv3.Cluster{Name: "x"}) != "x" {
@@ -96,7 +96,7 @@ func TestNoEndpoints(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
-	c := eds("c", clusterv3.Cluster_MAGLEV)
+	c := eds("c", clusterv3.Cluster_LOAD_BALANCING_POLICY_CONFIG)
 	if _, err := Compile(c, nil); err == nil || !strings.Contains(err.Error(), `cluster "c": lb_policy`) {
 		t.Errorf("err = %v", err)
 	}

@@ -1,7 +1,7 @@
 // Package lb defines the load-balancer contract of the weft proxy: an
 // Endpoint, the Balancer that picks one per request, and the policy names a
 // cluster's lb_policy maps to. Implementations live in sub-packages, one per
-// policy (roundrobin, random, leastrequest); all are lock-free on the hot path
+// policy (roundrobin, random, leastrequest, ringhash, maglev, originaldst); all are lock-free on the hot path
 // and immutable once built, except for atomic counters.
 package lb
 
@@ -34,11 +34,19 @@ func (e *Endpoint) Begin() { e.active.Add(1) }
 // End marks the end of a request to e.
 func (e *Endpoint) End() { e.active.Add(-1) }
 
+// Hash is a request's hash key, computed by the route's hash_policy. Only the
+// consistent-hashing balancers (ring_hash, maglev) use it; OK is false when
+// the route has no hash policy or none of its policies produced a value.
+type Hash struct {
+	Value uint64
+	OK    bool
+}
+
 // Balancer picks the endpoint for one request. Pick returns nil when there is
-// no healthy endpoint. Implementations must be safe for concurrent use and
-// must not block.
+// no healthy endpoint. r may be nil (TCP connections, tests). Implementations
+// must be safe for concurrent use and must not block.
 type Balancer interface {
-	Pick(r *http.Request) *Endpoint
+	Pick(r *http.Request, h Hash) *Endpoint
 }
 
 // Factory builds a Balancer over a fixed set of healthy endpoints.
@@ -52,13 +60,18 @@ const (
 	RoundRobin   Policy = "ROUND_ROBIN"
 	Random       Policy = "RANDOM"
 	LeastRequest Policy = "LEAST_REQUEST"
+	RingHash     Policy = "RING_HASH"
+	Maglev       Policy = "MAGLEV"
+	// ClusterProvided is ORIGINAL_DST's policy: the upstream is the request's
+	// own destination (PASSTHROUGH).
+	ClusterProvided Policy = "CLUSTER_PROVIDED"
 )
 
 // Empty is a Balancer with no endpoints: it always picks nil.
 type Empty struct{}
 
 // Pick implements Balancer.
-func (Empty) Pick(*http.Request) *Endpoint { return nil }
+func (Empty) Pick(*http.Request, Hash) *Endpoint { return nil }
 
 // Uniform reports whether all endpoints have the same weight, in which case
 // balancers can skip weight arithmetic.

@@ -12,6 +12,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
 	"github.com/weft-mesh/weft/proxy/cluster"
+	"github.com/weft-mesh/weft/proxy/tcpproxy"
 )
 
 // Well-known Envoy filter names the contract uses.
@@ -21,7 +22,7 @@ const (
 )
 
 // Spec is a validated Listener: where to bind and which routes to serve.
-// Exactly one of RouteConfigName and RouteConfig is set.
+// Exactly one of RouteConfigName, RouteConfig and TCP is set.
 type Spec struct {
 	// Name is the listener's xDS name, e.g. "virtualOutbound".
 	Name string
@@ -31,6 +32,8 @@ type Spec struct {
 	RouteConfigName string
 	// RouteConfig is the inline route configuration, when not using RDS.
 	RouteConfig *routev3.RouteConfiguration
+	// TCP is the tcp_proxy filter of a TCP listener (see tcp.go).
+	TCP *tcpproxy.Spec
 }
 
 // Parse validates l against the xDS contract and returns its Spec. Errors
@@ -69,6 +72,9 @@ func parse(l *listenerv3.Listener) (*Spec, error) {
 	if err := checkFields(f, "name", "typed_config"); err != nil {
 		return nil, fmt.Errorf("filter_chains[0].filters[0].%w", err)
 	}
+	if f.GetName() == TCPProxy {
+		return tcpSpec(f, s)
+	}
 	if f.GetName() != HTTPConnectionManager {
 		return nil, fmt.Errorf("filter_chains[0].filters[0].name: unsupported filter %q", f.GetName())
 	}
@@ -90,10 +96,8 @@ func hcmSpec(hcm *hcmv3.HttpConnectionManager, s *Spec) error {
 		"use_remote_address", "generate_request_id", "normalize_path", "merge_slashes"); err != nil {
 		return err
 	}
-	for i, hf := range hcm.GetHttpFilters() {
-		if hf.GetName() != RouterFilter {
-			return fmt.Errorf("http_filters[%d].name: unsupported filter %q", i, hf.GetName())
-		}
+	if err := checkHTTPFilters(hcm.GetHttpFilters()); err != nil {
+		return err
 	}
 	switch rs := hcm.GetRouteSpecifier().(type) {
 	case *hcmv3.HttpConnectionManager_Rds:

@@ -59,17 +59,32 @@ type Config struct {
 }
 
 // Listener is a compiled listener: its spec and the route table it serves.
+// A TCP listener (Spec.TCP set) has no route table.
 type Listener struct {
 	*listener.Spec
-	// Routes is the route table (from RDS or inline).
+	// Routes is the route table (from RDS or inline); nil for TCP.
 	Routes *route.Table
 }
 
-// Compile validates and compiles r into a Config. Errors name the resource
-// and the field; a listener whose RDS route configuration is missing yields an
-// error matching ErrIncomplete. A route naming an unknown cluster is not an
-// error: such requests get 503 with response flag NC.
+// Compile validates and compiles r into a Config whose clusters have fresh
+// circuit-breaker counters, outlier state and transports. A running proxy
+// uses Proxy.Compile, which carries them over from the Configs it served.
+// Errors name the resource and the field; a listener whose RDS route
+// configuration is missing yields an error matching ErrIncomplete. A route
+// (or tcp_proxy) naming an unknown cluster is not an error: such requests
+// get 503, and such connections are closed, with response flag NC.
 func Compile(r *Resources) (*Config, error) {
+	return compile(r, cluster.NewState(cluster.StateOptions{}))
+}
+
+// Compile is like the package's Compile, but the clusters share p's state:
+// circuit-breaker counters and outlier ejections (by cluster name and
+// endpoint address) survive the swap to the new Config, and clusters whose
+// connection settings are unchanged keep their transport and its pooled
+// connections.
+func (p *Proxy) Compile(r *Resources) (*Config, error) { return compile(r, p.state) }
+
+func compile(r *Resources, state *cluster.State) (*Config, error) {
 	c := &Config{
 		listeners: map[string]*Listener{},
 		routes:    map[string]*route.Table{},
@@ -80,7 +95,7 @@ func Compile(r *Resources) (*Config, error) {
 		if pc.GetName() != name {
 			return nil, fmt.Errorf("cluster %q: name: does not match resource name %q", pc.GetName(), name)
 		}
-		cl, err := cluster.Compile(pc, r.Endpoints[cluster.AssignmentName(pc)])
+		cl, err := state.Compile(pc, r.Endpoints[cluster.AssignmentName(pc)])
 		if err != nil {
 			return nil, err
 		}
@@ -112,15 +127,20 @@ func Compile(r *Resources) (*Config, error) {
 		}
 		bound[spec.Address] = name
 		l := &Listener{Spec: spec}
-		if spec.RouteConfig != nil {
+		switch {
+		case spec.TCP != nil:
+			// Clusters are looked up per connection; a missing one is NC.
+		case spec.RouteConfig != nil:
 			if l.Routes, err = route.Compile(spec.RouteConfig); err != nil {
 				return nil, fmt.Errorf("listener %q: filter_chains[0].filters[0].typed_config.route_config: %w", name, err)
 			}
-		} else if l.Routes = c.routes[spec.RouteConfigName]; l.Routes == nil {
-			return nil, &IncompleteError{
-				Kind:     "RouteConfiguration",
-				Name:     spec.RouteConfigName,
-				Referrer: fmt.Sprintf("listener %q: filter_chains[0].filters[0].typed_config.rds.route_config_name", name),
+		default:
+			if l.Routes = c.routes[spec.RouteConfigName]; l.Routes == nil {
+				return nil, &IncompleteError{
+					Kind:     "RouteConfiguration",
+					Name:     spec.RouteConfigName,
+					Referrer: fmt.Sprintf("listener %q: filter_chains[0].filters[0].typed_config.rds.route_config_name", name),
+				}
 			}
 		}
 		c.listeners[name] = l

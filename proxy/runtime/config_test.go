@@ -32,7 +32,7 @@ func TestCompileErrorsNameResourceAndField(t *testing.T) {
 		{"unsupported http filter", func(r *Resources) {
 			r.Listeners["l"] = hcmListener(t, "l", addr, &hcmv3.HttpConnectionManager{
 				RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{RouteConfigName: "rc"}},
-				HttpFilters:    []*hcmv3.HttpFilter{{Name: "envoy.filters.http.fault"}},
+				HttpFilters:    []*hcmv3.HttpFilter{{Name: "envoy.filters.http.lua"}},
 			})
 		}, []string{`listener "l"`, "http_filters[0].name"}},
 		{"pipe address", func(r *Resources) {
@@ -44,22 +44,22 @@ func TestCompileErrorsNameResourceAndField(t *testing.T) {
 			}
 		}, []string{`route config "rc"`, "virtual_hosts[0] (all).routes[0].match.safe_regex.regex"}},
 		{"redirect action", func(r *Resources) {
-			r.Routes["rc"].VirtualHosts[0].Routes[0].Action = &routev3.Route_Redirect{Redirect: &routev3.RedirectAction{}}
-		}, []string{`route config "rc"`, "routes[0].redirect"}},
+			r.Routes["rc"].VirtualHosts[0].Routes[0].Action = &routev3.Route_Redirect{Redirect: &routev3.RedirectAction{ResponseCode: 99}}
+		}, []string{`route config "rc"`, "routes[0].redirect.response_code"}},
 		{"duplicate domain", func(r *Resources) {
 			vh := r.Routes["rc"].VirtualHosts[0]
 			r.Routes["rc"].VirtualHosts = append(r.Routes["rc"].VirtualHosts, &routev3.VirtualHost{Name: "dup", Domains: vh.Domains})
 		}, []string{`route config "rc"`, "virtual_hosts[1] (dup).domains[0]", "duplicate"}},
-		{"ring hash", func(r *Resources) {
-			r.Clusters["c"].LbPolicy = clusterv3.Cluster_RING_HASH
+		{"unsupported lb policy", func(r *Resources) {
+			r.Clusters["c"].LbPolicy = clusterv3.Cluster_LOAD_BALANCING_POLICY_CONFIG
 		}, []string{`cluster "c"`, "lb_policy"}},
 		{"static without assignment", func(r *Resources) {
 			r.Clusters["c"].ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC}
 			r.Clusters["c"].EdsClusterConfig = nil
 		}, []string{`cluster "c"`, "load_assignment"}},
 		{"outlier detection", func(r *Resources) {
-			r.Clusters["c"].OutlierDetection = &clusterv3.OutlierDetection{}
-		}, []string{`cluster "c"`, "outlier_detection"}},
+			r.Clusters["c"].OutlierDetection = &clusterv3.OutlierDetection{EnforcingSuccessRate: wrapperspb.UInt32(100)}
+		}, []string{`cluster "c"`, "outlier_detection.enforcing_success_rate"}},
 		{"bad endpoint port", func(r *Resources) {
 			r.Endpoints["c"].Endpoints[0].LbEndpoints[0].GetEndpoint().GetAddress().GetSocketAddress().PortSpecifier =
 				&corev3.SocketAddress_PortValue{PortValue: 70000}

@@ -1,8 +1,6 @@
 package runtime
 
 import (
-	"context"
-	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -12,19 +10,27 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/weft-mesh/weft/proxy/filter"
+	_ "github.com/weft-mesh/weft/proxy/filter/all" // register the HTTP filters
 	"github.com/weft-mesh/weft/proxy/lb"
 	"github.com/weft-mesh/weft/proxy/route"
 )
 
-// Response flags, as in Envoy's access log %RESPONSE_FLAGS%.
+// Response flags, as in Envoy's access log %RESPONSE_FLAGS%. Result.Flags
+// holds one or several of them, comma separated, in Envoy's order.
 const (
-	FlagNoRoute          = "NR" // no virtual host or route matched
-	FlagNoCluster        = "NC" // the route's cluster does not exist
-	FlagNoHealthy        = "UH" // the cluster has no healthy endpoint
-	FlagConnectFailure   = "UF" // connecting to the endpoint failed
-	FlagUpstreamTimeout  = "UT" // the route timeout expired
-	FlagUpstreamReset    = "UR" // the upstream reset the exchange
-	FlagDownstreamClosed = "DC" // the client went away
+	FlagNoRoute               = "NR"  // no virtual host or route matched
+	FlagNoCluster             = "NC"  // the route's cluster does not exist
+	FlagNoHealthy             = "UH"  // the cluster has no healthy endpoint
+	FlagConnectFailure        = "UF"  // connecting to the endpoint failed
+	FlagUpstreamTimeout       = "UT"  // the route timeout or per-try timeout expired
+	FlagUpstreamReset         = "UR"  // the upstream reset the stream (HTTP/2)
+	FlagConnectionTermination = "UC"  // the upstream connection closed mid-exchange
+	FlagOverflow              = "UO"  // circuit breaker overflow
+	FlagRetryLimitExceeded    = "URX" // retries exhausted, the last attempt retriable
+	FlagDelayInjected         = "DI"  // fault filter delay
+	FlagFaultInjected         = "FI"  // fault filter abort
+	FlagDownstreamClosed      = "DC"  // the client went away
 )
 
 // Local reply bodies, as Envoy words them.
@@ -33,13 +39,16 @@ const (
 	bodyTimeout        = "upstream request timeout"
 	bodyConnectFailure = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
 	bodyReset          = "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+	bodyRemoteReset    = "upstream connect error or disconnect/reset before headers. reset reason: remote reset"
+	bodyRefused        = "upstream connect error or disconnect/reset before headers. reset reason: remote refused stream reset"
+	bodyOverflow       = "upstream connect error or disconnect/reset before headers. reset reason: overflow"
 )
 
 // Result describes one request for access logs and telemetry.
 type Result struct {
 	Route    string // matched route's name, or its virtual host's when unnamed
 	Cluster  string
-	Upstream string // endpoint address
+	Upstream string // endpoint address of the last attempt
 	Code     int    // status sent downstream (499 when the client left first)
 	Flags    string // response flags, "" when none
 	Duration time.Duration
@@ -60,15 +69,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			l = cfg.listeners[h.name]
 		}
 	}
-	if l == nil {
+	if l == nil || l.Routes == nil {
 		localReply(w, http.StatusNotFound, "")
-		h.p.report(time.Time{}, nil, "", nil, http.StatusNotFound, FlagNoRoute)
+		h.p.report(time.Time{}, nil, "", nil, http.StatusNotFound, filter.NoRoute)
 		return
 	}
 	h.p.serve(w, r, cfg, l.Routes)
 }
 
-// serve routes r through t and cfg's clusters and forwards it.
+// serve routes r through t and cfg's clusters: it runs the route's filters,
+// answers direct responses and redirects, and forwards the rest.
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, cfg *Config, t *route.Table) {
 	var start time.Time
 	if p.opts.OnRequest != nil {
@@ -81,37 +91,53 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, cfg *Config, t *ro
 	rt := t.Route(r, authority)
 	if rt == nil {
 		localReply(w, http.StatusNotFound, "")
-		p.report(start, nil, "", nil, http.StatusNotFound, FlagNoRoute)
+		p.report(start, nil, "", nil, http.StatusNotFound, filter.NoRoute)
 		return
 	}
-	name := rt.Cluster()
-	c := cfg.clusters[name]
+	var x *filter.Exchange
+	var flags filter.Flag
+	if len(rt.Filters) > 0 {
+		x = filter.NewExchange(rt.Filters, w, r)
+		if !rt.Filters.Request(x) {
+			p.report(start, rt, "", nil, x.Code, x.Flags)
+			return
+		}
+		flags = x.Flags
+	}
+	switch {
+	case rt.Direct != nil:
+		reply(w, rt, nil, x, rt.Direct.Status, rt.Direct.Body)
+		p.report(start, rt, "", nil, rt.Direct.Status, flags)
+		return
+	case rt.Redirect != nil:
+		w.Header()["Location"] = []string{rt.RedirectURL(r, authority)}
+		reply(w, rt, nil, x, rt.Redirect.Code, "")
+		p.report(start, rt, "", nil, rt.Redirect.Code, flags)
+		return
+	}
+	tgt := rt.Target()
+	c := cfg.clusters[tgt.Name]
 	if c == nil {
-		localReply(w, http.StatusServiceUnavailable, "")
-		p.report(start, rt, name, nil, http.StatusServiceUnavailable, FlagNoCluster)
+		reply(w, rt, tgt, x, http.StatusServiceUnavailable, "")
+		p.report(start, rt, tgt.Name, nil, http.StatusServiceUnavailable, flags|filter.NoCluster)
 		return
 	}
-	ep := c.Pick(r)
-	if ep == nil {
-		localReply(w, http.StatusServiceUnavailable, bodyNoHealthy)
-		p.report(start, rt, name, nil, http.StatusServiceUnavailable, FlagNoHealthy)
-		return
-	}
-	code, flags, abort := p.forward(w, r, authority, rt.Timeout, ep)
-	p.report(start, rt, name, ep, code, flags)
-	if abort {
+	f := forwarder{p: p, cfg: cfg, w: w, r: r, x: x, rt: rt, tgt: tgt, c: c, authority: authority, flags: flags}
+	f.run()
+	p.report(start, rt, tgt.Name, f.ep, f.code, f.flags)
+	if f.abort {
 		// Tell the client the response is incomplete: reset the stream
 		// (HTTP/2) or close the connection (HTTP/1.1).
 		panic(http.ErrAbortHandler)
 	}
 }
 
-func (p *Proxy) report(start time.Time, rt *route.Route, clusterName string, ep *lb.Endpoint, code int, flags string) {
+func (p *Proxy) report(start time.Time, rt *route.Route, clusterName string, ep *lb.Endpoint, code int, flags filter.Flag) {
 	hook := p.opts.OnRequest
 	if hook == nil {
 		return
 	}
-	res := &Result{Cluster: clusterName, Code: code, Flags: flags}
+	res := &Result{Cluster: clusterName, Code: code, Flags: flags.String()}
 	if !start.IsZero() {
 		res.Duration = time.Since(start)
 	}
@@ -125,6 +151,18 @@ func (p *Proxy) report(start time.Time, rt *route.Route, clusterName string, ep 
 		res.Upstream = ep.Address
 	}
 	hook(res)
+}
+
+// reply sends a local reply for route rt (target tgt, nil when none): the
+// route's response header edits and the filters' response hooks apply.
+func reply(w http.ResponseWriter, rt *route.Route, tgt *route.WeightedCluster, x *filter.Exchange, code int, body string) {
+	if rt.HasResponseHeaders(tgt) {
+		rt.ResponseHeaders(w.Header(), tgt)
+	}
+	if x != nil {
+		x.Response(code, w.Header())
+	}
+	localReply(w, code, body)
 }
 
 func localReply(w http.ResponseWriter, code int, body string) {
@@ -150,107 +188,6 @@ var (
 	bufPool    = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 	headerPool = sync.Pool{New: func() any { return make(http.Header, 16) }}
 )
-
-// forward sends r to ep and streams the response back. It returns the status
-// sent downstream, the response flags, and whether the downstream exchange
-// must be aborted because the response could not be completed.
-func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, authority string, timeout time.Duration, ep *lb.Endpoint) (int, string, bool) {
-	ctx := r.Context()
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
-	out := r.WithContext(ctx)
-	u := *r.URL
-	u.Scheme, u.Host, u.User = "http", ep.Address, nil
-	out.URL = &u
-	out.Host = authority
-	out.RequestURI = ""
-	out.Close = false
-	hdr := headerPool.Get().(http.Header)
-	defer func() { clear(hdr); headerPool.Put(hdr) }()
-	upstreamHeaders(hdr, r)
-	out.Header = hdr
-
-	tr := p.h1
-	if r.ProtoMajor == 2 && isGRPC(r.Header) {
-		tr = p.h2
-	}
-	ep.Begin()
-	defer ep.End()
-	resp, err := tr.RoundTrip(out)
-	if err != nil {
-		return p.upstreamError(ctx, w, r, err)
-	}
-	defer resp.Body.Close()
-
-	wh := w.Header()
-	for k, vv := range resp.Header {
-		if !hopByHop(k) {
-			wh[k] = vv
-		}
-	}
-	dropListed(wh, resp.Header["Connection"])
-	w.WriteHeader(resp.StatusCode)
-	code, flags := resp.StatusCode, ""
-
-	var flusher http.Flusher
-	if r.ProtoMajor == 2 || resp.ContentLength < 0 {
-		flusher, _ = w.(http.Flusher)
-	}
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
-	for {
-		n, rerr := resp.Body.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return code, FlagDownstreamClosed, false
-			}
-			if flusher != nil {
-				flusher.Flush()
-			}
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			switch {
-			case r.Context().Err() != nil:
-				return code, FlagDownstreamClosed, false
-			case ctx.Err() != nil:
-				flags = FlagUpstreamTimeout
-			default:
-				flags = FlagUpstreamReset
-			}
-			return code, flags, true
-		}
-	}
-	for k, vv := range resp.Trailer {
-		wh[http.TrailerPrefix+k] = vv
-	}
-	return code, flags, false
-}
-
-// upstreamError answers a request whose upstream exchange failed before any
-// response header arrived.
-func (p *Proxy) upstreamError(ctx context.Context, w http.ResponseWriter, r *http.Request, err error) (int, string, bool) {
-	var op *net.OpError
-	switch {
-	case r.Context().Err() != nil:
-		return 499, FlagDownstreamClosed, false
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		localReply(w, http.StatusGatewayTimeout, bodyTimeout)
-		return http.StatusGatewayTimeout, FlagUpstreamTimeout, false
-	case errors.As(err, &op) && op.Op == "dial":
-		localReply(w, http.StatusServiceUnavailable, bodyConnectFailure)
-		return http.StatusServiceUnavailable, FlagConnectFailure, false
-	}
-	p.log.Debug("upstream exchange failed", "err", err)
-	localReply(w, http.StatusServiceUnavailable, bodyReset)
-	return http.StatusServiceUnavailable, FlagUpstreamReset, false
-}
 
 // upstreamHeaders fills dst with r's headers minus hop-by-hop ones, and sets
 // x-forwarded-for, x-forwarded-proto and x-request-id. Values are shared
@@ -303,10 +240,7 @@ func hopByHop(k string) bool {
 	return false
 }
 
-func isGRPC(h http.Header) bool {
-	ct := h["Content-Type"]
-	return len(ct) > 0 && strings.HasPrefix(ct[0], "application/grpc")
-}
+func isGRPC(h http.Header) bool { return filter.IsGRPC(h) }
 
 // clientIP returns the host part of a "host:port" remote address without
 // allocating.

@@ -12,7 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/weft-mesh/weft/proxy/cluster"
 	"github.com/weft-mesh/weft/proxy/listener"
+	"github.com/weft-mesh/weft/proxy/tcpproxy"
 )
 
 // Options configures a Proxy. Zero values pick the defaults noted.
@@ -23,15 +25,22 @@ type Options struct {
 	// access logs and telemetry. It runs on the request's goroutine and must
 	// not retain the Result. When nil, no Result is built.
 	OnRequest func(*Result)
-	// ConnectTimeout bounds dialing an upstream endpoint (default 10s).
+	// OnConnection, when set, is called once per TCP proxy connection when
+	// it ends, with its bytes, duration and response flags (UF, UH, UO, NC).
+	// It runs on the connection's goroutine and must not retain the Result.
+	OnConnection func(*tcpproxy.Result)
+	// ConnectTimeout bounds dialing an upstream endpoint with the shared h2c
+	// transport (default 10s); clusters' own transports use the cluster's
+	// connect_timeout.
 	ConnectTimeout time.Duration
 	// MaxIdleConnsPerHost is the idle upstream connections kept per endpoint
 	// (default 256).
 	MaxIdleConnsPerHost int
-	// IdleConnTimeout closes idle upstream connections (default 90s).
+	// IdleConnTimeout closes idle upstream connections of clusters without
+	// an idle_timeout (default 90s).
 	IdleConnTimeout time.Duration
 	// DrainTimeout bounds how long a removed listener waits for its in-flight
-	// requests before closing them (default 30s).
+	// requests, or TCP connections, before closing them (default 30s).
 	DrainTimeout time.Duration
 	// Server tunes the listeners' HTTP servers.
 	Server listener.ServerOptions
@@ -44,6 +53,9 @@ type Proxy struct {
 	cur  atomic.Pointer[Config]
 	h1   *http.Transport // HTTP/1.1 upstreams
 	h2   *http.Transport // h2c upstreams, for gRPC
+	// state outlives Configs: circuit-breaker counters, outlier ejections
+	// and per-cluster transports (see Compile).
+	state *cluster.State
 
 	mu      sync.Mutex // guards servers, closed; serializes Update/Shutdown
 	servers map[string]*server
@@ -51,11 +63,21 @@ type Proxy struct {
 	drains  sync.WaitGroup
 }
 
+// bound is a serving socket: listener.Server (HTTP) or tcpproxy.Server.
+type bound interface {
+	Name() string
+	Addr() net.Addr
+	Active() int64
+	StopAccepting()
+	Shutdown(ctx context.Context) error
+}
+
 // server is a bound listener and its handler.
 type server struct {
-	*listener.Server
-	addr string // configured address, the listener's identity with its name
-	h    *handler
+	bound
+	addr    string // configured address, the listener's identity with its name and kind
+	tcp     bool
+	retired *atomic.Pointer[Config] // the handler's Config once the listener is gone
 }
 
 // New returns a Proxy with no listeners; call Update to serve a Config.
@@ -79,6 +101,12 @@ func New(opts Options) *Proxy {
 		opts.Server.ErrorLog = slog.NewLogLogger(opts.Log.Handler(), slog.LevelDebug)
 	}
 	p := &Proxy{opts: opts, log: opts.Log, servers: map[string]*server{}}
+	p.state = cluster.NewState(cluster.StateOptions{
+		Log:                 opts.Log,
+		MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
+		IdleConnTimeout:     opts.IdleConnTimeout,
+		RetireDelay:         opts.DrainTimeout,
+	})
 	p.h1, p.h2 = newTransports(opts)
 	return p
 }
@@ -96,12 +124,14 @@ func (p *Proxy) ListenerAddr(name string) net.Addr {
 	return nil
 }
 
-// Update makes c the current Config. Listeners new in c (by name and address)
-// are bound first; if one cannot bind, nothing changes and the error is
-// returned (the xDS client NACKs it). Then c is swapped in atomically: new
-// requests use it while in-flight ones finish on the Config they started with.
-// Listeners absent from c stop accepting at once and drain in the background.
-// Listeners unchanged in name and address keep their sockets.
+// Update makes c the current Config. Listeners new in c (by name, address
+// and kind, HTTP or TCP) are bound first; if one cannot bind, nothing changes
+// and the error is returned (the xDS client NACKs it). Then c is swapped in
+// atomically: new requests and connections use it while in-flight ones finish
+// on the Config they started with. Listeners absent from c stop accepting at
+// once and drain in the background. Listeners unchanged keep their sockets.
+// Finally the cluster state of clusters and transports c no longer uses is
+// released.
 func (p *Proxy) Update(c *Config) error {
 	if c == nil {
 		return errors.New("runtime: update with nil config")
@@ -113,38 +143,66 @@ func (p *Proxy) Update(c *Config) error {
 	}
 	started := map[string]*server{}
 	for _, l := range c.Listeners() {
-		if s := p.servers[l.Name]; s != nil && s.addr == l.Address {
+		old := p.servers[l.Name]
+		if old != nil && old.addr == l.Address && old.tcp == (l.TCP != nil) {
 			continue
 		}
-		h := &handler{p: p, name: l.Name}
-		ls, err := listener.Listen(l.Name, l.Address, h, p.opts.Server)
+		if old != nil && old.addr == l.Address {
+			// Same address, other kind: free the port first. The old
+			// listener is retired below either way.
+			old.StopAccepting()
+		}
+		s, err := p.bind(l)
 		if err != nil {
 			for _, s := range started {
 				p.retire(s, nil)
 			}
 			return err
 		}
-		started[l.Name] = &server{Server: ls, addr: l.Address, h: h}
+		started[l.Name] = s
 	}
 	old := p.cur.Swap(c)
 	for name, s := range p.servers {
-		if l := c.Listener(name); l == nil || l.Address != s.addr {
+		if l := c.Listener(name); l == nil || started[name] != nil {
 			p.retire(s, old)
 			delete(p.servers, name)
 		}
 	}
 	for name, s := range started {
 		p.servers[name] = s
-		p.log.Info("listener started", "name", name, "address", s.Addr().String())
+		kind := "http"
+		if s.tcp {
+			kind = "tcp"
+		}
+		p.log.Info("listener started", "name", name, "address", s.Addr().String(), "kind", kind)
 	}
+	p.state.Retain(c.Clusters())
 	return nil
 }
 
-// retire stops s accepting and drains it in the background. Requests still
-// arriving on its open connections are served with last, the Config it was
+// bind binds l's socket and starts serving it.
+func (p *Proxy) bind(l *Listener) (*server, error) {
+	if l.TCP != nil {
+		h := &tcpHandler{p: p, name: l.Name}
+		ls, err := tcpproxy.Listen(l.Name, l.Address, h.serve)
+		if err != nil {
+			return nil, err
+		}
+		return &server{bound: ls, addr: l.Address, tcp: true, retired: &h.retired}, nil
+	}
+	h := &handler{p: p, name: l.Name}
+	ls, err := listener.Listen(l.Name, l.Address, h, p.opts.Server)
+	if err != nil {
+		return nil, err
+	}
+	return &server{bound: ls, addr: l.Address, retired: &h.retired}, nil
+}
+
+// retire stops s accepting and drains it in the background. Requests and
+// connections still arriving on it are served with last, the Config it was
 // last part of, if the listener is gone from the current one.
 func (p *Proxy) retire(s *server, last *Config) {
-	s.h.retired.Store(last)
+	s.retired.Store(last)
 	s.StopAccepting()
 	p.log.Info("listener draining", "name", s.Name(), "address", s.Addr().String(), "active", s.Active())
 	p.drains.Add(1)
@@ -187,5 +245,6 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	}
 	p.h1.CloseIdleConnections()
 	p.h2.CloseIdleConnections()
+	p.state.Close()
 	return errors.Join(all...)
 }

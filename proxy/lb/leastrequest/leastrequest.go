@@ -30,7 +30,7 @@ func New(eps []*lb.Endpoint) lb.Balancer {
 }
 
 // Pick implements lb.Balancer.
-func (b *Balancer) Pick(*http.Request) *lb.Endpoint {
+func (b *Balancer) Pick(*http.Request, lb.Hash) *lb.Endpoint {
 	n := len(b.eps)
 	if n == 1 {
 		return b.eps[0]

@@ -13,7 +13,7 @@ func TestAvoidsBusyEndpoint(t *testing.T) {
 	}
 	b := New(eps)
 	for range 100 {
-		if got := b.Pick(nil).Address; got != "idle" {
+		if got := b.Pick(nil, lb.Hash{}).Address; got != "idle" {
 			t.Fatalf("picked %q, want idle", got)
 		}
 	}
@@ -22,7 +22,7 @@ func TestAvoidsBusyEndpoint(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for range 200 {
-		seen[b.Pick(nil).Address] = true
+		seen[b.Pick(nil, lb.Hash{}).Address] = true
 	}
 	if len(seen) != 2 {
 		t.Errorf("with equal load picked only %v", seen)
@@ -40,14 +40,14 @@ func TestWeightedLoad(t *testing.T) {
 	b := New(eps)
 	small := 0
 	for range 1000 {
-		if b.Pick(nil).Address == "small" {
+		if b.Pick(nil, lb.Hash{}).Address == "small" {
 			small++ // only when both draws hit it: p = 0.2² = 4%
 		}
 	}
 	if small > 150 {
 		t.Errorf("small picked %d of 1000, want about 40", small)
 	}
-	if New(nil).Pick(nil) != nil || New(eps[:1]).Pick(nil) != eps[0] {
+	if New(nil).Pick(nil, lb.Hash{}) != nil || New(eps[:1]).Pick(nil, lb.Hash{}) != eps[0] {
 		t.Error("degenerate balancers")
 	}
 }

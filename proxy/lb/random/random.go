@@ -30,7 +30,7 @@ func New(eps []*lb.Endpoint) lb.Balancer {
 }
 
 // Pick implements lb.Balancer.
-func (b *Balancer) Pick(*http.Request) *lb.Endpoint {
+func (b *Balancer) Pick(*http.Request, lb.Hash) *lb.Endpoint {
 	if b.weighted != nil {
 		return b.weighted.Pick()
 	}

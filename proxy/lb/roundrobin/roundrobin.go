@@ -37,7 +37,7 @@ func New(eps []*lb.Endpoint) lb.Balancer {
 }
 
 // Pick implements lb.Balancer.
-func (b *Balancer) Pick(*http.Request) *lb.Endpoint {
+func (b *Balancer) Pick(*http.Request, lb.Hash) *lb.Endpoint {
 	n := b.next.Add(1) - 1
 	if b.sched == nil {
 		return b.eps[n%uint64(len(b.eps))]

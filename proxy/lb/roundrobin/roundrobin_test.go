@@ -19,7 +19,7 @@ func TestEvenOverThree(t *testing.T) {
 	b := New(eps(1, 1, 1))
 	counts := map[string]int{}
 	for range 300 {
-		counts[b.Pick(nil).Address]++
+		counts[b.Pick(nil, lb.Hash{}).Address]++
 	}
 	for _, a := range []string{"a", "b", "c"} {
 		if counts[a] != 100 {
@@ -33,7 +33,7 @@ func TestWeighted(t *testing.T) {
 	counts := map[string]int{}
 	prev, runs := "", 0
 	for range 800 {
-		a := b.Pick(nil).Address
+		a := b.Pick(nil, lb.Hash{}).Address
 		counts[a]++
 		if a == prev {
 			runs++
@@ -63,7 +63,7 @@ func TestScheduleCapped(t *testing.T) {
 }
 
 func TestEmptyAndConcurrent(t *testing.T) {
-	if New(nil).Pick(nil) != nil {
+	if New(nil).Pick(nil, lb.Hash{}) != nil {
 		t.Error("empty balancer picked an endpoint")
 	}
 	b := New(eps(1, 1))
@@ -71,7 +71,7 @@ func TestEmptyAndConcurrent(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			for range 1000 {
-				if b.Pick(nil) == nil {
+				if b.Pick(nil, lb.Hash{}) == nil {
 					t.Error("nil pick")
 				}
 			}

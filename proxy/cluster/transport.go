@@ -1,0 +1,224 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+)
+
+// HTTPProtocolOptionsKey is the typed_extension_protocol_options key of the
+// upstream HTTP protocol options.
+const HTTPProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+// Upstream protocols of HTTPSettings.Protocol.
+const (
+	// ProtocolHTTP1 is the default: HTTP/1.1 (the forwarder may still use
+	// h2c for gRPC, which is use_downstream_protocol_config's behaviour).
+	ProtocolHTTP1 = "HTTP1"
+	// ProtocolHTTP2 is explicit_http_config.http2_protocol_options: cleartext
+	// HTTP/2 with prior knowledge for every request.
+	ProtocolHTTP2 = "HTTP2"
+	// ProtocolDownstream is use_downstream_protocol_config: the upstream
+	// speaks what the downstream spoke; Transport returns the HTTP/1.1 one.
+	ProtocolDownstream = "DOWNSTREAM"
+)
+
+// HTTPSettings are a cluster's upstream connection settings. Clusters with
+// equal settings share one transport and its connection pool, across
+// configuration swaps too.
+type HTTPSettings struct {
+	// ConnectTimeout is the cluster's connect_timeout.
+	ConnectTimeout time.Duration
+	// IdleTimeout closes idle connections (0: the State's default).
+	IdleTimeout time.Duration
+	// MaxConnsPerHost is circuit_breakers' max_connections when set,
+	// applied per endpoint (0: unlimited).
+	MaxConnsPerHost int
+	// MaxRequestsPerConnection closes a connection after that many requests
+	// (0: unlimited).
+	MaxRequestsPerConnection uint32
+	// Protocol is ProtocolHTTP1, ProtocolHTTP2 or ProtocolDownstream.
+	Protocol string
+}
+
+func httpSettings(c *clusterv3.Cluster, out *Cluster) (HTTPSettings, error) {
+	s := HTTPSettings{ConnectTimeout: out.ConnectTimeout, Protocol: ProtocolHTTP1}
+	for _, th := range c.GetCircuitBreakers().GetThresholds() {
+		if th.GetPriority() == 0 && th.MaxConnections != nil {
+			s.MaxConnsPerHost = int(th.GetMaxConnections().GetValue())
+		}
+	}
+	for k, a := range c.GetTypedExtensionProtocolOptions() {
+		field := fmt.Sprintf("typed_extension_protocol_options[%q]", k)
+		if k != HTTPProtocolOptionsKey {
+			return s, fmt.Errorf("%s: unsupported extension", field)
+		}
+		o := &httpv3.HttpProtocolOptions{}
+		if err := a.UnmarshalTo(o); err != nil {
+			return s, fmt.Errorf("%s: %w", field, err)
+		}
+		if err := checkFields(o, "common_http_protocol_options", "explicit_http_config", "use_downstream_protocol_config"); err != nil {
+			return s, fmt.Errorf("%s.%w", field, err)
+		}
+		if co := o.GetCommonHttpProtocolOptions(); co != nil {
+			if err := checkFields(co, "idle_timeout", "max_requests_per_connection"); err != nil {
+				return s, fmt.Errorf("%s.common_http_protocol_options.%w", field, err)
+			}
+			if d := co.GetIdleTimeout(); d != nil {
+				if err := d.CheckValid(); err != nil || d.AsDuration() < 0 {
+					return s, fmt.Errorf("%s.common_http_protocol_options.idle_timeout: must be a duration", field)
+				}
+				// Envoy's 0 disables the timeout; a day is as good.
+				s.IdleTimeout = d.AsDuration()
+				if s.IdleTimeout == 0 {
+					s.IdleTimeout = 24 * time.Hour
+				}
+			}
+			s.MaxRequestsPerConnection = co.GetMaxRequestsPerConnection().GetValue()
+		}
+		switch {
+		case o.GetExplicitHttpConfig() != nil:
+			e := o.GetExplicitHttpConfig()
+			if err := checkFields(e, "http_protocol_options", "http2_protocol_options"); err != nil {
+				return s, fmt.Errorf("%s.explicit_http_config.%w", field, err)
+			}
+			if e.GetHttp2ProtocolOptions() != nil {
+				s.Protocol = ProtocolHTTP2
+			}
+		case o.GetUseDownstreamProtocolConfig() != nil:
+			if err := checkFields(o.GetUseDownstreamProtocolConfig(), "http_protocol_options", "http2_protocol_options"); err != nil {
+				return s, fmt.Errorf("%s.use_downstream_protocol_config.%w", field, err)
+			}
+			s.Protocol = ProtocolDownstream
+		}
+	}
+	return s, nil
+}
+
+// Transport returns the cluster's upstream transport: HTTP/1.1 (cleartext
+// HTTP/2 with prior knowledge when the cluster's explicit_http_config asks
+// for it) honouring connect_timeout, max_connections as a per-endpoint
+// connection cap (requests beyond it wait for a connection), idle_timeout
+// and max_requests_per_connection. It is shared by every cluster with the
+// same settings, across configuration swaps.
+func (c *Cluster) Transport() http.RoundTripper { return c.transport.rt }
+
+// transport is one pooled upstream transport.
+type transport struct {
+	t  *http.Transport
+	rt http.RoundTripper
+}
+
+func newTransport(s HTTPSettings, o StateOptions) *transport {
+	d := &net.Dialer{Timeout: s.ConnectTimeout, KeepAlive: 30 * time.Second}
+	idle := s.IdleTimeout
+	if idle == 0 {
+		idle = o.IdleConnTimeout
+	}
+	protos := new(http.Protocols)
+	if s.Protocol == ProtocolHTTP2 {
+		protos.SetUnencryptedHTTP2(true)
+	} else {
+		protos.SetHTTP1(true)
+	}
+	t := &http.Transport{
+		Proxy:               nil, // the sidecar is itself the app's proxy
+		DialContext:         d.DialContext,
+		Protocols:           protos,
+		MaxIdleConnsPerHost: o.MaxIdleConnsPerHost,
+		MaxConnsPerHost:     s.MaxConnsPerHost,
+		IdleConnTimeout:     idle,
+		DisableCompression:  true,
+		WriteBufferSize:     32 << 10,
+		ReadBufferSize:      32 << 10,
+	}
+	out := &transport{t: t, rt: t}
+	switch n := s.MaxRequestsPerConnection; {
+	case n == 1:
+		t.DisableKeepAlives = true
+	case n > 1 && s.Protocol != ProtocolHTTP2:
+		t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &countedConn{Conn: c}, nil
+		}
+		out.rt = &limited{t: t, n: n}
+	}
+	return out
+}
+
+func (t *transport) closeIdle() { t.t.CloseIdleConnections() }
+
+// retire closes idle connections now and again after delay.
+func (t *transport) retire(delay time.Duration) {
+	t.closeIdle()
+	time.AfterFunc(delay, t.closeIdle)
+}
+
+// limited enforces max_requests_per_connection (above 1): the request that
+// uses a connection for the Nth time closes it once its response ends. A
+// request that races onto the connection in between fails before writing
+// and is retried on a new connection by net/http when that is safe.
+type limited struct {
+	t *http.Transport
+	n uint32
+}
+
+// countedConn counts the requests sent over one upstream connection.
+type countedConn struct {
+	net.Conn
+	uses atomic.Uint32
+	once sync.Once
+}
+
+func (c *countedConn) close() { c.once.Do(func() { _ = c.Conn.Close() }) }
+
+func (l *limited) RoundTrip(req *http.Request) (*http.Response, error) {
+	var last *countedConn
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		if c, ok := info.Conn.(*countedConn); ok && c.uses.Add(1) >= l.n {
+			last = c
+		}
+	}}
+	resp, err := l.t.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+	if last == nil {
+		return resp, err
+	}
+	if err != nil {
+		last.close()
+		return resp, err
+	}
+	resp.Body = &closingBody{ReadCloser: resp.Body, c: last}
+	return resp, nil
+}
+
+// closingBody closes its connection when the response body ends.
+type closingBody struct {
+	io.ReadCloser
+	c *countedConn
+}
+
+func (b *closingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.c.close()
+	}
+	return n, err
+}
+
+func (b *closingBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.c.close()
+	return err
+}

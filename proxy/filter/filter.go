@@ -1,0 +1,261 @@
+// Package filter is the HTTP filter framework of the weft proxy, in the style
+// of CoreDNS plugins: every filter lives in its own sub-package
+// (proxy/filter/<name>), registers itself under its Envoy filter name from an
+// init function, and parses its per-route typed config in a Setup function.
+// Route compilation (proxy/route) builds each route's Chain once; the
+// forwarder runs the chain per request before routing upstream.
+//
+// The design does not allocate per filter: a filter is an immutable value
+// built from configuration, and per-request state lives in one Exchange.
+package filter
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// Filter is one compiled per-route filter. Request runs before the request
+// is forwarded; it returns false when it answered the request itself (with
+// Exchange.Reply), which ends the chain.
+type Filter interface {
+	Request(x *Exchange) bool
+}
+
+// ResponseFilter is implemented by filters that edit response headers before
+// they are sent downstream (for upstream responses and for local replies
+// sent after the filter let the request through).
+type ResponseFilter interface {
+	Response(x *Exchange, code int, h http.Header)
+}
+
+// Exchange is one request as the filters see it.
+type Exchange struct {
+	W http.ResponseWriter
+	R *http.Request
+	// Flags are the response flags filters set (DI, FI, DC).
+	Flags Flag
+	// Code is the status of the local reply a filter sent; 0 when none.
+	Code int
+	// Marks is per-request scratch space: each filter package owns the bits
+	// it got from NewMark.
+	Marks uint32
+
+	chain Chain
+	n     int // filters whose Request ran and let the request through
+}
+
+// NewExchange returns the Exchange for running chain c on one request.
+func NewExchange(c Chain, w http.ResponseWriter, r *http.Request) *Exchange {
+	return &Exchange{W: w, R: r, chain: c}
+}
+
+// Response runs the response hooks of the filters that let the request
+// through, last first, on h, the headers about to be sent with code.
+func (x *Exchange) Response(code int, h http.Header) {
+	for i := x.n - 1; i >= 0; i-- {
+		if rf, ok := x.chain[i].(ResponseFilter); ok {
+			rf.Response(x, code, h)
+		}
+	}
+}
+
+// Reply sends a local reply: status code and, if not empty, a text/plain
+// body. Headers already set on x.W are kept. The response hooks of the filters
+// before the replying one run first.
+func (x *Exchange) Reply(code int, body string) {
+	h := x.W.Header()
+	x.Response(code, h)
+	x.Code = code
+	if body != "" {
+		h["Content-Type"] = textPlain
+		x.W.WriteHeader(code)
+		_, _ = io.WriteString(x.W, body)
+		return
+	}
+	h["Content-Length"] = zeroLength
+	x.W.WriteHeader(code)
+}
+
+var (
+	textPlain  = []string{"text/plain"}
+	zeroLength = []string{"0"}
+)
+
+// Chain is a route's filters in execution order. A nil Chain does nothing.
+type Chain []Filter
+
+// Request runs the chain on x; false means a filter answered the request.
+func (c Chain) Request(x *Exchange) bool {
+	for i, f := range c {
+		x.n = i
+		if !f.Request(x) {
+			return false
+		}
+	}
+	x.n = len(c)
+	return true
+}
+
+var marks struct {
+	sync.Mutex
+	next uint32
+}
+
+// NewMark returns a bit of Exchange.Marks for the calling filter package's
+// exclusive use. Call it from a package-level variable initializer.
+func NewMark() uint32 {
+	marks.Lock()
+	defer marks.Unlock()
+	if marks.next >= 32 {
+		panic("filter: out of exchange marks")
+	}
+	m := uint32(1) << marks.next
+	marks.next++
+	return m
+}
+
+// Setup parses and validates a filter's per-route typed config. Errors name
+// the offending field relative to the config message.
+type Setup func(config *anypb.Any) (Filter, error)
+
+type registration struct {
+	name  string
+	order int
+	setup Setup
+}
+
+var registry struct {
+	sync.RWMutex
+	filters []registration // sorted by order
+}
+
+// Register makes a filter known under its Envoy name. order fixes its place
+// in every chain (lower runs first); the contract's order is fault (100),
+// cors (200), then the router. Register panics on a duplicate name.
+func Register(name string, order int, setup Setup) {
+	registry.Lock()
+	defer registry.Unlock()
+	for _, r := range registry.filters {
+		if r.name == name {
+			panic("filter: duplicate registration of " + name)
+		}
+	}
+	registry.filters = append(registry.filters, registration{name, order, setup})
+	slices.SortStableFunc(registry.filters, func(a, b registration) int { return a.order - b.order })
+}
+
+// Names lists the registered filters in chain order.
+func Names() []string {
+	registry.RLock()
+	defer registry.RUnlock()
+	out := make([]string, len(registry.filters))
+	for i, r := range registry.filters {
+		out[i] = r.name
+	}
+	return out
+}
+
+// Build compiles a route's typed_per_filter_config into its Chain, in
+// registration order. A key naming no registered filter is an error. An
+// empty map yields a nil Chain.
+func Build(configs map[string]*anypb.Any) (Chain, error) {
+	if len(configs) == 0 {
+		return nil, nil
+	}
+	registry.RLock()
+	defer registry.RUnlock()
+	for _, name := range sortedKeys(configs) {
+		if !slices.ContainsFunc(registry.filters, func(r registration) bool { return r.name == name }) {
+			return nil, fmt.Errorf("[%q]: unsupported filter", name)
+		}
+	}
+	var c Chain
+	for _, r := range registry.filters {
+		cfg, ok := configs[r.name]
+		if !ok {
+			continue
+		}
+		if cfg == nil {
+			return nil, fmt.Errorf("[%q]: empty config", r.name)
+		}
+		f, err := r.setup(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("[%q].%w", r.name, err)
+		}
+		if f != nil {
+			c = append(c, f)
+		}
+	}
+	return c, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// Fraction is a compiled FractionalPercent: Sample reports true for
+// Numerator out of every Denominator requests on average.
+type Fraction struct {
+	Numerator, Denominator uint64
+}
+
+// Always is the fraction that samples every request.
+var Always = Fraction{1, 1}
+
+// ParseFraction compiles fp. A numerator above the denominator means 100%,
+// as in Envoy. A nil fp is 0%.
+func ParseFraction(fp *typev3.FractionalPercent) (Fraction, error) {
+	if fp == nil {
+		return Fraction{0, 100}, nil
+	}
+	var den uint64
+	switch fp.GetDenominator() {
+	case typev3.FractionalPercent_HUNDRED:
+		den = 100
+	case typev3.FractionalPercent_TEN_THOUSAND:
+		den = 10_000
+	case typev3.FractionalPercent_MILLION:
+		den = 1_000_000
+	default:
+		return Fraction{}, fmt.Errorf("denominator: unsupported %v", fp.GetDenominator())
+	}
+	return Fraction{Numerator: min(uint64(fp.GetNumerator()), den), Denominator: den}, nil
+}
+
+// Sample draws once, lock-free (math/rand/v2's per-thread generator).
+func (f Fraction) Sample() bool {
+	switch {
+	case f.Numerator == 0:
+		return false
+	case f.Numerator >= f.Denominator:
+		return true
+	}
+	return rand.Uint64N(f.Denominator) < f.Numerator
+}
+
+// String formats f as a percentage.
+func (f Fraction) String() string {
+	if f.Denominator == 0 {
+		return "0%"
+	}
+	return fmt.Sprintf("%g%%", float64(f.Numerator)*100/float64(f.Denominator))
+}
+
+// IsGRPC reports whether h is a gRPC request's headers.
+func IsGRPC(h http.Header) bool {
+	ct := h["Content-Type"]
+	return len(ct) > 0 && strings.HasPrefix(ct[0], "application/grpc")
+}

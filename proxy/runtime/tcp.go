@@ -1,0 +1,35 @@
+package runtime
+
+import (
+	"net"
+	"sync/atomic"
+
+	"github.com/weft-mesh/weft/proxy/cluster"
+	"github.com/weft-mesh/weft/proxy/tcpproxy"
+)
+
+// tcpHandler serves one TCP listener: every connection is proxied with the
+// Config current when it was accepted.
+type tcpHandler struct {
+	p       *Proxy
+	name    string
+	retired atomic.Pointer[Config]
+}
+
+func (h *tcpHandler) serve(conn net.Conn) {
+	cfg := h.p.cur.Load()
+	l := cfg.listeners[h.name]
+	if l == nil || l.TCP == nil {
+		if cfg = h.retired.Load(); cfg != nil {
+			l = cfg.listeners[h.name]
+		}
+	}
+	if l == nil || l.TCP == nil {
+		conn.Close()
+		return
+	}
+	res := tcpproxy.Serve(conn, h.name, l.TCP, func(name string) *cluster.Cluster { return cfg.clusters[name] })
+	if hook := h.p.opts.OnConnection; hook != nil {
+		hook(res)
+	}
+}

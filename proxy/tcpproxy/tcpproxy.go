@@ -1,0 +1,113 @@
+// Package tcpproxy implements Envoy's envoy.filters.network.tcp_proxy for the
+// weft proxy: each accepted connection goes to an endpoint of a cluster
+// (drawn by weight among the filter's weighted_clusters), and bytes are
+// copied both ways until both sides have finished, half-close included.
+package tcpproxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	"github.com/weft-mesh/weft/proxy/cluster"
+	"github.com/weft-mesh/weft/proxy/lb"
+)
+
+// Response flags a connection's Result can carry, as Envoy names them.
+const (
+	FlagNoCluster      = "NC" // the chosen cluster does not exist
+	FlagNoHealthy      = "UH" // the cluster has no endpoint
+	FlagConnectFailure = "UF" // connecting to the endpoint failed
+	FlagOverflow       = "UO" // the cluster's max_connections is reached
+)
+
+// Result describes one proxied connection, for access logs and telemetry.
+type Result struct {
+	Listener string
+	Cluster  string
+	Upstream string // endpoint address, "" when none was picked
+	// BytesReceived were read from the downstream (and sent upstream);
+	// BytesSent were written to the downstream (read from upstream), as
+	// Envoy's %BYTES_RECEIVED% and %BYTES_SENT%.
+	BytesReceived int64
+	BytesSent     int64
+	Duration      time.Duration
+	Flags         string
+}
+
+// Lookup returns the named cluster of the configuration a connection was
+// accepted under, or nil.
+type Lookup func(name string) *cluster.Cluster
+
+// Serve proxies the downstream connection down per s and closes it when done.
+// The cluster is looked up with clusters; its circuit breaker (max_connections)
+// and outlier detection apply: the connect outcome is reported to Observe
+// (a failure as a gateway error). The endpoint is picked with an empty hash.
+// Serve returns when both directions have finished.
+func Serve(down net.Conn, listener string, s *Spec, clusters Lookup) *Result {
+	start := time.Now()
+	res := &Result{Listener: listener}
+	defer func() { res.Duration = time.Since(start) }()
+	defer down.Close()
+
+	res.Cluster = s.PickCluster()
+	c := clusters(res.Cluster)
+	if c == nil {
+		res.Flags = FlagNoCluster
+		return res
+	}
+	if !c.AdmitConnection() {
+		res.Flags = FlagOverflow
+		return res
+	}
+	defer c.ReleaseConnection()
+	ep := c.Pick(nil, lb.Hash{})
+	if ep == nil {
+		res.Flags = FlagNoHealthy
+		return res
+	}
+	res.Upstream = ep.Address
+	ep.Begin()
+	defer ep.End()
+	up, err := net.DialTimeout("tcp", ep.Address, c.ConnectTimeout)
+	if err != nil {
+		c.Observe(ep, 0, true)
+		res.Flags = FlagConnectFailure
+		return res
+	}
+	c.Observe(ep, 0, false)
+	defer up.Close()
+	res.BytesReceived, res.BytesSent = Pipe(down, up)
+	return res
+}
+
+// Pipe copies a to b and b to a until both directions end, propagating a
+// half-close (FIN) from either side to the other. If a direction fails
+// (reset, not EOF), both connections are closed so the other ends too. It
+// returns the bytes copied from a to b and from b to a.
+func Pipe(a, b net.Conn) (aToB, bToA int64) {
+	done := make(chan int64, 1)
+	go func() { done <- copyHalf(b, a) }()
+	bToA = copyHalf(a, b)
+	aToB = <-done
+	return aToB, bToA
+}
+
+// copyHalf copies src to dst; on EOF it half-closes dst, on error it closes
+// both. With *net.TCPConn on both sides io.Copy splices on Linux.
+func copyHalf(dst, src net.Conn) int64 {
+	n, err := io.Copy(dst, src)
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		dst.Close()
+		src.Close()
+		return n
+	}
+	if cw, ok := dst.(interface{ CloseWrite() error }); ok && err == nil {
+		if cw.CloseWrite() == nil {
+			return n
+		}
+	}
+	dst.Close()
+	return n
+}
