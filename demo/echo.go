@@ -18,10 +18,13 @@ func init() {
 			{Service: "echo", Port: 8080, Labels: map[string]string{"app": "echo", "version": "v2"}, App: "echo"},
 		},
 		Serve: func(ctx context.Context, app string) error {
-			if app != "echo" {
-				return fmt.Errorf("demo echo: unknown app %q (have: echo)", app)
+			switch app {
+			case "echo":
+				return echo.Serve(ctx)
+			case "tcp":
+				return echo.ServeTCP(ctx)
 			}
-			return echo.Serve(ctx)
+			return fmt.Errorf("demo echo: unknown app %q (have: echo, tcp)", app)
 		},
 	})
 }

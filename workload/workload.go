@@ -33,6 +33,7 @@ import (
 type Options struct {
 	Service   string
 	Port      uint32 // service port callers use (http://SERVICE:PORT)
+	Protocol  string // service port protocol: HTTP (default), HTTP2, GRPC or TCP
 	Namespace string
 	Labels    map[string]string
 	Instance  string // instance name; generated from service and version if empty
@@ -57,6 +58,14 @@ func Run(ctx context.Context, o Options) error {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
+	o.Protocol = strings.ToUpper(o.Protocol)
+	switch o.Protocol {
+	case "":
+		o.Protocol = "HTTP"
+	case "HTTP", "HTTP2", "GRPC", "TCP":
+	default:
+		return fmt.Errorf("run: --protocol %q: want HTTP, HTTP2, GRPC or TCP", o.Protocol)
+	}
 	labels := map[string]string{"app": o.Service}
 	for k, v := range o.Labels {
 		labels[k] = v
@@ -80,6 +89,9 @@ func Run(ctx context.Context, o Options) error {
 		Outbound: addr(ports[1]),
 		App:      addr(ports[2]),
 		Admin:    addr(ports[3]),
+	}
+	if o.Protocol == "TCP" {
+		meta.InboundProtocol = "TCP"
 	}
 	log := o.Log.With("instance", o.Instance)
 
@@ -197,7 +209,7 @@ func register(ctx context.Context, o Options, meta *node.Meta, labels map[string
 			Kind: config.KindServiceEntry, Meta: config.Meta{Name: o.Service, Namespace: o.Namespace},
 			Spec: &networking.ServiceEntry{
 				Hosts:            []string{host},
-				Ports:            []*networking.ServicePort{{Number: o.Port, Name: "http", Protocol: "HTTP"}},
+				Ports:            []*networking.ServicePort{{Number: o.Port, Name: portName(o.Protocol), Protocol: o.Protocol}},
 				Location:         networking.ServiceEntry_MESH_INTERNAL,
 				Resolution:       networking.ServiceEntry_STATIC,
 				WorkloadSelector: &networking.WorkloadSelector{Labels: map[string]string{config.LabelService: o.Service}},
@@ -211,7 +223,7 @@ func register(ctx context.Context, o Options, meta *node.Meta, labels map[string
 		Kind: config.KindWorkloadEntry,
 		Meta: config.Meta{Name: o.Instance, Namespace: o.Namespace, Labels: labels,
 			Annotations: map[string]string{config.AnnotationProxy: meta.ID()}},
-		Spec: &networking.WorkloadEntry{Address: meta.IP, Ports: map[string]uint32{"http": p}, Labels: labels, ServiceAccount: meta.ServiceAccount},
+		Spec: &networking.WorkloadEntry{Address: meta.IP, Ports: map[string]uint32{portName(o.Protocol): p}, Labels: labels, ServiceAccount: meta.ServiceAccount},
 	})
 	var docs []string
 	for _, obj := range objs {
@@ -230,6 +242,10 @@ func register(ctx context.Context, o Options, meta *node.Meta, labels map[string
 	}
 	return nil
 }
+
+// portName is the ServiceEntry port name for a protocol; the WorkloadEntry
+// maps the same name to the sidecar's inbound port.
+func portName(protocol string) string { return strings.ToLower(protocol) }
 
 // waitListening waits until something accepts connections at address.
 func waitListening(ctx context.Context, address string, exited <-chan error) error {

@@ -53,6 +53,7 @@ if missing) once it listens, and removed when CMD exits.`,
 	f := cmd.Flags()
 	f.StringVar(&o.Service, "service", "", "service name callers use (required)")
 	f.Uint32Var(&port, "port", 0, "service port callers use (required)")
+	f.StringVar(&o.Protocol, "protocol", "HTTP", "service port protocol: HTTP, HTTP2, GRPC or TCP (TCP: the sidecar proxies raw TCP to the app)")
 	f.StringVar(&labels, "labels", "", "workload labels, e.g. app=catalog,version=v1")
 	f.StringVar(&o.Instance, "name", "", "instance name (default SERVICE-VERSION-<random>)")
 	f.StringVar(&xds, "xds", "", "control plane xDS address (default: from the state dir)")

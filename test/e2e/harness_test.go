@@ -212,12 +212,26 @@ func (m *mesh) run(ns, service, labels string, cmd ...string) *proc {
 	return m.runEnv(ns, service, labels, nil, cmd...)
 }
 
-// runEnv is run with extra environment for the workload.
+// runEnv is run with extra environment for the workload. cmd may start
+// with more `weft run` flags, ended by "--".
 func (m *mesh) runEnv(ns, service, labels string, env []string, cmd ...string) *proc {
 	m.t.Helper()
-	args := append([]string{"run", "--server", "http://" + m.api, "--xds", m.xds, "-n", ns,
-		"--service", service, "--port", "8080", "--labels", labels, "--"}, cmd...)
+	args := []string{"run", "--server", "http://" + m.api, "--xds", m.xds, "-n", ns,
+		"--service", service, "--port", "8080", "--labels", labels}
+	if !hasDashDash(cmd) {
+		args = append(args, "--")
+	}
+	args = append(args, cmd...)
 	return startEnv(m.t, m.dir, "weft run "+service+" "+labels, env, args...)
+}
+
+func hasDashDash(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return true
+		}
+	}
+	return false
 }
 
 // echo starts an instance of the echo app as service svc, version v.
