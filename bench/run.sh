@@ -376,6 +376,11 @@ measure_once() {
     for p in $ppids; do rss_idle_each="$rss_idle_each $(mem_kb VmRSS "$p")"; done
   fi
   echo "$rss_idle" >"$dir/rss_idle_kb"; echo "$rss_idle_each" >"$dir/rss_idle_each_kb"
+  # RssAnon is the process's private memory; the rest of RSS is the weft
+  # binary's pages, shared by every weft process on the host.
+  if [ "$ATTEMPT" -eq 1 ]; then
+    if [ -n "$ppids" ]; then mem_kb RssAnon $ppids >"$dir/rss_anon_idle_kb"; else echo 0 >"$dir/rss_anon_idle_kb"; fi
+  fi
 
   if [ "$WARMUP" != 0 ] && [ "$WARMUP" != 0s ]; then
     log "[$name] warm-up $WARMUP at $QPS qps"
@@ -464,6 +469,7 @@ measure_once() {
     echo "max_machine_busy_s=$(calc "($m1 - $m0) / $CLK_TCK")"
     echo "proxy_processes=$(tree_pids $ppids | grep -c . || true)"
     echo "rss_idle_kb=$rss_idle"
+    echo "rss_anon_idle_kb=$(cat "$dir/rss_anon_idle_kb" 2>/dev/null || echo 0)"
     echo "rss_idle_each_kb=\"${rss_idle_each# }\""
     echo "rss_after_kb=$rss_after"
     echo "rss_peak_kb=$rss_peak"

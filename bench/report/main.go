@@ -674,6 +674,7 @@ func buildReport(dir string) (string, error) {
 			}
 			w("| RSS idle / at fixed rate / after max / peak | %s / %s / %s / %s | – | – |\n", idle, mb(r.Fixed),
 				mb(num(r.S, "rss_after_kb")/1024), mb(r.Peak))
+			w("| private memory (RssAnon) idle | %s | – | – |\n", mb(num(r.S, "rss_anon_idle_kb")/1024))
 		}
 		w("| CPU at max: backend / client (wrk) / background | %s / %s / %s cores | – | – |\n", f2(r.BeCPU), f2(r.Cli), f2(r.Other))
 		w("| fixed-rate run | %d requests, %d non-200, %.1f rps achieved, %d sockets | – | – |\n",
@@ -697,6 +698,7 @@ func buildReport(dir string) (string, error) {
 	w("- **Latency** is fortio's histogram (10 µs resolution) over the fixed-rate run: %s rps over %s keep-alive connections, so every path is compared at the same offered load, well below its maximum throughput (but in bursts of %s requests unless `-uniform`, see above).\n", meta["qps"], meta["conns"], meta["conns"])
 	w("- **Max rps** is wrk with one thread and %s connections on the client core. On 2 cores the client, backend and proxy compete, so the direct path's rps is bounded by the client and backend, not the network; a proxy path's rps is bounded by whichever of client, proxy and backend saturates first.\n", meta["conns"])
 	w("- **rps per proxy core** normalises by the CPU the proxy processes actually used during the wrk run (utime+stime from `/proc/PID/stat`, summed over the process and its children), which makes it less sensitive to which component saturated first.\n")
+	w("- **Private memory** is RssAnon from `/proc/PID/status`: what the process itself allocated. The rest of a weft proxy's RSS is the pages of the weft binary it has touched (RssFile), which the page cache shares among every weft process on the host; with many sidecars per host, RssAnon is the per-sidecar cost.\n")
 	w("- **RSS** is VmRSS from `/proc/PID/status` (summed over nginx's master and worker; for the mesh path, summed over both sidecars with each shown in the per-path table); *peak* is VmHWM after the max run.\n")
 	w("- **Background cores** are machine-wide busy CPU time (`/proc/stat`) during a run minus the proxy's, the backend's and the client's own CPU time: work of other processes on this shared machine, which competes with the benchmark.\n")
 	w("- The control plane runs on the client core and is idle during the runs (configuration is applied and the proxies report ready before any load).\n")
