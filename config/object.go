@@ -126,6 +126,10 @@ const (
 	// LabelService marks a WorkloadEntry registered by `weft run` with the
 	// service it serves; the ServiceEntry `weft run` creates selects on it.
 	LabelService = "weft.io/service"
+	// LabelWorkload names the workload (a deployment, in Kubernetes terms)
+	// a WorkloadEntry is an instance of, e.g. "catalog-v1" for instance
+	// "catalog-v1-6d6b478456-9vsm2"; metrics report it as destination_workload.
+	LabelWorkload = "weft.io/workload"
 	// AnnotationProxy records the xDS node ID of the sidecar that registered
 	// a WorkloadEntry, so the control plane can remove it when that sidecar
 	// is gone.

@@ -56,11 +56,14 @@ func (p *Port) IsHTTP() bool {
 
 // Endpoint is one workload instance behind a service.
 type Endpoint struct {
-	Address        string
-	Ports          map[string]uint32 // port name -> port, from the WorkloadEntry
-	Labels         map[string]string
-	Namespace      string
-	Workload       string // WorkloadEntry name, or "" for inline endpoints
+	Address   string
+	Ports     map[string]uint32 // port name -> port, from the WorkloadEntry
+	Labels    map[string]string
+	Namespace string
+	Workload  string // WorkloadEntry name, or "" for inline endpoints
+	// WorkloadName is the workload the instance belongs to: the
+	// config.LabelWorkload label, else the WorkloadEntry name.
+	WorkloadName   string
 	ServiceAccount string
 	Locality       string // region/zone/subzone
 	Weight         uint32
@@ -152,9 +155,13 @@ func endpointOf(ns, name string, we *networking.WorkloadEntry) *Endpoint {
 	if w == 0 {
 		w = 1
 	}
+	wl := we.GetLabels()[config.LabelWorkload]
+	if wl == "" {
+		wl = name
+	}
 	return &Endpoint{
 		Address: we.GetAddress(), Ports: we.GetPorts(), Labels: we.GetLabels(), Namespace: ns, Workload: name,
-		ServiceAccount: we.GetServiceAccount(), Locality: we.GetLocality(), Weight: w,
+		WorkloadName: wl, ServiceAccount: we.GetServiceAccount(), Locality: we.GetLocality(), Weight: w,
 	}
 }
 

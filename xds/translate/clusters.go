@@ -134,8 +134,8 @@ func lbEndpoint(e *model.Endpoint, port *model.Port) *endpoint.LbEndpoint {
 // their stats and access logs with it, as Istio's proxies do.
 func endpointMetadata(e *model.Endpoint) *structpb.Struct {
 	fields := map[string]*structpb.Value{}
-	if e.Workload != "" {
-		fields["workload"] = structpb.NewStringValue(e.Workload)
+	if e.WorkloadName != "" {
+		fields["workload"] = structpb.NewStringValue(e.WorkloadName)
 	}
 	if e.Namespace != "" {
 		fields["namespace"] = structpb.NewStringValue(e.Namespace)
