@@ -23,6 +23,8 @@ import (
 	"github.com/weft-mesh/weft/model"
 	"github.com/weft-mesh/weft/store"
 	"github.com/weft-mesh/weft/store/bolt"
+	"github.com/weft-mesh/weft/telemetry/otlp"
+	tstore "github.com/weft-mesh/weft/telemetry/store"
 	"github.com/weft-mesh/weft/xds/node"
 	"github.com/weft-mesh/weft/xds/server"
 	"github.com/weft-mesh/weft/xds/translate"
@@ -37,6 +39,12 @@ type Options struct {
 	// ReapAfter is how long a registered workload may have no xDS stream
 	// before its WorkloadEntry is removed. Zero means DefaultReapAfter.
 	ReapAfter time.Duration
+	// OTLPEndpoint, when set, is an OTLP/HTTP collector (http://HOST:4318)
+	// that receives every span proxies report.
+	OTLPEndpoint string
+	// ConsoleToken is required to use the console and read telemetry.
+	// Empty: none on a loopback API address, else a generated one.
+	ConsoleToken string
 }
 
 // DefaultReapAfter is the grace period before an orphaned workload is removed.
@@ -49,6 +57,12 @@ type ControlPlane struct {
 	store store.Store
 	xds   *server.Server
 	snap  atomic.Pointer[model.Snapshot]
+	// aliases maps "NAMESPACE/INSTANCE" to workload names for telemetry.
+	aliases atomic.Pointer[map[string]string]
+
+	telemetry    *tstore.Store
+	exporter     *otlp.Exporter
+	consoleToken string
 
 	apiLn, xdsLn net.Listener
 	httpSrv      *http.Server
@@ -93,14 +107,20 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	)
 	c.xds.Register(c.grpcSrv)
 	apiSrv := api.New(st, api.Options{Log: opts.Log.With("component", "api"), Proxies: proxySource{c}})
-	mux := http.NewServeMux()
-	mux.Handle("/", apiSrv.Handler())
+	mux, err := c.setupTelemetry(apiSrv.Handler())
+	if err != nil {
+		c.apiLn.Close()
+		c.xdsLn.Close()
+		st.Close()
+		return nil, err
+	}
 	c.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
 	go c.grpcSrv.Serve(c.xdsLn)
 	go c.httpSrv.Serve(c.apiLn)
 	go c.watch(ctx)
 	go c.reap(ctx)
+	go c.runTelemetry(ctx)
 	go func() {
 		<-ctx.Done()
 		c.stop()
@@ -132,6 +152,9 @@ func (c *ControlPlane) stop() {
 	case <-ctx.Done():
 		c.grpcSrv.Stop() // ADS streams never end by themselves
 	}
+	if c.exporter != nil {
+		<-c.exporter.Done() // flushes queued spans, bounded by its timeout
+	}
 	c.store.Close()
 	close(c.done)
 }
@@ -142,7 +165,10 @@ func (c *ControlPlane) rebuild(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read store: %w", err)
 	}
-	c.snap.Store(model.Build(rev, objs))
+	snap := model.Build(rev, objs)
+	aliases := workloadAliases(snap)
+	c.aliases.Store(&aliases)
+	c.snap.Store(snap)
 	return nil
 }
 

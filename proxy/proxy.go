@@ -7,13 +7,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/weft-mesh/weft/proxy/accesslog"
 	"github.com/weft-mesh/weft/proxy/admin"
+	"github.com/weft-mesh/weft/proxy/observe"
 	"github.com/weft-mesh/weft/proxy/runtime"
+	"github.com/weft-mesh/weft/proxy/stats"
+	"github.com/weft-mesh/weft/proxy/trace"
 	"github.com/weft-mesh/weft/proxy/xdsclient"
 	"github.com/weft-mesh/weft/xds/node"
 )
@@ -40,6 +47,22 @@ type Options struct {
 	XDSAddress string
 	// Log receives the proxy's events; nil discards them.
 	Log *slog.Logger
+
+	// TelemetryURL is the control plane's API base URL (e.g.
+	// http://127.0.0.1:15080); the proxy POSTs its metrics deltas and
+	// spans to TelemetryURL/api/v1/telemetry every ReportInterval. Empty:
+	// no reports (metrics are still served on the admin server).
+	TelemetryURL string
+	// ReportInterval is the time between reports (default 1s).
+	ReportInterval time.Duration
+	// TraceSampling is the percent (0..100) of requests without an
+	// incoming sampling decision that start a trace; 0 means
+	// trace.DefaultSampling (1%), negative means none.
+	TraceSampling float64
+	// AccessLog is the access log format: "" or "off", "text", "json".
+	AccessLog accesslog.Format
+	// AccessLogOutput receives the access log (default os.Stdout).
+	AccessLogOutput io.Writer
 }
 
 // Handle is a started proxy.
@@ -102,7 +125,12 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 		}
 	}
 
-	rt := runtime.New(runtime.Options{Log: log.With("component", "runtime")})
+	tel, err := newTelemetry(o, &meta)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	rt := runtime.New(runtime.Options{Log: log.With("component", "runtime"), Tap: tel.tap})
 	apply := func(r *runtime.Resources) error {
 		cfg, err := rt.Compile(r)
 		if err != nil {
@@ -130,14 +158,29 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 			log.Info("quit requested through the admin server")
 			stop()
 		},
-		Log: log.With("component", "admin"),
+		Log:      log.With("component", "admin"),
+		Handlers: map[string]http.Handler{"/stats/prometheus": tel.stats.Handler(), "/stats": tel.stats.TextHandler()},
 	})
 	if err := adm.Start(); err != nil {
 		stop()
+		tel.accessLog.Close()
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
 	meta.Admin = adm.Addr()
 	h.admin = meta.Admin
+	// The reporter outlives ctx until the drain is over, so its last
+	// report covers the requests that finished while draining.
+	reported := make(chan struct{})
+	repCtx, stopReporter := context.WithCancel(context.Background())
+	if o.TelemetryURL != "" {
+		rep := observe.NewReporter(observe.ReporterOptions{
+			URL: o.TelemetryURL, Node: meta.ID(), Stats: tel.stats, Spans: tel.spans,
+			Interval: o.ReportInterval, Log: log.With("component", "telemetry"),
+		})
+		go func() { defer close(reported); rep.Run(repCtx) }()
+	} else {
+		close(reported)
+	}
 
 	xc := xdsclient.New(xdsclient.Options{
 		Server: o.XDSAddress,
@@ -156,6 +199,9 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 		runErr := <-xdsDone // before ctx ends, only for unusable options
 		stop()
 		h.err = shutdown(log, adm, rt, runErr)
+		stopReporter()
+		<-reported
+		tel.accessLog.Close()
 	}()
 	return h, nil
 }
@@ -203,4 +249,33 @@ func (l *lazySource) Acked() map[string]xdsclient.AckedType {
 		return c.Acked()
 	}
 	return nil
+}
+
+// telemetry is a proxy's metrics, spans and access log.
+type telemetry struct {
+	stats     *stats.Registry
+	spans     *trace.Buffer
+	accessLog *accesslog.Logger
+	tap       *observe.Tap
+}
+
+func newTelemetry(o Options, meta *node.Meta) (*telemetry, error) {
+	format, err := accesslog.ParseFormat(string(o.AccessLog))
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	out := o.AccessLogOutput
+	if out == nil {
+		out = os.Stdout
+	}
+	sampling := o.TraceSampling
+	switch {
+	case sampling == 0:
+		sampling = trace.DefaultSampling
+	case sampling < 0:
+		sampling = 0
+	}
+	t := &telemetry{stats: stats.NewRegistry(0), spans: trace.NewBuffer(0), accessLog: accesslog.New(format, out, 0)}
+	t.tap = observe.New(observe.Options{Meta: meta, Stats: t.stats, Sampling: sampling, Spans: t.spans, AccessLog: t.accessLog})
+	return t, nil
 }

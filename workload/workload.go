@@ -26,6 +26,7 @@ import (
 	"github.com/weft-mesh/weft/config"
 	"github.com/weft-mesh/weft/model"
 	"github.com/weft-mesh/weft/proxy"
+	"github.com/weft-mesh/weft/proxy/accesslog"
 	"github.com/weft-mesh/weft/xds/node"
 )
 
@@ -36,13 +37,23 @@ type Options struct {
 	Protocol  string // service port protocol: HTTP (default), HTTP2, GRPC or TCP
 	Namespace string
 	Labels    map[string]string
-	Instance  string // instance name; generated from service and version if empty
+	Instance  string // instance name; generated from the workload name if empty
+	Workload  string // workload name; SERVICE-VERSION if empty (a VM names itself)
 	Command   []string
 	Env       []string // extra environment for the command
 
 	API *client.Client // control plane HTTP API
 	XDS string         // control plane xDS address
 	Log *slog.Logger
+
+	// TelemetryURL is the control plane API base URL the sidecar reports
+	// metrics and spans to; empty disables reports.
+	TelemetryURL string
+	// TraceSampling is the sidecar's trace sampling percent (see
+	// proxy.Options.TraceSampling).
+	TraceSampling float64
+	// AccessLog is the sidecar's access log format: off, text or json.
+	AccessLog accesslog.Format
 }
 
 // Run starts the sidecar and the command and blocks until the command exits
@@ -71,10 +82,14 @@ func Run(ctx context.Context, o Options) error {
 		labels[k] = v
 	}
 	labels[config.LabelService] = o.Service
-	workloadName := o.Service
-	if v := labels["version"]; v != "" {
-		workloadName += "-" + v
+	workloadName := o.Workload
+	if workloadName == "" {
+		workloadName = o.Service
+		if v := labels["version"]; v != "" {
+			workloadName += "-" + v
+		}
 	}
+	labels[config.LabelWorkload] = workloadName
 	if o.Instance == "" {
 		o.Instance = workloadName + "-" + randomSuffix()
 	}
@@ -99,7 +114,8 @@ func Run(ctx context.Context, o Options) error {
 	// must keep serving while the app drains.
 	pctx, stopProxy := context.WithCancel(context.Background())
 	defer stopProxy()
-	h, err := proxy.Start(pctx, proxy.Options{Meta: meta, XDSAddress: o.XDS, Log: log.With("component", "sidecar")})
+	h, err := proxy.Start(pctx, proxy.Options{Meta: meta, XDSAddress: o.XDS, Log: log.With("component", "sidecar"),
+		TelemetryURL: o.TelemetryURL, TraceSampling: o.TraceSampling, AccessLog: o.AccessLog})
 	if err != nil {
 		return fmt.Errorf("start sidecar: %w", err)
 	}

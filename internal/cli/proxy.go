@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/weft-mesh/weft/proxy"
+	"github.com/weft-mesh/weft/proxy/trace"
 	"github.com/weft-mesh/weft/workload"
 	"github.com/weft-mesh/weft/xds/node"
 )
@@ -16,6 +17,8 @@ import (
 type proxyFlags struct {
 	xds, name, namespace, workload, labels, serviceAccount string
 	inbound, outbound, app, admin, portMap                 string
+	telemetry                                              string
+	tf                                                     telemetryFlags
 }
 
 func newProxyCmd(g *globals) *cobra.Command {
@@ -62,8 +65,12 @@ func proxySubCmd(g *globals, t node.Type) *cobra.Command {
 			if f.name == "" {
 				return fmt.Errorf("--name is required")
 			}
+			o := proxy.Options{Meta: m, XDSAddress: f.xds, Log: g.logger(), TelemetryURL: f.telemetry}
+			if err := f.tf.apply(&o.TraceSampling, &o.AccessLog); err != nil {
+				return err
+			}
 			fmt.Fprintf(os.Stderr, "weft proxy %s %s: xds %s\n", use, m.ID(), f.xds)
-			return proxy.Run(cmd.Context(), proxy.Options{Meta: m, XDSAddress: f.xds, Log: g.logger()})
+			return proxy.Run(cmd.Context(), o)
 		},
 	}
 	fl := cmd.Flags()
@@ -72,7 +79,9 @@ func proxySubCmd(g *globals, t node.Type) *cobra.Command {
 	fl.StringVar(&f.workload, "workload", "", "workload name (default: the instance name)")
 	fl.StringVar(&f.labels, "labels", "", "labels, e.g. app=catalog,version=v1 (gateways: istio=ingressgateway)")
 	fl.StringVar(&f.serviceAccount, "service-account", "default", "service account")
-	fl.StringVar(&f.admin, "admin", "127.0.0.1:15000", "admin address (/ready, /config_dump)")
+	fl.StringVar(&f.admin, "admin", "127.0.0.1:15000", "admin address (/ready, /config_dump, /stats/prometheus)")
+	fl.StringVar(&f.telemetry, "telemetry", "", "control plane API URL to report metrics and spans to, e.g. http://127.0.0.1:15080 (empty: no reports)")
+	f.tf.register(cmd, trace.DefaultSampling)
 	if t == node.Sidecar {
 		fl.StringVar(&f.inbound, "inbound", "", "address callers reach this workload on (empty: no inbound)")
 		fl.StringVar(&f.outbound, "outbound", "", "address the app uses as its HTTP proxy (empty: no outbound)")

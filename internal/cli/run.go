@@ -9,6 +9,8 @@ import (
 
 	"github.com/weft-mesh/weft/api/client"
 	"github.com/weft-mesh/weft/demo"
+	"github.com/weft-mesh/weft/proxy/accesslog"
+	"github.com/weft-mesh/weft/proxy/trace"
 	"github.com/weft-mesh/weft/workload"
 )
 
@@ -16,6 +18,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	o := workload.Options{}
 	var labels, xds string
 	var port uint32
+	tf := &telemetryFlags{}
 	cmd := &cobra.Command{
 		Use:   "run --service NAME --port P [--labels k=v,...] [--name INSTANCE] -- CMD [ARGS...]",
 		Short: "Run a process in the mesh, behind its own sidecar",
@@ -32,6 +35,10 @@ if missing) once it listens, and removed when CMD exits.`,
 			o.Labels, o.Command, o.Port = l, args, port
 			o.Namespace, _ = g.ns()
 			o.API = g.client()
+			o.TelemetryURL = g.apiURL()
+			if err := tf.apply(&o.TraceSampling, &o.AccessLog); err != nil {
+				return err
+			}
 			o.Log = g.logger()
 			o.XDS = xds
 			if o.XDS == "" {
@@ -55,8 +62,10 @@ if missing) once it listens, and removed when CMD exits.`,
 	f.Uint32Var(&port, "port", 0, "service port callers use (required)")
 	f.StringVar(&o.Protocol, "protocol", "HTTP", "service port protocol: HTTP, HTTP2, GRPC or TCP (TCP: the sidecar proxies raw TCP to the app)")
 	f.StringVar(&labels, "labels", "", "workload labels, e.g. app=catalog,version=v1")
-	f.StringVar(&o.Instance, "name", "", "instance name (default SERVICE-VERSION-<random>)")
+	f.StringVar(&o.Instance, "name", "", "instance name (default WORKLOAD-<random>)")
+	f.StringVar(&o.Workload, "workload", "", "workload name, as metrics and the console show it (default SERVICE-VERSION)")
 	f.StringVar(&xds, "xds", "", "control plane xDS address (default: from the state dir)")
+	tf.register(cmd, trace.DefaultSampling)
 	return cmd
 }
 
@@ -76,4 +85,32 @@ func newDemoAppCmd() *cobra.Command {
 			return d.Serve(cmd.Context(), args[1])
 		},
 	}
+}
+
+// telemetryFlags are the proxy telemetry flags of up, run and proxy.
+type telemetryFlags struct {
+	sampling  float64
+	accessLog string
+}
+
+func (t *telemetryFlags) register(cmd *cobra.Command, sampling float64) {
+	cmd.Flags().Float64Var(&t.sampling, "trace-sampling", sampling, "percent of requests without an incoming trace that start one (0-100)")
+	cmd.Flags().StringVar(&t.accessLog, "access-log", "off", "proxy access log to stdout: off, text or json")
+}
+
+// apply validates the flags into proxy options; a sampling of 0 becomes
+// "none" (negative), as proxy.Options reads 0 as the default.
+func (t *telemetryFlags) apply(sampling *float64, format *accesslog.Format) error {
+	if t.sampling < 0 || t.sampling > 100 {
+		return fmt.Errorf("--trace-sampling %v: want 0 to 100", t.sampling)
+	}
+	f, err := accesslog.ParseFormat(t.accessLog)
+	if err != nil {
+		return fmt.Errorf("--access-log: %w", err)
+	}
+	*sampling, *format = t.sampling, f
+	if t.sampling == 0 {
+		*sampling = -1
+	}
+	return nil
 }

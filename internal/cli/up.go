@@ -20,6 +20,7 @@ import (
 	"github.com/weft-mesh/weft/controlplane"
 	"github.com/weft-mesh/weft/demo"
 	"github.com/weft-mesh/weft/proxy"
+	"github.com/weft-mesh/weft/proxy/trace"
 	"github.com/weft-mesh/weft/workload"
 	"github.com/weft-mesh/weft/xds/node"
 )
@@ -27,6 +28,8 @@ import (
 type upFlags struct {
 	apiAddr, xdsAddr, gatewayAddr, adminAddr string
 	demo                                     string
+	tf                                       telemetryFlags
+	cpTel                                    cpTelemetryFlags // control plane: OTLP export, console token
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -39,7 +42,12 @@ the ingress gateway, and with --demo the demo's workloads, each a real process
 behind its own sidecar. Gateway server port 80 is served on --gateway-addr;
 another Gateway port N is served on the same host at N (N >= 1024) or N+8000.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runUp(cmd.Context(), g, f) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.demo != "" && !cmd.Flags().Changed("trace-sampling") {
+				f.tf.sampling = 100 // a demo is for looking at traces
+			}
+			return runUp(cmd.Context(), g, f)
+		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.apiAddr, "api-addr", "127.0.0.1:15080", "control plane HTTP API address")
@@ -47,6 +55,9 @@ another Gateway port N is served on the same host at N (N >= 1024) or N+8000.`,
 	fl.StringVar(&f.gatewayAddr, "gateway-addr", "127.0.0.1:8080", "ingress gateway address for Gateway port 80")
 	fl.StringVar(&f.adminAddr, "gateway-admin-addr", "127.0.0.1:15000", "ingress gateway admin address")
 	fl.StringVar(&f.demo, "demo", "", "start a demo: "+strings.Join(demo.Names(), ", "))
+	f.tf.register(cmd, trace.DefaultSampling)
+	f.cpTel.register(cmd)
+	cmd.Flag("trace-sampling").Usage += "; --demo makes it 100 unless set"
 	return cmd
 }
 
@@ -65,8 +76,14 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 	// while the mesh shuts down.
 	cpCtx, stopCP := context.WithCancel(context.Background())
 	defer stopCP()
-	cp, err := controlplane.Start(cpCtx, controlplane.Options{StateDir: g.stateDir, APIAddr: f.apiAddr, XDSAddr: f.xdsAddr, Log: log})
+	cp, err := controlplane.Start(cpCtx, controlplane.Options{
+		StateDir: g.stateDir, APIAddr: f.apiAddr, XDSAddr: f.xdsAddr, Log: log,
+		OTLPEndpoint: f.cpTel.otlpEndpoint, ConsoleToken: f.cpTel.consoleToken,
+	})
 	if err != nil {
+		return err
+	}
+	if err := writeConsoleToken(g.stateDir, cp.ConsoleToken()); err != nil {
 		return err
 	}
 	gwHost, _, err := net.SplitHostPort(f.gatewayAddr)
@@ -82,7 +99,12 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 	// workloads, so requests in flight through it can finish.
 	gctx, stopGateway := context.WithCancel(context.Background())
 	defer stopGateway()
-	gw, err := proxy.Start(gctx, proxy.Options{Meta: gwMeta, XDSAddress: cp.XDSAddr(), Log: log.With("component", "gateway")})
+	gwOpts := proxy.Options{Meta: gwMeta, XDSAddress: cp.XDSAddr(), Log: log.With("component", "gateway"),
+		TelemetryURL: "http://" + cp.APIAddr()}
+	if err := f.tf.apply(&gwOpts.TraceSampling, &gwOpts.AccessLog); err != nil {
+		return err
+	}
+	gw, err := proxy.Start(gctx, gwOpts)
 	if err != nil {
 		return fmt.Errorf("start ingress gateway: %w", err)
 	}
@@ -91,10 +113,11 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 	}
 	defer os.Remove(filepath.Join(g.stateDir, "endpoints.json"))
 	fmt.Printf("weft is up: gateway http://%s  api http://%s  xds %s  state %s\n", f.gatewayAddr, cp.APIAddr(), cp.XDSAddr(), g.stateDir)
+	fmt.Printf("console: %s\n", cp.ConsoleURL())
 
 	var wg sync.WaitGroup
 	if d != nil {
-		if err := startDemo(ctx, g, d, cp, &wg); err != nil {
+		if err := startDemo(ctx, g, d, cp, &f.tf, &wg); err != nil {
 			cancel()
 			wg.Wait()
 			return err
@@ -117,7 +140,7 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 
 // startDemo applies the demo's initial YAML and starts each workload as a
 // `weft run` child process.
-func startDemo(ctx context.Context, g *globals, d *demo.Demo, cp *controlplane.ControlPlane, wg *sync.WaitGroup) error {
+func startDemo(ctx context.Context, g *globals, d *demo.Demo, cp *controlplane.ControlPlane, tf *telemetryFlags, wg *sync.WaitGroup) error {
 	c := client.New("http://" + cp.APIAddr())
 	var sources []client.Source
 	for _, name := range d.Initial {
@@ -137,9 +160,11 @@ func startDemo(ctx context.Context, g *globals, d *demo.Demo, cp *controlplane.C
 	for _, w := range d.Workloads {
 		args := []string{"run", "--server", "http://" + cp.APIAddr(), "--xds", cp.XDSAddr(), "--log-level", g.logLevel,
 			"--service", w.Service, "--port", strconv.Itoa(int(w.Port)), "-n", d.Namespace,
-			"--labels", workload.FormatLabels(w.Labels)}
+			"--labels", workload.FormatLabels(w.Labels),
+			"--trace-sampling", strconv.FormatFloat(tf.sampling, 'g', -1, 64), "--access-log", tf.accessLog}
 		if w.Name != "" {
-			args = append(args, "--name", w.Name)
+			// A named instance (a VM) is its own workload.
+			args = append(args, "--name", w.Name, "--workload", w.Name)
 		}
 		args = append(args, "--", self, "demo-app", d.Name, w.App)
 		cmd := exec.Command(self, args...)
@@ -172,6 +197,7 @@ func startDemo(ctx context.Context, g *globals, d *demo.Demo, cp *controlplane.C
 func newControlPlaneCmd(g *globals) *cobra.Command {
 	var apiAddr, xdsAddr string
 	var reap time.Duration
+	var tf cpTelemetryFlags
 	cmd := &cobra.Command{
 		Use:   "controlplane",
 		Short: "Run the control plane alone (API and xDS), without a gateway",
@@ -179,10 +205,15 @@ func newControlPlaneCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cp, err := controlplane.Start(cmd.Context(), controlplane.Options{
 				StateDir: g.stateDir, APIAddr: apiAddr, XDSAddr: xdsAddr, Log: g.logger(), ReapAfter: reap,
+				OTLPEndpoint: tf.otlpEndpoint, ConsoleToken: tf.consoleToken,
 			})
 			if err != nil {
 				return err
 			}
+			if err := writeConsoleToken(g.stateDir, cp.ConsoleToken()); err != nil {
+				return err
+			}
+			fmt.Printf("console: %s\n", cp.ConsoleURL())
 			if err := client.WriteEndpoints(g.stateDir, client.Endpoints{API: cp.APIAddr(), XDS: cp.XDSAddr()}); err != nil {
 				return err
 			}
@@ -193,5 +224,6 @@ func newControlPlaneCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&apiAddr, "api-addr", "127.0.0.1:15080", "HTTP API address")
 	cmd.Flags().StringVar(&xdsAddr, "xds-addr", "127.0.0.1:15010", "xDS (gRPC) address")
 	cmd.Flags().DurationVar(&reap, "reap-after", controlplane.DefaultReapAfter, "remove a registered workload whose sidecar has been disconnected this long")
+	tf.register(cmd)
 	return cmd
 }

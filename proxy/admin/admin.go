@@ -1,6 +1,7 @@
 // Package admin is the proxy's admin HTTP server, shaped after Envoy's so the
 // same probes and tooling work: /ready, /healthz, /config_dump and
-// /quitquitquit, bound at the node's ADMIN_ADDRESS.
+// /quitquitquit, plus the handlers the proxy adds (/stats/prometheus,
+// /stats), bound at the node's ADMIN_ADDRESS.
 package admin
 
 import (
@@ -37,6 +38,8 @@ type Options struct {
 	Quit func()
 	// Log receives server errors; nil discards them.
 	Log *slog.Logger
+	// Handlers are more GET endpoints by path, such as /stats/prometheus.
+	Handlers map[string]http.Handler
 }
 
 // Server is the admin HTTP server.
@@ -115,6 +118,9 @@ func (s *Server) Handler() http.Handler {
 		text(w, http.StatusOK, "OK")
 	})
 	mux.HandleFunc("GET /config_dump", s.configDump)
+	for path, h := range s.opts.Handlers {
+		mux.Handle("GET "+path, h)
+	}
 	if s.opts.Quit != nil {
 		mux.HandleFunc("POST /quitquitquit", s.quit)
 	}

@@ -339,7 +339,27 @@ func endpoint(lbe *endpointv3.LbEndpoint, loc string) (*lb.Endpoint, bool, error
 	case corev3.HealthStatus_UNKNOWN, corev3.HealthStatus_HEALTHY:
 		healthy = true
 	}
-	return &lb.Endpoint{Address: addr, Locality: loc, Weight: w}, healthy, nil
+	return &lb.Endpoint{Address: addr, Locality: loc, Weight: w, Meta: endpointMeta(lbe.GetMetadata())}, healthy, nil
+}
+
+// endpointMeta reads the workload identity the control plane puts in an
+// endpoint's filter_metadata["istio"] (workload, namespace,
+// service_account, labels.app, labels.version); nil when there is none.
+// Unknown keys are ignored: metadata is informational.
+func endpointMeta(md *corev3.Metadata) *lb.Metadata {
+	f := md.GetFilterMetadata()["istio"].GetFields()
+	if len(f) == 0 {
+		return nil
+	}
+	labels := f["labels"].GetStructValue().GetFields()
+	m := &lb.Metadata{
+		Workload:       f["workload"].GetStringValue(),
+		Namespace:      f["namespace"].GetStringValue(),
+		ServiceAccount: f["service_account"].GetStringValue(),
+		App:            labels["app"].GetStringValue(),
+		Version:        labels["version"].GetStringValue(),
+	}
+	return m
 }
 
 // SocketAddress validates a core Address holding a TCP socket_address with a

@@ -7,6 +7,7 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/weft-mesh/weft/proxy/lb"
@@ -109,5 +110,23 @@ func TestErrors(t *testing.T) {
 	c = &clusterv3.Cluster{Name: "d", ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_LOGICAL_DNS}}
 	if _, err := Compile(c, nil); err == nil || !strings.Contains(err.Error(), "type: unsupported LOGICAL_DNS") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+func TestEndpointMeta(t *testing.T) {
+	md := func(fields map[string]any) *corev3.Metadata {
+		s, err := structpb.NewStruct(fields)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{"istio": s}}
+	}
+	if endpointMeta(nil) != nil {
+		t.Error("no metadata: want nil")
+	}
+	m := endpointMeta(md(map[string]any{"workload": "fedora01", "namespace": "default", "service_account": "sa",
+		"labels": map[string]any{"app": "service-b", "version": "vm"}}))
+	if *m != (lb.Metadata{Workload: "fedora01", Namespace: "default", ServiceAccount: "sa", App: "service-b", Version: "vm"}) {
+		t.Errorf("static entry: %+v", m)
 	}
 }

@@ -21,8 +21,25 @@ type Endpoint struct {
 	// Weight is the effective load-balancing weight (at least 1), already
 	// combining the endpoint's and its locality's weights.
 	Weight uint32
+	// Meta is the workload identity the control plane attached to the
+	// endpoint (filter_metadata["istio"]), nil when none; immutable.
+	Meta *Metadata
+	// Tag is a slot for telemetry to cache per-endpoint state (such as
+	// interned metric labels) for the endpoint's lifetime; the data path
+	// neither reads nor writes it.
+	Tag atomic.Value
 
 	active atomic.Int64
+}
+
+// Metadata is an endpoint's workload identity, as sent by the control plane
+// in the endpoint's metadata.filter_metadata["istio"]. It is immutable.
+type Metadata struct {
+	Workload       string // workload name, e.g. "reviews-v2" (see cluster.endpointMeta)
+	Namespace      string
+	ServiceAccount string
+	App            string // the "app" label (Istio's canonical service)
+	Version        string // the "version" label
 }
 
 // Active returns the number of requests currently in flight to e.

@@ -7,6 +7,7 @@ package listener
 import (
 	"fmt"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -34,6 +35,10 @@ type Spec struct {
 	RouteConfig *routev3.RouteConfiguration
 	// TCP is the tcp_proxy filter of a TCP listener (see tcp.go).
 	TCP *tcpproxy.Spec
+	// Inbound is true for traffic_direction INBOUND: the listener takes
+	// traffic for the local workload (telemetry reports it as the
+	// destination). Anything else is outbound.
+	Inbound bool
 }
 
 // Parse validates l against the xDS contract and returns its Spec. Errors
@@ -57,7 +62,7 @@ func parse(l *listenerv3.Listener) (*Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("address.%w", err)
 	}
-	s := &Spec{Name: l.GetName(), Address: addr}
+	s := &Spec{Name: l.GetName(), Address: addr, Inbound: l.GetTrafficDirection() == corev3.TrafficDirection_INBOUND}
 	if n := len(l.GetFilterChains()); n != 1 {
 		return nil, fmt.Errorf("filter_chains: want exactly 1 filter chain, got %d", n)
 	}

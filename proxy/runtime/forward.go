@@ -14,6 +14,7 @@ import (
 	_ "github.com/weft-mesh/weft/proxy/filter/all" // register the HTTP filters
 	"github.com/weft-mesh/weft/proxy/lb"
 	"github.com/weft-mesh/weft/proxy/route"
+	"github.com/weft-mesh/weft/proxy/trace"
 )
 
 // Response flags, as in Envoy's access log %RESPONSE_FLAGS%. Result.Flags
@@ -44,7 +45,8 @@ const (
 	bodyOverflow       = "upstream connect error or disconnect/reset before headers. reset reason: overflow"
 )
 
-// Result describes one request for access logs and telemetry.
+// Result describes one request for access logs and telemetry. It is built
+// only when the proxy has a Tap or an OnRequest hook.
 type Result struct {
 	Route    string // matched route's name, or its virtual host's when unnamed
 	Cluster  string
@@ -52,6 +54,41 @@ type Result struct {
 	Code     int    // status sent downstream (499 when the client left first)
 	Flags    string // response flags, "" when none
 	Duration time.Duration
+
+	// Listener is the name of the listener the request arrived on;
+	// Inbound is its direction (traffic for the local workload).
+	Listener string
+	Inbound  bool
+	// Start is when the request arrived.
+	Start time.Time
+	// Request line and headers as received.
+	Method       string
+	Path         string // path and query
+	Authority    string
+	Protocol     string // "HTTP/1.1", "HTTP/2.0"
+	UserAgent    string
+	ForwardedFor string // x-forwarded-for as received
+	// RequestID is x-request-id as sent upstream (generated when absent),
+	// or as received for requests answered locally.
+	RequestID string
+	// Downstream is the client's address, host:port.
+	Downstream string
+	// GRPC is true for gRPC requests; GRPCStatus is the grpc-status sent
+	// downstream (trailer or trailers-only header), "" when none.
+	GRPC       bool
+	GRPCStatus string
+	// RequestBytes and ResponseBytes count body bytes received from the
+	// downstream and sent to it.
+	RequestBytes  int64
+	ResponseBytes int64
+	// Endpoint is the endpoint of the last attempt, nil when none.
+	Endpoint *lb.Endpoint
+	// Trace is this hop's span context, set by the Tap.
+	Trace trace.Context
+	// Peer is scratch space for the Tap: the caller's identity it read.
+	Peer string
+
+	reqBody *countingBody
 }
 
 // handler serves one listener: it reads the current Config once per request.
@@ -70,28 +107,36 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if l == nil || l.Routes == nil {
+		var res *Result
+		if h.p.observed {
+			res = h.p.begin(r, h.name, l != nil && l.Inbound, requestAuthority(r))
+		}
 		localReply(w, http.StatusNotFound, "")
-		h.p.report(time.Time{}, nil, "", nil, http.StatusNotFound, filter.NoRoute)
+		h.p.report(res, w, nil, "", nil, http.StatusNotFound, filter.NoRoute, 0)
 		return
 	}
-	h.p.serve(w, r, cfg, l.Routes)
+	h.p.serve(w, r, cfg, l)
+}
+
+func requestAuthority(r *http.Request) string {
+	if r.URL.Host != "" {
+		return r.URL.Host
+	}
+	return r.Host
 }
 
 // serve routes r through t and cfg's clusters: it runs the route's filters,
 // answers direct responses and redirects, and forwards the rest.
-func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, cfg *Config, t *route.Table) {
-	var start time.Time
-	if p.opts.OnRequest != nil {
-		start = time.Now()
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, cfg *Config, l *Listener) {
+	authority := requestAuthority(r)
+	var res *Result
+	if p.observed {
+		res = p.begin(r, l.Name, l.Inbound, authority)
 	}
-	authority := r.Host
-	if r.URL.Host != "" {
-		authority = r.URL.Host
-	}
-	rt := t.Route(r, authority)
+	rt := l.Routes.Route(r, authority)
 	if rt == nil {
 		localReply(w, http.StatusNotFound, "")
-		p.report(start, nil, "", nil, http.StatusNotFound, filter.NoRoute)
+		p.report(res, w, nil, "", nil, http.StatusNotFound, filter.NoRoute, 0)
 		return
 	}
 	var x *filter.Exchange
@@ -99,7 +144,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, cfg *Config, t *ro
 	if len(rt.Filters) > 0 {
 		x = filter.NewExchange(rt.Filters, w, r)
 		if !rt.Filters.Request(x) {
-			p.report(start, rt, "", nil, x.Code, x.Flags)
+			p.report(res, w, rt, "", nil, x.Code, x.Flags, 0)
 			return
 		}
 		flags = x.Flags
@@ -107,24 +152,24 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, cfg *Config, t *ro
 	switch {
 	case rt.Direct != nil:
 		reply(w, rt, nil, x, rt.Direct.Status, rt.Direct.Body)
-		p.report(start, rt, "", nil, rt.Direct.Status, flags)
+		p.report(res, w, rt, "", nil, rt.Direct.Status, flags, int64(len(rt.Direct.Body)))
 		return
 	case rt.Redirect != nil:
 		w.Header()["Location"] = []string{rt.RedirectURL(r, authority)}
 		reply(w, rt, nil, x, rt.Redirect.Code, "")
-		p.report(start, rt, "", nil, rt.Redirect.Code, flags)
+		p.report(res, w, rt, "", nil, rt.Redirect.Code, flags, 0)
 		return
 	}
 	tgt := rt.Target()
 	c := cfg.clusters[tgt.Name]
 	if c == nil {
 		reply(w, rt, tgt, x, http.StatusServiceUnavailable, "")
-		p.report(start, rt, tgt.Name, nil, http.StatusServiceUnavailable, flags|filter.NoCluster)
+		p.report(res, w, rt, tgt.Name, nil, http.StatusServiceUnavailable, flags|filter.NoCluster, 0)
 		return
 	}
-	f := forwarder{p: p, cfg: cfg, w: w, r: r, x: x, rt: rt, tgt: tgt, c: c, authority: authority, flags: flags}
+	f := forwarder{p: p, cfg: cfg, w: w, r: r, x: x, rt: rt, tgt: tgt, c: c, authority: authority, flags: flags, res: res}
 	f.run()
-	p.report(start, rt, tgt.Name, f.ep, f.code, f.flags)
+	p.report(res, w, rt, tgt.Name, f.ep, f.code, f.flags, f.sent)
 	if f.abort {
 		// Tell the client the response is incomplete: reset the stream
 		// (HTTP/2) or close the connection (HTTP/1.1).
@@ -132,15 +177,14 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, cfg *Config, t *ro
 	}
 }
 
-func (p *Proxy) report(start time.Time, rt *route.Route, clusterName string, ep *lb.Endpoint, code int, flags filter.Flag) {
-	hook := p.opts.OnRequest
-	if hook == nil {
+// report completes res (nil when nothing observes requests) with the
+// request's outcome; sent is the body bytes sent downstream.
+func (p *Proxy) report(res *Result, w http.ResponseWriter, rt *route.Route, clusterName string, ep *lb.Endpoint, code int, flags filter.Flag, sent int64) {
+	if res == nil {
 		return
 	}
-	res := &Result{Cluster: clusterName, Code: code, Flags: flags.String()}
-	if !start.IsZero() {
-		res.Duration = time.Since(start)
-	}
+	res.Cluster, res.Code, res.Flags, res.ResponseBytes = clusterName, code, flags.String(), sent
+	res.Duration = time.Since(res.Start)
 	if rt != nil {
 		res.Route = rt.Name
 		if res.Route == "" {
@@ -148,9 +192,9 @@ func (p *Proxy) report(start time.Time, rt *route.Route, clusterName string, ep 
 		}
 	}
 	if ep != nil {
-		res.Upstream = ep.Address
+		res.Upstream, res.Endpoint = ep.Address, ep
 	}
-	hook(res)
+	p.finish(res, w)
 }
 
 // reply sends a local reply for route rt (target tgt, nil when none): the
@@ -164,6 +208,9 @@ func reply(w http.ResponseWriter, rt *route.Route, tgt *route.WeightedCluster, x
 	}
 	localReply(w, code, body)
 }
+
+// startTime is time.Now, a variable for tests.
+var startTime = time.Now
 
 func localReply(w http.ResponseWriter, code int, body string) {
 	h := w.Header()

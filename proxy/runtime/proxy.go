@@ -25,6 +25,10 @@ type Options struct {
 	// access logs and telemetry. It runs on the request's goroutine and must
 	// not retain the Result. When nil, no Result is built.
 	OnRequest func(*Result)
+	// Tap, when set, observes every request and TCP connection for
+	// telemetry (see Tap). When both Tap and OnRequest are nil no Result
+	// is built and the data path does no telemetry work at all.
+	Tap Tap
 	// OnConnection, when set, is called once per TCP proxy connection when
 	// it ends, with its bytes, duration and response flags (UF, UH, UO, NC).
 	// It runs on the connection's goroutine and must not retain the Result.
@@ -48,11 +52,12 @@ type Options struct {
 
 // Proxy owns the listening sockets and the current Config.
 type Proxy struct {
-	opts Options
-	log  *slog.Logger
-	cur  atomic.Pointer[Config]
-	h1   *http.Transport // HTTP/1.1 upstreams
-	h2   *http.Transport // h2c upstreams, for gRPC
+	opts     Options
+	observed bool // opts.Tap or opts.OnRequest is set
+	log      *slog.Logger
+	cur      atomic.Pointer[Config]
+	h1       *http.Transport // HTTP/1.1 upstreams
+	h2       *http.Transport // h2c upstreams, for gRPC
 	// state outlives Configs: circuit-breaker counters, outlier ejections
 	// and per-cluster transports (see Compile).
 	state *cluster.State
@@ -100,7 +105,7 @@ func New(opts Options) *Proxy {
 	if opts.Server.ErrorLog == nil {
 		opts.Server.ErrorLog = slog.NewLogLogger(opts.Log.Handler(), slog.LevelDebug)
 	}
-	p := &Proxy{opts: opts, log: opts.Log, servers: map[string]*server{}}
+	p := &Proxy{opts: opts, log: opts.Log, servers: map[string]*server{}, observed: opts.Tap != nil || opts.OnRequest != nil}
 	p.state = cluster.NewState(cluster.StateOptions{
 		Log:                 opts.Log,
 		MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,

@@ -29,8 +29,10 @@ type forwarder struct {
 	tgt       *route.WeightedCluster
 	c         *cluster.Cluster
 	authority string
+	res       *Result // nil when nothing observes requests
 
 	// outcome
+	sent  int64        // body bytes sent downstream
 	ep    *lb.Endpoint // endpoint of the last attempt
 	code  int
 	flags filter.Flag
@@ -67,6 +69,15 @@ func (f *forwarder) run() {
 	upstreamHeaders(hdr, r)
 	if rt.HasRequestHeaders(f.tgt) {
 		rt.RequestHeaders(hdr, f.tgt)
+	}
+	if f.res != nil {
+		if id := hdr["X-Request-Id"]; len(id) > 0 {
+			f.res.RequestID = id[0]
+		}
+		if tap := f.p.opts.Tap; tap != nil {
+			f.res.Cluster = f.tgt.Name
+			tap.Upstream(f.res, hdr)
+		}
 	}
 	var hash lb.Hash
 	var setCookie string
@@ -335,6 +346,7 @@ func (f *forwarder) failureReply(fail route.Failure, err error) {
 func (f *forwarder) localReply(code int, body string, flag filter.Flag) {
 	reply(f.w, f.rt, f.tgt, f.x, code, body)
 	f.code = code
+	f.sent = int64(len(body))
 	f.flags |= flag
 }
 
@@ -373,6 +385,7 @@ func (f *forwarder) stream(ctx, actx context.Context, resp *http.Response, setCo
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
+			f.sent += int64(n)
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				f.flags |= filter.DownstreamClosed
 				return

@@ -28,7 +28,18 @@ func (h *tcpHandler) serve(conn net.Conn) {
 		conn.Close()
 		return
 	}
-	res := tcpproxy.Serve(conn, h.name, l.TCP, func(name string) *cluster.Cluster { return cfg.clusters[name] })
+	lookup := func(name string) *cluster.Cluster { return cfg.clusters[name] }
+	tap := h.p.opts.Tap
+	if tap == nil {
+		res := tcpproxy.Serve(conn, h.name, l.TCP, lookup)
+		if hook := h.p.opts.OnConnection; hook != nil {
+			hook(res)
+		}
+		return
+	}
+	inbound := l.Inbound
+	res := tcpproxy.ServeObserved(conn, h.name, l.TCP, lookup, func(r *tcpproxy.Result) { tap.TCPOpened(r, inbound) })
+	tap.TCPClosed(res, inbound)
 	if hook := h.p.opts.OnConnection; hook != nil {
 		hook(res)
 	}

@@ -27,6 +27,10 @@ type Result struct {
 	Listener string
 	Cluster  string
 	Upstream string // endpoint address, "" when none was picked
+	// Endpoint is the picked endpoint, nil when none was.
+	Endpoint *lb.Endpoint
+	// Start is when the connection was accepted.
+	Start time.Time
 	// BytesReceived were read from the downstream (and sent upstream);
 	// BytesSent were written to the downstream (read from upstream), as
 	// Envoy's %BYTES_RECEIVED% and %BYTES_SENT%.
@@ -46,8 +50,15 @@ type Lookup func(name string) *cluster.Cluster
 // (a failure as a gateway error). The endpoint is picked with an empty hash.
 // Serve returns when both directions have finished.
 func Serve(down net.Conn, listener string, s *Spec, clusters Lookup) *Result {
+	return ServeObserved(down, listener, s, clusters, nil)
+}
+
+// ServeObserved is Serve, calling opened (when not nil) with the Result so
+// far once the upstream connection is established and before bytes flow,
+// so telemetry can count open connections. opened must not retain it.
+func ServeObserved(down net.Conn, listener string, s *Spec, clusters Lookup, opened func(*Result)) *Result {
 	start := time.Now()
-	res := &Result{Listener: listener}
+	res := &Result{Listener: listener, Start: start}
 	defer func() { res.Duration = time.Since(start) }()
 	defer down.Close()
 
@@ -67,7 +78,7 @@ func Serve(down net.Conn, listener string, s *Spec, clusters Lookup) *Result {
 		res.Flags = FlagNoHealthy
 		return res
 	}
-	res.Upstream = ep.Address
+	res.Upstream, res.Endpoint = ep.Address, ep
 	ep.Begin()
 	defer ep.End()
 	up, err := net.DialTimeout("tcp", ep.Address, c.ConnectTimeout)
@@ -78,6 +89,9 @@ func Serve(down net.Conn, listener string, s *Spec, clusters Lookup) *Result {
 	}
 	c.Observe(ep, 0, false)
 	defer up.Close()
+	if opened != nil {
+		opened(res)
+	}
 	res.BytesReceived, res.BytesSent = Pipe(down, up)
 	return res
 }

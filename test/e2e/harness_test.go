@@ -117,14 +117,29 @@ func (p *proc) kill() {
 	<-p.done
 }
 
+var (
+	portsMu sync.Mutex
+	issued  = map[string]bool{}
+)
+
+// freePort returns a loopback address nothing listens on, never the same
+// one twice in a test run: the kernel may hand a just-closed port out again.
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if !issued[addr] {
+			issued[addr] = true
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // mesh is a running local mesh.
