@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"github.com/weft-mesh/weft/proxy/contract"
+
 	"fmt"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -37,12 +39,12 @@ func thresholds(cb *clusterv3.CircuitBreakers) (Thresholds, error) {
 	if cb == nil {
 		return t, nil
 	}
-	if err := checkFields(cb, "thresholds"); err != nil {
+	if err := contract.CheckFields(cb, "thresholds"); err != nil {
 		return t, err
 	}
 	seen := false
 	for i, th := range cb.GetThresholds() {
-		if err := checkFields(th, "priority", "max_connections", "max_pending_requests",
+		if err := contract.CheckFields(th, "priority", "max_connections", "max_pending_requests",
 			"max_requests", "max_retries", "track_remaining"); err != nil {
 			return t, fmt.Errorf("thresholds[%d].%w", i, err)
 		}

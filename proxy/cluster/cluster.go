@@ -9,6 +9,8 @@
 package cluster
 
 import (
+	"github.com/weft-mesh/weft/proxy/contract"
+
 	"fmt"
 	"net"
 	"net/http"
@@ -97,7 +99,7 @@ func Compile(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment) (*Clus
 }
 
 func (s *State) compile(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment) (*Cluster, error) {
-	if err := checkFields(c, "name", "type", "eds_cluster_config", "connect_timeout",
+	if err := contract.CheckFields(c, "name", "type", "eds_cluster_config", "connect_timeout",
 		"lb_policy", "load_assignment", "metadata", "alt_stat_name", "circuit_breakers",
 		"outlier_detection", "typed_extension_protocol_options", "ring_hash_lb_config",
 		"maglev_lb_config", "original_dst_lb_config", "cleanup_interval", "common_lb_config"); err != nil {
@@ -113,7 +115,7 @@ func (s *State) compile(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignm
 		}
 		out.ConnectTimeout = d.AsDuration()
 	}
-	if err := checkFields(c.GetCommonLbConfig(), "healthy_panic_threshold"); err != nil {
+	if err := contract.CheckFields(c.GetCommonLbConfig(), "healthy_panic_threshold"); err != nil {
 		return nil, fmt.Errorf("common_lb_config.%w", err)
 	}
 	var err error
@@ -126,7 +128,7 @@ func (s *State) compile(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignm
 		if c.LoadAssignment != nil {
 			return nil, fmt.Errorf("load_assignment: not allowed for an EDS cluster")
 		}
-		if err := checkFields(c.GetEdsClusterConfig(), "eds_config", "service_name"); err != nil {
+		if err := contract.CheckFields(c.GetEdsClusterConfig(), "eds_config", "service_name"); err != nil {
 			return nil, fmt.Errorf("eds_cluster_config.%w", err)
 		}
 	case clusterv3.Cluster_STATIC:
@@ -207,7 +209,7 @@ func balancer(c *clusterv3.Cluster, out *Cluster) (lb.Factory, error) {
 	case clusterv3.Cluster_CLUSTER_PROVIDED:
 		out.Policy = lb.ClusterProvided
 		o := c.GetOriginalDstLbConfig()
-		if err := checkFields(o, "use_http_header", "http_header_name"); err != nil {
+		if err := contract.CheckFields(o, "use_http_header", "http_header_name"); err != nil {
 			return nil, fmt.Errorf("original_dst_lb_config.%w", err)
 		}
 		b := &originaldst.Balancer{}
@@ -235,7 +237,7 @@ func Endpoints(cla *endpointv3.ClusterLoadAssignment) ([]*lb.Endpoint, error) {
 	if cla == nil {
 		return nil, nil
 	}
-	if err := checkFields(cla, "cluster_name", "endpoints", "policy"); err != nil {
+	if err := contract.CheckFields(cla, "cluster_name", "endpoints", "policy"); err != nil {
 		return nil, err
 	}
 	type group struct {
@@ -247,7 +249,7 @@ func Endpoints(cla *endpointv3.ClusterLoadAssignment) ([]*lb.Endpoint, error) {
 	best := ^uint32(0)
 	allLocW := true
 	for i, lle := range cla.GetEndpoints() {
-		if err := checkFields(lle, "locality", "lb_endpoints", "load_balancing_weight", "priority"); err != nil {
+		if err := contract.CheckFields(lle, "locality", "lb_endpoints", "load_balancing_weight", "priority"); err != nil {
 			return nil, fmt.Errorf("endpoints[%d].%w", i, err)
 		}
 		g := &group{}
@@ -313,14 +315,14 @@ func Endpoints(cla *endpointv3.ClusterLoadAssignment) ([]*lb.Endpoint, error) {
 }
 
 func endpoint(lbe *endpointv3.LbEndpoint, loc string) (*lb.Endpoint, bool, error) {
-	if err := checkFields(lbe, "endpoint", "health_status", "load_balancing_weight", "metadata"); err != nil {
+	if err := contract.CheckFields(lbe, "endpoint", "health_status", "load_balancing_weight", "metadata"); err != nil {
 		return nil, false, err
 	}
 	ep := lbe.GetEndpoint()
 	if ep == nil {
 		return nil, false, fmt.Errorf("endpoint: required")
 	}
-	if err := checkFields(ep, "address", "hostname", "health_check_config"); err != nil {
+	if err := contract.CheckFields(ep, "address", "hostname", "health_check_config"); err != nil {
 		return nil, false, fmt.Errorf("endpoint.%w", err)
 	}
 	addr, err := SocketAddress(ep.GetAddress())
@@ -369,14 +371,14 @@ func SocketAddress(a *corev3.Address) (string, error) {
 	if a == nil {
 		return "", fmt.Errorf("socket_address: required")
 	}
-	if err := checkFields(a, "socket_address"); err != nil {
+	if err := contract.CheckFields(a, "socket_address"); err != nil {
 		return "", err
 	}
 	sa := a.GetSocketAddress()
 	if sa == nil {
 		return "", fmt.Errorf("socket_address: required")
 	}
-	if err := checkFields(sa, "address", "port_value", "protocol", "ipv4_compat"); err != nil {
+	if err := contract.CheckFields(sa, "address", "port_value", "protocol", "ipv4_compat"); err != nil {
 		return "", fmt.Errorf("socket_address.%w", err)
 	}
 	if sa.GetProtocol() != corev3.SocketAddress_TCP {

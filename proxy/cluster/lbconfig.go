@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"github.com/weft-mesh/weft/proxy/contract"
+
 	"fmt"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -14,7 +16,7 @@ func ringHashConfig(rc *clusterv3.Cluster_RingHashLbConfig) (ringhash.Config, er
 	if rc == nil {
 		return cfg, nil
 	}
-	if err := checkFields(rc, "minimum_ring_size", "maximum_ring_size", "hash_function"); err != nil {
+	if err := contract.CheckFields(rc, "minimum_ring_size", "maximum_ring_size", "hash_function"); err != nil {
 		return cfg, err
 	}
 	if rc.GetHashFunction() != clusterv3.Cluster_RingHashLbConfig_XX_HASH {
@@ -36,7 +38,7 @@ func maglevTableSize(mc *clusterv3.Cluster_MaglevLbConfig) (uint64, error) {
 	if mc == nil {
 		return maglev.DefaultTableSize, nil
 	}
-	if err := checkFields(mc, "table_size"); err != nil {
+	if err := contract.CheckFields(mc, "table_size"); err != nil {
 		return 0, err
 	}
 	v := mc.GetTableSize()

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"github.com/weft-mesh/weft/proxy/contract"
+
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -44,7 +46,7 @@ func outlierConfig(od *clusterv3.OutlierDetection) (*OutlierConfig, error) {
 	if od == nil {
 		return nil, nil
 	}
-	if err := checkFields(od, "consecutive_5xx", "enforcing_consecutive_5xx", "consecutive_gateway_failure",
+	if err := contract.CheckFields(od, "consecutive_5xx", "enforcing_consecutive_5xx", "consecutive_gateway_failure",
 		"enforcing_consecutive_gateway_failure", "interval", "base_ejection_time", "max_ejection_time",
 		"max_ejection_percent", "enforcing_success_rate", "split_external_local_origin_errors"); err != nil {
 		return nil, err

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"github.com/weft-mesh/weft/proxy/contract"
+
 	"context"
 	"fmt"
 	"io"
@@ -66,11 +68,11 @@ func httpSettings(c *clusterv3.Cluster, out *Cluster) (HTTPSettings, error) {
 		if err := a.UnmarshalTo(o); err != nil {
 			return s, fmt.Errorf("%s: %w", field, err)
 		}
-		if err := checkFields(o, "common_http_protocol_options", "explicit_http_config", "use_downstream_protocol_config"); err != nil {
+		if err := contract.CheckFields(o, "common_http_protocol_options", "explicit_http_config", "use_downstream_protocol_config"); err != nil {
 			return s, fmt.Errorf("%s.%w", field, err)
 		}
 		if co := o.GetCommonHttpProtocolOptions(); co != nil {
-			if err := checkFields(co, "idle_timeout", "max_requests_per_connection"); err != nil {
+			if err := contract.CheckFields(co, "idle_timeout", "max_requests_per_connection"); err != nil {
 				return s, fmt.Errorf("%s.common_http_protocol_options.%w", field, err)
 			}
 			if d := co.GetIdleTimeout(); d != nil {
@@ -88,14 +90,14 @@ func httpSettings(c *clusterv3.Cluster, out *Cluster) (HTTPSettings, error) {
 		switch {
 		case o.GetExplicitHttpConfig() != nil:
 			e := o.GetExplicitHttpConfig()
-			if err := checkFields(e, "http_protocol_options", "http2_protocol_options"); err != nil {
+			if err := contract.CheckFields(e, "http_protocol_options", "http2_protocol_options"); err != nil {
 				return s, fmt.Errorf("%s.explicit_http_config.%w", field, err)
 			}
 			if e.GetHttp2ProtocolOptions() != nil {
 				s.Protocol = ProtocolHTTP2
 			}
 		case o.GetUseDownstreamProtocolConfig() != nil:
-			if err := checkFields(o.GetUseDownstreamProtocolConfig(), "http_protocol_options", "http2_protocol_options"); err != nil {
+			if err := contract.CheckFields(o.GetUseDownstreamProtocolConfig(), "http_protocol_options", "http2_protocol_options"); err != nil {
 				return s, fmt.Errorf("%s.use_downstream_protocol_config.%w", field, err)
 			}
 			s.Protocol = ProtocolDownstream

@@ -1,13 +1,13 @@
 package filter
 
 import (
+	"github.com/weft-mesh/weft/proxy/contract"
+
 	"fmt"
 	"regexp"
 	"strings"
 
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // StringMatcher is a compiled envoy.type.matcher.v3.StringMatcher.
@@ -22,7 +22,7 @@ type StringMatcher struct {
 // safe_regex (RE2, full match), with ignore_case.
 func CompileStringMatcher(s *matcherv3.StringMatcher) (StringMatcher, error) {
 	var out StringMatcher
-	if err := CheckFields(s, "exact", "prefix", "suffix", "contains", "safe_regex", "ignore_case"); err != nil {
+	if err := contract.CheckFields(s, "exact", "prefix", "suffix", "contains", "safe_regex", "ignore_case"); err != nil {
 		return out, err
 	}
 	out.ignoreCase = s.GetIgnoreCase()
@@ -36,7 +36,7 @@ func CompileStringMatcher(s *matcherv3.StringMatcher) (StringMatcher, error) {
 	case *matcherv3.StringMatcher_Contains:
 		out.kind, out.value = 3, p.Contains
 	case *matcherv3.StringMatcher_SafeRegex:
-		if err := CheckFields(p.SafeRegex, "regex", "google_re2"); err != nil {
+		if err := contract.CheckFields(p.SafeRegex, "regex", "google_re2"); err != nil {
 			return out, fmt.Errorf("safe_regex.%w", err)
 		}
 		re, err := regexp.Compile("^(?:" + p.SafeRegex.GetRegex() + ")$")
@@ -71,24 +71,4 @@ func (s *StringMatcher) Match(v string) bool {
 	default:
 		return strings.Contains(v, s.value)
 	}
-}
-
-// CheckFields returns an error naming the first populated field of m that is
-// not in allowed: the xDS contract is a subset of Envoy's API and anything
-// outside it must be NACKed rather than silently ignored.
-func CheckFields(m proto.Message, allowed ...string) error {
-	var bad string
-	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
-		for _, a := range allowed {
-			if a == string(fd.Name()) {
-				return true
-			}
-		}
-		bad = string(fd.Name())
-		return false
-	})
-	if bad != "" {
-		return fmt.Errorf("%s: unsupported field", bad)
-	}
-	return nil
 }

@@ -1,6 +1,8 @@
 package listener
 
 import (
+	"github.com/weft-mesh/weft/proxy/contract"
+
 	"fmt"
 
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
@@ -40,7 +42,7 @@ func checkHTTPFilters(hfs []*hcmv3.HttpFilter) error {
 			return fmt.Errorf("http_filters[%d].name: duplicate filter %q", i, name)
 		}
 		seen[name] = true
-		if err := checkFields(hf, "name", "typed_config"); err != nil {
+		if err := contract.CheckFields(hf, "name", "typed_config"); err != nil {
 			return fmt.Errorf("http_filters[%d].%w", i, err)
 		}
 		if tc := hf.GetTypedConfig(); tc != nil {
@@ -48,7 +50,7 @@ func checkHTTPFilters(hfs []*hcmv3.HttpFilter) error {
 			if err := tc.UnmarshalTo(m); err != nil {
 				return fmt.Errorf("http_filters[%d].typed_config: %w", i, err)
 			}
-			if err := checkFields(m); err != nil {
+			if err := contract.CheckFields(m); err != nil {
 				return fmt.Errorf("http_filters[%d].typed_config.%w (configure %s per route)", i, err, name)
 			}
 		}

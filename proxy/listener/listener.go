@@ -5,6 +5,8 @@
 package listener
 
 import (
+	"github.com/weft-mesh/weft/proxy/contract"
+
 	"fmt"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -52,7 +54,7 @@ func Parse(l *listenerv3.Listener) (*Spec, error) {
 }
 
 func parse(l *listenerv3.Listener) (*Spec, error) {
-	if err := checkFields(l, "name", "address", "filter_chains", "traffic_direction", "stat_prefix", "metadata"); err != nil {
+	if err := contract.CheckFields(l, "name", "address", "filter_chains", "traffic_direction", "stat_prefix", "metadata"); err != nil {
 		return nil, err
 	}
 	if l.GetName() == "" {
@@ -67,14 +69,14 @@ func parse(l *listenerv3.Listener) (*Spec, error) {
 		return nil, fmt.Errorf("filter_chains: want exactly 1 filter chain, got %d", n)
 	}
 	fc := l.GetFilterChains()[0]
-	if err := checkFields(fc, "filters", "name"); err != nil {
+	if err := contract.CheckFields(fc, "filters", "name"); err != nil {
 		return nil, fmt.Errorf("filter_chains[0].%w", err)
 	}
 	if n := len(fc.GetFilters()); n != 1 {
 		return nil, fmt.Errorf("filter_chains[0].filters: want exactly 1 filter, got %d", n)
 	}
 	f := fc.GetFilters()[0]
-	if err := checkFields(f, "name", "typed_config"); err != nil {
+	if err := contract.CheckFields(f, "name", "typed_config"); err != nil {
 		return nil, fmt.Errorf("filter_chains[0].filters[0].%w", err)
 	}
 	if f.GetName() == TCPProxy {
@@ -97,7 +99,7 @@ func parse(l *listenerv3.Listener) (*Spec, error) {
 }
 
 func hcmSpec(hcm *hcmv3.HttpConnectionManager, s *Spec) error {
-	if err := checkFields(hcm, "stat_prefix", "codec_type", "rds", "route_config", "http_filters",
+	if err := contract.CheckFields(hcm, "stat_prefix", "codec_type", "rds", "route_config", "http_filters",
 		"use_remote_address", "generate_request_id", "normalize_path", "merge_slashes"); err != nil {
 		return err
 	}
@@ -106,7 +108,7 @@ func hcmSpec(hcm *hcmv3.HttpConnectionManager, s *Spec) error {
 	}
 	switch rs := hcm.GetRouteSpecifier().(type) {
 	case *hcmv3.HttpConnectionManager_Rds:
-		if err := checkFields(rs.Rds, "config_source", "route_config_name"); err != nil {
+		if err := contract.CheckFields(rs.Rds, "config_source", "route_config_name"); err != nil {
 			return fmt.Errorf("rds.%w", err)
 		}
 		if rs.Rds.GetRouteConfigName() == "" {

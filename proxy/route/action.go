@@ -1,6 +1,8 @@
 package route
 
 import (
+	"github.com/weft-mesh/weft/proxy/contract"
+
 	"fmt"
 	"net/http"
 	"net/url"
@@ -42,13 +44,13 @@ type regexRewrite struct {
 }
 
 func compileRegexRewrite(m *matcherv3.RegexMatchAndSubstitute) (*regexRewrite, error) {
-	if err := checkFields(m, "pattern", "substitution"); err != nil {
+	if err := contract.CheckFields(m, "pattern", "substitution"); err != nil {
 		return nil, err
 	}
 	if m.GetPattern() == nil {
 		return nil, fmt.Errorf("pattern: required")
 	}
-	if err := checkFields(m.GetPattern(), "regex", "google_re2"); err != nil {
+	if err := contract.CheckFields(m.GetPattern(), "regex", "google_re2"); err != nil {
 		return nil, fmt.Errorf("pattern.%w", err)
 	}
 	re, err := regexp.Compile(m.GetPattern().GetRegex())
@@ -158,7 +160,7 @@ type RetryPolicy struct {
 const PreviousHostsPredicate = "envoy.retry_host_predicates.previous_hosts"
 
 func compileRetryPolicy(p *routev3.RetryPolicy) (*RetryPolicy, error) {
-	if err := checkFields(p, "retry_on", "num_retries", "per_try_timeout", "retry_host_predicate",
+	if err := contract.CheckFields(p, "retry_on", "num_retries", "per_try_timeout", "retry_host_predicate",
 		"host_selection_retry_max_attempts", "retriable_status_codes", "retry_back_off"); err != nil {
 		return nil, err
 	}
@@ -190,7 +192,7 @@ func compileRetryPolicy(p *routev3.RetryPolicy) (*RetryPolicy, error) {
 		out.StatusCodes = append(out.StatusCodes, int(c))
 	}
 	for i, hp := range p.GetRetryHostPredicate() {
-		if err := checkFields(hp, "name", "typed_config"); err != nil {
+		if err := contract.CheckFields(hp, "name", "typed_config"); err != nil {
 			return nil, fmt.Errorf("retry_host_predicate[%d].%w", i, err)
 		}
 		if tc := hp.GetTypedConfig(); tc != nil && !tc.MessageIs(&previoushostsv3.PreviousHostsPredicate{}) {
@@ -207,7 +209,7 @@ func compileRetryPolicy(p *routev3.RetryPolicy) (*RetryPolicy, error) {
 		return nil, fmt.Errorf("host_selection_retry_max_attempts: negative")
 	}
 	if bo := p.GetRetryBackOff(); bo != nil {
-		if err := checkFields(bo, "base_interval", "max_interval"); err != nil {
+		if err := contract.CheckFields(bo, "base_interval", "max_interval"); err != nil {
 			return nil, fmt.Errorf("retry_back_off.%w", err)
 		}
 		d := bo.GetBaseInterval()
@@ -312,14 +314,14 @@ type MirrorPolicy struct {
 
 func compileMirror(m *routev3.RouteAction_RequestMirrorPolicy) (MirrorPolicy, error) {
 	out := MirrorPolicy{Cluster: m.GetCluster(), Fraction: filter.Always, NoSuffix: m.GetDisableShadowHostSuffixAppend()}
-	if err := checkFields(m, "cluster", "runtime_fraction", "trace_sampled", "disable_shadow_host_suffix_append"); err != nil {
+	if err := contract.CheckFields(m, "cluster", "runtime_fraction", "trace_sampled", "disable_shadow_host_suffix_append"); err != nil {
 		return out, err
 	}
 	if out.Cluster == "" {
 		return out, fmt.Errorf("cluster: empty")
 	}
 	if rf := m.GetRuntimeFraction(); rf != nil {
-		if err := checkFields(rf, "default_value", "runtime_key"); err != nil {
+		if err := contract.CheckFields(rf, "default_value", "runtime_key"); err != nil {
 			return out, fmt.Errorf("runtime_fraction.%w", err)
 		}
 		f, err := filter.ParseFraction(rf.GetDefaultValue())
@@ -341,7 +343,7 @@ func ShadowHost(authority string) string {
 }
 
 func compileRedirect(r *routev3.RedirectAction, m *matcher) (*Redirect, error) {
-	if err := checkFields(r, "scheme_redirect", "https_redirect", "host_redirect", "port_redirect",
+	if err := contract.CheckFields(r, "scheme_redirect", "https_redirect", "host_redirect", "port_redirect",
 		"path_redirect", "prefix_rewrite", "regex_rewrite", "response_code", "strip_query"); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,8 @@
 package route
 
 import (
+	"github.com/weft-mesh/weft/proxy/contract"
+
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -34,12 +36,12 @@ type hashPolicy struct {
 
 func compileHashPolicy(p *routev3.RouteAction_HashPolicy) (hashPolicy, error) {
 	out := hashPolicy{terminal: p.GetTerminal()}
-	if err := checkFields(p, "header", "cookie", "connection_properties", "query_parameter", "terminal"); err != nil {
+	if err := contract.CheckFields(p, "header", "cookie", "connection_properties", "query_parameter", "terminal"); err != nil {
 		return out, err
 	}
 	switch s := p.GetPolicySpecifier().(type) {
 	case *routev3.RouteAction_HashPolicy_Header_:
-		if err := checkFields(s.Header, "header_name"); err != nil {
+		if err := contract.CheckFields(s.Header, "header_name"); err != nil {
 			return out, fmt.Errorf("header.%w", err)
 		}
 		name := strings.ToLower(s.Header.GetHeaderName())
@@ -61,7 +63,7 @@ func compileHashPolicy(p *routev3.RouteAction_HashPolicy) (hashPolicy, error) {
 		}
 	case *routev3.RouteAction_HashPolicy_Cookie_:
 		c := s.Cookie
-		if err := checkFields(c, "name", "ttl", "path"); err != nil {
+		if err := contract.CheckFields(c, "name", "ttl", "path"); err != nil {
 			return out, fmt.Errorf("cookie.%w", err)
 		}
 		if c.GetName() == "" || !validCookieToken(c.GetName()) {
@@ -78,7 +80,7 @@ func compileHashPolicy(p *routev3.RouteAction_HashPolicy) (hashPolicy, error) {
 			out.ttl, out.hasTTL = d.AsDuration(), true
 		}
 	case *routev3.RouteAction_HashPolicy_ConnectionProperties_:
-		if err := checkFields(s.ConnectionProperties, "source_ip"); err != nil {
+		if err := contract.CheckFields(s.ConnectionProperties, "source_ip"); err != nil {
 			return out, fmt.Errorf("connection_properties.%w", err)
 		}
 		if !s.ConnectionProperties.GetSourceIp() {
@@ -86,7 +88,7 @@ func compileHashPolicy(p *routev3.RouteAction_HashPolicy) (hashPolicy, error) {
 		}
 		out.kind = hashSourceIP
 	case *routev3.RouteAction_HashPolicy_QueryParameter_:
-		if err := checkFields(s.QueryParameter, "name"); err != nil {
+		if err := contract.CheckFields(s.QueryParameter, "name"); err != nil {
 			return out, fmt.Errorf("query_parameter.%w", err)
 		}
 		if s.QueryParameter.GetName() == "" {

@@ -1,6 +1,8 @@
 package route
 
 import (
+	"github.com/weft-mesh/weft/proxy/contract"
+
 	"fmt"
 	"net/http"
 	"strings"
@@ -34,14 +36,14 @@ func compileMutation(add []*corev3.HeaderValueOption, remove []string) (*HeaderM
 		m.remove = append(m.remove, http.CanonicalHeaderKey(name))
 	}
 	for i, o := range add {
-		if err := checkFields(o, "header", "append", "append_action", "keep_empty_value"); err != nil {
+		if err := contract.CheckFields(o, "header", "append", "append_action", "keep_empty_value"); err != nil {
 			return nil, fmt.Errorf("headers_to_add[%d].%w", i, err)
 		}
 		h := o.GetHeader()
 		if h == nil {
 			return nil, fmt.Errorf("headers_to_add[%d].header: required", i)
 		}
-		if err := checkFields(h, "key", "value", "raw_value"); err != nil {
+		if err := contract.CheckFields(h, "key", "value", "raw_value"); err != nil {
 			return nil, fmt.Errorf("headers_to_add[%d].header.%w", i, err)
 		}
 		if err := modifiable(h.GetKey()); err != nil {

@@ -1,6 +1,8 @@
 package route
 
 import (
+	"github.com/weft-mesh/weft/proxy/contract"
+
 	"fmt"
 	"net/http"
 	"net/url"
@@ -38,7 +40,7 @@ type matcher struct {
 
 func compileMatch(m *routev3.RouteMatch) (matcher, error) {
 	var out matcher
-	if err := checkFields(m, "prefix", "path", "safe_regex", "case_sensitive", "headers", "query_parameters"); err != nil {
+	if err := contract.CheckFields(m, "prefix", "path", "safe_regex", "case_sensitive", "headers", "query_parameters"); err != nil {
 		return out, err
 	}
 	out.ignoreCase = m.GetCaseSensitive() != nil && !m.GetCaseSensitive().GetValue()
@@ -114,7 +116,7 @@ func (m *matcher) matches(mc *matchCtx) bool {
 }
 
 func compileRegex(r *matcherv3.RegexMatcher) (*regexp.Regexp, error) {
-	if err := checkFields(r, "regex", "google_re2"); err != nil {
+	if err := contract.CheckFields(r, "regex", "google_re2"); err != nil {
 		return nil, err
 	}
 	re, err := regexp.Compile("^(?:" + r.GetRegex() + ")$")
@@ -144,7 +146,7 @@ type headerMatcher struct {
 
 func compileHeader(h *routev3.HeaderMatcher) (headerMatcher, error) {
 	var out headerMatcher
-	if err := checkFields(h, "name", "string_match", "present_match", "invert_match",
+	if err := contract.CheckFields(h, "name", "string_match", "present_match", "invert_match",
 		"treat_missing_header_as_empty", "exact_match", "safe_regex_match", "prefix_match",
 		"suffix_match", "contains_match"); err != nil {
 		return out, err
@@ -248,7 +250,7 @@ type queryMatcher struct {
 
 func compileQuery(q *routev3.QueryParameterMatcher) (queryMatcher, error) {
 	out := queryMatcher{name: q.GetName()}
-	if err := checkFields(q, "name", "string_match", "present_match"); err != nil {
+	if err := contract.CheckFields(q, "name", "string_match", "present_match"); err != nil {
 		return out, err
 	}
 	if out.name == "" {
@@ -322,7 +324,7 @@ type stringMatcher struct {
 }
 
 func compileString(s *matcherv3.StringMatcher) (*stringMatcher, error) {
-	if err := checkFields(s, "exact", "prefix", "suffix", "contains", "safe_regex", "ignore_case"); err != nil {
+	if err := contract.CheckFields(s, "exact", "prefix", "suffix", "contains", "safe_regex", "ignore_case"); err != nil {
 		return nil, err
 	}
 	out := &stringMatcher{ignoreCase: s.GetIgnoreCase()}

@@ -5,6 +5,8 @@
 package route
 
 import (
+	"github.com/weft-mesh/weft/proxy/contract"
+
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -102,7 +104,7 @@ func Compile(rc *routev3.RouteConfiguration) (*Table, error) {
 }
 
 func compileTable(rc *routev3.RouteConfiguration) (*Table, error) {
-	if err := checkFields(rc, "name", "virtual_hosts", "validate_clusters", "request_headers_to_add",
+	if err := contract.CheckFields(rc, "name", "virtual_hosts", "validate_clusters", "request_headers_to_add",
 		"request_headers_to_remove", "response_headers_to_add", "response_headers_to_remove"); err != nil {
 		return nil, err
 	}
@@ -171,7 +173,7 @@ func sortWild(m map[int]map[string]*VirtualHost) []wildGroup {
 }
 
 func compileVirtualHost(v *routev3.VirtualHost, rcReq, rcResp *HeaderMutation) (*VirtualHost, error) {
-	if err := checkFields(v, "name", "domains", "routes", "request_headers_to_add",
+	if err := contract.CheckFields(v, "name", "domains", "routes", "request_headers_to_add",
 		"request_headers_to_remove", "response_headers_to_add", "response_headers_to_remove"); err != nil {
 		return nil, err
 	}
@@ -204,7 +206,7 @@ func compileVirtualHost(v *routev3.VirtualHost, rcReq, rcResp *HeaderMutation) (
 }
 
 func compileRoute(r *routev3.Route) (*Route, error) {
-	if err := checkFields(r, "name", "match", "route", "redirect", "direct_response", "metadata", "decorator",
+	if err := contract.CheckFields(r, "name", "match", "route", "redirect", "direct_response", "metadata", "decorator",
 		"typed_per_filter_config", "request_headers_to_add", "request_headers_to_remove",
 		"response_headers_to_add", "response_headers_to_remove"); err != nil {
 		return nil, err
@@ -240,7 +242,7 @@ func compileRoute(r *routev3.Route) (*Route, error) {
 		}
 	case *routev3.Route_DirectResponse:
 		d := a.DirectResponse
-		if err := checkFields(d, "status", "body"); err != nil {
+		if err := contract.CheckFields(d, "status", "body"); err != nil {
 			return nil, fmt.Errorf("direct_response.%w", err)
 		}
 		if d.GetStatus() < 200 || d.GetStatus() >= 600 {
@@ -248,7 +250,7 @@ func compileRoute(r *routev3.Route) (*Route, error) {
 		}
 		rt.Direct = &DirectResponse{Status: int(d.GetStatus())}
 		if b := d.GetBody(); b != nil {
-			if err := checkFields(b, "inline_string", "inline_bytes"); err != nil {
+			if err := contract.CheckFields(b, "inline_string", "inline_bytes"); err != nil {
 				return nil, fmt.Errorf("direct_response.body.%w", err)
 			}
 			rt.Direct.Body = b.GetInlineString()
@@ -263,7 +265,7 @@ func compileRoute(r *routev3.Route) (*Route, error) {
 }
 
 func compileAction(rt *Route, a *routev3.RouteAction) error {
-	if err := checkFields(a, "cluster", "weighted_clusters", "timeout", "retry_policy", "request_mirror_policies",
+	if err := contract.CheckFields(a, "cluster", "weighted_clusters", "timeout", "retry_policy", "request_mirror_policies",
 		"prefix_rewrite", "regex_rewrite", "host_rewrite_literal", "hash_policy"); err != nil {
 		return err
 	}
@@ -278,11 +280,11 @@ func compileAction(rt *Route, a *routev3.RouteAction) error {
 		rt.single = WeightedCluster{Name: a.GetCluster(), Weight: 1}
 	case a.GetWeightedClusters() != nil:
 		wc := a.GetWeightedClusters()
-		if err := checkFields(wc, "clusters", "total_weight", "runtime_key_prefix"); err != nil {
+		if err := contract.CheckFields(wc, "clusters", "total_weight", "runtime_key_prefix"); err != nil {
 			return fmt.Errorf("weighted_clusters.%w", err)
 		}
 		for i, c := range wc.GetClusters() {
-			if err := checkFields(c, "name", "weight", "request_headers_to_add", "request_headers_to_remove",
+			if err := contract.CheckFields(c, "name", "weight", "request_headers_to_add", "request_headers_to_remove",
 				"response_headers_to_add", "response_headers_to_remove"); err != nil {
 				return fmt.Errorf("weighted_clusters.clusters[%d].%w", i, err)
 			}

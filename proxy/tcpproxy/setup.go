@@ -1,13 +1,12 @@
 package tcpproxy
 
 import (
+	"github.com/weft-mesh/weft/proxy/contract"
+
 	"fmt"
 	"math/rand/v2"
-	"slices"
 
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -51,7 +50,7 @@ func Parse(a *anypb.Any) (*Spec, error) {
 
 // FromProto validates tp and returns its Spec.
 func FromProto(tp *tcpv3.TcpProxy) (*Spec, error) {
-	if err := checkFields(tp, "stat_prefix", "cluster", "weighted_clusters"); err != nil {
+	if err := contract.CheckFields(tp, "stat_prefix", "cluster", "weighted_clusters"); err != nil {
 		return nil, err
 	}
 	if tp.GetStatPrefix() == "" {
@@ -65,14 +64,14 @@ func FromProto(tp *tcpv3.TcpProxy) (*Spec, error) {
 		}
 		s.Clusters = []WeightedCluster{{Name: cs.Cluster, Weight: 1}}
 	case *tcpv3.TcpProxy_WeightedClusters:
-		if err := checkFields(cs.WeightedClusters, "clusters"); err != nil {
+		if err := contract.CheckFields(cs.WeightedClusters, "clusters"); err != nil {
 			return nil, fmt.Errorf("weighted_clusters.%w", err)
 		}
 		if len(cs.WeightedClusters.GetClusters()) == 0 {
 			return nil, fmt.Errorf("weighted_clusters.clusters: empty")
 		}
 		for i, cw := range cs.WeightedClusters.GetClusters() {
-			if err := checkFields(cw, "name", "weight"); err != nil {
+			if err := contract.CheckFields(cw, "name", "weight"); err != nil {
 				return nil, fmt.Errorf("weighted_clusters.clusters[%d].%w", i, err)
 			}
 			if cw.GetName() == "" {
@@ -109,22 +108,4 @@ func (s *Spec) PickCluster() string {
 		x -= uint64(c.Weight)
 	}
 	return s.Clusters[len(s.Clusters)-1].Name
-}
-
-// checkFields returns an error naming the first populated field of m that is
-// not in allowed: the xDS contract is a subset of Envoy's API and anything
-// outside it must be NACKed rather than silently ignored.
-func checkFields(m proto.Message, allowed ...string) error {
-	var bad string
-	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
-		if !slices.Contains(allowed, string(fd.Name())) {
-			bad = string(fd.Name())
-			return false
-		}
-		return true
-	})
-	if bad != "" {
-		return fmt.Errorf("%s: unsupported field", bad)
-	}
-	return nil
 }

@@ -1,6 +1,8 @@
 package cors
 
 import (
+	"github.com/weft-mesh/weft/proxy/contract"
+
 	"fmt"
 
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
@@ -34,7 +36,7 @@ func Parse(cfg *anypb.Any) (*Policy, error) {
 
 // ParseMessage validates m; see README.md for the fields.
 func ParseMessage(m *corsv3.CorsPolicy) (*Policy, error) {
-	if err := filter.CheckFields(m, "allow_origin_string_match", "allow_methods", "allow_headers",
+	if err := contract.CheckFields(m, "allow_origin_string_match", "allow_methods", "allow_headers",
 		"expose_headers", "max_age", "allow_credentials", "filter_enabled", "shadow_enabled",
 		"allow_private_network_access", "forward_not_matching_preflights"); err != nil {
 		return nil, err
@@ -66,7 +68,7 @@ func ParseMessage(m *corsv3.CorsPolicy) (*Policy, error) {
 	p.expose = header(m.GetExposeHeaders())
 	p.maxAge = header(m.GetMaxAge())
 	if fe := m.GetFilterEnabled(); fe != nil {
-		if err := filter.CheckFields(fe, "default_value", "runtime_key"); err != nil {
+		if err := contract.CheckFields(fe, "default_value", "runtime_key"); err != nil {
 			return nil, fmt.Errorf("filter_enabled.%w", err)
 		}
 		f, err := filter.ParseFraction(fe.GetDefaultValue())
@@ -76,7 +78,7 @@ func ParseMessage(m *corsv3.CorsPolicy) (*Policy, error) {
 		p.enabled = f
 	}
 	if se := m.GetShadowEnabled(); se != nil {
-		if err := filter.CheckFields(se, "default_value", "runtime_key"); err != nil {
+		if err := contract.CheckFields(se, "default_value", "runtime_key"); err != nil {
 			return nil, fmt.Errorf("shadow_enabled.%w", err)
 		}
 		if _, err := filter.ParseFraction(se.GetDefaultValue()); err != nil {

@@ -1,6 +1,8 @@
 package fault
 
 import (
+	"github.com/weft-mesh/weft/proxy/contract"
+
 	"fmt"
 	"time"
 
@@ -58,12 +60,12 @@ func Parse(cfg *anypb.Any) (*Config, error) {
 
 // ParseMessage validates m; see Parse.
 func ParseMessage(m *faultv3.HTTPFault) (*Config, error) {
-	if err := filter.CheckFields(m, "delay", "abort"); err != nil {
+	if err := contract.CheckFields(m, "delay", "abort"); err != nil {
 		return nil, err
 	}
 	c := &Config{GRPCStatus: -1}
 	if d := m.GetDelay(); d != nil {
-		if err := filter.CheckFields(d, "fixed_delay", "percentage"); err != nil {
+		if err := contract.CheckFields(d, "fixed_delay", "percentage"); err != nil {
 			return nil, fmt.Errorf("delay.%w", err)
 		}
 		fd := d.GetFixedDelay()
@@ -81,7 +83,7 @@ func ParseMessage(m *faultv3.HTTPFault) (*Config, error) {
 		c.DelayPercent = p
 	}
 	if a := m.GetAbort(); a != nil {
-		if err := filter.CheckFields(a, "http_status", "grpc_status", "percentage", "response_body"); err != nil {
+		if err := contract.CheckFields(a, "http_status", "grpc_status", "percentage", "response_body"); err != nil {
 			return nil, fmt.Errorf("abort.%w", err)
 		}
 		c.Abort = true
