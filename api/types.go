@@ -80,7 +80,8 @@ type ProxyInfo struct {
 	Name        string            `json:"name"`
 	Namespace   string            `json:"namespace"`
 	Workload    string            `json:"workload,omitempty"`
-	Type        string            `json:"type"` // sidecar or router
+	Type        string            `json:"type"`            // sidecar or router
+	Admin       string            `json:"admin,omitempty"` // admin address: /ready, /config_dump, /stats/prometheus
 	Labels      map[string]string `json:"labels,omitempty"`
 	Connected   bool              `json:"connected"`
 	ConnectedAt time.Time         `json:"connectedAt,omitzero"`

@@ -19,7 +19,7 @@ func (p proxySource) Proxies() []api.ProxyInfo {
 	for _, ci := range p.c.xds.Connections() {
 		out = append(out, api.ProxyInfo{
 			ID: ci.ID, Name: ci.Meta.Name, Namespace: ci.Meta.Namespace, Workload: ci.Meta.WorkloadName,
-			Type: string(ci.Meta.Type), Labels: ci.Meta.Labels, Connected: true, ConnectedAt: ci.ConnectedAt,
+			Type: string(ci.Meta.Type), Admin: ci.Meta.Admin, Labels: ci.Meta.Labels, Connected: true, ConnectedAt: ci.ConnectedAt,
 			Acked: ci.Acked, LastNack: ci.LastNack,
 		})
 	}

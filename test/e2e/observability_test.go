@@ -49,39 +49,21 @@ func requireBinary(t *testing.T, path string) string {
 }
 
 // proxyAdmins waits until want proxies are connected and returns their
-// admin addresses by proxy ID. GET /api/v1/proxies does not carry them
-// (yet: the field is looked for under a few names); until it does, they are
-// read from the proxies' "proxy started ... admin=ADDR" log lines in the
-// mesh's output, keyed by node, and gatewayAdmin is added.
+// admin addresses by proxy ID, as GET /api/v1/proxies reports them.
 func proxyAdmins(t *testing.T, m *mesh, gatewayAdmin string, want int) map[string]string {
 	t.Helper()
 	var admins map[string]string
-	fromAPI := false
-	eventually(t, 60*time.Second, fmt.Sprintf("%d proxies connected and their admin addresses known", want), func() error {
+	eventually(t, 60*time.Second, fmt.Sprintf("%d proxies connected with admin addresses", want), func() error {
 		var list struct {
-			Proxies []map[string]any `json:"proxies"`
+			Proxies []struct{ ID, Admin string } `json:"proxies"`
 		}
 		if err := jsonGet("http://"+m.api+"/api/v1/proxies", &list); err != nil {
 			return err
 		}
-		if len(list.Proxies) < want {
-			return fmt.Errorf("%d proxies", len(list.Proxies))
-		}
 		admins = map[string]string{}
 		for _, p := range list.Proxies {
-			for _, k := range []string{"admin", "adminAddress", "adminAddr", "admin_address"} {
-				if a, ok := p[k].(string); ok && a != "" {
-					admins[fmt.Sprint(p["id"])] = a
-				}
-			}
-		}
-		if fromAPI = len(admins) >= want; fromAPI {
-			return nil
-		}
-		admins = map[string]string{"gateway": gatewayAdmin}
-		for _, mm := range adminLogLine.FindAllStringSubmatch(m.up.output(), -1) {
-			if mm[2] != gatewayAdmin {
-				admins[mm[1]] = mm[2]
+			if p.Admin != "" {
+				admins[p.ID] = p.Admin
 			}
 		}
 		if len(admins) < want {
@@ -89,13 +71,8 @@ func proxyAdmins(t *testing.T, m *mesh, gatewayAdmin string, want int) map[strin
 		}
 		return nil
 	})
-	if !fromAPI {
-		t.Logf("GET /api/v1/proxies carries no admin address; took them from the proxies' logs")
-	}
 	return admins
 }
-
-var adminLogLine = regexp.MustCompile(`msg="proxy started".* node=(\S+) admin=(127\.0\.0\.1:\d+)`)
 
 // prometheus is a real Prometheus server started by a test.
 type prometheus struct {
