@@ -43,6 +43,9 @@ func main() {
 			fmt.Fprintln(os.Stderr, "report:", err)
 			os.Exit(1)
 		}
+		if old, err := os.ReadFile(*out); err == nil {
+			md += keptSections(string(old))
+		}
 		if err := os.WriteFile(*out, []byte(md), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "report:", err)
 			os.Exit(1)
@@ -719,4 +722,18 @@ func (r *result) pickLat(label string) float64 {
 		return r.P999
 	}
 	return math.NaN()
+}
+
+// keptMarker starts the part of the report file that other benchmarks (Go
+// benchmarks measured with their own commands) own; the report keeps it.
+const keptMarker = "<!-- sections below are not written by bench/report -->"
+
+// keptSections returns the tail of an existing report from keptMarker on,
+// or "" when it has none.
+func keptSections(old string) string {
+	i := strings.Index(old, keptMarker)
+	if i < 0 {
+		return ""
+	}
+	return "\n" + old[i:]
 }
