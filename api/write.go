@@ -13,31 +13,11 @@ import (
 
 // apply handles POST /api/v1/apply?namespace=NS&namespaceExplicit=&strict=&dryRun=.
 func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
-	ns, err := readNSOptions(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	flags, objs, ok := readBatch(w, r, "strict", "dryRun")
+	if !ok {
 		return
 	}
-	strict, err := boolParam(r, "strict")
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	dryRun, err := boolParam(r, "dryRun")
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	sources, err := readSources(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	objs, errs := decodeSources(sources, ns)
-	if len(errs) > 0 {
-		writeDecodeErrors(w, errs)
-		return
-	}
+	strict, dryRun := flags[0], flags[1]
 	if len(objs) == 0 {
 		writeError(w, http.StatusBadRequest, "no objects passed to apply")
 		return
@@ -172,26 +152,11 @@ func (s *Server) deleteObject(w http.ResponseWriter, r *http.Request) {
 // `kubectl delete -f`. With ignoreNotFound=true, objects already gone are
 // skipped instead of failing the request.
 func (s *Server) deleteSources(w http.ResponseWriter, r *http.Request) {
-	ns, err := readNSOptions(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	flags, objs, ok := readBatch(w, r, "ignoreNotFound")
+	if !ok {
 		return
 	}
-	ignore, err := boolParam(r, "ignoreNotFound")
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	sources, err := readSources(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	objs, errs := decodeSources(sources, ns)
-	if len(errs) > 0 {
-		writeDecodeErrors(w, errs)
-		return
-	}
+	ignore := flags[0]
 	keys := make([]config.Key, len(objs))
 	for i, o := range objs {
 		keys[i] = o.Key()
@@ -289,4 +254,33 @@ func inNamespace(msgs []analyze.Message, ns string) []analyze.Message {
 		}
 	}
 	return out
+}
+
+// readBatch reads what apply and delete share: the namespace options, the
+// named boolean query parameters, and the decoded objects of the request's
+// sources. On bad input it answers the request itself and reports !ok.
+func readBatch(w http.ResponseWriter, r *http.Request, boolParams ...string) ([]bool, []*config.Object, bool) {
+	ns, err := readNSOptions(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return nil, nil, false
+	}
+	flags := make([]bool, len(boolParams))
+	for i, name := range boolParams {
+		if flags[i], err = boolParam(r, name); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return nil, nil, false
+		}
+	}
+	sources, err := readSources(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return nil, nil, false
+	}
+	objs, errs := decodeSources(sources, ns)
+	if len(errs) > 0 {
+		writeDecodeErrors(w, errs)
+		return nil, nil, false
+	}
+	return flags, objs, true
 }
