@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"sync"
@@ -47,6 +48,10 @@ type Options struct {
 	XDSAddress string
 	// Log receives the proxy's events; nil discards them.
 	Log *slog.Logger
+	// Sockets are sockets bound before the proxy started, by address
+	// (admin, inbound, outbound): the proxy serves them rather than binding
+	// those addresses itself, so nothing can take the ports in between.
+	Sockets map[string]net.Listener
 
 	// TelemetryURL is the control plane's API base URL (e.g.
 	// http://127.0.0.1:15080); the proxy POSTs its metrics deltas and
@@ -125,12 +130,13 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 		}
 	}
 
+	sockets := newSocketSet(o.Sockets)
 	tel, err := newTelemetry(o, &meta)
 	if err != nil {
 		stop()
 		return nil, err
 	}
-	rt := runtime.New(runtime.Options{Log: log.With("component", "runtime"), Tap: tel.tap})
+	rt := runtime.New(runtime.Options{Log: log.With("component", "runtime"), Tap: tel.tap, Sockets: sockets.take})
 	apply := func(r *runtime.Resources) error {
 		cfg, err := rt.Compile(r)
 		if err != nil {
@@ -151,9 +157,10 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 	// then src gives the admin server an empty dump.
 	src := new(lazySource)
 	adm := admin.New(admin.Options{
-		Address: adminAddress(meta.Admin),
-		Ready:   isReady,
-		Config:  src,
+		Listener: sockets.take(meta.Admin),
+		Address:  adminAddress(meta.Admin),
+		Ready:    isReady,
+		Config:   src,
 		Quit: func() {
 			log.Info("quit requested through the admin server")
 			stop()
@@ -278,4 +285,27 @@ func newTelemetry(o Options, meta *node.Meta) (*telemetry, error) {
 	t := &telemetry{stats: stats.NewRegistry(0), spans: trace.NewBuffer(0), accessLog: accesslog.New(format, out, 0)}
 	t.tap = observe.New(observe.Options{Meta: meta, Stats: t.stats, Sampling: sampling, Spans: t.spans, AccessLog: t.accessLog})
 	return t, nil
+}
+
+// socketSet hands each pre-bound socket out once.
+type socketSet struct {
+	mu      sync.Mutex
+	sockets map[string]net.Listener
+}
+
+func newSocketSet(m map[string]net.Listener) *socketSet {
+	s := &socketSet{sockets: map[string]net.Listener{}}
+	for a, l := range m {
+		s.sockets[a] = l
+	}
+	return s
+}
+
+// take returns the socket bound at addr, once, or nil.
+func (s *socketSet) take(addr string) net.Listener {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.sockets[addr]
+	delete(s.sockets, addr)
+	return l
 }

@@ -93,18 +93,24 @@ func Run(ctx context.Context, o Options) error {
 	if o.Instance == "" {
 		o.Instance = workloadName + "-" + randomSuffix()
 	}
-	ports, err := freePorts(4)
+	// The sidecar's sockets stay bound from here on and are handed to it,
+	// so no other process starting at the same time can take those ports;
+	// the app's port is released just before the app starts.
+	socks, err := bindLoopback(4)
 	if err != nil {
 		return err
 	}
+	appPort := socks[2].Addr().(*net.TCPAddr).Port
 	meta := &node.Meta{
 		Type: node.Sidecar, IP: "127.0.0.1", Name: o.Instance, Namespace: o.Namespace,
 		WorkloadName: workloadName, Labels: labels, ServiceAccount: "default",
-		Inbound:  addr(ports[0]),
-		Outbound: addr(ports[1]),
-		App:      addr(ports[2]),
-		Admin:    addr(ports[3]),
+		Inbound:  socks[0].Addr().String(),
+		Outbound: socks[1].Addr().String(),
+		App:      socks[2].Addr().String(),
+		Admin:    socks[3].Addr().String(),
 	}
+	socks[2].Close()
+	sidecarSockets := map[string]net.Listener{meta.Inbound: socks[0], meta.Outbound: socks[1], meta.Admin: socks[3]}
 	if o.Protocol == "TCP" {
 		meta.InboundProtocol = "TCP"
 	}
@@ -114,7 +120,7 @@ func Run(ctx context.Context, o Options) error {
 	// must keep serving while the app drains.
 	pctx, stopProxy := context.WithCancel(context.Background())
 	defer stopProxy()
-	h, err := proxy.Start(pctx, proxy.Options{Meta: meta, XDSAddress: o.XDS, Log: log.With("component", "sidecar"),
+	h, err := proxy.Start(pctx, proxy.Options{Meta: meta, XDSAddress: o.XDS, Log: log.With("component", "sidecar"), Sockets: sidecarSockets,
 		TelemetryURL: o.TelemetryURL, TraceSampling: o.TraceSampling, AccessLog: o.AccessLog})
 	if err != nil {
 		return fmt.Errorf("start sidecar: %w", err)
@@ -124,7 +130,7 @@ func Run(ctx context.Context, o Options) error {
 	cmd.Stdout, cmd.Stderr, cmd.Stdin = os.Stdout, os.Stderr, os.Stdin
 	proxyURL := "http://" + meta.Outbound
 	cmd.Env = append(os.Environ(),
-		"PORT="+fmt.Sprint(ports[2]),
+		"PORT="+fmt.Sprint(appPort),
 		"HOSTNAME="+o.Instance,
 		"POD_NAME="+o.Instance,
 		"POD_NAMESPACE="+o.Namespace,
@@ -279,26 +285,21 @@ func waitListening(ctx context.Context, address string, exited <-chan error) err
 	}
 }
 
-func freePorts(n int) ([]int, error) {
+// bindLoopback binds n sockets on free loopback ports.
+func bindLoopback(n int) ([]net.Listener, error) {
 	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
 	for i := 0; i < n; i++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
+			for _, l := range ls {
+				l.Close()
+			}
 			return nil, fmt.Errorf("pick a free port: %w", err)
 		}
 		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	return ports, nil
+	return ls, nil
 }
-
-func addr(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
 
 // randomSuffix imitates a Kubernetes pod name suffix: "6d6b478456-9vsm2".
 func randomSuffix() string {

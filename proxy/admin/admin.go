@@ -29,6 +29,9 @@ type Source interface {
 type Options struct {
 	// Address is where to listen, host:port; port 0 picks a free one.
 	Address string
+	// Listener, when set, is an already bound socket to serve instead of
+	// binding Address.
+	Listener net.Listener
 	// Ready reports whether a complete config has been applied.
 	Ready func() bool
 	// Config is dumped by /config_dump; nil dumps empty configs.
@@ -65,9 +68,12 @@ func New(opts Options) *Server {
 
 // Start binds the admin address and serves in the background.
 func (s *Server) Start() error {
-	lis, err := net.Listen("tcp", s.opts.Address)
-	if err != nil {
-		return fmt.Errorf("admin: listen on %s: %w", s.opts.Address, err)
+	lis := s.opts.Listener
+	if lis == nil {
+		var err error
+		if lis, err = net.Listen("tcp", s.opts.Address); err != nil {
+			return fmt.Errorf("admin: listen on %s: %w", s.opts.Address, err)
+		}
 	}
 	srv := &http.Server{
 		Handler:           s.Handler(),

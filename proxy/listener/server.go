@@ -40,6 +40,11 @@ func Listen(name, addr string, h http.Handler, o ServerOptions) (*Server, error)
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: bind %s: %w", name, addr, err)
 	}
+	return Serve(name, ln, h, o), nil
+}
+
+// Serve starts serving h on an already bound socket in the background.
+func Serve(name string, ln net.Listener, h http.Handler, o ServerOptions) *Server {
 	if o.ReadHeaderTimeout == 0 {
 		o.ReadHeaderTimeout = 30 * time.Second
 	}
@@ -64,7 +69,7 @@ func Listen(name, addr string, h http.Handler, o ServerOptions) (*Server, error)
 		defer close(s.served)
 		_ = s.srv.Serve(ln) // returns when the listener is closed
 	}()
-	return s, nil
+	return s
 }
 
 // Name returns the listener's name.

@@ -48,6 +48,12 @@ type Options struct {
 	DrainTimeout time.Duration
 	// Server tunes the listeners' HTTP servers.
 	Server listener.ServerOptions
+	// Sockets, when set, hands out sockets bound before the proxy started,
+	// by address: a listener the control plane asks for at such an address
+	// uses it instead of binding anew. `weft run` picks its sidecar's ports
+	// by binding them, and keeps them bound until here, so no other process
+	// can take them in between.
+	Sockets func(addr string) net.Listener
 }
 
 // Proxy owns the listening sockets and the current Config.
@@ -187,8 +193,15 @@ func (p *Proxy) Update(c *Config) error {
 
 // bind binds l's socket and starts serving it.
 func (p *Proxy) bind(l *Listener) (*server, error) {
+	var pre net.Listener
+	if p.opts.Sockets != nil {
+		pre = p.opts.Sockets(l.Address)
+	}
 	if l.TCP != nil {
 		h := &tcpHandler{p: p, name: l.Name}
+		if pre != nil {
+			return &server{bound: tcpproxy.ServeListener(l.Name, pre, h.serve), addr: l.Address, tcp: true, retired: &h.retired}, nil
+		}
 		ls, err := tcpproxy.Listen(l.Name, l.Address, h.serve)
 		if err != nil {
 			return nil, err
@@ -196,6 +209,9 @@ func (p *Proxy) bind(l *Listener) (*server, error) {
 		return &server{bound: ls, addr: l.Address, tcp: true, retired: &h.retired}, nil
 	}
 	h := &handler{p: p, name: l.Name}
+	if pre != nil {
+		return &server{bound: listener.Serve(l.Name, pre, h, p.opts.Server), addr: l.Address, retired: &h.retired}, nil
+	}
 	ls, err := listener.Listen(l.Name, l.Address, h, p.opts.Server)
 	if err != nil {
 		return nil, err

@@ -30,9 +30,14 @@ func Listen(name, addr string, handle func(net.Conn)) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: bind %s: %w", name, addr, err)
 	}
+	return ServeListener(name, ln, handle), nil
+}
+
+// ServeListener accepts connections on an already bound socket in the background.
+func ServeListener(name string, ln net.Listener, handle func(net.Conn)) *Server {
 	s := &Server{name: name, ln: ln, handle: handle, conns: map[net.Conn]struct{}{}, accepted: make(chan struct{})}
 	go s.accept()
-	return s, nil
+	return s
 }
 
 func (s *Server) accept() {

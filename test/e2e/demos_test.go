@@ -181,7 +181,8 @@ func TestVMMigration(t *testing.T) {
 		t.Fatalf("no load summary in:\n%.2000s", text)
 	}
 	if total, _ := strconv.Atoi(mm[1]); mm[2] != "0" || total < 5000 {
-		t.Fatalf("want >= 5000 requests and 0 failed, got %s requests, %s failed", mm[1], mm[2])
+		t.Fatalf("want >= 5000 requests and 0 failed, got %s requests, %s failed; shift said:\n%s\nlast of the load's output:\n%s",
+			mm[1], mm[2], shift, text[max(0, len(text)-3000):])
 	}
 	vm := strings.Count(text, "Hello World from fedora01")
 	pod := strings.Count(text, "Hello World from service-b-v1")
