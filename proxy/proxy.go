@@ -206,6 +206,7 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 		runErr := <-xdsDone // before ctx ends, only for unusable options
 		stop()
 		h.err = shutdown(log, adm, rt, runErr)
+		sockets.closeUnused()
 		stopReporter()
 		<-reported
 		tel.accessLog.Close()
@@ -299,6 +300,16 @@ func newSocketSet(m map[string]net.Listener) *socketSet {
 		s.sockets[a] = l
 	}
 	return s
+}
+
+// closeUnused closes the sockets no listener asked for.
+func (s *socketSet) closeUnused() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for a, l := range s.sockets {
+		l.Close()
+		delete(s.sockets, a)
+	}
 }
 
 // take returns the socket bound at addr, once, or nil.
