@@ -57,8 +57,6 @@ type ControlPlane struct {
 	store store.Store
 	xds   *server.Server
 	snap  atomic.Pointer[model.Snapshot]
-	// aliases maps "NAMESPACE/INSTANCE" to workload names for telemetry.
-	aliases atomic.Pointer[map[string]string]
 
 	telemetry    *tstore.Store
 	exporter     *otlp.Exporter
@@ -165,10 +163,7 @@ func (c *ControlPlane) rebuild(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read store: %w", err)
 	}
-	snap := model.Build(rev, objs)
-	aliases := workloadAliases(snap)
-	c.aliases.Store(&aliases)
-	c.snap.Store(snap)
+	c.snap.Store(model.Build(rev, objs))
 	return nil
 }
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/weft-mesh/weft/config"
 	"github.com/weft-mesh/weft/console"
-	"github.com/weft-mesh/weft/model"
 	"github.com/weft-mesh/weft/telemetry/otlp"
 	tstore "github.com/weft-mesh/weft/telemetry/store"
 	"github.com/weft-mesh/weft/xds/node"
@@ -32,7 +31,7 @@ const sweepEvery = 10 * time.Second
 //	POST /api/v1/telemetry, GET /metrics, GET /api/v1/{graph,services,workloads,traces}   telemetry
 //	GET /, /console/..., /assets/..., /login   the console
 func (c *ControlPlane) setupTelemetry(apiHandler http.Handler) (*http.ServeMux, error) {
-	c.telemetry = tstore.New(tstore.Options{WorkloadName: c.workloadName})
+	c.telemetry = tstore.New(tstore.Options{})
 	token := c.opts.ConsoleToken
 	if token == "" && console.NeedsToken(c.opts.APIAddr) {
 		var err error
@@ -100,32 +99,9 @@ func ConsoleURL(apiAddr, token string) string {
 	return u
 }
 
-// workloadName maps a WorkloadEntry instance name, as some proxies report
-// a peer, to its workload name (SERVICE-VERSION); other names pass.
-func (c *ControlPlane) workloadName(namespace, name string) string {
-	if m := c.aliases.Load(); m != nil {
-		if w, ok := (*m)[namespace+"/"+name]; ok {
-			return w
-		}
-	}
-	return name
-}
-
-// workloadAliases indexes a snapshot's WorkloadEntries whose name is not
-// their workload name.
-func workloadAliases(snap *model.Snapshot) map[string]string {
-	m := map[string]string{}
-	for _, o := range snap.Objects(config.KindWorkloadEntry) {
-		if w := workloadOf(o); w.Name != o.Meta.Name {
-			m[o.Meta.Namespace+"/"+o.Meta.Name] = w.Name
-		}
-	}
-	return m
-}
-
 // inventory lists the registry's services and workloads for the graph:
 // workloads are named as their proxies name themselves in metrics
-// (SERVICE-VERSION, see `weft run`), and marked VM or gateway.
+// (config.LabelWorkload, see `weft run`), and marked VM or gateway.
 func (c *ControlPlane) inventory() *tstore.Inventory {
 	snap := c.snap.Load()
 	inv := &tstore.Inventory{Aliases: map[string]string{}}
@@ -192,12 +168,10 @@ func workloadOf(o *config.Object) tstore.InventoryWorkload {
 	if app == "" {
 		app = labels["app"]
 	}
-	name := o.Meta.Name
-	if app != "" {
-		name = app
-		if v := labels["version"]; v != "" {
-			name += "-" + v
-		}
+	// The name proxies report as source/destination_workload.
+	name := labels[config.LabelWorkload]
+	if name == "" {
+		name = o.Meta.Name
 	}
 	_, registered := o.Meta.Annotations[config.AnnotationProxy]
 	return tstore.InventoryWorkload{

@@ -111,10 +111,12 @@ func TestWorkloadOfMarksVMs(t *testing.T) {
 		name string
 		vm   bool
 	}{
-		{we("reviews-v1-abc", map[string]string{"app": "reviews", "version": "v1", config.LabelService: "reviews"}, proxied), "reviews-v1", false},
-		{we("fedora01", map[string]string{"app": "service-b", "version": "vm"}, proxied), "service-b-vm", true},
-		{we("db-host", map[string]string{"app": "mysql"}, nil), "mysql", true},
-		{we("x", map[string]string{"app": "x", "version": "v2", LabelVM: "true"}, proxied), "x-v2", true},
+		// Named as the proxies name the workload in metrics: the
+		// weft.io/workload label `weft run` sets, else the entry's name.
+		{we("reviews-v1-abc", map[string]string{"app": "reviews", "version": "v1", config.LabelService: "reviews", config.LabelWorkload: "reviews-v1"}, proxied), "reviews-v1", false},
+		{we("fedora01", map[string]string{"app": "service-b", "version": "vm", config.LabelWorkload: "fedora01"}, proxied), "fedora01", true},
+		{we("db-host", map[string]string{"app": "mysql"}, nil), "db-host", true},
+		{we("x", map[string]string{"app": "x", "version": "v2", LabelVM: "true"}, proxied), "x", true},
 	} {
 		w := workloadOf(c.o)
 		if w.Name != c.name || w.VM != c.vm {

@@ -40,12 +40,6 @@ type Options struct {
 	MaxHistoryBytes int64
 	MaxTraces       int
 	MaxSpans        int
-	// WorkloadName, when set, maps a workload as a proxy reported it
-	// (namespace, name) to its canonical name, e.g. a WorkloadEntry
-	// instance name to SERVICE-VERSION, so that source- and
-	// destination-reported series agree as Istio's do. It must be fast:
-	// it runs for every stat.
-	WorkloadName func(namespace, name string) string
 }
 
 func (o *Options) defaults() {
@@ -162,22 +156,6 @@ func labelValues(m map[string]string) []string {
 	return v
 }
 
-// labelValues is labelValues with workload names made canonical.
-func (s *Store) labelValues(m map[string]string) []string {
-	v := labelValues(m)
-	if f := s.opts.WorkloadName; f != nil {
-		for _, p := range [][2]int{
-			{labelIndex["source_workload_namespace"], labelIndex["source_workload"]},
-			{labelIndex["destination_workload_namespace"], labelIndex["destination_workload"]},
-		} {
-			if name := v[p[1]]; name != "" && name != "unknown" {
-				v[p[1]] = f(v[p[0]], name)
-			}
-		}
-	}
-	return v
-}
-
 func get(v []string, name string) string { return v[labelIndex[name]] }
 
 // Validate checks a report against the contract in package telemetry.
@@ -217,7 +195,7 @@ func (s *Store) Merge(r *telemetry.Report, now time.Time) {
 	idx := slotIndex(now)
 	for i := range r.Requests {
 		st := &r.Requests[i]
-		lv := s.labelValues(st.Labels)
+		lv := labelValues(st.Labels)
 		t := s.total(lv, now)
 		if t.req == nil {
 			t.req = &reqTotals{}
@@ -253,7 +231,7 @@ func (s *Store) Merge(r *telemetry.Report, now time.Time) {
 	}
 	for i := range r.TCP {
 		st := &r.TCP[i]
-		lv := s.labelValues(st.Labels)
+		lv := labelValues(st.Labels)
 		if lv[labelIndex["request_protocol"]] == "" {
 			lv[labelIndex["request_protocol"]] = "tcp"
 		}

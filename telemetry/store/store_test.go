@@ -273,26 +273,3 @@ func TestTracesBounded(t *testing.T) {
 		t.Fatalf("service from node = %q", got)
 	}
 }
-
-// TestWorkloadNameCanonicalizes: an instance name a source proxy reports
-// becomes the workload name in totals and edges.
-func TestWorkloadNameCanonicalizes(t *testing.T) {
-	s := New(Options{WorkloadName: func(ns, name string) string {
-		if ns == "default" && name == "reviews-v1-abc12" {
-			return "reviews-v1"
-		}
-		return name
-	}})
-	s.Merge(&telemetry.Report{Requests: []telemetry.RequestStat{
-		stat(labels("source", "productpage-v1", "reviews-v1-abc12", "v1", "200"), 1, 0),
-		stat(labels("source", "productpage-v1", "reviews-v1", "v1", "200"), 1, 0),
-	}}, t0)
-	if st := s.Stats(); st.Totals != 1 || st.Edges != 1 {
-		t.Fatalf("stats = %+v, want one series", st)
-	}
-	var buf bytes.Buffer
-	s.WritePrometheus(&buf)
-	if strings.Contains(buf.String(), "abc12") {
-		t.Fatal("the instance name reached /metrics")
-	}
-}
