@@ -1,6 +1,7 @@
 // Package analyze finds configuration that is valid object by object but
 // wrong as a whole: routes to subsets no DestinationRule defines, unknown
-// hosts and gateways, weights that do not add up, and the like. Each finding
+// hosts and gateways, weights that do not add up, security policies that
+// name nobody or contradict each other, and the like. Each finding
 // has a stable code, documented in README.md, so users and scripts can look
 // it up and tell findings apart across releases.
 package analyze
@@ -39,6 +40,12 @@ const (
 	CodeHashNoEffect      = "WEFT0110"
 	CodeIneffectiveFault  = "WEFT0111"
 	CodeProtocolMismatch  = "WEFT0112"
+
+	CodeUnknownPrincipal   = "WEFT0201"
+	CodeMTLSConflict       = "WEFT0202"
+	CodeUnservedMTLSPort   = "WEFT0203"
+	CodeNonMemberWorkloads = "WEFT0204"
+	CodeIgnoredMemberRoll  = "WEFT0205"
 )
 
 // Message is one finding about one object.
@@ -67,6 +74,7 @@ func Analyze(s *model.Snapshot) []Message {
 	a.destinationRules()
 	a.hashEffect()
 	a.serviceEntries()
+	a.security()
 	sortMessages(a.msgs)
 	return a.msgs
 }
@@ -75,6 +83,7 @@ func Analyze(s *model.Snapshot) []Message {
 type analyzer struct {
 	s    *model.Snapshot
 	msgs []Message
+	wls  []*workload // the registry's workloads, once listed
 }
 
 func (a *analyzer) report(code string, level Level, o *config.Object, field, format string, args ...any) {

@@ -1,9 +1,13 @@
 // Package config defines weft's configuration objects: Istio's API kinds
-// (VirtualService, DestinationRule, Gateway, ServiceEntry, WorkloadEntry),
-// their decoding from Kubernetes-style YAML, validation and encoding.
+// (VirtualService, DestinationRule, Gateway, ServiceEntry, WorkloadEntry,
+// PeerAuthentication, AuthorizationPolicy, RequestAuthentication), Maistra's
+// ServiceMeshMemberRoll and weft's own RateLimit, their decoding from
+// Kubernetes-style YAML, validation and encoding.
 //
-// An Object's Spec is always the real istio.io/api protobuf message, so the
-// same YAML that works with Istio works here unchanged.
+// An Object's Spec is always the real istio.io/api protobuf message (for
+// the Istio kinds), so the same YAML that works with Istio works here
+// unchanged. The other kinds' messages are generated from the .proto files
+// under config/apis.
 package config
 
 import (
@@ -12,6 +16,10 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	networking "istio.io/api/networking/v1alpha3"
+	security "istio.io/api/security/v1beta1"
+
+	maistrav1 "github.com/weft-mesh/weft/config/apis/maistra/v1"
+	weftv1alpha1 "github.com/weft-mesh/weft/config/apis/weft/v1alpha1"
 )
 
 // Kind names an object kind, as written in YAML (e.g. "VirtualService").
@@ -24,6 +32,12 @@ const (
 	KindGateway         Kind = "Gateway"
 	KindServiceEntry    Kind = "ServiceEntry"
 	KindWorkloadEntry   Kind = "WorkloadEntry"
+
+	KindPeerAuthentication    Kind = "PeerAuthentication"    // security.istio.io
+	KindAuthorizationPolicy   Kind = "AuthorizationPolicy"   // security.istio.io
+	KindRequestAuthentication Kind = "RequestAuthentication" // security.istio.io
+	KindServiceMeshMemberRoll Kind = "ServiceMeshMemberRoll" // maistra.io, spec *maistrav1.ServiceMeshMemberRoll
+	KindRateLimit             Kind = "RateLimit"             // weft.io, spec *weftv1alpha1.RateLimit
 )
 
 // KindInfo describes how one kind is spelled and which message holds its spec.
@@ -39,7 +53,10 @@ type KindInfo struct {
 // PreferredAPIVersion is the apiVersion written when an object is encoded.
 func (k KindInfo) PreferredAPIVersion() string { return k.Group + "/" + k.Versions[0] }
 
-var networkingVersions = []string{"v1", "v1beta1", "v1alpha3"}
+var (
+	networkingVersions = []string{"v1", "v1beta1", "v1alpha3"}
+	securityVersions   = []string{"v1", "v1beta1"}
+)
 
 // Kinds lists every kind weft stores, in the order `weft get all` prints them.
 var Kinds = []KindInfo{
@@ -48,6 +65,11 @@ var Kinds = []KindInfo{
 	{KindDestinationRule, "networking.istio.io", networkingVersions, "destinationrules", []string{"dr"}, func() proto.Message { return &networking.DestinationRule{} }},
 	{KindServiceEntry, "networking.istio.io", networkingVersions, "serviceentries", []string{"se"}, func() proto.Message { return &networking.ServiceEntry{} }},
 	{KindWorkloadEntry, "networking.istio.io", networkingVersions, "workloadentries", []string{"we"}, func() proto.Message { return &networking.WorkloadEntry{} }},
+	{KindPeerAuthentication, "security.istio.io", securityVersions, "peerauthentications", []string{"pa"}, func() proto.Message { return &security.PeerAuthentication{} }},
+	{KindRequestAuthentication, "security.istio.io", securityVersions, "requestauthentications", []string{"ra"}, func() proto.Message { return &security.RequestAuthentication{} }},
+	{KindAuthorizationPolicy, "security.istio.io", securityVersions, "authorizationpolicies", []string{"ap"}, func() proto.Message { return &security.AuthorizationPolicy{} }},
+	{KindRateLimit, "weft.io", []string{"v1alpha1"}, "ratelimits", []string{"rl"}, func() proto.Message { return &weftv1alpha1.RateLimit{} }},
+	{KindServiceMeshMemberRoll, "maistra.io", []string{"v1"}, "servicemeshmemberrolls", []string{"smmr"}, func() proto.Message { return &maistrav1.ServiceMeshMemberRoll{} }},
 }
 
 // LookupKind finds a kind by its name, plural, singular or short name,
@@ -134,4 +156,7 @@ const (
 	// a WorkloadEntry, so the control plane can remove it when that sidecar
 	// is gone.
 	AnnotationProxy = "weft.io/proxy"
+	// LabelTLSMode is Istio's label for a workload that runs a sidecar and
+	// so accepts mutual TLS; its value is "istio" (`weft run` sets it).
+	LabelTLSMode = "security.istio.io/tlsMode"
 )

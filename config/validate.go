@@ -8,6 +8,10 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 	networking "istio.io/api/networking/v1alpha3"
+	security "istio.io/api/security/v1beta1"
+
+	maistrav1 "github.com/weft-mesh/weft/config/apis/maistra/v1"
+	weftv1alpha1 "github.com/weft-mesh/weft/config/apis/weft/v1alpha1"
 )
 
 // Validate makes the semantic checks Istio's validation makes on one object
@@ -20,6 +24,11 @@ func Validate(o *Object) ErrorList {
 	if o.Meta.Name == "" {
 		v.errorf("metadata.name", "required")
 	}
+	if info, ok := LookupKind(string(o.Kind)); ok && o.Spec != nil &&
+		info.New().ProtoReflect().Descriptor().FullName() != o.Spec.ProtoReflect().Descriptor().FullName() {
+		v.errorf("spec", "a %s cannot hold a spec of type %T", o.Kind, o.Spec)
+		return v.errs
+	}
 	switch spec := o.Spec.(type) {
 	case *networking.VirtualService:
 		v.virtualService(spec)
@@ -31,6 +40,16 @@ func Validate(o *Object) ErrorList {
 		v.serviceEntry(spec)
 	case *networking.WorkloadEntry:
 		v.workloadEntry("spec", spec, nil)
+	case *security.PeerAuthentication:
+		v.peerAuthentication(spec)
+	case *security.AuthorizationPolicy:
+		v.authorizationPolicy(spec)
+	case *security.RequestAuthentication:
+		v.requestAuthentication(spec)
+	case *maistrav1.ServiceMeshMemberRoll:
+		v.memberRoll(spec)
+	case *weftv1alpha1.RateLimit:
+		v.rateLimit(spec)
 	default:
 		v.errorf("spec", "a %s cannot hold a spec of type %T", o.Kind, o.Spec)
 	}

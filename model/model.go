@@ -1,7 +1,8 @@
 // Package model turns the stored configuration into an indexed, immutable
 // view of the mesh: services (from ServiceEntry), their endpoints (from
-// WorkloadEntry and inline endpoints), and the routing objects that refer to
-// them. The translator and the analyzer read it; nothing writes it after Build.
+// WorkloadEntry and inline endpoints), the routing objects that refer to
+// them, and the security policies that apply to each workload. The
+// translator and the analyzer read it; nothing writes it after Build.
 package model
 
 import (
@@ -23,6 +24,8 @@ type Snapshot struct {
 	objects  map[config.Kind][]*config.Object // sorted by namespace/name
 	services []*Service                       // sorted by hostname
 	byHost   map[string]*Service
+	sec      securityIndex
+	opts     Options
 }
 
 // Service is one host of a ServiceEntry, with its endpoints.
@@ -67,6 +70,11 @@ type Endpoint struct {
 	ServiceAccount string
 	Locality       string // region/zone/subzone
 	Weight         uint32
+	// Sidecar is true when the workload runs a sidecar that accepts mutual
+	// TLS: its WorkloadEntry (or inline endpoint) has label
+	// security.istio.io/tlsMode: istio, or the WorkloadEntry has annotation
+	// weft.io/proxy.
+	Sidecar bool
 }
 
 // PortFor returns the port the endpoint serves p on: the WorkloadEntry's
@@ -94,9 +102,16 @@ func LabelsMatch(labels, sel map[string]string) bool {
 	return true
 }
 
-// Build indexes objects (any order, any kinds) into a Snapshot.
+// Build indexes objects (any order, any kinds) into a Snapshot. It is
+// BuildWith with zero Options.
 func Build(revision int64, objects []*config.Object) *Snapshot {
-	s := &Snapshot{Revision: revision, objects: map[config.Kind][]*config.Object{}, byHost: map[string]*Service{}}
+	return BuildWith(revision, objects, Options{})
+}
+
+// BuildWith indexes objects (any order, any kinds) into a Snapshot that
+// also answers from o.
+func BuildWith(revision int64, objects []*config.Object, o Options) *Snapshot {
+	s := &Snapshot{Revision: revision, objects: map[config.Kind][]*config.Object{}, byHost: map[string]*Service{}, opts: o}
 	for _, o := range objects {
 		s.objects[o.Kind] = append(s.objects[o.Kind], o)
 	}
@@ -117,7 +132,7 @@ func Build(revision int64, objects []*config.Object) *Snapshot {
 		}
 		var eps []*Endpoint
 		for _, we := range se.GetEndpoints() {
-			eps = append(eps, endpointOf(o.Meta.Namespace, "", we))
+			eps = append(eps, endpointOf(o.Meta.Namespace, "", we, nil))
 		}
 		if sel := se.GetWorkloadSelector().GetLabels(); len(sel) > 0 {
 			for _, w := range workloads {
@@ -125,7 +140,7 @@ func Build(revision int64, objects []*config.Object) *Snapshot {
 				if w.Meta.Namespace != o.Meta.Namespace || !LabelsMatch(mergeLabels(w.Meta.Labels, we.GetLabels()), sel) {
 					continue
 				}
-				eps = append(eps, endpointOf(w.Meta.Namespace, w.Meta.Name, we))
+				eps = append(eps, endpointOf(w.Meta.Namespace, w.Meta.Name, we, &w.Meta))
 			}
 		}
 		sort.Slice(eps, func(i, j int) bool {
@@ -147,10 +162,13 @@ func Build(revision int64, objects []*config.Object) *Snapshot {
 		}
 	}
 	sort.Slice(s.services, func(i, j int) bool { return s.services[i].Hostname < s.services[j].Hostname })
+	s.indexSecurity()
 	return s
 }
 
-func endpointOf(ns, name string, we *networking.WorkloadEntry) *Endpoint {
+// endpointOf makes the endpoint of a WorkloadEntry spec; meta is the
+// WorkloadEntry object's metadata, nil for a ServiceEntry's inline endpoint.
+func endpointOf(ns, name string, we *networking.WorkloadEntry, meta *config.Meta) *Endpoint {
 	w := we.GetWeight()
 	if w == 0 {
 		w = 1
@@ -162,6 +180,7 @@ func endpointOf(ns, name string, we *networking.WorkloadEntry) *Endpoint {
 	return &Endpoint{
 		Address: we.GetAddress(), Ports: we.GetPorts(), Labels: we.GetLabels(), Namespace: ns, Workload: name,
 		WorkloadName: wl, ServiceAccount: we.GetServiceAccount(), Locality: we.GetLocality(), Weight: w,
+		Sidecar: hasSidecar(we.GetLabels(), meta),
 	}
 }
 
