@@ -1,7 +1,9 @@
 // Package controlplane runs weft's control plane: the store feeds the model,
-// the model feeds the xDS server, and the HTTP API writes to the store.
+// the model feeds the xDS server, and the HTTP API writes to the store. It
+// also holds the mesh's CA and the tokens that guard its doors: proxies
+// present the join token on their xDS stream, API writers the API token.
 //
-//	store.Changed() -> model.Build -> xds.Push -> translate.Generate per proxy
+//	store.Changed() -> model.BuildWith -> xds.Push -> translate.Generate per proxy
 package controlplane
 
 import (
@@ -20,6 +22,9 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/weft-mesh/weft/api"
+	"github.com/weft-mesh/weft/ca"
+	"github.com/weft-mesh/weft/console"
+	"github.com/weft-mesh/weft/jwks"
 	"github.com/weft-mesh/weft/model"
 	"github.com/weft-mesh/weft/store"
 	"github.com/weft-mesh/weft/store/bolt"
@@ -42,9 +47,22 @@ type Options struct {
 	// OTLPEndpoint, when set, is an OTLP/HTTP collector (http://HOST:4318)
 	// that receives every span proxies report.
 	OTLPEndpoint string
-	// ConsoleToken is required to use the console and read telemetry.
-	// Empty: none on a loopback API address, else a generated one.
+	// ConsoleToken is required to use the console and read telemetry on a
+	// loopback API address (empty: none). On any other address the
+	// console and every read need the API token instead.
 	ConsoleToken string
+
+	// TrustDomain is the SPIFFE trust domain; default ca.DefaultTrustDomain.
+	TrustDomain string
+	// CACertsDir, when set, is an Istio plug-in CA directory to sign with;
+	// else a self-signed root lives in STATE_DIR/ca.
+	CACertsDir string
+	// CertTTL is the lifetime of workload certificates; default
+	// ca.DefaultCertTTL. They are re-issued at half of it.
+	CertTTL time.Duration
+	// JWKSClient fetches RequestAuthentication jwksUri documents; nil: a
+	// default client.
+	JWKSClient *http.Client
 }
 
 // DefaultReapAfter is the grace period before an orphaned workload is removed.
@@ -62,6 +80,12 @@ type ControlPlane struct {
 	exporter     *otlp.Exporter
 	consoleToken string
 
+	ca                  *ca.CA
+	joinToken, apiToken string
+	xdsTLS              bool
+	jwks                *jwks.Cache
+	jwksChanged         chan struct{}
+
 	apiLn, xdsLn net.Listener
 	httpSrv      *http.Server
 	grpcSrv      *grpc.Server
@@ -77,40 +101,73 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if opts.ReapAfter == 0 {
 		opts.ReapAfter = DefaultReapAfter
 	}
+	if opts.TrustDomain == "" {
+		opts.TrustDomain = ca.DefaultTrustDomain
+	}
+	if opts.CertTTL <= 0 {
+		opts.CertTTL = ca.DefaultCertTTL
+	}
 	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	c := &ControlPlane{opts: opts, log: opts.Log, done: make(chan struct{}), jwksChanged: make(chan struct{}, 1)}
+	if err := c.setupSecurity(); err != nil {
+		return nil, err
 	}
 	st, err := bolt.Open(filepath.Join(opts.StateDir, "store.db"))
 	if err != nil {
 		return nil, err
 	}
-	c := &ControlPlane{opts: opts, log: opts.Log, store: st, done: make(chan struct{})}
-	if err := c.rebuild(ctx); err != nil {
+	c.store = st
+	// A changed key set is a model change: the watch loop rebuilds and
+	// pushes, as for a store write.
+	c.jwks = jwks.New(jwks.Options{Client: opts.JWKSClient, Logger: opts.Log.With("component", "jwks"), OnChange: func() {
+		select {
+		case c.jwksChanged <- struct{}{}:
+		default:
+		}
+	}})
+	fail := func(err error) (*ControlPlane, error) {
+		for _, l := range []net.Listener{c.xdsLn, c.apiLn} {
+			if l != nil {
+				l.Close()
+			}
+		}
+		c.jwks.Close()
 		st.Close()
 		return nil, err
 	}
-	c.xds = server.New(generator{c}, opts.Log.With("component", "xds"))
+	if err := c.rebuild(ctx); err != nil {
+		return fail(err)
+	}
+	c.xds = server.New(generator{c}, server.Options{
+		Log:          opts.Log.With("component", "xds"),
+		Authenticate: server.TokenAuth(c.joinToken),
+		Admit:        c.admit,
+		Issuer:       c.ca,
+		TrustDomain:  opts.TrustDomain,
+		CertTTL:      opts.CertTTL,
+	})
+	grpcOpts, err := c.xdsServerOptions()
+	if err != nil {
+		return fail(err)
+	}
 
 	if c.xdsLn, err = net.Listen("tcp", opts.XDSAddr); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("xds address: %w", err)
+		return fail(fmt.Errorf("xds address: %w", err))
 	}
 	if c.apiLn, err = net.Listen("tcp", opts.APIAddr); err != nil {
-		c.xdsLn.Close()
-		st.Close()
-		return nil, fmt.Errorf("api address: %w", err)
+		return fail(fmt.Errorf("api address: %w", err))
 	}
-	c.grpcSrv = grpc.NewServer(
+	c.grpcSrv = grpc.NewServer(append(grpcOpts,
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-	)
+	)...)
 	c.xds.Register(c.grpcSrv)
-	apiSrv := api.New(st, api.Options{Log: opts.Log.With("component", "api"), Proxies: proxySource{c}})
+	apiSrv := api.New(st, api.Options{Log: opts.Log.With("component", "api"), Proxies: proxySource{c},
+		Token: c.apiToken, ProtectReads: console.NeedsToken(opts.APIAddr)})
 	mux, err := c.setupTelemetry(apiSrv.Handler())
 	if err != nil {
-		c.apiLn.Close()
-		c.xdsLn.Close()
-		st.Close()
-		return nil, err
+		return fail(err)
 	}
 	c.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
@@ -123,7 +180,8 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		<-ctx.Done()
 		c.stop()
 	}()
-	c.log.Info("control plane up", "api", c.APIAddr(), "xds", c.XDSAddr(), "state", opts.StateDir)
+	c.log.Info("control plane up", "api", c.APIAddr(), "xds", c.XDSAddr(), "xds_tls", c.xdsTLS, "state", opts.StateDir,
+		"trust_domain", opts.TrustDomain, "ca_root", c.ca.RootFile())
 	return c, nil
 }
 
@@ -153,28 +211,38 @@ func (c *ControlPlane) stop() {
 	if c.exporter != nil {
 		<-c.exporter.Done() // flushes queued spans, bounded by its timeout
 	}
+	c.jwks.Close()
 	c.store.Close()
 	close(c.done)
 }
 
-// rebuild reads the whole store into a new model snapshot.
+// rebuild reads the whole store into a new model snapshot, whose
+// RequestAuthentications read key sets from the JWKS cache; the cache
+// stops refreshing URIs no object names any more.
 func (c *ControlPlane) rebuild(ctx context.Context) error {
 	objs, rev, err := c.store.List(ctx, "", "")
 	if err != nil {
 		return fmt.Errorf("read store: %w", err)
 	}
-	c.snap.Store(model.Build(rev, objs))
+	snap := model.BuildWith(rev, objs, model.Options{JWKS: c.jwks.Get})
+	c.snap.Store(snap)
+	uris := jwksURIs(snap)
+	c.jwks.Retain(func(uri string) bool { return uris[uri] })
 	return nil
 }
 
-// watch rebuilds the model and pushes to proxies after every store write.
+// watch rebuilds the model and pushes to proxies after every store write
+// and whenever a fetched JWKS document changes.
 func (c *ControlPlane) watch(ctx context.Context) {
 	for {
 		changed := c.store.Changed()
+		why := "store revision"
 		select {
 		case <-ctx.Done():
 			return
 		case <-changed:
+		case <-c.jwksChanged:
+			why = "JWKS fetched; store revision"
 		}
 		if err := c.rebuild(ctx); err != nil {
 			if !errors.Is(err, context.Canceled) {
@@ -182,7 +250,7 @@ func (c *ControlPlane) watch(ctx context.Context) {
 			}
 			continue
 		}
-		c.xds.Push(fmt.Sprintf("store revision %d", c.snap.Load().Revision))
+		c.xds.Push(fmt.Sprintf("%s %d", why, c.snap.Load().Revision))
 	}
 }
 

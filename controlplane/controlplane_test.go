@@ -30,7 +30,7 @@ func TestStoreFeedsModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := client.New("http://" + cp.APIAddr())
+	c := client.New("http://"+cp.APIAddr(), client.WithToken(cp.APIToken()))
 	if _, err := c.Apply(ctx, []client.Source{{Name: "se.yaml", Content: seVS}}, client.ApplyOptions{Namespace: "shop"}); err != nil {
 		t.Fatal(err)
 	}

@@ -33,11 +33,13 @@ const sweepEvery = 10 * time.Second
 func (c *ControlPlane) setupTelemetry(apiHandler http.Handler) (*http.ServeMux, error) {
 	c.telemetry = tstore.New(tstore.Options{})
 	token := c.opts.ConsoleToken
-	if token == "" && console.NeedsToken(c.opts.APIAddr) {
-		var err error
-		if token, err = console.NewToken(); err != nil {
-			return nil, err
+	if console.NeedsToken(c.opts.APIAddr) {
+		// Reachable from other hosts, every read needs the API token; the
+		// console's login cookie carries it, so the console's token is it.
+		if token != "" && token != c.apiToken {
+			c.log.Warn("--console-token is ignored: the API is not on a loopback address, so the console logs in with the API token (STATE_DIR/api-token)")
 		}
+		token = c.apiToken
 	}
 	c.consoleToken = token
 	cons := console.New(console.Options{Token: token})

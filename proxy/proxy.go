@@ -68,6 +68,16 @@ type Options struct {
 	AccessLog accesslog.Format
 	// AccessLogOutput receives the access log (default os.Stdout).
 	AccessLogOutput io.Writer
+
+	// JoinToken proves to the control plane that this proxy may join the
+	// mesh (STATE_DIR/join-token, see ReadJoinToken); it is sent on the
+	// xDS stream and never logged.
+	JoinToken string
+	// CARoot is a PEM file holding the mesh root the control plane's xDS
+	// certificate is verified against; set, the proxy dials xDS over TLS.
+	// Empty means plaintext xDS, allowed only to a loopback address so the
+	// join token never crosses a network in clear.
+	CARoot string
 }
 
 // Handle is a started proxy.
@@ -110,6 +120,10 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 	}
 	if o.XDSAddress == "" {
 		return nil, errors.New("proxy: no xDS address")
+	}
+	xdsTLS, err := xdsTLSConfig(o.XDSAddress, o.CARoot)
+	if err != nil {
+		return nil, err
 	}
 	log := o.Log
 	if log == nil {
@@ -194,11 +208,13 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 		Node:   meta.Node(),
 		Apply:  apply,
 		Log:    log.With("component", "xds"),
+		Token:  o.JoinToken,
+		TLS:    xdsTLS,
 	})
 	src.Store(xc)
 	xdsDone := make(chan error, 1)
 	go func() { xdsDone <- xc.Run(ctx) }()
-	log.Info("proxy started", "admin", meta.Admin, "xds", o.XDSAddress)
+	log.Info("proxy started", "admin", meta.Admin, "xds", o.XDSAddress, "xds_tls", xdsTLS != nil)
 
 	go func() {
 		defer close(h.done)

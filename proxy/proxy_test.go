@@ -21,6 +21,7 @@ import (
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -34,9 +35,14 @@ type scriptedADS struct {
 	discovery.UnimplementedAggregatedDiscoveryServiceServer
 	res   map[string][]proto.Message
 	nodes chan *core.Node
+	auth  chan []string // if set, receives each stream's authorization metadata
 }
 
 func (s *scriptedADS) StreamAggregatedResources(st discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
+	if s.auth != nil {
+		md, _ := metadata.FromIncomingContext(st.Context())
+		s.auth <- md.Get("authorization")
+	}
 	sent := map[string]bool{}
 	for {
 		req, err := st.Recv()

@@ -35,7 +35,7 @@ func (t *cpTelemetryFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&t.otlpEndpoint, "otlp-endpoint", "", "export spans over OTLP/HTTP (protobuf) to this collector, e.g. http://127.0.0.1:4318")
 	fl.StringVar(&t.consoleToken, "console-token", os.Getenv("WEFT_CONSOLE_TOKEN"),
-		"token the console asks for (env WEFT_CONSOLE_TOKEN); generated when the API address is not loopback")
+		"token the console asks for on a loopback API address (env WEFT_CONSOLE_TOKEN); on any other address the console logs in with the API token")
 }
 
 // writeConsoleToken records token in stateDir, or removes a stale one.

@@ -18,8 +18,12 @@ type proxyFlags struct {
 	xds, name, namespace, workload, labels, serviceAccount string
 	inbound, outbound, app, admin, portMap                 string
 	telemetry                                              string
+	joinTokenFile, caRoot                                  string
 	tf                                                     telemetryFlags
 }
+
+// gatewayServiceAccount is the ingress gateway's identity, as in Istio.
+const gatewayServiceAccount = "istio-ingressgateway-service-account"
 
 func newProxyCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
@@ -65,7 +69,10 @@ func proxySubCmd(g *globals, t node.Type) *cobra.Command {
 			if f.name == "" {
 				return fmt.Errorf("--name is required")
 			}
-			o := proxy.Options{Meta: m, XDSAddress: f.xds, Log: g.logger(), TelemetryURL: f.telemetry}
+			o := proxy.Options{Meta: m, XDSAddress: f.xds, Log: g.logger(), TelemetryURL: f.telemetry, CARoot: f.caRoot}
+			if o.JoinToken, err = findJoinToken(g.stateDir, f.joinTokenFile, os.Getenv); err != nil {
+				return err
+			}
 			if err := f.tf.apply(&o.TraceSampling, &o.AccessLog); err != nil {
 				return err
 			}
@@ -78,7 +85,13 @@ func proxySubCmd(g *globals, t node.Type) *cobra.Command {
 	fl.StringVar(&f.name, "name", "", "instance name (required)")
 	fl.StringVar(&f.workload, "workload", "", "workload name (default: the instance name)")
 	fl.StringVar(&f.labels, "labels", "", "labels, e.g. app=catalog,version=v1 (gateways: istio=ingressgateway)")
-	fl.StringVar(&f.serviceAccount, "service-account", "default", "service account")
+	sa := "default"
+	if t == node.Router {
+		sa = gatewayServiceAccount
+	}
+	fl.StringVar(&f.serviceAccount, "service-account", sa, "service account: the proxy's identity is spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/SERVICE_ACCOUNT")
+	fl.StringVar(&f.joinTokenFile, "join-token-file", "", "file holding the join token presented to the control plane (default: $"+proxy.JoinTokenEnv+", else STATE_DIR/"+proxy.JoinTokenFile+")")
+	fl.StringVar(&f.caRoot, "ca-root", "", "PEM file of the mesh root (the control plane's STATE_DIR/ca/root-cert.pem) to verify a TLS xDS server with; required when --xds is not a loopback address")
 	fl.StringVar(&f.admin, "admin", "127.0.0.1:15000", "admin address (/ready, /config_dump, /stats/prometheus)")
 	fl.StringVar(&f.telemetry, "telemetry", "", "control plane API URL to report metrics and spans to, e.g. http://127.0.0.1:15080 (empty: no reports)")
 	f.tf.register(cmd, trace.DefaultSampling)
@@ -113,14 +126,14 @@ func parsePortMap(s string) (map[uint32]string, error) {
 
 func newProxyConfigCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "proxy-config listeners|routes|clusters|endpoints WORKLOAD",
-		Short: "Show what a proxy ACKed, as Envoy JSON",
+		Use:   "proxy-config listeners|routes|clusters|endpoints|secrets WORKLOAD",
+		Short: "Show what a proxy ACKed, as Envoy JSON (private keys redacted)",
 		Long:  "WORKLOAD is a proxy's instance name, workload name or node ID (as `weft proxy-config` lists when it does not match).",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kind := args[0]
 			switch kind {
-			case "listener", "route", "cluster", "endpoint":
+			case "listener", "route", "cluster", "endpoint", "secret":
 				kind += "s"
 			}
 			c := g.client()

@@ -23,6 +23,7 @@ type globals struct {
 	server    string
 	namespace string
 	logLevel  string
+	tokenFile string
 }
 
 // exitError carries a process exit code out of a command.
@@ -60,6 +61,7 @@ func newRoot() *cobra.Command {
 	pf.StringVar(&g.server, "server", os.Getenv("WEFT_SERVER"), "control plane API URL (default: from STATE_DIR/endpoints.json, else http://127.0.0.1:15080)")
 	pf.StringVarP(&g.namespace, "namespace", "n", "", "namespace (default \"default\")")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	pf.StringVar(&g.tokenFile, "token-file", "", "file holding the API token for writes (default: $WEFT_TOKEN, else STATE_DIR/api-token)")
 
 	root.AddCommand(
 		newUpCmd(g), newControlPlaneCmd(g),
@@ -100,7 +102,9 @@ func (g *globals) apiURL() string {
 	return "http://127.0.0.1:15080"
 }
 
-func (g *globals) client() *client.Client { return client.New(g.apiURL()) }
+// client returns the API client with the API token found the CLI's way
+// (see apiClient).
+func (g *globals) client() *client.Client { return apiClient(g.apiURL(), g.stateDir, g.tokenFile) }
 
 func (g *globals) logger() *slog.Logger {
 	var lvl slog.Level

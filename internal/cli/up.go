@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/weft-mesh/weft/api/client"
+	"github.com/weft-mesh/weft/ca"
 	"github.com/weft-mesh/weft/controlplane"
 	"github.com/weft-mesh/weft/demo"
 	"github.com/weft-mesh/weft/proxy"
@@ -30,6 +31,52 @@ type upFlags struct {
 	demo                                     string
 	tf                                       telemetryFlags
 	cpTel                                    cpTelemetryFlags // control plane: OTLP export, console token
+	sec                                      securityFlags
+}
+
+// securityFlags are the control plane's CA flags, shared by `weft up` and
+// `weft controlplane`.
+type securityFlags struct {
+	trustDomain string
+	caCerts     string
+	certTTL     time.Duration
+}
+
+func (s *securityFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&s.trustDomain, "trust-domain", ca.DefaultTrustDomain, "SPIFFE trust domain of the mesh's identities")
+	fl.StringVar(&s.caCerts, "cacerts", "", "Istio plug-in CA directory (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem) to sign with; default: a self-signed root in STATE_DIR/ca")
+	fl.DurationVar(&s.certTTL, "cert-ttl", ca.DefaultCertTTL, "lifetime of workload certificates; each is renewed at half of it")
+}
+
+func (s *securityFlags) apply(o *controlplane.Options) error {
+	if s.certTTL < time.Second {
+		// Certificates carry whole seconds; shorter lifetimes only churn.
+		return fmt.Errorf("--cert-ttl %v: want at least 1s", s.certTTL)
+	}
+	o.TrustDomain, o.CACertsDir, o.CertTTL = s.trustDomain, s.caCerts, s.certTTL
+	return nil
+}
+
+// xdsDialAddr is how a process on this host reaches the xDS address: an
+// unspecified host (all interfaces) is dialed on loopback.
+func xdsDialAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
+}
+
+// printDoors tells the user where the mesh's credentials are, never what
+// they are.
+func printDoors(stateDir string, cp *controlplane.ControlPlane) {
+	fmt.Printf("identity: trust domain %s, CA root %s\n", cp.TrustDomain(), cp.CA().RootFile())
+	fmt.Printf("tokens: proxies join with %s, API writes need %s\n",
+		filepath.Join(stateDir, controlplane.JoinTokenFile), filepath.Join(stateDir, controlplane.APITokenFile))
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -57,6 +104,7 @@ another Gateway port N is served on the same host at N (N >= 1024) or N+8000.`,
 	fl.StringVar(&f.demo, "demo", "", "start a demo: "+strings.Join(demo.Names(), ", "))
 	f.tf.register(cmd, trace.DefaultSampling)
 	f.cpTel.register(cmd)
+	f.sec.register(cmd)
 	cmd.Flag("trace-sampling").Usage += "; --demo makes it 100 unless set"
 	return cmd
 }
@@ -74,12 +122,16 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 	defer cancel()
 	// The control plane outlives ctx: workloads deregister through it
 	// while the mesh shuts down.
-	cpCtx, stopCP := context.WithCancel(context.Background())
-	defer stopCP()
-	cp, err := controlplane.Start(cpCtx, controlplane.Options{
+	cpOpts := controlplane.Options{
 		StateDir: g.stateDir, APIAddr: f.apiAddr, XDSAddr: f.xdsAddr, Log: log,
 		OTLPEndpoint: f.cpTel.otlpEndpoint, ConsoleToken: f.cpTel.consoleToken,
-	})
+	}
+	if err := f.sec.apply(&cpOpts); err != nil {
+		return err
+	}
+	cpCtx, stopCP := context.WithCancel(context.Background())
+	defer stopCP()
+	cp, err := controlplane.Start(cpCtx, cpOpts)
 	if err != nil {
 		return err
 	}
@@ -93,14 +145,20 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 	gwMeta := &node.Meta{
 		Type: node.Router, IP: "127.0.0.1", Name: "istio-ingressgateway", Namespace: "istio-system",
 		WorkloadName: "istio-ingressgateway", Labels: map[string]string{"istio": "ingressgateway", "app": "istio-ingressgateway"},
-		Admin: f.adminAddr, GatewayPorts: map[uint32]string{80: f.gatewayAddr}, GatewayHost: gwHost,
+		ServiceAccount: gatewayServiceAccount,
+		Admin:          f.adminAddr, GatewayPorts: map[uint32]string{80: f.gatewayAddr}, GatewayHost: gwHost,
 	}
 	// The gateway outlives ctx by its drain: it is stopped after the
 	// workloads, so requests in flight through it can finish.
 	gctx, stopGateway := context.WithCancel(context.Background())
 	defer stopGateway()
-	gwOpts := proxy.Options{Meta: gwMeta, XDSAddress: cp.XDSAddr(), Log: log.With("component", "gateway"),
-		TelemetryURL: "http://" + cp.APIAddr()}
+	// The gateway runs in this process: it takes the join token from the
+	// control plane directly rather than from the file.
+	gwOpts := proxy.Options{Meta: gwMeta, XDSAddress: xdsDialAddr(cp.XDSAddr()), Log: log.With("component", "gateway"),
+		TelemetryURL: "http://" + cp.APIAddr(), JoinToken: cp.JoinToken()}
+	if cp.XDSTLS() {
+		gwOpts.CARoot = cp.CA().RootFile()
+	}
 	if err := f.tf.apply(&gwOpts.TraceSampling, &gwOpts.AccessLog); err != nil {
 		return err
 	}
@@ -114,6 +172,7 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 	defer os.Remove(filepath.Join(g.stateDir, "endpoints.json"))
 	fmt.Printf("weft is up: gateway http://%s  api http://%s  xds %s  state %s\n", f.gatewayAddr, cp.APIAddr(), cp.XDSAddr(), g.stateDir)
 	fmt.Printf("console: %s\n", cp.ConsoleURL())
+	printDoors(g.stateDir, cp)
 
 	var wg sync.WaitGroup
 	if d != nil {
@@ -141,7 +200,7 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 // startDemo applies the demo's initial YAML and starts each workload as a
 // `weft run` child process.
 func startDemo(ctx context.Context, g *globals, d *demo.Demo, cp *controlplane.ControlPlane, tf *telemetryFlags, wg *sync.WaitGroup) error {
-	c := client.New("http://" + cp.APIAddr())
+	c := client.New("http://"+cp.APIAddr(), client.WithToken(cp.APIToken()))
 	var sources []client.Source
 	for _, name := range d.Initial {
 		b, err := fs.ReadFile(d.Files, name)
@@ -157,14 +216,26 @@ func startDemo(ctx context.Context, g *globals, d *demo.Demo, cp *controlplane.C
 	if err != nil {
 		return err
 	}
+	// The workloads read the join and API tokens from the state dir, as
+	// any `weft run` on this host does; no secret goes on a command line.
+	stateDir, err := filepath.Abs(g.stateDir)
+	if err != nil {
+		return err
+	}
 	for _, w := range d.Workloads {
-		args := []string{"run", "--server", "http://" + cp.APIAddr(), "--xds", cp.XDSAddr(), "--log-level", g.logLevel,
+		args := []string{"run", "--state-dir", stateDir, "--server", "http://" + cp.APIAddr(), "--xds", xdsDialAddr(cp.XDSAddr()), "--log-level", g.logLevel,
 			"--service", w.Service, "--port", strconv.Itoa(int(w.Port)), "-n", d.Namespace,
 			"--labels", workload.FormatLabels(w.Labels),
 			"--trace-sampling", strconv.FormatFloat(tf.sampling, 'g', -1, 64), "--access-log", tf.accessLog}
 		if w.Name != "" {
 			// A named instance (a VM) is its own workload.
 			args = append(args, "--name", w.Name, "--workload", w.Name)
+		}
+		if w.ServiceAccount != "" {
+			args = append(args, "--service-account", w.ServiceAccount)
+		}
+		if cp.XDSTLS() {
+			args = append(args, "--ca-root", cp.CA().RootFile())
 		}
 		args = append(args, "--", self, "demo-app", d.Name, w.App)
 		cmd := exec.Command(self, args...)
@@ -198,15 +269,20 @@ func newControlPlaneCmd(g *globals) *cobra.Command {
 	var apiAddr, xdsAddr string
 	var reap time.Duration
 	var tf cpTelemetryFlags
+	var sec securityFlags
 	cmd := &cobra.Command{
 		Use:   "controlplane",
 		Short: "Run the control plane alone (API and xDS), without a gateway",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cp, err := controlplane.Start(cmd.Context(), controlplane.Options{
+			o := controlplane.Options{
 				StateDir: g.stateDir, APIAddr: apiAddr, XDSAddr: xdsAddr, Log: g.logger(), ReapAfter: reap,
 				OTLPEndpoint: tf.otlpEndpoint, ConsoleToken: tf.consoleToken,
-			})
+			}
+			if err := sec.apply(&o); err != nil {
+				return err
+			}
+			cp, err := controlplane.Start(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
@@ -214,6 +290,7 @@ func newControlPlaneCmd(g *globals) *cobra.Command {
 				return err
 			}
 			fmt.Printf("console: %s\n", cp.ConsoleURL())
+			printDoors(g.stateDir, cp)
 			if err := client.WriteEndpoints(g.stateDir, client.Endpoints{API: cp.APIAddr(), XDS: cp.XDSAddr()}); err != nil {
 				return err
 			}
@@ -225,5 +302,6 @@ func newControlPlaneCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&xdsAddr, "xds-addr", "127.0.0.1:15010", "xDS (gRPC) address")
 	cmd.Flags().DurationVar(&reap, "reap-after", controlplane.DefaultReapAfter, "remove a registered workload whose sidecar has been disconnected this long")
 	tf.register(cmd)
+	sec.register(cmd)
 	return cmd
 }

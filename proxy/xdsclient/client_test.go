@@ -18,6 +18,7 @@ import (
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -40,11 +41,13 @@ type fakeADS struct {
 	out    chan *discovery.DiscoveryResponse // current stream's sends
 	nonce  int
 	stream chan struct{} // receives one value per stream opened
+	auth   []string      // the authorization metadata of the last stream
+	opts   []grpc.ServerOption
 }
 
-func newFakeADS(t *testing.T, addr string) *fakeADS {
+func newFakeADS(t *testing.T, addr string, opts ...grpc.ServerOption) *fakeADS {
 	t.Helper()
-	f := &fakeADS{reqs: map[string]chan *discovery.DiscoveryRequest{}, stream: make(chan struct{}, 16)}
+	f := &fakeADS{reqs: map[string]chan *discovery.DiscoveryRequest{}, stream: make(chan struct{}, 16), opts: opts}
 	for _, typ := range typeOrder {
 		f.reqs[typ] = make(chan *discovery.DiscoveryRequest, 64)
 	}
@@ -67,7 +70,7 @@ func (f *fakeADS) start(t *testing.T, addr string) {
 		t.Fatalf("listen: %v", err)
 	}
 	f.addr = lis.Addr().String()
-	f.srv = grpc.NewServer()
+	f.srv = grpc.NewServer(f.opts...)
 	discovery.RegisterAggregatedDiscoveryServiceServer(f.srv, f)
 	go f.srv.Serve(lis)
 	t.Cleanup(f.srv.Stop)
@@ -75,8 +78,10 @@ func (f *fakeADS) start(t *testing.T, addr string) {
 
 func (f *fakeADS) StreamAggregatedResources(st discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
 	out := make(chan *discovery.DiscoveryResponse, 16)
+	md, _ := metadata.FromIncomingContext(st.Context())
 	f.mu.Lock()
 	f.out = out
+	f.auth = md.Get("authorization")
 	f.mu.Unlock()
 	f.stream <- struct{}{}
 	go func() {
@@ -286,9 +291,12 @@ func startClient(t *testing.T, f *fakeADS, rec *recorder) *Client {
 func converge(t *testing.T, f *fakeADS, rec *recorder) {
 	t.Helper()
 	f.waitStream(t)
-	cds := f.next(t, typeCluster)
-	if cds.GetNode().GetId() != testNode().GetId() {
-		t.Fatalf("first request node = %v, want %s", cds.GetNode(), testNode().GetId())
+	sds := f.next(t, typeSecret)
+	if sds.GetNode().GetId() != testNode().GetId() || len(sds.GetResourceNames()) != 0 {
+		t.Fatalf("first request = %v, want SDS wildcard with node %s", sds, testNode().GetId())
+	}
+	if cds := f.next(t, typeCluster); cds.GetNode() != nil {
+		t.Fatalf("CDS subscribe = %v, want no node", cds)
 	}
 	if lds := f.next(t, typeListener); lds.GetNode() != nil || len(lds.GetResourceNames()) != 0 {
 		t.Fatalf("LDS subscribe = %v, want wildcard without node", lds)
@@ -455,7 +463,7 @@ func TestNackMalformed(t *testing.T) {
 			t.Logf("NACK message: %s", nack.GetErrorDetail().GetMessage())
 		})
 	}
-	f.pushAny("type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret", "s1")
+	f.pushAny("type.googleapis.com/envoy.service.runtime.v3.Runtime", "s1")
 	rec.none(t, 50*time.Millisecond)
 	if got := c.Acked()[typeCluster].Version; got != "c1" {
 		t.Fatalf("Acked CDS version = %s, want c1", got)
@@ -484,6 +492,7 @@ func TestReconnectFailsStatic(t *testing.T) {
 		version string
 		names   []string
 	}{
+		typeSecret:   {"", nil},
 		typeCluster:  {"c1", nil},
 		typeEndpoint: {"e1", []string{clA}},
 		typeListener: {"l1", nil},
@@ -495,7 +504,7 @@ func TestReconnectFailsStatic(t *testing.T) {
 			t.Errorf("%s resubscribe = version %q names %v nonce %q, want %q %v", shortType(typ),
 				r.GetVersionInfo(), r.GetResourceNames(), r.GetResponseNonce(), want[typ].version, want[typ].names)
 		}
-		if (typ == typeCluster) != (r.GetNode() != nil) {
+		if (typ == typeSecret) != (r.GetNode() != nil) {
 			t.Errorf("%s resubscribe: node sent = %v, want only on the first request", shortType(typ), r.GetNode() != nil)
 		}
 	}

@@ -11,16 +11,19 @@ import (
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/weft-mesh/weft/ca"
 	"github.com/weft-mesh/weft/proxy/runtime"
 )
 
-// The four types the client subscribes to.
+// The five types the client subscribes to.
 const (
+	typeSecret   = resource.SecretType
 	typeCluster  = resource.ClusterType
 	typeEndpoint = resource.EndpointType
 	typeListener = resource.ListenerType
@@ -28,8 +31,9 @@ const (
 )
 
 // typeOrder is make-before-break: what is referenced comes before what
-// references it.
-var typeOrder = []string{typeCluster, typeEndpoint, typeListener, typeRoute}
+// references it (secrets before the clusters and listeners whose TLS uses
+// them).
+var typeOrder = []string{typeSecret, typeCluster, typeEndpoint, typeListener, typeRoute}
 
 func isKnown(t string) bool { return slices.Contains(typeOrder, t) }
 
@@ -60,12 +64,20 @@ func emptyResources() *runtime.Resources {
 		Routes:    map[string]*route.RouteConfiguration{},
 		Clusters:  map[string]*cluster.Cluster{},
 		Endpoints: map[string]*endpoint.ClusterLoadAssignment{},
+		Secrets:   map[string]*tlsv3.Secret{},
 	}
 }
 
 // sortedMessages returns the resources of type t in r, sorted by name.
+// Secrets come back as redacted copies: this feeds config dumps.
 func sortedMessages(r *runtime.Resources, t string) []proto.Message {
 	switch t {
+	case typeSecret:
+		out := sortedValues(r.Secrets)
+		for i, m := range out {
+			out[i] = ca.Redact(m.(*tlsv3.Secret))
+		}
+		return out
 	case typeCluster:
 		return sortedValues(r.Clusters)
 	case typeEndpoint:
@@ -98,9 +110,18 @@ func (c *Client) candidate(resp *discovery.DiscoveryResponse) (cand *runtime.Res
 		Routes:    cur.Routes,
 		Clusters:  cur.Clusters,
 		Endpoints: cur.Endpoints,
+		Secrets:   cur.Secrets,
 	}
 	first := !c.received[t]
 	switch t {
+	case typeSecret:
+		// Subscribed by wildcard: a response is the whole set.
+		got, err := decode(resp, func() *tlsv3.Secret { return new(tlsv3.Secret) })
+		if err != nil {
+			return nil, false, err
+		}
+		cand.Secrets = got
+		changed = first || !equalMaps(cur.Secrets, got)
 	case typeCluster:
 		got, err := decode(resp, func() *cluster.Cluster { return new(cluster.Cluster) })
 		if err != nil {
@@ -188,6 +209,8 @@ func resourceName(m proto.Message) string {
 		return m.GetName()
 	case *endpoint.ClusterLoadAssignment:
 		return m.GetClusterName()
+	case *tlsv3.Secret:
+		return m.GetName()
 	}
 	return ""
 }

@@ -1,6 +1,9 @@
 // Package server is weft's ADS server: State-of-the-World xDS over one
 // gRPC stream per proxy, with make-before-break ordering, per-proxy
-// versions and ACK/NACK bookkeeping.
+// versions and ACK/NACK bookkeeping. It also authenticates and admits
+// proxies, and delivers each one's certificate and the mesh trust bundle
+// as SDS secrets on the same stream, re-issuing the certificate at half
+// its lifetime.
 //
 // It deliberately does not use go-control-plane's snapshot cache, which
 // resends a NACKed version in a loop; here a NACKed version is never sent
@@ -8,6 +11,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -18,9 +22,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/weft-mesh/weft/ca"
 	"github.com/weft-mesh/weft/xds/node"
 	"github.com/weft-mesh/weft/xds/translate"
 )
+
+// SecretType is the type URL of SDS secrets, pushed before every other type.
+const SecretType = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 
 // Generator produces the resources for one proxy from the current model.
 // It is called concurrently from every connection's goroutine.
@@ -37,12 +45,47 @@ const (
 	pushMaxDelay = 100 * time.Millisecond
 )
 
+// Issuer issues workload certificates; *ca.CA implements it.
+type Issuer interface {
+	// Issue returns a certificate for the SPIFFE ID id, valid for ttl.
+	Issue(id string, ttl time.Duration) (*ca.SVID, error)
+	// RootPEM returns the trust bundle peers are verified against.
+	RootPEM() []byte
+}
+
+// Options configures a Server. The zero value serves every proxy, with no
+// secrets.
+type Options struct {
+	// Log receives connection and push events; nil discards them. Tokens
+	// and keys are never logged.
+	Log *slog.Logger
+	// Authenticate vets a stream before anything is read from it; its
+	// error (a gRPC status, see TokenAuth) ends the stream. nil accepts all.
+	Authenticate func(ctx context.Context) error
+	// Admit decides whether a proxy may have configuration and a
+	// certificate. It is asked when the stream starts and again at every
+	// regeneration, so a proxy whose namespace leaves the mesh is
+	// disconnected; a non-nil error ends the stream with PermissionDenied
+	// and the error's text. nil admits every proxy.
+	Admit func(*node.Meta) error
+	// Issuer signs the proxies' certificates (SDS secret "default") and
+	// provides the trust bundle (secret "ROOTCA"). nil: SDS answers with
+	// no secrets.
+	Issuer Issuer
+	// TrustDomain of the SPIFFE IDs issued; default ca.DefaultTrustDomain.
+	TrustDomain string
+	// CertTTL is the lifetime of issued certificates; default
+	// ca.DefaultCertTTL. They are re-issued at half of it.
+	CertTTL time.Duration
+}
+
 // Server implements the AggregatedDiscoveryService.
 type Server struct {
 	discovery.UnimplementedAggregatedDiscoveryServiceServer
 
-	gen Generator
-	log *slog.Logger
+	gen  Generator
+	log  *slog.Logger
+	opts Options
 
 	mu       sync.Mutex
 	conns    map[uint64]*conn
@@ -65,12 +108,18 @@ type ConnInfo struct {
 	LastNack    string            // "TYPE VERSION: message" of the last NACK, if any
 }
 
-// New returns a server generating resources with gen; log may be nil.
-func New(gen Generator, log *slog.Logger) *Server {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// New returns a server generating resources with gen.
+func New(gen Generator, o Options) *Server {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{gen: gen, log: log, conns: map[uint64]*conn{}, lastSeen: map[string]time.Time{}}
+	if o.TrustDomain == "" {
+		o.TrustDomain = ca.DefaultTrustDomain
+	}
+	if o.CertTTL <= 0 {
+		o.CertTTL = ca.DefaultCertTTL
+	}
+	return &Server{gen: gen, log: o.Log, opts: o, conns: map[uint64]*conn{}, lastSeen: map[string]time.Time{}}
 }
 
 // Register registers the AggregatedDiscoveryService on g.
@@ -148,7 +197,9 @@ func (s *Server) Connections() []ConnInfo {
 
 // Acked returns the version and resources of typeURL that the proxy with
 // nodeID last ACKed on its newest connection; ok is false if it is not
-// connected or has ACKed nothing of that type.
+// connected or has ACKed nothing of that type. Secrets come back as
+// copies with their private keys redacted (ca.Redact): this is what the
+// API shows.
 func (s *Server) Acked(nodeID, typeURL string) (version string, res []proto.Message, ok bool) {
 	c := s.newestConn(nodeID)
 	if c == nil {
@@ -159,6 +210,9 @@ func (s *Server) Acked(nodeID, typeURL string) (version string, res []proto.Mess
 	a, ok := c.acked[typeURL]
 	if !ok {
 		return "", nil, false
+	}
+	if typeURL == SecretType {
+		return a.version, redactAll(a.res), true
 	}
 	return a.version, append([]proto.Message(nil), a.res...), true
 }

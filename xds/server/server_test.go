@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	grpcstatus "google.golang.org/grpc/status"
 	networking "istio.io/api/networking/v1alpha3"
 
@@ -60,6 +61,14 @@ func (g *fakeGen) set(services ...string) {
 
 func start(t *testing.T, gen Generator) (*Server, string) {
 	t.Helper()
+	s, addr, _ := startWith(t, gen, Options{})
+	return s, addr
+}
+
+// startWith serves a Server with o (its Log replaced) on 127.0.0.1 and
+// returns it with its address and its log.
+func startWith(t *testing.T, gen Generator, o Options) (*Server, string, *syncBuffer) {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -70,12 +79,13 @@ func start(t *testing.T, gen Generator) (*Server, string) {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
-	s := New(gen, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	o.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s := New(gen, o)
 	g := grpc.NewServer()
 	s.Register(g)
 	go func() { _ = g.Serve(lis) }()
 	t.Cleanup(g.Stop)
-	return s, lis.Addr().String()
+	return s, lis.Addr().String(), logs
 }
 
 func sidecar(name string) *node.Meta {
@@ -97,12 +107,22 @@ type client struct {
 
 func dial(t *testing.T, addr string, meta *node.Meta) *client {
 	t.Helper()
+	return dialToken(t, addr, meta, "")
+}
+
+// dialToken is dial presenting token as the join token, if not empty.
+func dialToken(t *testing.T, addr string, meta *node.Meta, token string) *client {
+	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	stream, err := discovery.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(context.Background())
+	ctx := context.Background()
+	if token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	}
+	stream, err := discovery.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,22 +236,25 @@ func TestInitialOrderAndAcks(t *testing.T) {
 	c := dial(t, addr, sidecar("web"))
 	c.subscribeAll()
 	got := c.drain(200 * time.Millisecond)
-	if !eq(types(got), []string{"CDS", "EDS", "LDS", "RDS"}) {
+	if !eq(types(got), []string{"SDS", "CDS", "EDS", "LDS", "RDS"}) {
 		t.Fatalf("order %v", types(got))
 	}
-	if n := len(got[0].Resources); n != 3 { // two services + inbound
+	if n := len(got[0].Resources); n != 0 {
+		t.Errorf("SDS without an issuer has %d secrets", n)
+	}
+	if n := len(got[1].Resources); n != 3 { // two services + inbound
 		t.Errorf("CDS has %d clusters", n)
 	}
 	waitFor(t, "all ACKs recorded", func() bool {
 		conns := s.Connections()
-		return len(conns) == 1 && len(conns[0].Acked) == 4
+		return len(conns) == 1 && len(conns[0].Acked) == 5
 	})
 	info := s.Connections()[0]
-	if info.ID != sidecar("web").ID() || info.Acked[translate.RouteType] != got[3].VersionInfo {
+	if info.ID != sidecar("web").ID() || info.Acked[translate.RouteType] != got[4].VersionInfo {
 		t.Errorf("conn info %+v", info)
 	}
 	v, res, ok := s.Acked(info.ID, translate.ClusterType)
-	if !ok || v != got[0].VersionInfo || len(res) != 3 {
+	if !ok || v != got[1].VersionInfo || len(res) != 3 {
 		t.Errorf("Acked CDS = %q, %d resources, %v", v, len(res), ok)
 	}
 	if _, ok := res[0].(*cluster.Cluster); !ok {
@@ -292,7 +315,7 @@ func TestNackNotResent(t *testing.T) {
 	c := dial(t, addr, sidecar("web"))
 	c.subscribeAll()
 	initial := c.drain(200 * time.Millisecond)
-	oldRDS := initial[3].VersionInfo
+	oldRDS := initial[4].VersionInfo
 
 	gen.set("catalog", "reviews")
 	s.Push("reviews added")
@@ -394,11 +417,11 @@ func TestTwoConnections(t *testing.T) {
 	router.subscribeAll()
 	sr := side.drain(200 * time.Millisecond)
 	rr := router.drain(200 * time.Millisecond)
-	if len(sr) != 4 || len(rr) != 4 {
+	if len(sr) != 5 || len(rr) != 5 {
 		t.Fatalf("sidecar got %v, router got %v", types(sr), types(rr))
 	}
-	if sr[2].VersionInfo == rr[2].VersionInfo || len(sr[2].Resources) != 2 || len(rr[2].Resources) != 1 {
-		t.Errorf("listeners: sidecar %d@%s, router %d@%s", len(sr[2].Resources), sr[2].VersionInfo, len(rr[2].Resources), rr[2].VersionInfo)
+	if sr[3].VersionInfo == rr[3].VersionInfo || len(sr[3].Resources) != 2 || len(rr[3].Resources) != 1 {
+		t.Errorf("listeners: sidecar %d@%s, router %d@%s", len(sr[3].Resources), sr[3].VersionInfo, len(rr[3].Resources), rr[3].VersionInfo)
 	}
 	if n := len(s.Connections()); n != 2 {
 		t.Errorf("%d connections", n)

@@ -16,8 +16,10 @@ import (
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -26,8 +28,9 @@ import (
 	"github.com/weft-mesh/weft/xds/translate"
 )
 
-// pushOrder is the make-before-break order of the contract.
-var pushOrder = []string{translate.ClusterType, translate.EndpointType, translate.ListenerType, translate.RouteType}
+// pushOrder is the make-before-break order of the contract: secrets
+// before the clusters and listeners whose TLS uses them.
+var pushOrder = []string{SecretType, translate.ClusterType, translate.EndpointType, translate.ListenerType, translate.RouteType}
 
 // typeState is one resource type on one stream.
 type typeState struct {
@@ -67,13 +70,29 @@ type conn struct {
 	types            map[string]*typeState
 	nonce            uint64
 
+	// SDS: the SPIFFE ID issued to, the secrets to send (ROOTCA, default)
+	// and the renewal timer, which signals renewCh.
+	identity   string
+	secrets    []proto.Message
+	certExpiry time.Time
+	renewTimer *time.Timer
+	renewCh    chan struct{}
+
 	mu       sync.Mutex
 	acked    map[string]ackedState
 	lastNack string
 }
 
-// StreamAggregatedResources serves one proxy.
+// StreamAggregatedResources serves one proxy: it authenticates the
+// stream, admits the proxy, issues its certificate, and then keeps its
+// resources current until the stream ends.
 func (s *Server) StreamAggregatedResources(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
+	if auth := s.opts.Authenticate; auth != nil {
+		if err := auth(stream.Context()); err != nil {
+			s.log.Warn("xds stream refused", "peer", peerAddr(stream), "err", err)
+			return err
+		}
+	}
 	first, err := stream.Recv()
 	if err != nil {
 		return err
@@ -82,13 +101,23 @@ func (s *Server) StreamAggregatedResources(stream discovery.AggregatedDiscoveryS
 	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "first request: %v", err)
 	}
+	if err := s.admit(meta); err != nil {
+		s.log.Warn("xds proxy not admitted", "node", meta.ID(), "peer", peerAddr(stream), "err", err)
+		return err
+	}
 	c := &conn{
 		s: s, stream: stream, meta: meta, nodeID: meta.ID(), connectedAt: time.Now(),
 		pushCh:           make(chan struct{}, 1),
+		renewCh:          make(chan struct{}, 1),
 		retainedClusters: map[string]*cluster.Cluster{},
 		retainedCLAs:     map[string]*endpoint.ClusterLoadAssignment{},
 		types:            map[string]*typeState{},
 		acked:            map[string]ackedState{},
+	}
+	if s.opts.Issuer != nil {
+		if c.identity, err = Identity(s.opts.TrustDomain, meta); err != nil {
+			return status.Errorf(codes.InvalidArgument, "first request: %v", err)
+		}
 	}
 	for _, t := range pushOrder {
 		c.types[t] = &typeState{}
@@ -98,6 +127,11 @@ func (s *Server) StreamAggregatedResources(stream discovery.AggregatedDiscoveryS
 	c.log = s.log.With("node", c.nodeID, "conn", c.connID)
 	c.log.Info("xds connected")
 	defer c.log.Info("xds disconnected")
+	if err := c.issue(); err != nil {
+		c.log.Error("xds certificate not issued; closing the stream", "err", err)
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	defer c.stopRenew()
 
 	ctx := stream.Context()
 	reqs := make(chan *discovery.DiscoveryRequest)
@@ -117,7 +151,9 @@ func (s *Server) StreamAggregatedResources(stream discovery.AggregatedDiscoveryS
 		}
 	}()
 
-	c.regenerate()
+	if err := c.regenerate(); err != nil {
+		return err
+	}
 	c.handle(first)
 	for {
 		if err := c.advance(); err != nil {
@@ -127,7 +163,15 @@ func (s *Server) StreamAggregatedResources(stream discovery.AggregatedDiscoveryS
 		case req := <-reqs:
 			c.handle(req)
 		case <-c.pushCh:
-			c.regenerate()
+			if err := c.regenerate(); err != nil {
+				return err
+			}
+		case <-c.renewCh:
+			if err := c.s.admit(c.meta); err != nil {
+				c.log.Warn("xds proxy no longer admitted; disconnecting", "err", err)
+				return err
+			}
+			c.renew()
 		case err := <-recvErr:
 			if errors.Is(err, io.EOF) {
 				return nil
@@ -150,16 +194,30 @@ func (c *conn) info() ConnInfo {
 	return ConnInfo{ID: c.nodeID, ConnID: c.connID, Meta: c.meta, ConnectedAt: c.connectedAt, Acked: acked, LastNack: c.lastNack}
 }
 
-// regenerate replaces the desired state; on error the previous one stays.
-func (c *conn) regenerate() {
+// peerAddr is the remote address of a stream, for logs.
+func peerAddr(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer) string {
+	if p, ok := peer.FromContext(stream.Context()); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
+}
+
+// regenerate replaces the desired state; on a generation error the
+// previous one stays. It first asks whether the proxy is still admitted:
+// the error it returns (PermissionDenied) ends the stream.
+func (c *conn) regenerate() error {
+	if err := c.s.admit(c.meta); err != nil {
+		c.log.Warn("xds proxy no longer admitted; disconnecting", "err", err)
+		return err
+	}
 	res, err := c.s.gen.Generate(c.meta)
 	if err != nil {
 		c.log.Error("xds generate failed; keeping previous resources", "err", err)
-		return
+		return nil
 	}
 	if err := res.Validate(); err != nil {
 		c.log.Error("xds generated invalid resources; push skipped", "err", err)
-		return
+		return nil
 	}
 	// Anything the proxy holds that the new state drops is retained until
 	// the new routes are in place.
@@ -185,6 +243,7 @@ func (c *conn) regenerate() {
 		}
 	}
 	c.desired = res
+	return nil
 }
 
 // handle records what a request says: a new subscription, an ACK or a NACK.
@@ -214,7 +273,7 @@ func (c *conn) handle(req *discovery.DiscoveryRequest) {
 		c.acked[req.GetTypeUrl()] = ackedState{version: st.sentVer, res: st.sentRes}
 		c.mu.Unlock()
 	}
-	if req.GetResponseNonce() == st.sentNonce && (req.GetTypeUrl() == translate.EndpointType || req.GetTypeUrl() == translate.RouteType) {
+	if req.GetResponseNonce() == st.sentNonce && isNamed(req.GetTypeUrl()) {
 		st.names = req.GetResourceNames()
 	}
 	c.s.mu.Lock()
@@ -222,11 +281,18 @@ func (c *conn) handle(req *discovery.DiscoveryRequest) {
 	c.s.mu.Unlock()
 }
 
+// isNamed reports whether a proxy may subscribe to t by resource name
+// (Envoy asks for EDS, RDS and SDS resources by name).
+func isNamed(t string) bool {
+	return t == translate.EndpointType || t == translate.RouteType || t == SecretType
+}
+
 // advance sends, in push order, every subscribed type whose target version
-// differs from what this stream last sent it. LDS and RDS wait until the
-// proxy has replied to the CDS they may depend on; once it has replied to
-// those too, clusters nothing routes to any more are dropped in a second
-// CDS/EDS round.
+// differs from what this stream last sent it. Every other type waits until
+// the proxy has replied to the SDS that clusters' and listeners' TLS uses,
+// LDS and RDS until it has replied to the CDS they may depend on; once it
+// has replied to those too, clusters nothing routes to any more are
+// dropped in a second CDS/EDS round.
 func (c *conn) advance() error {
 	if c.desired == nil {
 		return nil
@@ -235,6 +301,9 @@ func (c *conn) advance() error {
 		for _, t := range pushOrder {
 			st := c.types[t]
 			if !st.subscribed {
+				continue
+			}
+			if t != SecretType && !c.settled(SecretType) {
 				continue
 			}
 			if (t == translate.ListenerType || t == translate.RouteType) && !c.settled(translate.ClusterType) {
@@ -274,6 +343,8 @@ func (c *conn) settled(t string) bool {
 func (c *conn) target(t string) []proto.Message {
 	d := c.desired
 	switch t {
+	case SecretType:
+		return filterNames(c.secrets, c.types[t].names)
 	case translate.ClusterType:
 		out := d.ByType(t)
 		for _, cl := range c.retainedClusters {
@@ -341,6 +412,8 @@ func resourceName(m proto.Message) string {
 		return v.GetName()
 	case *route.RouteConfiguration:
 		return v.GetName()
+	case *tlsv3.Secret:
+		return v.GetName()
 	}
 	return ""
 }
@@ -368,9 +441,11 @@ func filterNames(res []proto.Message, names []string) []proto.Message {
 	return out
 }
 
-// shortType turns a type URL into CDS/EDS/LDS/RDS for logs.
+// shortType turns a type URL into SDS/CDS/EDS/LDS/RDS for logs.
 func shortType(t string) string {
 	switch t {
+	case SecretType:
+		return "SDS"
 	case translate.ClusterType:
 		return "CDS"
 	case translate.EndpointType:
