@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	networking "istio.io/api/networking/v1alpha3"
 
+	"github.com/weft-mesh/weft/config"
 	"github.com/weft-mesh/weft/model"
 )
 
@@ -33,33 +34,34 @@ func (g *generator) clusters() {
 			dr = dro.Spec.(*networking.DestinationRule)
 		}
 		for _, port := range svc.Ports {
-			name := ClusterName(port.Number, "", svc.Hostname)
-			g.addCluster(name, svc, port, nil, mergePolicy(dr.GetTrafficPolicy(), nil, port.Number))
+			g.addCluster(svc, port, "", nil, mergePolicy(dr.GetTrafficPolicy(), nil, port.Number), dro)
 			for _, ss := range dr.GetSubsets() {
 				if ss.GetName() == "" {
 					continue // config validation rejects it; nothing sensible to name
 				}
-				name := ClusterName(port.Number, ss.GetName(), svc.Hostname)
-				g.addCluster(name, svc, port, ss.GetLabels(), mergePolicy(dr.GetTrafficPolicy(), ss.GetTrafficPolicy(), port.Number))
+				g.addCluster(svc, port, ss.GetName(), ss.GetLabels(), mergePolicy(dr.GetTrafficPolicy(), ss.GetTrafficPolicy(), port.Number), dro)
 			}
 		}
 	}
 }
 
-// addCluster emits one outbound cluster with policy applied and, unless
-// the policy makes it ORIGINAL_DST (which has no endpoints to assign), its
+// addCluster emits one outbound cluster outbound|PORT|SUBSET|HOST with
+// policy (from DestinationRule dr, possibly nil) applied and, unless the
+// policy makes it ORIGINAL_DST (which has no endpoints to assign), its
 // ClusterLoadAssignment.
-func (g *generator) addCluster(name string, svc *model.Service, port *model.Port, subset map[string]string, policy *networking.TrafficPolicy) {
+func (g *generator) addCluster(svc *model.Service, port *model.Port, subsetName string, subset map[string]string, policy *networking.TrafficPolicy, dr *config.Object) {
+	name := ClusterName(port.Number, subsetName, svc.Hostname)
 	c := edsCluster(name)
 	applyLoadBalancer(c, policy.GetLoadBalancer())
 	applyConnectionPool(c, port, policy.GetConnectionPool())
 	applyOutlierDetection(c, policy.GetOutlierDetection())
+	g.upstreamTLS(c, svc, port.Number, subsetName, subset, policy.GetTls(), dr)
 	if hp := hashPolicy(policy.GetLoadBalancer().GetConsistentHash()); hp != nil {
 		g.hashes[name] = hp
 	}
 	g.r.Clusters[name] = c
 	if c.GetType() == cluster.Cluster_EDS {
-		g.r.Endpoints[name] = loadAssignment(name, svc, port, subset)
+		g.r.Endpoints[name] = g.loadAssignment(name, svc, port, subset)
 	}
 }
 
@@ -75,7 +77,7 @@ func edsCluster(name string) *cluster.Cluster {
 
 // loadAssignment groups the service's endpoints (those carrying every label
 // in subset) by locality.
-func loadAssignment(name string, svc *model.Service, port *model.Port, subset map[string]string) *endpoint.ClusterLoadAssignment {
+func (g *generator) loadAssignment(name string, svc *model.Service, port *model.Port, subset map[string]string) *endpoint.ClusterLoadAssignment {
 	groups := map[string]*endpoint.LocalityLbEndpoints{}
 	for _, e := range svc.Endpoints {
 		if !e.Matches(subset) {
@@ -86,7 +88,7 @@ func loadAssignment(name string, svc *model.Service, port *model.Port, subset ma
 			grp = &endpoint.LocalityLbEndpoints{Locality: locality(e.Locality)}
 			groups[e.Locality] = grp
 		}
-		grp.LbEndpoints = append(grp.LbEndpoints, lbEndpoint(e, port))
+		grp.LbEndpoints = append(grp.LbEndpoints, lbEndpoint(e, port, g.endpointSidecarTLS(e, port)))
 	}
 	cla := &endpoint.ClusterLoadAssignment{ClusterName: name}
 	for _, l := range sortedKeys(groups) {
@@ -113,7 +115,9 @@ func locality(s string) *core.Locality {
 	return l
 }
 
-func lbEndpoint(e *model.Endpoint, port *model.Port) *endpoint.LbEndpoint {
+// lbEndpoint builds one endpoint; tlsMode marks it as a sidecar taking
+// mTLS, for the cluster's transport_socket_matches.
+func lbEndpoint(e *model.Endpoint, port *model.Port, tlsMode bool) *endpoint.LbEndpoint {
 	le := &endpoint.LbEndpoint{
 		HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{
 			Address: &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
@@ -124,8 +128,15 @@ func lbEndpoint(e *model.Endpoint, port *model.Port) *endpoint.LbEndpoint {
 		// Envoy requires weights >= 1; model already defaults 0 to 1.
 		LoadBalancingWeight: wrapperspb.UInt32(max(e.Weight, 1)),
 	}
+	fm := map[string]*structpb.Struct{}
 	if md := endpointMetadata(e); md != nil {
-		le.Metadata = &core.Metadata{FilterMetadata: map[string]*structpb.Struct{"istio": md}}
+		fm["istio"] = md
+	}
+	if tlsMode {
+		fm[TransportSocketMatchKey] = tlsModeMetadata()
+	}
+	if len(fm) > 0 {
+		le.Metadata = &core.Metadata{FilterMetadata: fm}
 	}
 	return le
 }

@@ -60,8 +60,10 @@ func (g *generator) gateway() {
 			continue
 		}
 		name := GatewayListenerName(port)
-		g.r.Listeners[name] = httpListener(name, fmt.Sprintf("outbound_0.0.0.0_%d", port), addr, core.TrafficDirection_OUTBOUND, rdsManager(GatewayRouteName(port)))
-		g.r.Routes[GatewayRouteName(port)] = g.gatewayRoutes(port, listenPort, byPort[port])
+		g.r.Listeners[name] = httpListener(name, fmt.Sprintf("outbound_0.0.0.0_%d", port), addr, core.TrafficDirection_OUTBOUND, rdsManager(GatewayRouteName(port)), g.security().http)
+		rc := g.gatewayRoutes(port, listenPort, byPort[port])
+		g.applyRouteLimits(rc)
+		g.r.Routes[GatewayRouteName(port)] = rc
 	}
 	for _, port := range sortedPorts(tcpByPort) {
 		if _, http := byPort[port]; http {

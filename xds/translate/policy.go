@@ -20,7 +20,7 @@ const defaultMinimumRingSize = 1024
 //     enclosing policy: Istio documents port-level settings as not
 //     inheriting);
 //   - the subset's policy is then laid over the rule's field by field
-//     (loadBalancer, connectionPool, outlierDetection), except that when
+//     (loadBalancer, connectionPool, outlierDetection, tls), except that when
 //     the subset has an entry for the port, every field comes from that
 //     entry, set or not.
 //
@@ -38,6 +38,10 @@ func mergePolicy(top, subset *networking.TrafficPolicy, port uint32) *networking
 		LoadBalancer:     top.GetLoadBalancer(),
 		ConnectionPool:   top.GetConnectionPool(),
 		OutlierDetection: top.GetOutlierDetection(),
+		Tls:              top.GetTls(),
+	}
+	if sub.GetTls() != nil || portLevel {
+		merged.Tls = sub.GetTls()
 	}
 	if sub.GetLoadBalancer() != nil || portLevel {
 		merged.LoadBalancer = sub.GetLoadBalancer()
@@ -63,6 +67,7 @@ func portPolicy(tp *networking.TrafficPolicy, port uint32) (*networking.TrafficP
 				LoadBalancer:     pl.GetLoadBalancer(),
 				ConnectionPool:   pl.GetConnectionPool(),
 				OutlierDetection: pl.GetOutlierDetection(),
+				Tls:              pl.GetTls(),
 			}, true
 		}
 	}
@@ -70,6 +75,7 @@ func portPolicy(tp *networking.TrafficPolicy, port uint32) (*networking.TrafficP
 		LoadBalancer:     tp.GetLoadBalancer(),
 		ConnectionPool:   tp.GetConnectionPool(),
 		OutlierDetection: tp.GetOutlierDetection(),
+		Tls:              tp.GetTls(),
 	}, false
 }
 

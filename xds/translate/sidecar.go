@@ -7,6 +7,7 @@ import (
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -25,7 +26,7 @@ func (g *generator) sidecar() {
 		if err != nil {
 			g.r.problem("node %s: %s: %v", g.p.ID(), "OUTBOUND_ADDRESS", err)
 		} else {
-			g.r.Listeners[OutboundListener] = httpListener(OutboundListener, "outbound", addr, core.TrafficDirection_OUTBOUND, rdsManager(OutboundRoute))
+			g.r.Listeners[OutboundListener] = httpListener(OutboundListener, "outbound", addr, core.TrafficDirection_OUTBOUND, rdsManager(OutboundRoute), nil)
 			g.r.Routes[OutboundRoute] = g.outboundRoutes()
 		}
 	}
@@ -178,7 +179,9 @@ func assignDomains(vhosts []*route.VirtualHost, cands []domainCandidate) {
 
 // inbound emits virtualInbound, which hands every request (or, for a
 // workload run with INBOUND_PROTOCOL TCP, every connection) to the local
-// app through the STATIC cluster inbound|PORT||.
+// app through the STATIC cluster inbound|PORT||. Its filter chains follow
+// the workload's PeerAuthentication; its filters enforce the policies
+// selecting the workload.
 func (g *generator) inbound() {
 	laddr, _, err := socketAddress(g.p.Inbound)
 	if err != nil {
@@ -192,9 +195,10 @@ func (g *generator) inbound() {
 	}
 	name := InboundClusterName(port)
 	g.r.Clusters[name] = staticCluster(name, app)
+	sec := g.security()
 	if strings.EqualFold(g.p.InboundProtocol, "TCP") {
-		g.r.Listeners[InboundListener] = singleFilterListener(InboundListener, laddr, core.TrafficDirection_INBOUND,
-			tcpProxyFilterName, mustAny(tcpProxy(name, []target{{name: name, weight: 1}})))
+		filters := append(sec.tcp(), networkFilter(tcpProxyFilterName, mustAny(tcpProxy(name, []target{{name: name, weight: 1}}))))
+		g.r.Listeners[InboundListener] = g.inboundListener(laddr, filters)
 		return
 	}
 	rc := &route.RouteConfiguration{
@@ -205,8 +209,10 @@ func (g *generator) inbound() {
 			Routes:  []*route.Route{defaultRoute(name)},
 		}},
 	}
+	g.applyRouteLimits(rc)
 	m := &hcm.HttpConnectionManager{RouteSpecifier: &hcm.HttpConnectionManager_RouteConfig{RouteConfig: rc}}
-	g.r.Listeners[InboundListener] = httpListener(InboundListener, "inbound", laddr, core.TrafficDirection_INBOUND, m)
+	hf := networkFilter(hcmFilterName, mustAny(httpManager("inbound", m, sec.http)))
+	g.r.Listeners[InboundListener] = g.inboundListener(laddr, []*listener.Filter{hf})
 }
 
 // staticCluster is a cluster of the one address app.

@@ -77,7 +77,10 @@ func (g *generator) gatewayTCP(port uint32, servers []gwServer) {
 	if cfg == nil {
 		return
 	}
-	g.r.Listeners[name] = singleFilterListener(name, addr, core.TrafficDirection_OUTBOUND, tcpProxyFilterName, cfg)
+	l := singleFilterListener(name, addr, core.TrafficDirection_OUTBOUND, tcpProxyFilterName, cfg)
+	fc := l.GetFilterChains()[0]
+	fc.Filters = append(g.security().tcp(), fc.Filters...)
+	g.r.Listeners[name] = l
 }
 
 // gatewayTCPRoute finds the tcp route serving a Gateway TCP port.

@@ -1,6 +1,8 @@
 // Package translate turns a model.Snapshot into the Envoy v3 resources one
 // proxy needs, following the xDS contract in docs/ARCHITECTURE.md and
-// Istio's VirtualService semantics. Output is deterministic: the same
+// Istio's semantics for traffic management (VirtualService,
+// DestinationRule, Gateway) and security (PeerAuthentication mutual TLS,
+// AuthorizationPolicy, RequestAuthentication, and weft's RateLimit). Output is deterministic: the same
 // snapshot and node always produce byte-identical resources, so the ADS
 // server can hash them into versions.
 package translate
@@ -47,7 +49,23 @@ const (
 	faultFilterName    = "envoy.filters.http.fault"
 	corsFilterName     = "envoy.filters.http.cors"
 	routerFilterName   = "envoy.filters.http.router"
+
+	// The security filters of the contract, in the order an HCM runs them.
+	jwtFilterName       = "envoy.filters.http.jwt_authn"
+	rbacFilterName      = "envoy.filters.http.rbac"
+	rateLimitFilterName = "envoy.filters.http.local_ratelimit"
+	netRBACFilterName   = "envoy.filters.network.rbac"
 )
+
+// DefaultTrustDomain is the SPIFFE trust domain used when Options names none.
+const DefaultTrustDomain = "cluster.local"
+
+// Options tune Generate for one control plane.
+type Options struct {
+	// TrustDomain is the SPIFFE trust domain of the mesh's identities
+	// (spiffe://TD/ns/NS/sa/SA); empty means DefaultTrustDomain.
+	TrustDomain string
+}
 
 // Resources is everything one proxy should have, keyed by resource name.
 type Resources struct {
@@ -100,11 +118,17 @@ func (r *Resources) ByType(typeURL string) []proto.Message {
 	return out
 }
 
-// Generate builds the resources for proxy p from snapshot s. Problems it
-// cannot express in Envoy terms are reported by Validate.
-func Generate(s *model.Snapshot, p *node.Meta) *Resources {
+// Generate builds the resources for proxy p from snapshot s with default
+// Options. Problems it cannot express in Envoy terms are reported by Validate.
+func Generate(s *model.Snapshot, p *node.Meta) *Resources { return GenerateWith(s, p, Options{}) }
+
+// GenerateWith is Generate with explicit options.
+func GenerateWith(s *model.Snapshot, p *node.Meta, o Options) *Resources {
+	if o.TrustDomain == "" {
+		o.TrustDomain = DefaultTrustDomain
+	}
 	r := newResources()
-	g := &generator{s: s, p: p, r: r, hashes: map[string]*route.RouteAction_HashPolicy{}}
+	g := &generator{s: s, p: p, r: r, opts: o, hashes: map[string]*route.RouteAction_HashPolicy{}}
 	g.clusters()
 	switch p.Type {
 	case node.Sidecar:
@@ -119,9 +143,18 @@ func Generate(s *model.Snapshot, p *node.Meta) *Resources {
 
 // generator carries the inputs of one Generate call.
 type generator struct {
-	s *model.Snapshot
-	p *node.Meta
-	r *Resources
+	s    *model.Snapshot
+	p    *node.Meta
+	r    *Resources
+	opts Options
+
+	// sec holds the proxy's security filters, built on first use: every
+	// server-side listener of the proxy carries the same ones.
+	sec *securityFilters
+
+	// peerTLS caches, per endpoint and workload port, whether auto mTLS
+	// reaches the endpoint over TLS.
+	peerTLS map[endpointPort]bool
 
 	// hashes holds, per cluster whose merged traffic policy hashes
 	// consistently, the hash_policy every route to it must carry: Envoy
@@ -170,26 +203,37 @@ func adsSource() *core.ConfigSource {
 	}
 }
 
-// httpListener builds a listener with a single HTTP connection manager.
-func httpListener(name, statPrefix string, addr *core.Address, dir core.TrafficDirection, m *hcm.HttpConnectionManager) *listener.Listener {
-	m.StatPrefix = statPrefix
-	m.CodecType = hcm.HttpConnectionManager_AUTO
-	m.HttpFilters = httpFilters()
-	return singleFilterListener(name, addr, dir, hcmFilterName, mustAny(m))
+// httpListener builds a listener with a single HTTP connection manager
+// whose filters are security (possibly none) then the traffic filters.
+func httpListener(name, statPrefix string, addr *core.Address, dir core.TrafficDirection, m *hcm.HttpConnectionManager, security []*hcm.HttpFilter) *listener.Listener {
+	return singleFilterListener(name, addr, dir, hcmFilterName, mustAny(httpManager(statPrefix, m, security)))
 }
 
-// httpFilters is the contract's filter chain. Fault and CORS come before
-// the router and are empty here: each route carries its own settings in
-// typed_per_filter_config, so a route without them is untouched.
+// httpManager completes m with the contract's settings and filter chain.
+func httpManager(statPrefix string, m *hcm.HttpConnectionManager, security []*hcm.HttpFilter) *hcm.HttpConnectionManager {
+	m.StatPrefix = statPrefix
+	m.CodecType = hcm.HttpConnectionManager_AUTO
+	m.HttpFilters = append(append([]*hcm.HttpFilter(nil), security...), httpFilters()...)
+	return m
+}
+
+// httpFilters is the contract's traffic filter chain. Fault and CORS come
+// before the router and are empty here: each route carries its own
+// settings in typed_per_filter_config, so a route without them is untouched.
 func httpFilters() []*hcm.HttpFilter {
-	filter := func(name string, cfg proto.Message) *hcm.HttpFilter {
-		return &hcm.HttpFilter{Name: name, ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: mustAny(cfg)}}
-	}
 	return []*hcm.HttpFilter{
-		filter(faultFilterName, &faultv3.HTTPFault{}),
-		filter(corsFilterName, &corsv3.Cors{}),
-		filter(routerFilterName, &routerv3.Router{}),
+		httpFilter(faultFilterName, mustAny(&faultv3.HTTPFault{})),
+		httpFilter(corsFilterName, mustAny(&corsv3.Cors{})),
+		httpFilter(routerFilterName, mustAny(&routerv3.Router{})),
 	}
+}
+
+func httpFilter(name string, cfg *anypb.Any) *hcm.HttpFilter {
+	return &hcm.HttpFilter{Name: name, ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: cfg}}
+}
+
+func networkFilter(name string, cfg *anypb.Any) *listener.Filter {
+	return &listener.Filter{Name: name, ConfigType: &listener.Filter_TypedConfig{TypedConfig: cfg}}
 }
 
 // singleFilterListener builds a listener whose one filter chain holds one

@@ -23,7 +23,9 @@ type validator interface{ ValidateAll() error }
 // against Envoy's own constraints (protoc-gen-validate) and the references between resources that Envoy
 // would refuse: an RDS name no RouteConfiguration has, an EDS cluster with
 // no ClusterLoadAssignment, duplicate domains or virtual host names in a
-// route table, two listeners on one address. A route naming a missing
+// route table, two listeners on one address, filter chains Envoy could not
+// tell apart or finish, transport sockets on the wrong side, JWT
+// requirements naming no provider, regular expressions that do not compile. A route naming a missing
 // cluster is allowed: that is how a subset no DestinationRule defines
 // becomes a 503 NC at the proxy.
 func (r *Resources) Validate() error {
@@ -54,6 +56,7 @@ func (r *Resources) Validate() error {
 			addrs[a] = k
 		}
 		errs = append(errs, r.validateFilters(l.GetName(), l.GetFilterChains())...)
+		errs = append(errs, validateListenerChains(l)...)
 	}
 	for _, k := range sortedKeys(r.Routes) {
 		rc := r.Routes[k]
@@ -63,6 +66,7 @@ func (r *Resources) Validate() error {
 	for _, k := range sortedKeys(r.Clusters) {
 		c := r.Clusters[k]
 		check("cluster", k, c.GetName(), c)
+		errs = append(errs, validateClusterTLS(c)...)
 		if c.GetType() == cluster.Cluster_EDS {
 			svc := c.GetEdsClusterConfig().GetServiceName()
 			if svc == "" {
@@ -124,6 +128,9 @@ func validateNested(m protoreflect.Message) []error {
 	var errs []error
 	var visit func(path string, m protoreflect.Message)
 	visit = func(path string, m protoreflect.Message) {
+		if err := checkMessage(m.Interface()); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", path, err))
+		}
 		if a, ok := m.Interface().(*anypb.Any); ok {
 			inner, err := a.UnmarshalNew()
 			if err != nil {
