@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -18,11 +19,13 @@ import (
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	router "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/weft-mesh/weft/proxy/mtls/mtlstest"
 	"github.com/weft-mesh/weft/proxy/xdsclient"
 )
 
@@ -119,11 +122,13 @@ func sample(t *testing.T) staticSource {
 		}}}},
 	}
 	rc := &route.RouteConfiguration{Name: "outbound"}
+	secrets := mtlstest.NewCA(t, "mesh").Secrets(t, mtlstest.SPIFFE("default", "a"))
 	return staticSource{
 		resource.ClusterType:  {Version: "c1", Resources: []proto.Message{cl}},
 		resource.EndpointType: {Version: "e1", Resources: []proto.Message{cla}},
 		resource.ListenerType: {Version: "l1", Resources: []proto.Message{l}},
 		resource.RouteType:    {Version: "r1", Resources: []proto.Message{rc}},
+		resource.SecretType:   {Version: "s1", Resources: []proto.Message{secrets["default"], secrets["ROOTCA"]}},
 	}
 }
 
@@ -144,6 +149,7 @@ func TestConfigDumpShape(t *testing.T) {
 		"type.googleapis.com/envoy.admin.v3.EndpointsConfigDump",
 		"type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
 		"type.googleapis.com/envoy.admin.v3.RoutesConfigDump",
+		"type.googleapis.com/envoy.admin.v3.SecretsConfigDump",
 	}
 	if len(dump.Configs) != len(wantTypes) {
 		t.Fatalf("%d configs, want %d:\n%s", len(dump.Configs), len(wantTypes), body)
@@ -159,6 +165,7 @@ func TestConfigDumpShape(t *testing.T) {
 		`"dynamic_listeners"`, `"active_state"`, `"version_info": "l1"`, `"route_config_name": "outbound"`,
 		`"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"`,
 		`"dynamic_route_configs"`, `"version_info": "r1"`,
+		`"dynamic_active_secrets"`, `"name": "ROOTCA"`, `"version_info": "s1"`, `"inline_string": "[redacted]"`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("dump lacks %s", want)
@@ -178,8 +185,43 @@ func TestConfigDumpOneResource(t *testing.T) {
 	if !strings.Contains(body, "ListenersConfigDump") || strings.Contains(body, "ClustersConfigDump") {
 		t.Fatalf("resource=listeners dumped:\n%s", body)
 	}
-	if code, body := get(t, h, "GET", "/config_dump?resource=secrets"); code != 400 || !strings.Contains(body, "listeners") {
-		t.Fatalf("resource=secrets = %d %q, want 400 naming the kinds", code, body)
+	if code, body := get(t, h, "GET", "/config_dump?resource=scoped_routes"); code != 400 || !strings.Contains(body, "secrets") {
+		t.Fatalf("resource=scoped_routes = %d %q, want 400 naming the kinds", code, body)
+	}
+}
+
+// TestConfigDumpRedactsKeys: no private key leaves the proxy, neither from
+// an SDS secret nor inlined in a cluster's or listener's TLS context.
+func TestConfigDumpRedactsKeys(t *testing.T) {
+	src := sample(t)
+	leaf := mtlstest.NewCA(t, "other").Issue(t, mtlstest.LeafOptions{})
+	inline := func(b []byte) *core.DataSource {
+		return &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: b}}
+	}
+	ctx := &tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{TlsCertificates: []*tlsv3.TlsCertificate{{
+		CertificateChain: inline(leaf.CertPEM), PrivateKey: inline(leaf.KeyPEM)}}}}
+	cl := proto.Clone(src[resource.ClusterType].Resources[0]).(*cluster.Cluster)
+	cl.TransportSocket = mtlstest.Socket(t, ctx)
+	l := proto.Clone(src[resource.ListenerType].Resources[0]).(*listener.Listener)
+	l.FilterChains[0].TransportSocket = mtlstest.Socket(t, &tlsv3.DownstreamTlsContext{CommonTlsContext: ctx.CommonTlsContext})
+	src[resource.ClusterType] = xdsclient.AckedType{Version: "c2", Resources: []proto.Message{cl}}
+	src[resource.ListenerType] = xdsclient.AckedType{Version: "l2", Resources: []proto.Message{l}}
+	secretKey := src[resource.SecretType].Resources[0].(*tlsv3.Secret).GetTlsCertificate().GetPrivateKey().GetInlineBytes()
+
+	code, body := get(t, New(Options{Config: src}).Handler(), "GET", "/config_dump")
+	if code != 200 {
+		t.Fatalf("= %d %s", code, body)
+	}
+	for _, key := range [][]byte{leaf.KeyPEM, secretKey} {
+		if strings.Contains(body, base64.StdEncoding.EncodeToString(key)) {
+			t.Fatalf("a private key is in the dump:\n%s", body)
+		}
+	}
+	if n := strings.Count(body, `"inline_string": "[redacted]"`); n != 3 {
+		t.Fatalf("%d redacted keys, want 3 (secret, cluster, listener):\n%s", n, body)
+	}
+	if !strings.Contains(body, base64.StdEncoding.EncodeToString(leaf.CertPEM)) {
+		t.Fatal("certificates are public and must stay in the dump")
 	}
 }
 

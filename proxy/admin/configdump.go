@@ -21,13 +21,18 @@ import (
 	// Typed configs nested in listeners and clusters must be resolvable to
 	// print them as JSON; these are the ones the control plane emits.
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+
+	"github.com/weft-mesh/weft/proxy/sds"
 	"github.com/weft-mesh/weft/proxy/xdsclient"
 )
 
 // dumpKinds are the values of /config_dump?resource=, in Envoy's dump order.
-var dumpKinds = []string{"clusters", "endpoints", "listeners", "routes"}
+var dumpKinds = []string{"clusters", "endpoints", "listeners", "routes", "secrets"}
 
 // configDump serves Envoy's ConfigDump shape: {"configs": [...]} with one
 // *ConfigDump message per resource kind, fields in snake_case.
@@ -56,7 +61,9 @@ func (s *Server) configDump(w http.ResponseWriter, r *http.Request) {
 
 // ConfigDump renders acked (type URL -> last ACKed) as Envoy's
 // envoy.admin.v3.ConfigDump JSON, with the given kinds (clusters,
-// endpoints, listeners, routes) in that order; none means all.
+// endpoints, listeners, routes, secrets) in that order; none means all.
+// Private keys read "[redacted]", in secrets and in any TLS context
+// inlined in a listener or cluster, as Envoy shows them.
 func ConfigDump(acked map[string]xdsclient.AckedType, kinds ...string) ([]byte, error) {
 	if len(kinds) == 0 {
 		kinds = dumpKinds
@@ -100,7 +107,7 @@ func kindDump(kind string, acked map[string]xdsclient.AckedType) (proto.Message,
 			if !ok {
 				return nil, fmt.Errorf("config dump clusters: unexpected %T", m)
 			}
-			packed, err := anypb.New(c)
+			packed, err := anypb.New(sds.Redact(c))
 			if err != nil {
 				return nil, fmt.Errorf("config dump cluster %q: %w", c.GetName(), err)
 			}
@@ -134,7 +141,7 @@ func kindDump(kind string, acked map[string]xdsclient.AckedType) (proto.Message,
 			if !ok {
 				return nil, fmt.Errorf("config dump listeners: unexpected %T", m)
 			}
-			packed, err := anypb.New(l)
+			packed, err := anypb.New(sds.Redact(l))
 			if err != nil {
 				return nil, fmt.Errorf("config dump listener %q: %w", l.GetName(), err)
 			}
@@ -158,6 +165,23 @@ func kindDump(kind string, acked map[string]xdsclient.AckedType) (proto.Message,
 			}
 			d.DynamicRouteConfigs = append(d.DynamicRouteConfigs, &adminv3.RoutesConfigDump_DynamicRouteConfig{
 				VersionInfo: a.Version, RouteConfig: packed,
+			})
+		}
+		return d, nil
+	case "secrets":
+		a := acked[sds.TypeURL]
+		d := &adminv3.SecretsConfigDump{}
+		for _, m := range a.Resources {
+			sec, ok := m.(*tlsv3.Secret)
+			if !ok {
+				return nil, fmt.Errorf("config dump secrets: unexpected %T", m)
+			}
+			packed, err := anypb.New(sds.Redact(sec))
+			if err != nil {
+				return nil, fmt.Errorf("config dump secret %q: %w", sec.GetName(), err)
+			}
+			d.DynamicActiveSecrets = append(d.DynamicActiveSecrets, &adminv3.SecretsConfigDump_DynamicSecret{
+				Name: sec.GetName(), VersionInfo: a.Version, Secret: packed,
 			})
 		}
 		return d, nil

@@ -1,7 +1,8 @@
 // Package cluster compiles Envoy v3 Cluster and ClusterLoadAssignment
 // resources into immutable upstream clusters: a set of healthy endpoints, the
 // load balancer chosen by the cluster's lb_policy, circuit-breaker thresholds,
-// outlier detection and a per-cluster HTTP/1.1 transport.
+// outlier detection and per-cluster HTTP/1.1 transports, plaintext or TLS per
+// endpoint (transport_socket, transport_socket_matches).
 //
 // What must outlive one compiled configuration (circuit-breaker counters,
 // outlier ejections, pooled upstream connections) lives in a State owned by
@@ -29,6 +30,7 @@ import (
 	"github.com/weft-mesh/weft/proxy/lb/random"
 	"github.com/weft-mesh/weft/proxy/lb/ringhash"
 	"github.com/weft-mesh/weft/proxy/lb/roundrobin"
+	"github.com/weft-mesh/weft/proxy/mtls"
 )
 
 // DefaultConnectTimeout is used when a cluster has no connect_timeout.
@@ -56,9 +58,16 @@ type Cluster struct {
 	Limits Thresholds
 	// Outlier is the outlier-detection configuration, nil when disabled.
 	Outlier *OutlierConfig
-	// HTTP holds the upstream connection settings.
+	// HTTP holds the upstream connection settings (those of endpoints
+	// using the default transport socket).
 	HTTP HTTPSettings
+	// TLS is the transport socket of endpoints no transport_socket_matches
+	// entry selects; nil is plaintext.
+	TLS *mtls.Upstream
 
+	sockets   []socket                    // transport_socket_matches, then the default
+	epSocket  map[*lb.Endpoint]int        // index into sockets, for endpoints not on the default
+	epTrans   map[*lb.Endpoint]*transport // nil when every endpoint uses transport
 	factory   lb.Factory
 	shared    *shared          // counters and hosts of this cluster name
 	hosts     map[string]*host // by endpoint address; nil without outlier detection
@@ -102,7 +111,8 @@ func (s *State) compile(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignm
 	if err := contract.CheckFields(c, "name", "type", "eds_cluster_config", "connect_timeout",
 		"lb_policy", "load_assignment", "metadata", "alt_stat_name", "circuit_breakers",
 		"outlier_detection", "typed_extension_protocol_options", "ring_hash_lb_config",
-		"maglev_lb_config", "original_dst_lb_config", "cleanup_interval", "common_lb_config"); err != nil {
+		"maglev_lb_config", "original_dst_lb_config", "cleanup_interval", "common_lb_config",
+		"transport_socket", "transport_socket_matches"); err != nil {
 		return nil, err
 	}
 	if c.GetName() == "" {
@@ -152,7 +162,10 @@ func (s *State) compile(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignm
 	if out.Type != "ORIGINAL_DST" && (c.GetOriginalDstLbConfig() != nil || c.CleanupInterval != nil) {
 		return nil, fmt.Errorf("original_dst_lb_config: only for an ORIGINAL_DST cluster")
 	}
-	eps, err := Endpoints(cla)
+	if err := parseSockets(c, out); err != nil {
+		return nil, err
+	}
+	eps, err := endpoints(cla, out.socketOf)
 	if err != nil {
 		if c.GetType() == clusterv3.Cluster_STATIC {
 			return nil, fmt.Errorf("load_assignment.%w", err)
@@ -234,6 +247,12 @@ func balancer(c *clusterv3.Cluster, out *Cluster) (lb.Factory, error) {
 // endpoints' weights (as weft's control plane sends), that reduces to the plain
 // endpoint weight. Without locality weights, endpoint weights are used alone.
 func Endpoints(cla *endpointv3.ClusterLoadAssignment) ([]*lb.Endpoint, error) {
+	return endpoints(cla, nil)
+}
+
+// endpoints is Endpoints, calling socketOf (when not nil) with each healthy
+// endpoint and its metadata.
+func endpoints(cla *endpointv3.ClusterLoadAssignment, socketOf func(*lb.Endpoint, *corev3.Metadata)) ([]*lb.Endpoint, error) {
 	if cla == nil {
 		return nil, nil
 	}
@@ -268,6 +287,9 @@ func Endpoints(cla *endpointv3.ClusterLoadAssignment) ([]*lb.Endpoint, error) {
 				return nil, fmt.Errorf("endpoints[%d].lb_endpoints[%d].%w", i, j, err)
 			}
 			if healthy {
+				if socketOf != nil {
+					socketOf(ep, lbe.GetMetadata())
+				}
 				g.eps = append(g.eps, ep)
 				g.sumW += uint64(ep.Weight)
 			}

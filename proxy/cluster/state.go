@@ -9,6 +9,9 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+
+	"github.com/weft-mesh/weft/proxy/lb"
+	"github.com/weft-mesh/weft/proxy/sds"
 )
 
 // StateOptions configures a State. Zero values pick the defaults noted.
@@ -25,6 +28,9 @@ type StateOptions struct {
 	// connections are closed once more, catching those returned by requests
 	// that were still in flight (default 30s).
 	RetireDelay time.Duration
+	// Secrets is where TLS transports read SDS certificates and trust
+	// bundles at handshake time (default: a new, empty store).
+	Secrets *sds.Store
 }
 
 // State is what outlives one compiled configuration, per proxy: for every
@@ -69,6 +75,9 @@ func NewState(o StateOptions) *State {
 	if o.RetireDelay <= 0 {
 		o.RetireDelay = 30 * time.Second
 	}
+	if o.Secrets == nil {
+		o.Secrets = sds.NewStore()
+	}
 	return &State{opts: o, log: o.Log, clusters: map[string]*shared{}, transports: map[HTTPSettings]*transport{}}
 }
 
@@ -108,13 +117,41 @@ func (s *State) attach(c *Cluster) {
 		}
 		sh.mu.Unlock()
 	}
-	t := s.transports[c.HTTP]
-	if t == nil {
-		t = newTransport(c.HTTP, s.opts)
-		s.transports[c.HTTP] = t
+	def := c.socketFor(nil)
+	if i, ok := c.uniformSocket(); ok {
+		// Every endpoint uses socket i (with auto mTLS, typically all
+		// sidecars): the data path needs no per-endpoint lookup.
+		def = i
 	}
-	c.transport = t
+	c.transport = s.transportLocked(c, def)
+	for _, e := range c.Endpoints {
+		i, ok := c.epSocket[e]
+		if !ok {
+			i = c.socketFor(nil)
+		}
+		if i == def {
+			continue
+		}
+		if c.epTrans == nil {
+			c.epTrans = map[*lb.Endpoint]*transport{}
+		}
+		c.epTrans[e] = s.transportLocked(c, i)
+	}
 }
+
+// transportLocked returns the shared transport of c's socket i.
+func (s *State) transportLocked(c *Cluster, i int) *transport {
+	key := c.settings(i)
+	t := s.transports[key]
+	if t == nil {
+		t = newTransport(key, c.sockets[i].tls, s.opts)
+		s.transports[key] = t
+	}
+	return t
+}
+
+// Secrets returns the store TLS transports read secrets from.
+func (s *State) Secrets() *sds.Store { return s.opts.Secrets }
 
 // Retain keeps the state of the clusters in live (the current
 // configuration's) and drops the rest: counters and hosts of cluster names
@@ -129,7 +166,10 @@ func (s *State) Retain(live []*Cluster) {
 	used := map[HTTPSettings]bool{}
 	for _, c := range live {
 		names[c.Name] = c
-		used[c.HTTP] = true
+		used[c.transport.settings] = true
+		for _, t := range c.epTrans {
+			used[t.settings] = true
+		}
 	}
 	for name, sh := range s.clusters {
 		c := names[name]

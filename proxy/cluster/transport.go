@@ -2,8 +2,10 @@ package cluster
 
 import (
 	"github.com/weft-mesh/weft/proxy/contract"
+	"github.com/weft-mesh/weft/proxy/mtls"
 
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -50,6 +52,10 @@ type HTTPSettings struct {
 	MaxRequestsPerConnection uint32
 	// Protocol is ProtocolHTTP1, ProtocolHTTP2 or ProtocolDownstream.
 	Protocol string
+	// TLS identifies the transport socket's TLS settings (mtls.Upstream's
+	// Key), "" for plaintext: a TLS and a plaintext connection to one
+	// address never share a pool, nor do different TLS settings.
+	TLS string
 }
 
 func httpSettings(c *clusterv3.Cluster, out *Cluster) (HTTPSettings, error) {
@@ -118,10 +124,33 @@ func (c *Cluster) Transport() http.RoundTripper { return c.transport.rt }
 type transport struct {
 	t  *http.Transport
 	rt http.RoundTripper
+
+	settings HTTPSettings
+	opts     StateOptions
+	td       *tlsDialer
+	// TLS transports only: the socket's settings, the configs for raw TCP
+	// and HTTP/2, and the HTTP/2 transport, made on first use (gRPC).
+	tls    *mtls.Upstream
+	rawTLS *tls.Config
+	h2TLS  *tls.Config
+	h2mu   sync.Mutex // serializes making h2t
+	h2t    atomic.Pointer[http.Transport]
 }
 
-func newTransport(s HTTPSettings, o StateOptions) *transport {
+func newTransport(s HTTPSettings, up *mtls.Upstream, o StateOptions) *transport {
 	d := &net.Dialer{Timeout: s.ConnectTimeout, KeepAlive: 30 * time.Second}
+	td := &tlsDialer{d: d, timeout: s.ConnectTimeout, log: o.Log}
+	dial := d.DialContext
+	var h1TLS, h2TLS, rawTLS *tls.Config
+	if up != nil {
+		h1TLS, h2TLS, rawTLS = tlsConfigs(up, o.Secrets)
+		if s.Protocol == ProtocolHTTP2 {
+			h1TLS = h2TLS // this transport speaks HTTP/2 to every request
+		}
+		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return td.dial(ctx, network, addr, h1TLS)
+		}
+	}
 	idle := s.IdleTimeout
 	if idle == 0 {
 		idle = o.IdleConnTimeout
@@ -134,7 +163,7 @@ func newTransport(s HTTPSettings, o StateOptions) *transport {
 	}
 	t := &http.Transport{
 		Proxy:               nil, // the sidecar is itself the app's proxy
-		DialContext:         d.DialContext,
+		DialContext:         dial,
 		Protocols:           protos,
 		MaxIdleConnsPerHost: o.MaxIdleConnsPerHost,
 		MaxConnsPerHost:     s.MaxConnsPerHost,
@@ -143,13 +172,13 @@ func newTransport(s HTTPSettings, o StateOptions) *transport {
 		WriteBufferSize:     32 << 10,
 		ReadBufferSize:      32 << 10,
 	}
-	out := &transport{t: t, rt: t}
+	out := &transport{t: t, rt: t, tls: up, td: td, rawTLS: rawTLS, h2TLS: h2TLS, settings: s, opts: o}
 	switch n := s.MaxRequestsPerConnection; {
 	case n == 1:
 		t.DisableKeepAlives = true
 	case n > 1 && s.Protocol != ProtocolHTTP2:
 		t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := d.DialContext(ctx, network, addr)
+			c, err := dial(ctx, network, addr)
 			if err != nil {
 				return nil, err
 			}
@@ -160,7 +189,51 @@ func newTransport(s HTTPSettings, o StateOptions) *transport {
 	return out
 }
 
-func (t *transport) closeIdle() { t.t.CloseIdleConnections() }
+// dial connects to addr with cfg (nil: plaintext).
+func (t *transport) dial(ctx context.Context, network, addr string, cfg *tls.Config) (net.Conn, error) {
+	return t.td.dial(ctx, network, addr, cfg)
+}
+
+// h2 returns the HTTP/2-over-TLS transport of a TLS transport, for gRPC.
+func (t *transport) h2() http.RoundTripper {
+	if h := t.h2t.Load(); h != nil {
+		return h
+	}
+	if t.settings.Protocol == ProtocolHTTP2 {
+		return t.t // already HTTP/2 over TLS with ALPN h2
+	}
+	t.h2mu.Lock()
+	defer t.h2mu.Unlock()
+	if h := t.h2t.Load(); h != nil {
+		return h
+	}
+	idle := t.settings.IdleTimeout
+	if idle == 0 {
+		idle = t.opts.IdleConnTimeout
+	}
+	protos := new(http.Protocols)
+	protos.SetUnencryptedHTTP2(true) // HTTP/2 framing over the TLS conn the dialer made
+	cfg := t.h2TLS
+	h := &http.Transport{
+		Proxy: nil,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return t.td.dial(ctx, network, addr, cfg)
+		},
+		Protocols:           protos,
+		MaxIdleConnsPerHost: t.opts.MaxIdleConnsPerHost,
+		IdleConnTimeout:     idle,
+		DisableCompression:  true,
+	}
+	t.h2t.Store(h)
+	return h
+}
+
+func (t *transport) closeIdle() {
+	t.t.CloseIdleConnections()
+	if h := t.h2t.Load(); h != nil {
+		h.CloseIdleConnections()
+	}
+}
 
 // retire closes idle connections now and again after delay.
 func (t *transport) retire(delay time.Duration) {

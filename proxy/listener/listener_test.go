@@ -16,7 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
-func testListener(t *testing.T, hcm *hcmv3.HttpConnectionManager) *listenerv3.Listener {
+func testListener(t testing.TB, hcm *hcmv3.HttpConnectionManager) *listenerv3.Listener {
 	tc, err := anypb.New(hcm)
 	if err != nil {
 		t.Fatal(err)

@@ -25,7 +25,9 @@ type ServerOptions struct {
 // Server serves one listener's socket. HTTP/1.1 and h2c with prior knowledge
 // (what gRPC clients speak) share the port; an HTTP/1.1 "Upgrade: h2c" request
 // is answered over HTTP/1.1, which RFC 9113 permits (it deprecates that
-// upgrade).
+// upgrade). Connections the socket hands over as *tls.Conn (see Dispatch)
+// are handshaken on their own goroutine and then speak HTTP/1.1 or, when
+// ALPN picked it, h2; their requests carry r.TLS.
 type Server struct {
 	name   string
 	ln     net.Listener
@@ -57,6 +59,7 @@ func Serve(name string, ln net.Listener, h http.Handler, o ServerOptions) *Serve
 	s := &Server{name: name, ln: ln, served: make(chan struct{})}
 	protos := new(http.Protocols)
 	protos.SetHTTP1(true)
+	protos.SetHTTP2(true) // over TLS, when ALPN picks h2
 	protos.SetUnencryptedHTTP2(true)
 	s.srv = &http.Server{
 		Handler:           counting{s: s, h: h},

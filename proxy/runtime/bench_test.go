@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/weft-mesh/weft/proxy/mtls/mtlstest"
 )
 
 // benchUpstream answers every request with a small body.
@@ -59,4 +61,32 @@ func BenchmarkProxyHop(b *testing.B) {
 	up := benchUpstream(b)
 	_, base := start(b, simple(b, "127.0.0.1:0", 0, hostOf(b, up.URL)), Options{})
 	benchGet(b, benchClient(b), base+"/items/7?full=1")
+}
+
+// meshHop starts a client sidecar and a server sidecar (inbound mode
+// STRICT or DISABLE) in front of up, and returns the client sidecar's URL.
+func meshHop(b *testing.B, mode string, up string) string {
+	ca := mtlstest.NewCA(b, "mesh")
+	_, in := serveOn(b, inboundResources(b, "127.0.0.1:0", mode, up, ca.Secrets(b, serverID)), Options{}, "in")
+	sidecars, plain := []string{in}, []string(nil)
+	if mode == "DISABLE" {
+		sidecars, plain = nil, sidecars
+	}
+	_, l := serveOn(b, outboundResources(b, sidecars, plain, ca.Secrets(b, clientID), serverID), Options{}, "l")
+	return "http://" + l
+}
+
+// BenchmarkMeshHopPlaintext is client -> client sidecar -> server sidecar
+// -> upstream, plaintext between the sidecars (PeerAuthentication DISABLE).
+func BenchmarkMeshHopPlaintext(b *testing.B) {
+	up := benchUpstream(b)
+	benchGet(b, benchClient(b), meshHop(b, "DISABLE", hostOf(b, up.URL))+"/items/7?full=1")
+}
+
+// BenchmarkMeshHopMTLS is the same path with STRICT mTLS between the
+// sidecars (pooled connections: the handshake is amortized, as in steady
+// mesh traffic).
+func BenchmarkMeshHopMTLS(b *testing.B) {
+	up := benchUpstream(b)
+	benchGet(b, benchClient(b), meshHop(b, "STRICT", hostOf(b, up.URL))+"/items/7?full=1")
 }

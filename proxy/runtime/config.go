@@ -13,10 +13,13 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
 	"github.com/weft-mesh/weft/proxy/cluster"
 	"github.com/weft-mesh/weft/proxy/listener"
+	"github.com/weft-mesh/weft/proxy/mtls"
 	"github.com/weft-mesh/weft/proxy/route"
+	"github.com/weft-mesh/weft/proxy/sds"
 )
 
 // Resources is a complete set of xDS resources as the xDS client holds them,
@@ -26,6 +29,9 @@ type Resources struct {
 	Routes    map[string]*routev3.RouteConfiguration
 	Clusters  map[string]*clusterv3.Cluster
 	Endpoints map[string]*endpointv3.ClusterLoadAssignment
+	// Secrets are the SDS secrets ("default" = this workload's certificate
+	// and key, "ROOTCA" = the mesh trust bundle) received on the ADS stream.
+	Secrets map[string]*tlsv3.Secret
 }
 
 // ErrIncomplete is matched (errors.Is) by the error Compile returns when a
@@ -56,6 +62,10 @@ type Config struct {
 	listeners map[string]*Listener
 	routes    map[string]*route.Table
 	clusters  map[string]*cluster.Cluster
+	// secrets are published to store when the Config is served; TLS
+	// settings read them from there at handshake time.
+	secrets map[string]*sds.Secret
+	store   *sds.Store
 }
 
 // Listener is a compiled listener: its spec and the route table it serves.
@@ -64,6 +74,8 @@ type Listener struct {
 	*listener.Spec
 	// Routes is the route table (from RDS or inline); nil for TCP.
 	Routes *route.Table
+	// Selector picks each new connection's filter chain (TLS or not).
+	Selector *listener.Selector
 }
 
 // Compile validates and compiles r into a Config whose clusters have fresh
@@ -73,15 +85,28 @@ type Listener struct {
 // configuration is missing yields an error matching ErrIncomplete. A route
 // (or tcp_proxy) naming an unknown cluster is not an error: such requests
 // get 503, and such connections are closed, with response flag NC.
+//
+// Secrets are compiled too: a listener or cluster whose TLS settings name
+// an SDS secret not received yet yields an error matching ErrIncomplete.
+// A Config from this function has a secret store of its own, filled at
+// once; the proxy's Compile fills the proxy's store when Update serves the
+// Config.
 func Compile(r *Resources) (*Config, error) {
-	return compile(r, cluster.NewState(cluster.StateOptions{}))
+	c, err := compile(r, cluster.NewState(cluster.StateOptions{}))
+	if err != nil {
+		return nil, err
+	}
+	c.store.Publish(c.secrets)
+	return c, nil
 }
 
 // Compile is like the package's Compile, but the clusters share p's state:
 // circuit-breaker counters and outlier ejections (by cluster name and
 // endpoint address) survive the swap to the new Config, and clusters whose
 // connection settings are unchanged keep their transport and its pooled
-// connections.
+// connections. TLS settings read the proxy's secret store, which Update
+// fills with the Config's secrets: a rotated certificate reaches every
+// listener and transport without rebuilding them.
 func (p *Proxy) Compile(r *Resources) (*Config, error) { return compile(r, p.state) }
 
 func compile(r *Resources, state *cluster.State) (*Config, error) {
@@ -89,6 +114,19 @@ func compile(r *Resources, state *cluster.State) (*Config, error) {
 		listeners: map[string]*Listener{},
 		routes:    map[string]*route.Table{},
 		clusters:  map[string]*cluster.Cluster{},
+		secrets:   map[string]*sds.Secret{},
+		store:     state.Secrets(),
+	}
+	for _, name := range sortedKeys(r.Secrets) {
+		ps := r.Secrets[name]
+		if ps.GetName() != name {
+			return nil, fmt.Errorf("secret %q: name: does not match resource name %q", ps.GetName(), name)
+		}
+		sec, err := sds.Parse(ps)
+		if err != nil {
+			return nil, err
+		}
+		c.secrets[name] = sec
 	}
 	for _, name := range sortedKeys(r.Clusters) {
 		pc := r.Clusters[name]
@@ -97,6 +135,9 @@ func compile(r *Resources, state *cluster.State) (*Config, error) {
 		}
 		cl, err := state.Compile(pc, r.Endpoints[cluster.AssignmentName(pc)])
 		if err != nil {
+			return nil, err
+		}
+		if err := c.checkSecrets(cl.Secrets(), fmt.Sprintf("cluster %q", name)); err != nil {
 			return nil, err
 		}
 		c.clusters[name] = cl
@@ -126,7 +167,10 @@ func compile(r *Resources, state *cluster.State) (*Config, error) {
 			return nil, fmt.Errorf("listener %q: address: %s already used by listener %q", name, spec.Address, other)
 		}
 		bound[spec.Address] = name
-		l := &Listener{Spec: spec}
+		if err := c.checkSecrets(spec.Secrets(), fmt.Sprintf("listener %q", name)); err != nil {
+			return nil, err
+		}
+		l := &Listener{Spec: spec, Selector: listener.NewSelector(spec, c.store)}
 		switch {
 		case spec.TCP != nil:
 			// Clusters are looked up per connection; a missing one is NC.
@@ -146,6 +190,23 @@ func compile(r *Resources, state *cluster.State) (*Config, error) {
 		c.listeners[name] = l
 	}
 	return c, nil
+}
+
+// checkSecrets makes sure the secrets refs name have arrived, and are of the
+// kind the referring field needs. referrer names the resource.
+func (c *Config) checkSecrets(refs []mtls.SecretRef, referrer string) error {
+	for _, ref := range refs {
+		sec := c.secrets[ref.Name]
+		switch {
+		case sec == nil:
+			return &IncompleteError{Kind: "Secret", Name: ref.Name, Referrer: referrer + ": " + ref.Field}
+		case ref.Roots && sec.Roots == nil:
+			return fmt.Errorf("%s: %s: secret %q holds no validation_context", referrer, ref.Field, ref.Name)
+		case !ref.Roots && sec.Certificate == nil:
+			return fmt.Errorf("%s: %s: secret %q holds no tls_certificate", referrer, ref.Field, ref.Name)
+		}
+	}
+	return nil
 }
 
 // Listener returns the named listener, or nil.

@@ -20,18 +20,20 @@ import (
 // Response flags, as in Envoy's access log %RESPONSE_FLAGS%. Result.Flags
 // holds one or several of them, comma separated, in Envoy's order.
 const (
-	FlagNoRoute               = "NR"  // no virtual host or route matched
-	FlagNoCluster             = "NC"  // the route's cluster does not exist
-	FlagNoHealthy             = "UH"  // the cluster has no healthy endpoint
-	FlagConnectFailure        = "UF"  // connecting to the endpoint failed
-	FlagUpstreamTimeout       = "UT"  // the route timeout or per-try timeout expired
-	FlagUpstreamReset         = "UR"  // the upstream reset the stream (HTTP/2)
-	FlagConnectionTermination = "UC"  // the upstream connection closed mid-exchange
-	FlagOverflow              = "UO"  // circuit breaker overflow
-	FlagRetryLimitExceeded    = "URX" // retries exhausted, the last attempt retriable
-	FlagDelayInjected         = "DI"  // fault filter delay
-	FlagFaultInjected         = "FI"  // fault filter abort
-	FlagDownstreamClosed      = "DC"  // the client went away
+	FlagNoRoute               = "NR"   // no virtual host or route matched
+	FlagNoCluster             = "NC"   // the route's cluster does not exist
+	FlagNoHealthy             = "UH"   // the cluster has no healthy endpoint
+	FlagConnectFailure        = "UF"   // connecting to the endpoint failed
+	FlagUpstreamTimeout       = "UT"   // the route timeout or per-try timeout expired
+	FlagUpstreamReset         = "UR"   // the upstream reset the stream (HTTP/2)
+	FlagConnectionTermination = "UC"   // the upstream connection closed mid-exchange
+	FlagOverflow              = "UO"   // circuit breaker overflow
+	FlagRetryLimitExceeded    = "URX"  // retries exhausted, the last attempt retriable
+	FlagDelayInjected         = "DI"   // fault filter delay
+	FlagFaultInjected         = "FI"   // fault filter abort
+	FlagDownstreamClosed      = "DC"   // the client went away
+	FlagRateLimited           = "RL"   // local rate limit: 429
+	FlagRBACDenied            = "RBAC" // denied by an RBAC filter: 403, or a closed TCP connection
 )
 
 // Local reply bodies, as Envoy words them.
@@ -87,6 +89,11 @@ type Result struct {
 	Trace trace.Context
 	// Peer is scratch space for the Tap: the caller's identity it read.
 	Peer string
+	// MutualTLS is true when the downstream connection was TLS with a
+	// verified client certificate; PeerPrincipal is that certificate's URI
+	// SAN (spiffe://cluster.local/ns/NS/sa/SA), "" otherwise.
+	MutualTLS     bool
+	PeerPrincipal string
 
 	reqBody *countingBody
 }
@@ -105,6 +112,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if cfg = h.retired.Load(); cfg != nil {
 			l = cfg.listeners[h.name]
 		}
+	}
+	if l != nil && !l.Selector.Admits(r.TLS != nil) {
+		// A keep-alive connection from before a change of mTLS mode that
+		// the listener no longer accepts: close it without an answer.
+		panic(http.ErrAbortHandler)
 	}
 	if l == nil || l.Routes == nil {
 		var res *Result
@@ -134,19 +146,42 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, cfg *Config, l *Li
 		res = p.begin(r, l.Name, l.Inbound, authority)
 	}
 	rt := l.Routes.Route(r, authority)
-	if rt == nil {
-		localReply(w, http.StatusNotFound, "")
-		p.report(res, w, nil, "", nil, http.StatusNotFound, filter.NoRoute, 0)
-		return
-	}
 	var x *filter.Exchange
-	var flags filter.Flag
-	if len(rt.Filters) > 0 {
-		x = filter.NewExchange(rt.Filters, w, r)
-		if !rt.Filters.Request(x) {
+	if len(l.HTTPFilters) > 0 {
+		// The listener's filters (jwt_authn, rbac, local_ratelimit) run
+		// after routing, so a route's own rate limit can replace the
+		// listener's, and before the route's filters; as in Envoy they
+		// run even when no route matches.
+		x = filter.NewExchange(w, r)
+		if rt != nil {
+			x.RouteFilters = rt.Filters
+		}
+		if !x.Run(l.HTTPFilters) {
 			p.report(res, w, rt, "", nil, x.Code, x.Flags, 0)
 			return
 		}
+	}
+	if rt == nil {
+		var flags filter.Flag
+		if x != nil {
+			x.Response(http.StatusNotFound, w.Header())
+			flags = x.Flags
+		}
+		localReply(w, http.StatusNotFound, "")
+		p.report(res, w, nil, "", nil, http.StatusNotFound, flags|filter.NoRoute, 0)
+		return
+	}
+	var flags filter.Flag
+	if len(rt.Filters) > 0 {
+		if x == nil {
+			x = filter.NewExchange(w, r)
+		}
+		if !x.Run(rt.Filters) {
+			p.report(res, w, rt, "", nil, x.Code, x.Flags, 0)
+			return
+		}
+	}
+	if x != nil {
 		flags = x.Flags
 	}
 	switch {

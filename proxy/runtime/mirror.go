@@ -56,12 +56,6 @@ func (p *Proxy) mirror(cfg *Config, m *route.MirrorPolicy, r *http.Request, u *n
 	if body != nil {
 		out.Body, out.ContentLength = body.reader(false), r.ContentLength
 	}
-	tr := http.RoundTripper(p.h2)
-	if !grpc {
-		if tr = c.Transport(); tr == nil {
-			tr = p.h1
-		}
-	}
 	go func() {
 		defer func() { <-mirrorSlots }()
 		ep := c.Pick(out, lb.Hash{})
@@ -74,7 +68,7 @@ func (p *Proxy) mirror(cfg *Config, m *route.MirrorPolicy, r *http.Request, u *n
 		mu.Host = ep.Address
 		ep.Begin()
 		defer ep.End()
-		resp, err := tr.RoundTrip(out.WithContext(ctx))
+		resp, err := p.transport(c, ep, grpc).RoundTrip(out.WithContext(ctx))
 		if err != nil {
 			c.Observe(ep, 0, true)
 			p.log.Debug("mirror failed", "cluster", m.Cluster, "err", err)

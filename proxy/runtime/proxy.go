@@ -14,6 +14,7 @@ import (
 
 	"github.com/weft-mesh/weft/proxy/cluster"
 	"github.com/weft-mesh/weft/proxy/listener"
+	"github.com/weft-mesh/weft/proxy/sds"
 	"github.com/weft-mesh/weft/proxy/tcpproxy"
 )
 
@@ -117,6 +118,7 @@ func New(opts Options) *Proxy {
 		MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
 		IdleConnTimeout:     opts.IdleConnTimeout,
 		RetireDelay:         opts.DrainTimeout,
+		Secrets:             sds.NewStore(),
 	})
 	p.h1, p.h2 = newTransports(opts)
 	return p
@@ -139,8 +141,11 @@ func (p *Proxy) ListenerAddr(name string) net.Addr {
 // and kind, HTTP or TCP) are bound first; if one cannot bind, nothing changes
 // and the error is returned (the xDS client NACKs it). Then c is swapped in
 // atomically: new requests and connections use it while in-flight ones finish
-// on the Config they started with. Listeners absent from c stop accepting at
-// once and drain in the background. Listeners unchanged keep their sockets.
+// on the Config they started with. c's secrets are published just before
+// the swap: the next TLS handshake uses them, open connections go on.
+// Listeners absent from c stop accepting at once and drain in the
+// background. Listeners unchanged keep their sockets, and pick the filter
+// chain of each new connection from c (a TLS mode change needs no rebind).
 // Finally the cluster state of clusters and transports c no longer uses is
 // released.
 func (p *Proxy) Update(c *Config) error {
@@ -172,6 +177,7 @@ func (p *Proxy) Update(c *Config) error {
 		}
 		started[l.Name] = s
 	}
+	c.store.Publish(c.secrets)
 	old := p.cur.Swap(c)
 	for name, s := range p.servers {
 		if l := c.Listener(name); l == nil || started[name] != nil {
@@ -191,32 +197,50 @@ func (p *Proxy) Update(c *Config) error {
 	return nil
 }
 
-// bind binds l's socket and starts serving it.
+// bind binds l's socket and starts serving it. Every connection goes
+// through listener.Dispatch first, which picks its filter chain (TLS or
+// plaintext) from the Config current when it arrives.
 func (p *Proxy) bind(l *Listener) (*server, error) {
-	var pre net.Listener
+	var ln net.Listener
 	if p.opts.Sockets != nil {
-		pre = p.opts.Sockets(l.Address)
+		ln = p.opts.Sockets(l.Address)
+	}
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", l.Address); err != nil {
+			return nil, fmt.Errorf("listener %q: bind %s: %w", l.Name, l.Address, err)
+		}
 	}
 	if l.TCP != nil {
 		h := &tcpHandler{p: p, name: l.Name}
-		if pre != nil {
-			return &server{bound: tcpproxy.ServeListener(l.Name, pre, h.serve), addr: l.Address, tcp: true, retired: &h.retired}, nil
-		}
-		ls, err := tcpproxy.Listen(l.Name, l.Address, h.serve)
-		if err != nil {
-			return nil, err
-		}
-		return &server{bound: ls, addr: l.Address, tcp: true, retired: &h.retired}, nil
+		ln = listener.Dispatch(ln, p.selector(l, &h.retired))
+		return &server{bound: tcpproxy.ServeListener(l.Name, ln, h.serve), addr: l.Address, tcp: true, retired: &h.retired}, nil
 	}
 	h := &handler{p: p, name: l.Name}
-	if pre != nil {
-		return &server{bound: listener.Serve(l.Name, pre, h, p.opts.Server), addr: l.Address, retired: &h.retired}, nil
+	ln = listener.Dispatch(ln, p.selector(l, &h.retired))
+	return &server{bound: listener.Serve(l.Name, ln, h, p.opts.Server), addr: l.Address, retired: &h.retired}, nil
+}
+
+// selector returns how listener l's socket finds the filter chains of a
+// new connection: in the current Config, else (the listener being drained)
+// in the Config it was last part of, else (bound, not yet swapped in) in
+// the Config that bound it.
+func (p *Proxy) selector(l *Listener, retired *atomic.Pointer[Config]) func() *listener.Selector {
+	name, initial := l.Name, l.Selector
+	return func() *listener.Selector {
+		if cfg := p.cur.Load(); cfg != nil {
+			if l := cfg.listeners[name]; l != nil {
+				return l.Selector
+			}
+		}
+		if cfg := retired.Load(); cfg != nil {
+			if l := cfg.listeners[name]; l != nil {
+				return l.Selector
+			}
+			return nil
+		}
+		return initial
 	}
-	ls, err := listener.Listen(l.Name, l.Address, h, p.opts.Server)
-	if err != nil {
-		return nil, err
-	}
-	return &server{bound: ls, addr: l.Address, retired: &h.retired}, nil
 }
 
 // retire stops s accepting and drains it in the background. Requests and

@@ -98,12 +98,6 @@ func (f *forwarder) run() {
 			f.p.mirror(f.cfg, m, r, &u, hdr, host, body, grpc, rt.Timeout)
 		}
 	}
-	var tr http.RoundTripper = f.p.h2
-	if !grpc {
-		if tr = f.c.Transport(); tr == nil {
-			tr = f.p.h1
-		}
-	}
 
 	var triedBuf [maxTried]*lb.Endpoint
 	tried := triedBuf[:0]
@@ -128,7 +122,7 @@ func (f *forwarder) run() {
 			f.localReply(http.StatusServiceUnavailable, bodyOverflow, filter.Overflow)
 			return
 		}
-		a := f.attempt(ctx, tr, &u, hdr, host, body, ep, pol)
+		a := f.attempt(ctx, f.p.transport(f.c, ep, grpc), &u, hdr, host, body, ep, pol)
 		if a.done {
 			a.release(f.c, retry > 0)
 			return
@@ -166,6 +160,20 @@ func (f *forwarder) run() {
 		a.release(f.c, retry > 0)
 		return
 	}
+}
+
+// transport returns what sends a request to ep of c: the cluster's
+// transport for ep's transport socket (TLS to a mesh peer, plaintext
+// otherwise), HTTP/2 for gRPC. Plaintext gRPC uses the proxy's shared h2c
+// transport.
+func (p *Proxy) transport(c *cluster.Cluster, ep *lb.Endpoint, grpc bool) http.RoundTripper {
+	if tr := c.TransportFor(ep, grpc); tr != nil {
+		return tr
+	}
+	if grpc {
+		return p.h2
+	}
+	return p.h1
 }
 
 // pick chooses the endpoint of an attempt; with previous_hosts, a retry
@@ -300,21 +308,34 @@ func (f *forwarder) attempt(ctx context.Context, tr http.RoundTripper, u *neturl
 		a.fail = route.FailPerTryTimeout
 	default:
 		a.fail = classify(err)
+		if remoteTLSAlert(err) {
+			// Handshake failures are logged where they are dialed.
+			f.p.log.Warn("upstream TLS connection refused by the peer", "cluster", f.c.Name, "endpoint", ep.Address, "err", err)
+		}
 	}
 	f.c.Observe(ep, 0, true)
 	return a
 }
 
-// classify tells why an exchange failed without a response.
+// classify tells why an exchange failed without a response. A TLS alert
+// from the upstream is a connect failure too: with TLS 1.3 a server that
+// refuses our certificate says so only after the client's handshake has
+// finished, on the first read.
 func classify(err error) route.Failure {
 	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
+	if (errors.As(err, &op) && op.Op == "dial") || remoteTLSAlert(err) {
 		return route.FailConnect
 	}
 	if strings.Contains(err.Error(), "REFUSED_STREAM") {
 		return route.FailRefusedStream
 	}
 	return route.FailReset
+}
+
+// remoteTLSAlert reports whether err is a TLS alert the upstream sent.
+func remoteTLSAlert(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "remote error"
 }
 
 // remoteReset reports whether err is an HTTP/2 stream reset by the peer.

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"sync/atomic"
 
+	"github.com/weft-mesh/weft/proxy/mtls"
 	"github.com/weft-mesh/weft/proxy/tcpproxy"
 )
 
@@ -75,6 +76,9 @@ func (p *Proxy) begin(r *http.Request, listener string, inbound bool, authority 
 		res.RequestID = v[0]
 	}
 	res.Downstream = r.RemoteAddr
+	if r.TLS != nil {
+		res.PeerPrincipal, res.MutualTLS = mtls.Peer(r.TLS)
+	}
 	if hasBody(r) {
 		if r.ContentLength >= 0 {
 			res.RequestBytes = r.ContentLength

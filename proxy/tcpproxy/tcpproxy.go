@@ -5,6 +5,8 @@
 package tcpproxy
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/weft-mesh/weft/proxy/cluster"
 	"github.com/weft-mesh/weft/proxy/lb"
+	"github.com/weft-mesh/weft/proxy/mtls"
 )
 
 // Response flags a connection's Result can carry, as Envoy names them.
@@ -38,6 +41,11 @@ type Result struct {
 	BytesSent     int64
 	Duration      time.Duration
 	Flags         string
+	// MutualTLS is true when the downstream connection was TLS with a
+	// verified client certificate; PeerPrincipal is that certificate's URI
+	// SAN, "" otherwise.
+	MutualTLS     bool
+	PeerPrincipal string
 }
 
 // Lookup returns the named cluster of the configuration a connection was
@@ -56,11 +64,19 @@ func Serve(down net.Conn, listener string, s *Spec, clusters Lookup) *Result {
 // ServeObserved is Serve, calling opened (when not nil) with the Result so
 // far once the upstream connection is established and before bytes flow,
 // so telemetry can count open connections. opened must not retain it.
+//
+// A downstream *tls.Conn must have completed its handshake (the runtime
+// does it before its network filters run): the Result then carries
+// MutualTLS and the peer's SPIFFE ID.
 func ServeObserved(down net.Conn, listener string, s *Spec, clusters Lookup, opened func(*Result)) *Result {
 	start := time.Now()
 	res := &Result{Listener: listener, Start: start}
 	defer func() { res.Duration = time.Since(start) }()
 	defer down.Close()
+	if tc, ok := down.(*tls.Conn); ok {
+		cs := tc.ConnectionState()
+		res.PeerPrincipal, res.MutualTLS = mtls.Peer(&cs)
+	}
 
 	res.Cluster = s.PickCluster()
 	c := clusters(res.Cluster)
@@ -81,7 +97,8 @@ func ServeObserved(down net.Conn, listener string, s *Spec, clusters Lookup, ope
 	res.Upstream, res.Endpoint = ep.Address, ep
 	ep.Begin()
 	defer ep.End()
-	up, err := net.DialTimeout("tcp", ep.Address, c.ConnectTimeout)
+	// The cluster dials with ep's transport socket: TLS to a mesh peer.
+	up, err := c.Dial(context.Background(), ep)
 	if err != nil {
 		c.Observe(ep, 0, true)
 		res.Flags = FlagConnectFailure
