@@ -2,8 +2,11 @@
 // of CoreDNS plugins: every filter lives in its own sub-package
 // (proxy/filter/<name>), registers itself under its Envoy filter name from an
 // init function, and parses its per-route typed config in a Setup function.
-// Route compilation (proxy/route) builds each route's Chain once; the
-// forwarder runs the chain per request before routing upstream.
+// Route compilation (proxy/route) builds each route's Chain once from
+// typed_per_filter_config; listener parsing (proxy/listener) builds the
+// listener's Chain from the HTTP connection manager's http_filters configs
+// (RegisterHCM). The forwarder runs the listener's chain, then the route's,
+// per request before routing upstream.
 //
 // The design does not allocate per filter: a filter is an immutable value
 // built from configuration, and per-request state lives in one Exchange.
@@ -15,6 +18,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -22,9 +26,10 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
-// Filter is one compiled per-route filter. Request runs before the request
-// is forwarded; it returns false when it answered the request itself (with
-// Exchange.Reply), which ends the chain.
+// Filter is one compiled filter, per route or at the listener's HTTP
+// connection manager. Request runs before the request is forwarded; it
+// returns false when it answered the request itself (with Exchange.Reply),
+// which ends the exchange.
 type Filter interface {
 	Request(x *Exchange) bool
 }
@@ -36,33 +41,78 @@ type ResponseFilter interface {
 	Response(x *Exchange, code int, h http.Header)
 }
 
-// Exchange is one request as the filters see it.
+// Exchange is one request as the filters see it. It runs up to two chains
+// in turn, the listener's (HCM-level) and the matched route's; the response
+// hooks of both run for every response.
 type Exchange struct {
 	W http.ResponseWriter
 	R *http.Request
-	// Flags are the response flags filters set (DI, FI, DC).
+	// Flags are the response flags filters set (DI, FI, DC, RL, RBAC).
 	Flags Flag
 	// Code is the status of the local reply a filter sent; 0 when none.
 	Code int
 	// Marks is per-request scratch space: each filter package owns the bits
 	// it got from NewMark.
 	Marks uint32
+	// RouteFilters is the matched route's own chain (nil when no route
+	// matched or it has none). A listener-level filter looks there for a
+	// per-route config of its own kind, which replaces it for the route as
+	// Envoy's typed_per_filter_config does.
+	RouteFilters Chain
+	// Metadata is the request's dynamic metadata, Envoy's StreamInfo
+	// metadata: filter namespace -> key -> value. Values are what
+	// encoding/json decodes into an any (string, float64, bool, nil,
+	// []any, map[string]any). Nil until a filter writes (SetMetadata).
+	Metadata map[string]map[string]any
 
-	chain Chain
-	n     int // filters whose Request ran and let the request through
+	stages  [2]stage
+	nstages int
+	conn    ConnInfo
+	hasConn bool
 }
 
-// NewExchange returns the Exchange for running chain c on one request.
-func NewExchange(c Chain, w http.ResponseWriter, r *http.Request) *Exchange {
-	return &Exchange{W: w, R: r, chain: c}
+// stage is one chain an Exchange ran: n of its filters let the request
+// through (their response hooks run).
+type stage struct {
+	c Chain
+	n int
+}
+
+// NewExchange returns the Exchange of one request.
+func NewExchange(w http.ResponseWriter, r *http.Request) *Exchange {
+	return &Exchange{W: w, R: r}
+}
+
+// Run runs c on x after the chains it already ran (at most two per
+// exchange: the listener's, then the route's). It returns false when a
+// filter answered the request.
+func (x *Exchange) Run(c Chain) bool {
+	if x.nstages == len(x.stages) {
+		panic("filter: more than two chains on one exchange")
+	}
+	s := &x.stages[x.nstages]
+	x.nstages++
+	s.c = c
+	for i, f := range c {
+		s.n = i
+		if !f.Request(x) {
+			return false
+		}
+	}
+	s.n = len(c)
+	return true
 }
 
 // Response runs the response hooks of the filters that let the request
-// through, last first, on h, the headers about to be sent with code.
+// through, last first (the route's, then the listener's), on h, the
+// headers about to be sent with code.
 func (x *Exchange) Response(code int, h http.Header) {
-	for i := x.n - 1; i >= 0; i-- {
-		if rf, ok := x.chain[i].(ResponseFilter); ok {
-			rf.Response(x, code, h)
+	for s := x.nstages - 1; s >= 0; s-- {
+		st := &x.stages[s]
+		for i := st.n - 1; i >= 0; i-- {
+			if rf, ok := st.c[i].(ResponseFilter); ok {
+				rf.Response(x, code, h)
+			}
 		}
 	}
 }
@@ -84,25 +134,74 @@ func (x *Exchange) Reply(code int, body string) {
 	x.W.WriteHeader(code)
 }
 
+// LocalReply is Reply as Envoy sends local replies to gRPC clients too: a
+// gRPC request gets HTTP 200 with grpc-status (GRPCStatus(code)) and
+// grpc-message (body) in the header block (trailers-only), so its client
+// sees a gRPC error rather than a transport failure.
+func (x *Exchange) LocalReply(code int, body string) {
+	if !IsGRPC(x.R.Header) {
+		x.Reply(code, body)
+		return
+	}
+	h := x.W.Header()
+	h["Content-Type"] = grpcContentType
+	h["Grpc-Status"] = grpcStatusValues[GRPCStatus(code)]
+	if body != "" {
+		h["Grpc-Message"] = []string{body}
+	}
+	x.Reply(http.StatusOK, "")
+}
+
+// SetMetadata sets dynamic metadata key in namespace ns to v.
+func (x *Exchange) SetMetadata(ns, key string, v any) {
+	if x.Metadata == nil {
+		x.Metadata = map[string]map[string]any{}
+	}
+	m := x.Metadata[ns]
+	if m == nil {
+		m = map[string]any{}
+		x.Metadata[ns] = m
+	}
+	m[key] = v
+}
+
 var (
-	textPlain  = []string{"text/plain"}
-	zeroLength = []string{"0"}
+	textPlain       = []string{"text/plain"}
+	zeroLength      = []string{"0"}
+	grpcContentType = []string{"application/grpc"}
+	// grpcStatusValues holds the header value of every gRPC status code.
+	grpcStatusValues = func() (v [17][]string) {
+		for i := range v {
+			v[i] = []string{strconv.Itoa(i)}
+		}
+		return v
+	}()
 )
 
-// Chain is a route's filters in execution order. A nil Chain does nothing.
+// GRPCStatus maps the HTTP status of a local reply to the gRPC status Envoy
+// sends gRPC clients in its place.
+func GRPCStatus(code int) int {
+	switch code {
+	case 400:
+		return 13 // INTERNAL
+	case 401:
+		return 16 // UNAUTHENTICATED
+	case 403:
+		return 7 // PERMISSION_DENIED
+	case 404:
+		return 12 // UNIMPLEMENTED
+	case 429, 502, 503, 504:
+		return 14 // UNAVAILABLE
+	}
+	return 2 // UNKNOWN
+}
+
+// Chain is a list of filters in execution order. A nil Chain does nothing.
 type Chain []Filter
 
-// Request runs the chain on x; false means a filter answered the request.
-func (c Chain) Request(x *Exchange) bool {
-	for i, f := range c {
-		x.n = i
-		if !f.Request(x) {
-			return false
-		}
-	}
-	x.n = len(c)
-	return true
-}
+// Request runs the chain on x (x.Run(c)); false means a filter answered the
+// request.
+func (c Chain) Request(x *Exchange) bool { return x.Run(c) }
 
 var marks struct {
 	sync.Mutex
@@ -123,7 +222,8 @@ func NewMark() uint32 {
 }
 
 // Setup parses and validates a filter's per-route typed config. Errors name
-// the offending field relative to the config message.
+// the offending field relative to the config message; a config that does
+// not unmarshal is reported as "typed_config: ...".
 type Setup func(config *anypb.Any) (Filter, error)
 
 type registration struct {
@@ -137,9 +237,10 @@ var registry struct {
 	filters []registration // sorted by order
 }
 
-// Register makes a filter known under its Envoy name. order fixes its place
-// in every chain (lower runs first); the contract's order is fault (100),
-// cors (200), then the router. Register panics on a duplicate name.
+// Register makes a filter configurable per route under its Envoy name.
+// order fixes its place in every route's chain (lower runs first), the
+// contract's HCM order: local_ratelimit (50), fault (100), cors (200), then
+// the router. Register panics on a duplicate name.
 func Register(name string, order int, setup Setup) {
 	registry.Lock()
 	defer registry.Unlock()

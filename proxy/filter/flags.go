@@ -20,9 +20,11 @@ const (
 	DownstreamClosed                       // DC: downstream connection termination
 	RetryLimitExceeded                     // URX: upstream retry limit exceeded
 	NoCluster                              // NC: no cluster found
+	RateLimited                            // RL: local rate limit (429)
+	RBACDenied                             // RBAC: denied by an RBAC filter (403, or a closed TCP connection)
 )
 
-var flagNames = [...]string{"UH", "UT", "UR", "UF", "UC", "UO", "NR", "DI", "FI", "DC", "URX", "NC"}
+var flagNames = [...]string{"UH", "UT", "UR", "UF", "UC", "UO", "NR", "DI", "FI", "DC", "URX", "NC", "RL", "RBAC"}
 
 // String returns the flags as Envoy prints them: comma separated, "" when
 // none. A single flag does not allocate.

@@ -44,7 +44,7 @@ func testPolicy(t *testing.T) *Policy {
 func do(p *Policy, r *http.Request) (*filter.Exchange, *httptest.ResponseRecorder, bool) {
 	w := httptest.NewRecorder()
 	c := filter.Chain{p}
-	x := filter.NewExchange(c, w, r)
+	x := filter.NewExchange(w, r)
 	return x, w, c.Request(x)
 }
 

@@ -43,7 +43,7 @@ func New(c *Config, clock Clock) *Fault {
 	f := &Fault{c: *c, clock: clock}
 	gs := c.GRPCStatus
 	if gs < 0 {
-		gs = httpToGRPC(c.HTTPStatus)
+		gs = filter.GRPCStatus(c.HTTPStatus)
 	}
 	f.grpcStatus = []string{strconv.Itoa(gs)}
 	f.grpcMessage = []string{c.Body}
@@ -91,21 +91,3 @@ func (f *Fault) Request(x *filter.Exchange) bool {
 }
 
 var grpcContentType = []string{"application/grpc"}
-
-// httpToGRPC maps an HTTP status to a gRPC status as Envoy does for local
-// replies to gRPC requests.
-func httpToGRPC(code int) int {
-	switch code {
-	case 400:
-		return 13 // INTERNAL
-	case 401:
-		return 16 // UNAUTHENTICATED
-	case 403:
-		return 7 // PERMISSION_DENIED
-	case 404:
-		return 12 // UNIMPLEMENTED
-	case 429, 502, 503, 504:
-		return 14 // UNAVAILABLE
-	}
-	return 2 // UNKNOWN
-}

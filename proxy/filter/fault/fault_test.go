@@ -59,7 +59,7 @@ func (c *fakeClock) After(d time.Duration) (<-chan time.Time, func() bool) {
 
 func run(f *Fault, r *http.Request) (*filter.Exchange, *httptest.ResponseRecorder, bool) {
 	w := httptest.NewRecorder()
-	x := filter.NewExchange(filter.Chain{f}, w, r)
+	x := filter.NewExchange(w, r)
 	ok := filter.Chain{f}.Request(x)
 	return x, w, ok
 }

@@ -26,7 +26,7 @@ func FuzzParse(f *testing.F) {
 		c.Delay = 0 // do not sleep in the fuzzer
 		ft := New(c, nil)
 		w := httptest.NewRecorder()
-		x := filter.NewExchange(filter.Chain{ft}, w, httptest.NewRequest("GET", "/", nil))
+		x := filter.NewExchange(w, httptest.NewRequest("GET", "/", nil))
 		filter.Chain{ft}.Request(x)
 	})
 }
