@@ -409,7 +409,7 @@ func TestProxies(t *testing.T) {
 	}
 
 	data, err := f.c.ProxyConfig(ctx, "reviews-v2-1", "routes")
-	if err != nil || !strings.Contains(string(data), `"proxy":"sidecar~10.0.0.2~`) {
+	if err != nil || !strings.Contains(string(data), `"proxy": "sidecar~10.0.0.2~`) {
 		t.Errorf("ProxyConfig by name: %s, %v", data, err)
 	}
 	if _, err := f.c.ProxyConfig(ctx, "reviews", "routes"); !errors.As(err, &apiErr) || apiErr.Status != http.StatusConflict {
@@ -418,7 +418,7 @@ func TestProxies(t *testing.T) {
 	if _, err := f.c.ProxyConfig(ctx, "ghost", "routes"); !client.IsNotFound(err) {
 		t.Errorf("unknown proxy: %v", err)
 	}
-	if _, err := f.c.ProxyConfig(ctx, "reviews-v2-1", "secrets"); !errors.As(err, &apiErr) || apiErr.Status != 400 {
+	if _, err := f.c.ProxyConfig(ctx, "reviews-v2-1", "bogus"); !errors.As(err, &apiErr) || apiErr.Status != 400 {
 		t.Errorf("unknown kind: %v", err)
 	}
 }

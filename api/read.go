@@ -171,8 +171,11 @@ func (s *Server) proxyConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	kind := r.PathValue("kind")
+	if !strings.HasSuffix(kind, "s") {
+		kind += "s" // "secret" as well as "secrets", like kubectl's kinds
+	}
 	if !slices.Contains(ProxyConfigKinds, kind) {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown config kind %q: use one of %s", kind, strings.Join(ProxyConfigKinds, ", ")))
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown config kind %q: use one of %s", r.PathValue("kind"), strings.Join(ProxyConfigKinds, ", ")))
 		return
 	}
 	id, status, err := s.resolveProxy(r.PathValue("id"))
@@ -183,6 +186,14 @@ func (s *Server) proxyConfig(w http.ResponseWriter, r *http.Request) {
 	data, err := s.proxies.ProxyConfig(id, kind)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, fmt.Sprintf("%s of proxy %s: %v", kind, id, err))
+		return
+	}
+	// Every kind, not only secrets: a listener or cluster could inline a
+	// key too (a DestinationRule's MUTUAL settings, a future SDS inline).
+	if data, err = RedactSecrets(data); err != nil {
+		// Unparseable means unredactable: show nothing rather than risk it.
+		s.log.Error("proxy config is not JSON", "proxy", id, "kind", kind, "err", err)
+		writeError(w, http.StatusInternalServerError, fmt.Sprintf("%s of proxy %s: not valid JSON, withheld", kind, id))
 		return
 	}
 	writeRaw(w, "json", data)

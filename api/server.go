@@ -1,6 +1,9 @@
 // Package api is the control plane's HTTP API, mounted at /api/v1: apply,
 // get, delete and analyze configuration, and inspect connected proxies.
 // Every body is JSON; every error is {"error": "..."} with a fitting status.
+// With Options.Token set, writes need "Authorization: Bearer TOKEN" (and
+// reads too with Options.ProtectReads); private keys never leave it
+// (RedactSecrets).
 package api
 
 import (
@@ -32,6 +35,13 @@ type Options struct {
 	Snapshot func(objs []*config.Object, rev int64) *model.Snapshot
 	// Proxies answers the /proxies endpoints; nil makes them answer 503.
 	Proxies ProxySource
+	// Token, when set, is the API token: writes (POST, PUT, PATCH, DELETE)
+	// then need "Authorization: Bearer TOKEN" and get 401 without it.
+	Token string
+	// ProtectReads makes reads need the token too (as the header or the
+	// console's login cookie): for an API reachable from other hosts.
+	// /healthz stays open. Without a Token it has no effect.
+	ProtectReads bool
 }
 
 // Server serves the API over a Store.
@@ -41,6 +51,7 @@ type Server struct {
 	snapshot func(objs []*config.Object, rev int64) *model.Snapshot
 	proxies  ProxySource
 	mux      *http.ServeMux
+	auth     auth
 
 	// writeMu serializes applies and deletes made through the API, so the
 	// analysis an apply reports is of the state it actually writes over.
@@ -49,7 +60,8 @@ type Server struct {
 
 // New returns a Server over st.
 func New(st store.Store, opts Options) *Server {
-	s := &Server{st: st, log: opts.Log, snapshot: opts.Snapshot, proxies: opts.Proxies, mux: http.NewServeMux()}
+	s := &Server{st: st, log: opts.Log, snapshot: opts.Snapshot, proxies: opts.Proxies, mux: http.NewServeMux(),
+		auth: newAuth(opts.Token, opts.ProtectReads)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -78,7 +90,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	h, pattern := s.mux.Handler(r)
-	if pattern == "" {
+	if reason := s.auth.check(r); reason != "" {
+		// Before routing: an unauthenticated caller learns nothing about
+		// which endpoints exist.
+		rec.Header().Set("WWW-Authenticate", `Bearer realm="weft"`)
+		writeError(rec, http.StatusUnauthorized, reason)
+	} else if pattern == "" {
 		c := &captureWriter{header: http.Header{}, status: http.StatusOK}
 		h.ServeHTTP(c, r)
 		if allow := c.header.Get("Allow"); allow != "" {

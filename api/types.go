@@ -94,9 +94,12 @@ type ProxySource interface {
 	// Proxies lists every proxy, connected or recently gone.
 	Proxies() []ProxyInfo
 	// ProxyConfig returns the JSON of the resources of kind (listeners,
-	// routes, clusters or endpoints) last sent to proxy id.
+	// routes, clusters, endpoints or secrets) last sent to proxy id, as an
+	// Envoy config dump. The API redacts private keys in it again before
+	// answering.
 	ProxyConfig(id, kind string) ([]byte, error)
 }
 
-// ProxyConfigKinds are the kinds GET /api/v1/proxies/{id}/config/{kind} accepts.
-var ProxyConfigKinds = []string{"listeners", "routes", "clusters", "endpoints"}
+// ProxyConfigKinds are the kinds GET /api/v1/proxies/{id}/config/{kind}
+// accepts; the singular forms are accepted too and mean the same.
+var ProxyConfigKinds = []string{"listeners", "routes", "clusters", "endpoints", "secrets"}

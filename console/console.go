@@ -151,8 +151,9 @@ var loginTmpl = template.Must(template.New("login").Parse(`<!doctype html>
 <link rel="stylesheet" href="/assets/style.css"></head>
 <body class="login"><form method="post" action="/login" class="login-box">
 <h1>weft</h1>
-<p>This control plane listens beyond localhost: enter the console token
-printed by <code>weft up</code> (or set with <code>--console-token</code>).</p>
+<p>This control plane listens beyond localhost: enter its API token, the
+file <code>api-token</code> in its state directory (the token in the URL
+<code>weft up</code> prints).</p>
 {{if .}}<p class="error">{{.}}</p>{{end}}
 <input type="password" name="token" id="token" autofocus placeholder="token">
 <button type="submit">Log in</button></form></body></html>

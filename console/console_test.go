@@ -44,6 +44,7 @@ func TestServesEmbeddedAppWithHooks(t *testing.T) {
 	for _, hook := range []string{
 		`<select id="edge-labels">`, `value="none"`, `value="requests"`, `value="responseTime"`, `value="throughput"`,
 		`id="percentile"`, `id="graph"`, `/assets/app.js`, `/assets/style.css`, `data-view="traces"`, `data-view="config"`,
+		`<th>mTLS</th>`,
 	} {
 		if !strings.Contains(index, hook) {
 			t.Errorf("index.html lacks %s", hook)
@@ -54,7 +55,8 @@ func TestServesEmbeddedAppWithHooks(t *testing.T) {
 	if js.StatusCode != 200 || !strings.Contains(js.Header.Get("Content-Type"), "javascript") {
 		t.Fatalf("app.js = %d %s", js.StatusCode, js.Header.Get("Content-Type"))
 	}
-	for _, hook := range []string{`'data-edge'`, `'edge-label'`, `'data-node'`, `/api/v1/graph`, `/api/v1/traces`, `/api/v1/objects`, `/api/v1/analyze`} {
+	for _, hook := range []string{`'data-edge'`, `'edge-label'`, `'data-node'`, `/api/v1/graph`, `/api/v1/traces`, `/api/v1/objects`, `/api/v1/analyze`,
+		`'edge-lock'`, `dataset.mtls`, `'badge mtls'`} {
 		if !strings.Contains(src, hook) {
 			t.Errorf("app.js lacks %s", hook)
 		}

@@ -10,13 +10,15 @@ func init() {
 		Files:     bookinfo.Files,
 		Initial:   []string{"bookinfo-gateway.yaml", "destination-rule-all.yaml"},
 		Try:       "/productpage",
+		// Istio's Bookinfo sample runs each service under its own service
+		// account, which its authorization examples name.
 		Workloads: []Workload{
-			{Service: "details", Port: bookinfo.Port, Labels: labels("details", "v1"), App: "details"},
-			{Service: "ratings", Port: bookinfo.Port, Labels: labels("ratings", "v1"), App: "ratings"},
-			{Service: "reviews", Port: bookinfo.Port, Labels: labels("reviews", "v1"), App: "reviews"},
-			{Service: "reviews", Port: bookinfo.Port, Labels: labels("reviews", "v2"), App: "reviews"},
-			{Service: "reviews", Port: bookinfo.Port, Labels: labels("reviews", "v3"), App: "reviews"},
-			{Service: "productpage", Port: bookinfo.Port, Labels: labels("productpage", "v1"), App: "productpage"},
+			{Service: "details", Port: bookinfo.Port, Labels: labels("details", "v1"), App: "details", ServiceAccount: "bookinfo-details"},
+			{Service: "ratings", Port: bookinfo.Port, Labels: labels("ratings", "v1"), App: "ratings", ServiceAccount: "bookinfo-ratings"},
+			{Service: "reviews", Port: bookinfo.Port, Labels: labels("reviews", "v1"), App: "reviews", ServiceAccount: "bookinfo-reviews"},
+			{Service: "reviews", Port: bookinfo.Port, Labels: labels("reviews", "v2"), App: "reviews", ServiceAccount: "bookinfo-reviews"},
+			{Service: "reviews", Port: bookinfo.Port, Labels: labels("reviews", "v3"), App: "reviews", ServiceAccount: "bookinfo-reviews"},
+			{Service: "productpage", Port: bookinfo.Port, Labels: labels("productpage", "v1"), App: "productpage", ServiceAccount: "bookinfo-productpage"},
 		},
 		Serve: bookinfo.Serve,
 	})

@@ -17,6 +17,10 @@ type Workload struct {
 	Labels  map[string]string // app, version, ...
 	App     string            // argument to `weft demo-app DEMO APP`
 	Name    string            // instance name (`weft run --name`); generated when empty
+	// ServiceAccount is the instance's identity (`weft run
+	// --service-account`); empty means "default". Authorization policies
+	// match it, so demos use the names their Istio samples use.
+	ServiceAccount string
 }
 
 // Demo is a runnable demo application.

@@ -41,10 +41,22 @@ type Options struct {
 	Workload  string // workload name; SERVICE-VERSION if empty (a VM names itself)
 	Command   []string
 	Env       []string // extra environment for the command
+	// ServiceAccount is the instance's identity: its certificate names
+	// spiffe://TD/ns/NAMESPACE/sa/SERVICE_ACCOUNT, which authorization
+	// policies match. Empty means "default", as in Kubernetes.
+	ServiceAccount string
 
 	API *client.Client // control plane HTTP API
 	XDS string         // control plane xDS address
 	Log *slog.Logger
+
+	// JoinToken is the secret the sidecar presents on its xDS stream
+	// (STATE_DIR/join-token) to get its configuration and certificate.
+	JoinToken string
+	// CARoot is the PEM file of the mesh root the sidecar verifies the
+	// xDS server against; empty means plaintext xDS (a loopback control
+	// plane).
+	CARoot string
 
 	// TelemetryURL is the control plane API base URL the sidecar reports
 	// metrics and spans to; empty disables reports.
@@ -69,6 +81,12 @@ func Run(ctx context.Context, o Options) error {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
+	if o.ServiceAccount == "" {
+		o.ServiceAccount = DefaultServiceAccount
+	}
+	if err := ValidateServiceAccount(o.ServiceAccount); err != nil {
+		return fmt.Errorf("run: --service-account: %w", err)
+	}
 	o.Protocol = strings.ToUpper(o.Protocol)
 	switch o.Protocol {
 	case "":
@@ -90,6 +108,9 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	labels[config.LabelWorkload] = workloadName
+	// The instance runs a sidecar: callers' sidecars reach it over mutual
+	// TLS (auto mTLS keys on this label, as Istio's does).
+	labels[config.LabelTLSMode] = "istio"
 	if o.Instance == "" {
 		o.Instance = workloadName + "-" + randomSuffix()
 	}
@@ -103,7 +124,7 @@ func Run(ctx context.Context, o Options) error {
 	appPort := socks[2].Addr().(*net.TCPAddr).Port
 	meta := &node.Meta{
 		Type: node.Sidecar, IP: "127.0.0.1", Name: o.Instance, Namespace: o.Namespace,
-		WorkloadName: workloadName, Labels: labels, ServiceAccount: "default",
+		WorkloadName: workloadName, Labels: labels, ServiceAccount: o.ServiceAccount,
 		Inbound:  socks[0].Addr().String(),
 		Outbound: socks[1].Addr().String(),
 		App:      socks[2].Addr().String(),
@@ -121,7 +142,8 @@ func Run(ctx context.Context, o Options) error {
 	pctx, stopProxy := context.WithCancel(context.Background())
 	defer stopProxy()
 	h, err := proxy.Start(pctx, proxy.Options{Meta: meta, XDSAddress: o.XDS, Log: log.With("component", "sidecar"), Sockets: sidecarSockets,
-		TelemetryURL: o.TelemetryURL, TraceSampling: o.TraceSampling, AccessLog: o.AccessLog})
+		TelemetryURL: o.TelemetryURL, TraceSampling: o.TraceSampling, AccessLog: o.AccessLog,
+		JoinToken: o.JoinToken, CARoot: o.CARoot})
 	if err != nil {
 		return fmt.Errorf("start sidecar: %w", err)
 	}
@@ -221,32 +243,14 @@ func stopCommand(cmd *exec.Cmd, exited <-chan error) error {
 // register creates the ServiceEntry when the service is new, and the
 // instance's WorkloadEntry, in one apply.
 func register(ctx context.Context, o Options, meta *node.Meta, labels map[string]string) error {
-	var objs []*config.Object
-	host := o.Service + "." + o.Namespace + "." + model.DomainSuffix
+	withService := false
 	if _, _, err := o.API.Get(ctx, string(config.KindServiceEntry), o.Namespace, o.Service, ""); err != nil {
 		if !client.IsNotFound(err) {
 			return fmt.Errorf("look up service %s: %w", o.Service, err)
 		}
-		objs = append(objs, &config.Object{
-			Kind: config.KindServiceEntry, Meta: config.Meta{Name: o.Service, Namespace: o.Namespace},
-			Spec: &networking.ServiceEntry{
-				Hosts:            []string{host},
-				Ports:            []*networking.ServicePort{{Number: o.Port, Name: portName(o.Protocol), Protocol: o.Protocol}},
-				Location:         networking.ServiceEntry_MESH_INTERNAL,
-				Resolution:       networking.ServiceEntry_STATIC,
-				WorkloadSelector: &networking.WorkloadSelector{Labels: map[string]string{config.LabelService: o.Service}},
-			},
-		})
+		withService = true
 	}
-	_, inPort, _ := net.SplitHostPort(meta.Inbound)
-	var p uint32
-	fmt.Sscan(inPort, &p)
-	objs = append(objs, &config.Object{
-		Kind: config.KindWorkloadEntry,
-		Meta: config.Meta{Name: o.Instance, Namespace: o.Namespace, Labels: labels,
-			Annotations: map[string]string{config.AnnotationProxy: meta.ID()}},
-		Spec: &networking.WorkloadEntry{Address: meta.IP, Ports: map[string]uint32{portName(o.Protocol): p}, Labels: labels, ServiceAccount: meta.ServiceAccount},
-	})
+	objs := registration(o, meta, labels, withService)
 	var docs []string
 	for _, obj := range objs {
 		info, _ := config.LookupKind(string(obj.Kind))
@@ -261,6 +265,57 @@ func register(ctx context.Context, o Options, meta *node.Meta, labels map[string
 		client.ApplyOptions{Namespace: o.Namespace})
 	if err != nil {
 		return fmt.Errorf("register %s: %w", o.Instance, err)
+	}
+	return nil
+}
+
+// registration returns the objects that register an instance: its
+// WorkloadEntry (the sidecar's inbound address, the instance's service
+// account and labels), after the service's ServiceEntry if withService.
+func registration(o Options, meta *node.Meta, labels map[string]string, withService bool) []*config.Object {
+	var objs []*config.Object
+	if withService {
+		host := o.Service + "." + o.Namespace + "." + model.DomainSuffix
+		objs = append(objs, &config.Object{
+			Kind: config.KindServiceEntry, Meta: config.Meta{Name: o.Service, Namespace: o.Namespace},
+			Spec: &networking.ServiceEntry{
+				Hosts:            []string{host},
+				Ports:            []*networking.ServicePort{{Number: o.Port, Name: portName(o.Protocol), Protocol: o.Protocol}},
+				Location:         networking.ServiceEntry_MESH_INTERNAL,
+				Resolution:       networking.ServiceEntry_STATIC,
+				WorkloadSelector: &networking.WorkloadSelector{Labels: map[string]string{config.LabelService: o.Service}},
+			},
+		})
+	}
+	_, inPort, _ := net.SplitHostPort(meta.Inbound)
+	var p uint32
+	fmt.Sscan(inPort, &p)
+	return append(objs, &config.Object{
+		Kind: config.KindWorkloadEntry,
+		Meta: config.Meta{Name: o.Instance, Namespace: o.Namespace, Labels: labels,
+			Annotations: map[string]string{config.AnnotationProxy: meta.ID()}},
+		Spec: &networking.WorkloadEntry{Address: meta.IP, Ports: map[string]uint32{portName(o.Protocol): p}, Labels: labels, ServiceAccount: meta.ServiceAccount},
+	})
+}
+
+// DefaultServiceAccount is the identity of an instance started without
+// --service-account, as a Kubernetes pod without serviceAccountName.
+const DefaultServiceAccount = "default"
+
+// ValidateServiceAccount checks a service account name the way Kubernetes
+// does (a DNS subdomain: lower-case letters, digits, '-' and '.', at most
+// 253 characters, starting and ending alphanumeric), since it becomes part
+// of a SPIFFE ID that policies match literally.
+func ValidateServiceAccount(sa string) error {
+	if sa == "" || len(sa) > 253 {
+		return fmt.Errorf("service account %q: want 1 to 253 characters", sa)
+	}
+	for i, r := range sa {
+		alnum := r >= 'a' && r <= 'z' || r >= '0' && r <= '9'
+		if alnum || (r == '-' || r == '.') && i > 0 && i < len(sa)-1 {
+			continue
+		}
+		return fmt.Errorf("service account %q: want lower-case letters, digits, '-' and '.', starting and ending with a letter or digit", sa)
 	}
 	return nil
 }

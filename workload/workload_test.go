@@ -1,8 +1,15 @@
 package workload
 
 import (
+	"bytes"
 	"regexp"
+	"strings"
 	"testing"
+
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/weft-mesh/weft/config"
+	"github.com/weft-mesh/weft/xds/node"
 )
 
 func TestParseLabels(t *testing.T) {
@@ -32,5 +39,54 @@ func TestRandomSuffixLooksLikeAPodName(t *testing.T) {
 	}
 	if len(seen) < 95 {
 		t.Errorf("suffixes repeat too often: %d distinct of 100", len(seen))
+	}
+}
+
+func TestValidateServiceAccount(t *testing.T) {
+	for _, ok := range []string{"default", "bookinfo-productpage", "a", "sa.v1", "x9"} {
+		if err := ValidateServiceAccount(ok); err != nil {
+			t.Errorf("ValidateServiceAccount(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "-a", "a-", ".a", "Upper", "a/b", "a b", "ü", strings.Repeat("a", 254)} {
+		if err := ValidateServiceAccount(bad); err == nil {
+			t.Errorf("ValidateServiceAccount(%q) succeeded, want error", bad)
+		}
+	}
+}
+
+// A registered instance carries its service account and the label that
+// tells callers' sidecars to use mutual TLS, and both survive the API's
+// validation.
+func TestRegistrationCarriesIdentity(t *testing.T) {
+	meta := &node.Meta{Type: node.Sidecar, IP: "127.0.0.1", Name: "reviews-v2-x", Namespace: "default",
+		ServiceAccount: "bookinfo-reviews", Inbound: "127.0.0.1:41000"}
+	labels := map[string]string{"app": "reviews", "version": "v2", config.LabelTLSMode: "istio"}
+	o := Options{Service: "reviews", Port: 9080, Protocol: "HTTP", Namespace: "default", Instance: "reviews-v2-x", ServiceAccount: "bookinfo-reviews"}
+	objs := registration(o, meta, labels, true)
+	if len(objs) != 2 || objs[0].Kind != config.KindServiceEntry || objs[1].Kind != config.KindWorkloadEntry {
+		t.Fatalf("registration = %v", objs)
+	}
+	we := objs[1].Spec.(*networking.WorkloadEntry)
+	if we.GetServiceAccount() != "bookinfo-reviews" || we.GetLabels()[config.LabelTLSMode] != "istio" || we.GetPorts()["http"] != 41000 {
+		t.Errorf("WorkloadEntry = %v", we)
+	}
+	for _, obj := range objs {
+		info, _ := config.LookupKind(string(obj.Kind))
+		obj.APIVersion = info.PreferredAPIVersion()
+		b, err := config.Marshal(obj, "yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := config.Decode("registration", bytes.NewReader(b)); err != nil {
+			t.Errorf("the registration does not validate: %v\n%s", err, b)
+			continue
+		}
+		if obj.Kind == config.KindWorkloadEntry && !strings.Contains(string(b), "serviceAccount: bookinfo-reviews") {
+			t.Errorf("YAML lacks the service account:\n%s", b)
+		}
+	}
+	if objs := registration(o, meta, labels, false); len(objs) != 1 {
+		t.Errorf("existing service: %d objects, want the WorkloadEntry only", len(objs))
 	}
 }

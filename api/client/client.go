@@ -41,15 +41,38 @@ type Client struct {
 	// HTTP is the client requests go through; replace it to change timeouts
 	// or transport.
 	HTTP *http.Client
+
+	token       string // sent as "Authorization: Bearer" when set
+	tokenOrigin string // where the token came from or was looked for
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithToken sends token as "Authorization: Bearer TOKEN" on every request
+// (the API requires it for writes). An empty token sends nothing.
+func WithToken(token string) Option {
+	return func(c *Client) { c.token = token }
+}
+
+// WithTokenOrigin names where the token came from, or was looked for when
+// there is none (".weft/api-token", "$WEFT_TOKEN"), so a refused request
+// says where to look.
+func WithTokenOrigin(origin string) Option {
+	return func(c *Client) { c.tokenOrigin = origin }
 }
 
 // New returns a client for the API at baseURL, either a URL
 // ("http://127.0.0.1:15080") or a bare host:port as endpoints.json holds it.
-func New(baseURL string) *Client {
+func New(baseURL string, opts ...Option) *Client {
 	if !strings.Contains(baseURL, "://") {
 		baseURL = "http://" + baseURL
 	}
-	return &Client{base: strings.TrimRight(baseURL, "/"), HTTP: &http.Client{Timeout: 30 * time.Second}}
+	c := &Client{base: strings.TrimRight(baseURL, "/"), HTTP: &http.Client{Timeout: 30 * time.Second}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // APIError is a non-2xx answer. A refused apply (400 for bad input, 422 for
@@ -255,8 +278,8 @@ func (c *Client) FindProxies(ctx context.Context, workload string) ([]ProxyInfo,
 }
 
 // ProxyConfig returns the JSON of one kind of xDS resources (listeners,
-// routes, clusters or endpoints) sent to a proxy, named by ID, name or
-// workload.
+// routes, clusters, endpoints or secrets, private keys redacted) sent to a
+// proxy, named by ID, name or workload.
 func (c *Client) ProxyConfig(ctx context.Context, id, kind string) ([]byte, error) {
 	data, _, err := c.do(ctx, http.MethodGet, "/api/v1/proxies/"+url.PathEscape(id)+"/config/"+url.PathEscape(kind), nil, nil)
 	return data, err
@@ -323,6 +346,9 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, payl
 	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return nil, nil, fmt.Errorf("control plane at %s: %w", c.base, err)
@@ -337,11 +363,37 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, payl
 	}
 	apiErr := &APIError{Status: resp.StatusCode}
 	var er api.ErrorResponse
-	if json.Unmarshal(data, &er) == nil && er.Error != "" {
+	if resp.StatusCode == http.StatusUnauthorized {
+		apiErr.Message = c.refused(method)
+	} else if json.Unmarshal(data, &er) == nil && er.Error != "" {
 		apiErr.Message, apiErr.Errors, apiErr.Messages = er.Error, er.Errors, er.Messages
 	} else {
 		// Not our API answering (a proxy, another program on the port).
 		apiErr.Message = fmt.Sprintf("%s %s: %d %s: %s", method, path, resp.StatusCode, http.StatusText(resp.StatusCode), strings.TrimSpace(string(data)))
 	}
 	return nil, nil, apiErr
+}
+
+// IsUnauthorized reports whether err is an APIError with status 401: the
+// API token was missing or wrong.
+func IsUnauthorized(err error) bool {
+	var e *APIError
+	return errors.As(err, &e) && e.Status == http.StatusUnauthorized
+}
+
+// refused explains a 401: which token was missing or wrong and where it
+// was looked for. It never shows the token.
+func (c *Client) refused(method string) string {
+	what := "request"
+	if method != http.MethodGet && method != http.MethodHead {
+		what = "write"
+	}
+	origin := c.tokenOrigin
+	if origin == "" {
+		origin = "STATE_DIR/" + TokenFile
+	}
+	if c.token == "" {
+		return fmt.Sprintf("weft: the control plane refused the %s: missing API token (%s)", what, origin)
+	}
+	return fmt.Sprintf("weft: the control plane refused the %s: wrong API token (%s)", what, origin)
 }

@@ -293,12 +293,12 @@
     box.appendChild(h);
     const rows = n ? [
       ['kind', n.kind + (n.vm ? ' (VM)' : '')], ['health', n.health], ['requests/s', fmtRate(n.rps)], ['error %', fmtPct(n.errorPercent)],
-      ['app', n.app], ['version', n.version], ['host', n.host],
+      ['app', n.app], ['version', n.version], ['host', n.host], ['mTLS', mtlsText(n)],
       ['services', (n.services || []).join(', ')], ['workloads', (n.workloads || []).join(', ')],
     ] : [
       ['protocol', e.protocol], ['health', e.health], ['requests/s', fmtRate(e.rps)], ['requests %', fmtPct(e.requestPercent)],
       ['error %', fmtPct(e.errorPercent)], ['p50', e.p50 == null ? '' : fmtMs(e.p50)], ['p95', e.p95 == null ? '' : fmtMs(e.p95)],
-      ['p99', e.p99 == null ? '' : fmtMs(e.p99)], ['throughput', fmtBytes(e.throughput)], ['mTLS', e.mtls ? 'yes' : fmtPct(e.mtlsPercent)],
+      ['p99', e.p99 == null ? '' : fmtMs(e.p99)], ['throughput', fmtBytes(e.throughput)], ['mTLS', mtlsText(e)],
     ];
     const dl = document.createElement('dl');
     for (const [k, v] of rows) {
@@ -344,6 +344,28 @@
     return span;
   }
 
+  // mtlsText describes how much of a node's or edge's traffic used mutual
+  // TLS, as the destination proxies reported it.
+  function mtlsText(x) {
+    if (!x.mtls) return x.requests ? 'no' : '';
+    return x.mtlsPercent >= 100 ? 'yes' : fmtPct(x.mtlsPercent);
+  }
+
+  // mtlsCell adds the mTLS column: a badge when some traffic used mutual
+  // TLS (its share as the tooltip), and data-mtls on the row for tests.
+  function mtlsCell(tr, x) {
+    tr.dataset.mtls = x.mtls ? 'true' : 'false';
+    const span = document.createElement('span');
+    if (x.mtls) {
+      span.className = 'badge mtls';
+      span.textContent = 'mTLS';
+      span.title = fmtPct(x.mtlsPercent) + ' of requests over mutual TLS';
+    } else {
+      span.textContent = x.requests ? 'none' : '';
+    }
+    cell(tr, span);
+  }
+
   function shortId(id) { return id.replace(/^workload:[^/]*\//, '').replace(/^service:/, ''); }
 
   async function refreshServices() {
@@ -358,6 +380,7 @@
         cell(tr, s.host || s.name);
         cell(tr, s.namespace);
         cell(tr, (s.workloads || []).map(shortId).join(', '));
+        mtlsCell(tr, s);
         cell(tr, fmtRate(s.rps), 'num');
         cell(tr, fmtPct(s.errorPercent), 'num');
         tbody.appendChild(tr);
@@ -379,6 +402,7 @@
         cell(tr, w.app);
         cell(tr, w.version);
         cell(tr, (w.services || []).map(shortId).join(', '));
+        mtlsCell(tr, w);
         cell(tr, fmtRate(w.rps), 'num');
         cell(tr, fmtPct(w.errorPercent), 'num');
         tbody.appendChild(tr);

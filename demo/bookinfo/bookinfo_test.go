@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -383,5 +385,34 @@ func TestFilesDecode(t *testing.T) {
 				t.Errorf("%s: %v", n, errs)
 			}
 		}
+	}
+}
+
+// The security examples (not applied by default) are valid objects of the
+// kinds their names promise, and name the demo's service accounts.
+func TestSecurityExamplesDecode(t *testing.T) {
+	names, err := filepath.Glob("security/*.yaml")
+	if err != nil || len(names) < 9 {
+		t.Fatalf("security examples: %v %v", names, err)
+	}
+	kinds := map[config.Kind]int{}
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, err := config.Decode(n, strings.NewReader(string(b)))
+		if err != nil || len(objs) != 1 {
+			t.Errorf("%s: %d objects, %v", n, len(objs), err)
+			continue
+		}
+		kinds[objs[0].Kind]++
+		if strings.Contains(n, "viewer") && n != "security/productpage-viewer.yaml" &&
+			!strings.Contains(string(b), `"cluster.local/ns/default/sa/bookinfo-`) {
+			t.Errorf("%s names no Bookinfo service account", n)
+		}
+	}
+	if kinds[config.KindPeerAuthentication] < 2 || kinds[config.KindAuthorizationPolicy] < 6 || kinds[config.KindRequestAuthentication] < 1 {
+		t.Errorf("kinds: %v", kinds)
 	}
 }

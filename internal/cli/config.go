@@ -11,11 +11,27 @@ import (
 
 	"github.com/spf13/cobra"
 	networking "istio.io/api/networking/v1alpha3"
+	security "istio.io/api/security/v1beta1"
 
 	"github.com/weft-mesh/weft/analyze"
 	"github.com/weft-mesh/weft/api/client"
 	"github.com/weft-mesh/weft/config"
+	maistrav1 "github.com/weft-mesh/weft/config/apis/maistra/v1"
+	weftv1alpha1 "github.com/weft-mesh/weft/config/apis/weft/v1alpha1"
 )
+
+// apiClient returns a client for the API at url carrying the API token
+// found the CLI's way (client.FindToken): tokenFile (--token-file), else
+// $WEFT_TOKEN, else STATE_DIR/api-token. A token that cannot be read is no
+// token: reads still work, and a refused write names the file and why it
+// could not be read.
+func apiClient(url, stateDir, tokenFile string) *client.Client {
+	tok, origin, err := client.FindToken(stateDir, tokenFile, os.Getenv)
+	if err != nil {
+		origin = err.Error()
+	}
+	return client.New(url, client.WithToken(tok), client.WithTokenOrigin(origin))
+}
 
 // readSources reads every -f argument: a file, a directory (its .yaml,
 // .yml and .json files) or "-" for stdin.
@@ -146,7 +162,7 @@ func newGetCmd(g *globals) *cobra.Command {
 			if args[0] != "all" {
 				info, ok := config.LookupKind(args[0])
 				if !ok {
-					return fmt.Errorf("unknown kind %q: want one of virtualservices, destinationrules, gateways, serviceentries, workloadentries", args[0])
+					return fmt.Errorf("unknown kind %q: want one of %s", args[0], kindPlurals())
 				}
 				kind = string(info.Kind)
 			}
@@ -237,6 +253,16 @@ func columns(k config.Kind, wide bool) []string {
 		c = []string{"NAME", "HOSTS", "LOCATION", "RESOLUTION", "AGE"}
 	case config.KindWorkloadEntry:
 		c = []string{"NAME", "AGE", "ADDRESS"}
+	// kubectl's columns for Istio's security kinds (their CRDs' printer
+	// columns), and the like for weft's and Maistra's.
+	case config.KindPeerAuthentication:
+		c = []string{"NAME", "MODE", "AGE"}
+	case config.KindAuthorizationPolicy:
+		c = []string{"NAME", "ACTION", "AGE"}
+	case config.KindRateLimit:
+		c = []string{"NAME", "LIMIT", "ROUTES", "AGE"}
+	case config.KindServiceMeshMemberRoll:
+		c = []string{"NAME", "MEMBERS", "AGE"}
 	default:
 		c = []string{"NAME", "AGE"}
 	}
@@ -259,6 +285,18 @@ func cells(o *config.Object, wide bool) []string {
 		c = []string{o.Meta.Name, list(spec.GetHosts()), spec.GetLocation().String(), spec.GetResolution().String(), age}
 	case *networking.WorkloadEntry:
 		c = []string{o.Meta.Name, age, spec.GetAddress()}
+	case *security.PeerAuthentication:
+		mode := spec.GetMtls().GetMode().String()
+		if spec.GetMtls() == nil {
+			mode = "" // kubectl prints nothing for an absent field
+		}
+		c = []string{o.Meta.Name, mode, age}
+	case *security.AuthorizationPolicy:
+		c = []string{o.Meta.Name, spec.GetAction().String(), age}
+	case *weftv1alpha1.RateLimit:
+		c = []string{o.Meta.Name, limitString(spec.GetLimit()), list(spec.GetRoutes()), age}
+	case *maistrav1.ServiceMeshMemberRoll:
+		c = []string{o.Meta.Name, list(spec.GetMembers()), age}
 	default:
 		c = []string{o.Meta.Name, age}
 	}
@@ -275,6 +313,27 @@ func cells(o *config.Object, wide bool) []string {
 		c = append(c, l, fmt.Sprint(o.Meta.Generation), o.Meta.ResourceVersion)
 	}
 	return c
+}
+
+// limitString renders a RateLimit's limit as "100/1s burst 200".
+func limitString(l *weftv1alpha1.Limit) string {
+	if l == nil {
+		return ""
+	}
+	s := fmt.Sprintf("%d/%s", l.GetRequests(), l.GetPer().AsDuration())
+	if b := l.GetBurst(); b != 0 && b != l.GetRequests() {
+		s += fmt.Sprintf(" burst %d", b)
+	}
+	return s
+}
+
+// kindPlurals lists the kinds as `weft get` takes them.
+func kindPlurals() string {
+	names := make([]string, len(config.Kinds))
+	for i, k := range config.Kinds {
+		names[i] = k.Plural
+	}
+	return strings.Join(names, ", ")
 }
 
 func humanAge(t time.Time) string {

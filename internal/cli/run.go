@@ -3,12 +3,16 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"os/exec"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/weft-mesh/weft/api/client"
 	"github.com/weft-mesh/weft/demo"
+	"github.com/weft-mesh/weft/proxy"
 	"github.com/weft-mesh/weft/proxy/accesslog"
 	"github.com/weft-mesh/weft/proxy/trace"
 	"github.com/weft-mesh/weft/workload"
@@ -16,7 +20,7 @@ import (
 
 func newRunCmd(g *globals) *cobra.Command {
 	o := workload.Options{}
-	var labels, xds string
+	var labels, xds, joinTokenFile string
 	var port uint32
 	tf := &telemetryFlags{}
 	cmd := &cobra.Command{
@@ -40,6 +44,9 @@ if missing) once it listens, and removed when CMD exits.`,
 				return err
 			}
 			o.Log = g.logger()
+			if o.JoinToken, err = findJoinToken(g.stateDir, joinTokenFile, os.Getenv); err != nil {
+				return err
+			}
 			o.XDS = xds
 			if o.XDS == "" {
 				e, err := client.ReadEndpoints(g.stateDir)
@@ -65,8 +72,33 @@ if missing) once it listens, and removed when CMD exits.`,
 	f.StringVar(&o.Instance, "name", "", "instance name (default WORKLOAD-<random>)")
 	f.StringVar(&o.Workload, "workload", "", "workload name, as metrics and the console show it (default SERVICE-VERSION)")
 	f.StringVar(&xds, "xds", "", "control plane xDS address (default: from the state dir)")
+	f.StringVar(&o.ServiceAccount, "service-account", workload.DefaultServiceAccount, "the instance's identity: its certificate is spiffe://cluster.local/ns/NAMESPACE/sa/SERVICE_ACCOUNT")
+	f.StringVar(&joinTokenFile, "join-token-file", "", "file holding the join token the sidecar presents to the control plane (default: $WEFT_JOIN_TOKEN, else STATE_DIR/join-token)")
+	f.StringVar(&o.CARoot, "ca-root", "", "PEM file of the mesh root to verify a TLS xDS server with (a control plane on another host); empty: plaintext xDS")
 	tf.register(cmd, trace.DefaultSampling)
 	return cmd
+}
+
+// findJoinToken finds a proxy's join token: the file --join-token-file
+// names, else $WEFT_JOIN_TOKEN, else STATE_DIR/join-token. None at all is
+// not an error here: the control plane says so on the stream, and a
+// loopback control plane started by an older weft wants none.
+func findJoinToken(stateDir, file string, getenv func(string) string) (string, error) {
+	if file != "" {
+		tok, err := proxy.ReadJoinTokenFile(file)
+		if err != nil {
+			return "", fmt.Errorf("--join-token-file: %w", err)
+		}
+		return tok, nil
+	}
+	if tok := strings.TrimSpace(getenv(proxy.JoinTokenEnv)); tok != "" {
+		return tok, nil
+	}
+	tok, err := proxy.ReadJoinToken(stateDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	return tok, err
 }
 
 // newDemoAppCmd runs one app of a demo; `weft up --demo` starts these

@@ -35,7 +35,7 @@ apply; Ctrl-C stops between steps and leaves the last applied weights.`,
 			if vsName == "" {
 				vsName = args[0]
 			}
-			return runShift(cmd.Context(), g, shiftOptions{service: args[0], vs: vsName, from: from, to: to, steps: steps, interval: interval})
+			return runShift(cmd.Context(), g, g.client(), shiftOptions{service: args[0], vs: vsName, from: from, to: to, steps: steps, interval: interval})
 		},
 	}
 	f := cmd.Flags()
@@ -55,7 +55,7 @@ type shiftOptions struct {
 	interval              time.Duration
 }
 
-func runShift(ctx context.Context, g *globals, o shiftOptions) error {
+func runShift(ctx context.Context, g *globals, c *client.Client, o shiftOptions) error {
 	if o.from == o.to {
 		return fmt.Errorf("--from and --to are both %q", o.from)
 	}
@@ -71,7 +71,6 @@ func runShift(ctx context.Context, g *globals, o shiftOptions) error {
 		return fmt.Errorf("--interval must not be negative")
 	}
 	ns, explicit := g.ns()
-	c := g.client()
 	// A step, once started, completes: Ctrl-C only stops between steps.
 	stepCtx := context.WithoutCancel(ctx)
 

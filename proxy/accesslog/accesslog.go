@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -165,7 +166,7 @@ func AppendText(b []byte, e *Entry) []byte {
 	b = append(b, "] \""...)
 	b = dash(b, e.Method)
 	b = append(b, ' ')
-	b = dash(b, e.Path)
+	b = dash(b, RedactPath(e.Path))
 	b = append(b, ' ')
 	b = dash(b, e.Protocol)
 	b = append(b, "\" "...)
@@ -196,6 +197,35 @@ func AppendText(b []byte, e *Entry) []byte {
 	return append(b, '\n')
 }
 
+// TokenParam is the query parameter a JWT may travel in (jwt_authn's
+// default from_params, Istio's too); its value is a credential.
+const TokenParam = "access_token"
+
+// RedactPath returns path with the value of every access_token query
+// parameter replaced by "[redacted]", so bearer tokens sent in the URL do
+// not end up in logs or spans. A path without one is returned as is,
+// without allocating. A RequestAuthentication naming other fromParams is
+// not covered.
+func RedactPath(path string) string {
+	q := strings.IndexByte(path, '?')
+	if q < 0 || !strings.Contains(path[q:], TokenParam+"=") {
+		return path
+	}
+	var b strings.Builder
+	b.WriteString(path[:q+1])
+	for i, param := range strings.Split(path[q+1:], "&") {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		if name, _, ok := strings.Cut(param, "="); ok && name == TokenParam {
+			b.WriteString(TokenParam + "=[redacted]")
+			continue
+		}
+		b.WriteString(param)
+	}
+	return b.String()
+}
+
 // AppendJSON appends e as one JSON object with Istio's field names, ending
 // in a newline.
 func AppendJSON(b []byte, e *Entry) []byte {
@@ -203,7 +233,7 @@ func AppendJSON(b []byte, e *Entry) []byte {
 	b = e.Start.UTC().AppendFormat(b, StartTimeLayout)
 	b = append(b, '"')
 	b = jsonStr(b, "method", e.Method)
-	b = jsonStr(b, "path", e.Path)
+	b = jsonStr(b, "path", RedactPath(e.Path))
 	b = jsonStr(b, "protocol", e.Protocol)
 	b = append(b, `,"response_code":`...)
 	b = strconv.AppendInt(b, int64(e.Code), 10)

@@ -3,6 +3,7 @@ package accesslog
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -115,5 +116,31 @@ func TestParseFormat(t *testing.T) {
 	}
 	if _, err := ParseFormat("xml"); err == nil {
 		t.Error("xml accepted")
+	}
+}
+
+// A JWT sent as ?access_token= is a credential: logs never show it.
+func TestRedactPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/productpage":                     "/productpage",
+		"/p?x=1":                           "/p?x=1",
+		"/p?access_token=eyJhbGciOi.x.y":   "/p?access_token=[redacted]",
+		"/p?a=1&access_token=abc&b=2":      "/p?a=1&access_token=[redacted]&b=2",
+		"/p?my_access_token=abc":           "/p?my_access_token=abc",
+		"/access_token=abc":                "/access_token=abc",
+		"/p?access_token=a&access_token=b": "/p?access_token=[redacted]&access_token=[redacted]",
+	} {
+		if got := RedactPath(in); got != want {
+			t.Errorf("RedactPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+	e := &Entry{Method: "GET", Path: "/p?access_token=secret.jwt.value", Code: 200}
+	for _, line := range []string{string(AppendText(nil, e)), string(AppendJSON(nil, e))} {
+		if strings.Contains(line, "secret.jwt.value") || !strings.Contains(line, "access_token=[redacted]") {
+			t.Errorf("log line shows the token: %s", line)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { RedactPath("/productpage?u=normal") }); n != 0 {
+		t.Errorf("%v allocations for a path without a token", n)
 	}
 }

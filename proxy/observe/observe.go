@@ -43,7 +43,19 @@ type Options struct {
 	Spans *trace.Buffer
 	// AccessLog receives a line per request and connection; nil for none.
 	AccessLog *accesslog.Logger
+	// TrustDomain is the mesh's SPIFFE trust domain, for this proxy's own
+	// principal (destination_principal); empty means "cluster.local".
+	TrustDomain string
 }
+
+// DefaultTrustDomain is the trust domain when Options names none.
+const DefaultTrustDomain = "cluster.local"
+
+// Values of connection_security_policy, as Istio spells them.
+const (
+	PolicyMutualTLS = "mutual_tls"
+	PolicyNone      = "none"
+)
 
 // Tap implements runtime.Tap.
 type Tap struct {
@@ -55,17 +67,27 @@ type Tap struct {
 
 	// Copy-on-write caches: lock-free reads, inserts under mu.
 	mu          sync.Mutex
-	peerHdr     atomic.Pointer[map[string][]string]      // cluster name -> x-weft-peer value
-	byCluster   atomic.Pointer[map[string]*stats.Static] // outbound, no endpoint
-	byAuthority atomic.Pointer[map[string]*stats.Static] // outbound NR/NC; inbound without peer
-	byPeer      atomic.Pointer[map[string]*stats.Static] // inbound, by raw peer header
+	peerHdr     atomic.Pointer[map[string][]string]          // cluster name -> x-weft-peer value
+	byCluster   atomic.Pointer[map[string]*stats.Static]     // outbound, no endpoint
+	byAuthority atomic.Pointer[map[string]*stats.Static]     // outbound NR/NC
+	inbound     atomic.Pointer[map[inboundKey]*stats.Static] // inbound, by caller
 	overflow    *stats.Static
+}
+
+// inboundKey is what an inbound request's fixed labels depend on: the raw
+// peer header (else the authority) and the connection's mTLS identity. A
+// struct key: looking it up allocates nothing.
+type inboundKey struct {
+	peer, authority string
+	principal       string // the client certificate's URI SAN, "" without mTLS
+	mtls            bool
 }
 
 // identity is a workload's label values.
 type identity struct {
 	workload, namespace, app, version string
 	service                           string // FQDN of the weft run service, "" when unknown
+	principal                         string // spiffe://TD/ns/NS/sa/SA
 }
 
 var _ runtime.Tap = (*Tap)(nil)
@@ -81,12 +103,27 @@ func New(o Options) *Tap {
 	if svc := m.Labels[config.LabelService]; svc != "" && m.Namespace != "" {
 		t.self.service = svc + "." + m.Namespace + "." + model.DomainSuffix
 	}
-	for _, p := range []*atomic.Pointer[map[string]*stats.Static]{&t.byCluster, &t.byAuthority, &t.byPeer} {
+	t.self.principal = SpiffeID(o.TrustDomain, m.Namespace, m.ServiceAccount)
+	for _, p := range []*atomic.Pointer[map[string]*stats.Static]{&t.byCluster, &t.byAuthority} {
 		p.Store(&map[string]*stats.Static{})
 	}
+	t.inbound.Store(&map[inboundKey]*stats.Static{})
 	t.peerHdr.Store(&map[string][]string{})
-	t.overflow = o.Stats.Intern(stats.Identity{Reporter: stats.ReporterDestination, SecurityPolicy: "none"})
+	t.overflow = o.Stats.Intern(stats.Identity{Reporter: stats.ReporterDestination, SecurityPolicy: PolicyNone})
 	return t
+}
+
+// SpiffeID is the identity a proxy's certificate carries:
+// spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/SERVICE_ACCOUNT, with
+// "cluster.local" and "default" for an empty trust domain or account.
+func SpiffeID(trustDomain, namespace, serviceAccount string) string {
+	if trustDomain == "" {
+		trustDomain = DefaultTrustDomain
+	}
+	if serviceAccount == "" {
+		serviceAccount = "default"
+	}
+	return "spiffe://" + trustDomain + "/ns/" + namespace + "/sa/" + serviceAccount
 }
 
 // Begin implements runtime.Tap: it starts this hop's span and, inbound,
@@ -175,7 +212,7 @@ func (t *Tap) span(res *runtime.Result) telemetry.Span {
 	}
 	attrs := map[string]string{
 		"http.method":             res.Method,
-		"http.url":                res.Path,
+		"http.url":                accesslog.RedactPath(res.Path),
 		"http.protocol":           res.Protocol,
 		"http.status_code":        strconv.Itoa(res.Code),
 		"upstream_cluster":        res.Cluster,
@@ -244,14 +281,14 @@ func (t *Tap) peerValue(cluster string) []string {
 // static returns the interned fixed labels of a finished request.
 func (t *Tap) static(res *runtime.Result) *stats.Static {
 	if res.Inbound {
-		return t.inboundStatic(res.Peer, res.Authority)
+		return t.inboundStatic(inboundKey{peer: res.Peer, authority: res.Authority, principal: res.PeerPrincipal, mtls: res.MutualTLS})
 	}
 	return t.outboundStatic(res.Endpoint, res.Cluster, res.Authority, res.Flags)
 }
 
 func (t *Tap) tcpStatic(res *tcpproxy.Result, inbound bool) *stats.Static {
 	if inbound {
-		return t.inboundStatic("", "")
+		return t.inboundStatic(inboundKey{principal: res.PeerPrincipal, mtls: res.MutualTLS})
 	}
 	return t.outboundStatic(res.Endpoint, res.Cluster, "", res.Flags)
 }
@@ -269,11 +306,11 @@ func (t *Tap) outboundStatic(ep *lb.Endpoint, cluster, authority, flags string) 
 		return s
 	}
 	if cluster == "" || flags == runtime.FlagNoCluster {
-		return t.cached(&t.byAuthority, authority, func() stats.Identity {
+		return cached(t, &t.byAuthority, authority, func() stats.Identity {
 			return t.outboundIdentity(authority, nil)
 		})
 	}
-	return t.cached(&t.byCluster, cluster, func() stats.Identity {
+	return cached(t, &t.byCluster, cluster, func() stats.Identity {
 		return t.outboundIdentity(stats.ServiceFromCluster(cluster), nil)
 	})
 }
@@ -297,19 +334,28 @@ func (t *Tap) outboundIdentity(service string, md *lb.Metadata) stats.Identity {
 }
 
 // inboundStatic: reporter "destination", this proxy as the destination,
-// the source from the caller's peer header ("unknown" without one).
-func (t *Tap) inboundStatic(peer, authority string) *stats.Static {
-	if peer != "" {
-		return t.cached(&t.byPeer, peer, func() stats.Identity {
-			p, err := stats.DecodePeer(peer)
-			if err != nil {
-				return t.inboundIdentity(stats.Peer{}, authority)
-			}
-			return t.inboundIdentity(p, authority)
-		})
+// the source from the caller's peer header ("unknown" without one) and,
+// over mutual TLS, the principals of both ends.
+func (t *Tap) inboundStatic(k inboundKey) *stats.Static {
+	if !k.mtls {
+		k.principal = "" // only a verified certificate names anyone
 	}
-	return t.cached(&t.byAuthority, authority, func() stats.Identity {
-		return t.inboundIdentity(stats.Peer{}, authority)
+	if k.peer != "" {
+		// The peer header names the service called; the authority adds
+		// nothing but cardinality.
+		k.authority = ""
+	}
+	return cached(t, &t.inbound, k, func() stats.Identity {
+		p, err := stats.DecodePeer(k.peer)
+		if k.peer == "" || err != nil {
+			p = stats.Peer{}
+		}
+		id := t.inboundIdentity(p, k.authority)
+		if k.mtls {
+			id.SecurityPolicy = PolicyMutualTLS
+			id.SourcePrincipal, id.DestinationPrincipal = k.principal, t.self.principal
+		}
+		return id
 	})
 }
 
@@ -331,13 +377,13 @@ func (t *Tap) inboundIdentity(p stats.Peer, authority string) stats.Identity {
 		DestinationService: svc, DestinationServiceName: name, DestinationServiceNamespace: ns,
 		DestinationWorkload: t.self.workload, DestinationNamespace: t.self.namespace,
 		DestinationApp: t.self.app, DestinationVersion: t.self.version,
-		SecurityPolicy: "none",
+		SecurityPolicy: PolicyNone,
 	}
 }
 
 // cached looks key up in the copy-on-write map at p, interning id() on a
 // miss; past maxCached entries misses share the overflow label set.
-func (t *Tap) cached(p *atomic.Pointer[map[string]*stats.Static], key string, id func() stats.Identity) *stats.Static {
+func cached[K comparable](t *Tap, p *atomic.Pointer[map[K]*stats.Static], key K, id func() stats.Identity) *stats.Static {
 	if s, ok := (*p.Load())[key]; ok {
 		return s
 	}
@@ -351,7 +397,7 @@ func (t *Tap) cached(p *atomic.Pointer[map[string]*stats.Static], key string, id
 		return t.overflow
 	}
 	s := t.o.Stats.Intern(id())
-	next := make(map[string]*stats.Static, len(m)+1)
+	next := make(map[K]*stats.Static, len(m)+1)
 	for k, v := range m {
 		next[k] = v
 	}

@@ -107,13 +107,19 @@ func (s *series) slotFor(i int64, alloc bool) (sl *slot, allocated, released boo
 // agg is the sum of an edge's slots over a window.
 type agg struct {
 	requests, errors, mtls, bytes uint64
-	dur                           [nDur]uint64
+	// secured counts the requests whose connection security is known: those
+	// a destination proxy reported (a caller's proxy cannot tell whether
+	// its upstream handshake was mutual, so it reports "unknown"). mtls is
+	// a part of it.
+	secured uint64
+	dur     [nDur]uint64
 }
 
 func (a *agg) add(b *agg) {
 	a.requests += b.requests
 	a.errors += b.errors
 	a.mtls += b.mtls
+	a.secured += b.secured
 	a.bytes += b.bytes
 	for i := range a.dur {
 		a.dur[i] += b.dur[i]

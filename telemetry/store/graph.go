@@ -106,7 +106,12 @@ type Node struct {
 	Health    string   `json:"health"`
 	Requests  uint64   `json:"requests"`
 	Errors    uint64   `json:"errors"`
-	in, out   agg
+	// MTLS: some of the traffic into the node (out of it, for gateways
+	// and unknown callers) used mutual TLS; MTLSPct is how much of the
+	// traffic whose security a destination reported.
+	MTLS    bool    `json:"mtls"`
+	MTLSPct float64 `json:"mtlsPercent"`
+	in, out agg
 }
 
 // Edge is traffic from one node to another over the window.
@@ -125,10 +130,13 @@ type Edge struct {
 	P95        *float64 `json:"p95"`
 	P99        *float64 `json:"p99"`
 	Throughput float64  `json:"throughput"` // bytes per second, both directions
-	MTLS       bool     `json:"mtls"`       // every request in the window used mutual TLS
-	MTLSPct    float64  `json:"mtlsPercent"`
-	Health     string   `json:"health"`
-	a          agg
+	// MTLS: some traffic on the edge in the window used mutual TLS, as
+	// the destination proxies reported it; MTLSPct: the share of the
+	// traffic they reported that did.
+	MTLS    bool    `json:"mtls"`
+	MTLSPct float64 `json:"mtlsPercent"`
+	Health  string  `json:"health"`
+	a       agg
 }
 
 func isUnknown(s string) bool { return s == "" || s == "unknown" }
@@ -214,10 +222,23 @@ func (s *Store) BuildGraph(window time.Duration, inv *Inventory, now time.Time) 
 	// reached the destination (no route, circuit breaker, connect failure).
 	// The destination's view is used only for edges no source reported.
 	bySource := map[EdgeKey]bool{}
+	// Connection security is only known where the connection ends: the
+	// destination's series says how much of an edge's traffic was mutual
+	// TLS even when the source's series supplies the counts.
+	type security struct{ secured, mtls uint64 }
+	byDest := map[EdgeKey]security{}
 	for i := range stats {
-		if k := stats[i].Key; k.Reporter == "source" {
+		k := stats[i].Key
+		switch k.Reporter {
+		case "source":
 			k.Reporter = ""
 			bySource[k] = true
+		case "destination":
+			k.Reporter = ""
+			sec := byDest[k]
+			sec.secured += stats[i].Requests
+			sec.mtls += stats[i].MTLS
+			byDest[k] = sec
 		}
 	}
 	for i := range stats {
@@ -227,14 +248,18 @@ func (s *Store) BuildGraph(window time.Duration, inv *Inventory, now time.Time) 
 			g.Overflow = true
 			continue
 		}
-		if k.Reporter != "source" {
-			base := k
-			base.Reporter = ""
-			if bySource[base] {
-				continue
-			}
+		base := k
+		base.Reporter = ""
+		if k.Reporter != "source" && bySource[base] {
+			continue
 		}
-		a := agg{requests: st.Requests, errors: st.Errors, mtls: st.MTLS, bytes: st.Bytes, dur: st.Duration}
+		a := agg{requests: st.Requests, errors: st.Errors, bytes: st.Bytes, dur: st.Duration}
+		if k.Reporter == "source" {
+			sec := byDest[base]
+			a.secured, a.mtls = sec.secured, sec.mtls
+		} else {
+			a.secured, a.mtls = st.Requests, st.MTLS
+		}
 		var src *Node
 		if isUnknown(k.SourceWorkload) {
 			src = node(KindUnknown, KindUnknown)
@@ -274,8 +299,8 @@ func (s *Store) BuildGraph(window time.Duration, inv *Inventory, now time.Time) 
 		e.RequestPct = pct(e.a.requests, src.out.requests)
 		e.ErrorPct = pct(e.a.errors, e.a.requests)
 		e.Throughput = rate(e.a.bytes, secs)
-		e.MTLSPct = pct(e.a.mtls, e.a.requests)
-		e.MTLS = e.a.requests > 0 && e.a.mtls >= e.a.requests
+		e.MTLSPct = pct(e.a.mtls, e.a.secured)
+		e.MTLS = e.a.mtls > 0
 		e.P50, e.P95, e.P99 = quantilePtr(0.5, e.a.dur[:]), quantilePtr(0.95, e.a.dur[:]), quantilePtr(0.99, e.a.dur[:])
 		e.Health = Health(e.a.requests, e.ErrorPct)
 		g.Edges = append(g.Edges, e)
@@ -289,6 +314,8 @@ func (s *Store) BuildGraph(window time.Duration, inv *Inventory, now time.Time) 
 		n.RPS = rate(a.requests, secs)
 		n.ErrorPct = pct(a.errors, a.requests)
 		n.Health = Health(a.requests, n.ErrorPct)
+		n.MTLSPct = pct(a.mtls, a.secured)
+		n.MTLS = a.mtls > 0
 		sort.Strings(n.Services)
 		sort.Strings(n.Workloads)
 		g.Nodes = append(g.Nodes, n)

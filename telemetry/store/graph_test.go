@@ -302,3 +302,71 @@ func parseSample(l string) (name string, lbls []string, value float64, err error
 	value, err = strconv.ParseFloat(strings.TrimSpace(rest), 64)
 	return name, lbls, value, err
 }
+
+// As proxies really report it: the caller's sidecar cannot tell whether its
+// upstream handshake was mutual ("unknown"), the destination's can. The
+// edge takes its counts from the source and its lock from the destination.
+func TestGraphMutualTLSFromDestination(t *testing.T) {
+	s := New(Options{})
+	for i := 0; i < 5; i++ {
+		now := t0.Add(time.Duration(i) * time.Second)
+		src := func(workload, version string) map[string]string {
+			l := labels("source", "productpage-v1", workload, version, "200")
+			l["connection_security_policy"] = "unknown"
+			return l
+		}
+		dst := func(workload, version, policy string) map[string]string {
+			l := labels("destination", "productpage-v1", workload, version, "200")
+			l["connection_security_policy"] = policy
+			return l
+		}
+		s.Merge(&telemetry.Report{Requests: []telemetry.RequestStat{
+			stat(src("reviews-v1", "v1"), 10, 3), stat(src("reviews-v2", "v2"), 10, 3), stat(src("reviews-v3", "v3"), 10, 3),
+		}}, now)
+		// v1 is all mTLS, v2 half (PERMISSIVE with a plaintext caller), v3 none.
+		s.Merge(&telemetry.Report{Requests: []telemetry.RequestStat{
+			stat(dst("reviews-v1", "v1", "mutual_tls"), 10, 3),
+			stat(dst("reviews-v2", "v2", "mutual_tls"), 5, 3), stat(dst("reviews-v2", "v2", "none"), 5, 3),
+			stat(dst("reviews-v3", "v3", "none"), 10, 3),
+		}}, now)
+		// An external caller without a sidecar, seen only by the destination.
+		ext := dst("reviews-v1", "v1", "none")
+		ext["source_workload"], ext["source_app"] = "unknown", "unknown"
+		s.Merge(&telemetry.Report{Requests: []telemetry.RequestStat{stat(ext, 2, 3)}}, now)
+	}
+	g := s.BuildGraph(10*time.Second, nil, t0.Add(5*time.Second))
+	edges := map[string]*Edge{}
+	for _, e := range g.Edges {
+		edges[e.ID] = e
+	}
+	const svc = "service:reviews.default.svc.cluster.local"
+	for _, tc := range []struct {
+		id       string
+		requests uint64
+		mtls     bool
+		pct      float64
+	}{
+		{svc + "->workload:default/reviews-v1", 60, true, 83.33}, // 50 from productpage, mTLS; 10 from outside
+		{svc + "->workload:default/reviews-v2", 50, true, 50},
+		{svc + "->workload:default/reviews-v3", 50, false, 0},
+		{"workload:default/productpage-v1->" + svc, 150, true, 50}, // 50 + 25 of 150
+		{"unknown->" + svc, 10, false, 0},
+	} {
+		e := edges[tc.id]
+		if e == nil {
+			t.Errorf("no edge %s; have %v", tc.id, keys(edges))
+			continue
+		}
+		if e.Requests != tc.requests || e.MTLS != tc.mtls || e.MTLSPct != tc.pct {
+			t.Errorf("%s: %d requests, mtls %v (%v%%); want %d, %v (%v%%)", tc.id, e.Requests, e.MTLS, e.MTLSPct, tc.requests, tc.mtls, tc.pct)
+		}
+	}
+	for _, n := range g.Nodes {
+		if n.ID == "workload:default/reviews-v3" && (n.MTLS || n.MTLSPct != 0) {
+			t.Errorf("reviews-v3 node: %+v", n)
+		}
+		if n.ID == svc && (!n.MTLS || n.MTLSPct != 46.88) { // 75 of 160
+			t.Errorf("reviews service node: mtls %v %v%%", n.MTLS, n.MTLSPct)
+		}
+	}
+}
