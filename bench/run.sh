@@ -8,7 +8,9 @@
 #   BENCH_PATHS=direct,nginx bench/run.sh         # a subset of paths
 #
 # Environment (all optional):
-#   BENCH_PATHS      comma list of direct,nginx,weft-gateway,weft-mesh (default: all)
+#   BENCH_PATHS      comma list of direct,nginx,weft-gateway,weft-mesh,weft-mesh-mtls
+#                    (default: all; the two mesh paths share their sidecars and differ
+#                    only in the PeerAuthentication applied: DISABLE, then STRICT)
 #   BENCH_FIXED      fortio fixed-rate duration (default 15s)
 #   BENCH_QPS        fortio fixed rate (default 1000)
 #   BENCH_MAX        wrk max-throughput duration (default 10s)
@@ -42,7 +44,7 @@ cd "$ROOT"
 
 DEFAULT_FIXED=15s
 DEFAULT_MAX=10s
-ALL_PATHS=direct,nginx,weft-gateway,weft-mesh
+ALL_PATHS=direct,nginx,weft-gateway,weft-mesh,weft-mesh-mtls
 
 PATHS="${BENCH_PATHS:-$ALL_PATHS}"
 FIXED="${BENCH_FIXED:-$DEFAULT_FIXED}"
@@ -77,12 +79,12 @@ done
 
 want() { case ",$PATHS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 for p in ${PATHS//,/ }; do
-  case "$p" in direct|nginx|weft-gateway|weft-mesh) ;; *) die "unknown path '$p' in BENCH_PATHS (known: $ALL_PATHS)" ;; esac
+  case "$p" in direct|nginx|weft-gateway|weft-mesh|weft-mesh-mtls) ;; *) die "unknown path '$p' in BENCH_PATHS (known: $ALL_PATHS)" ;; esac
 done
 if [ "${BENCH_PERF:-0}" != 0 ]; then command -v perf >/dev/null 2>&1 || die "BENCH_PERF=1 needs perf (apt-get install linux-perf)"; fi
 if want nginx; then command -v nginx >/dev/null 2>&1 || die "nginx not found (run bench/install.sh)"; fi
 NEED_WEFT=false
-if want weft-gateway || want weft-mesh; then NEED_WEFT=true; fi
+if want weft-gateway || want weft-mesh || want weft-mesh-mtls; then NEED_WEFT=true; fi
 
 # dur_s DURATION : whole seconds in a fortio/wrk duration (500ms, 15s, 2m).
 dur_s() {
@@ -567,7 +569,10 @@ if $NEED_WEFT; then
   wait_port "$P_API" "$CP_PID" "control plane" "$TMP/controlplane.log" 30
   wait_port "$P_XDS" "$CP_PID" "control plane" "$TMP/controlplane.log" 30
 
-  # write_config FILE WORKLOAD_PORT : the routing config shared by both weft paths.
+  # write_config FILE WORKLOAD_PORT [MTLS] : the routing config shared by the
+  # weft paths. With MTLS (DISABLE or STRICT) the backend is a sidecar
+  # (label security.istio.io/tlsMode: istio) and a mesh-wide
+  # PeerAuthentication sets the mode.
   write_config() {
     cat >"$1" <<EOF
 apiVersion: networking.istio.io/v1
@@ -636,10 +641,24 @@ spec:
   labels:
     app: backend
 EOF
+    if [ -n "${3:-}" ]; then
+      sed -i 's/^    app: backend$/    app: backend\n    security.istio.io\/tlsMode: istio/' "$1"
+      cat >>"$1" <<EOF
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: default
+  namespace: istio-system
+spec:
+  mtls:
+    mode: $3
+EOF
+    fi
   }
 
   apply() { # FILE
-    "$WEFT" apply --server "http://127.0.0.1:$P_API" -f "$1" >"$1.out" 2>&1 \
+    "$WEFT" apply --server "http://127.0.0.1:$P_API" --token-file "$TMP/state/api-token" -f "$1" >"$1.out" 2>&1 \
       || { cat "$1.out" >&2; die "weft apply -f $1 failed"; }
     cp "$1" "$OUT/"
   }
@@ -648,7 +667,7 @@ EOF
     write_config "$TMP/gateway.yaml" "$P_BACKEND"
     apply "$TMP/gateway.yaml"
     log "starting weft gateway on 127.0.0.1:$P_GW (cpu $PROXY_CPU)"
-    start GW_PID "$PROXY_CPU" "$TMP/gateway.log" "$WEFT" proxy gateway --xds "127.0.0.1:$P_XDS" \
+    start GW_PID "$PROXY_CPU" "$TMP/gateway.log" "$WEFT" proxy gateway --xds "127.0.0.1:$P_XDS" --join-token-file "$TMP/state/join-token" \
       --name ingressgateway --namespace istio-system --labels istio=ingressgateway \
       --port-map "80=127.0.0.1:$P_GW" --admin "127.0.0.1:$P_GWADMIN"
     wait_200 "weft gateway /ready" 30 "$GW_PID" "$TMP/gateway.log" "http://127.0.0.1:$P_GWADMIN/ready"
@@ -656,19 +675,46 @@ EOF
     stop "$GW_PID"
   fi
 
-  if want weft-mesh; then
-    write_config "$TMP/mesh.yaml" "$P_IN"
+  if want weft-mesh || want weft-mesh-mtls; then
+    first=DISABLE
+    want weft-mesh || first=STRICT
+    write_config "$TMP/mesh.yaml" "$P_IN" "$first"
     apply "$TMP/mesh.yaml"
     log "starting weft sidecars: client outbound :$P_OUT, backend inbound :$P_IN (both cpu $PROXY_CPU)"
-    start SA_PID "$PROXY_CPU" "$TMP/sidecar-client.log" "$WEFT" proxy sidecar --xds "127.0.0.1:$P_XDS" \
+    start SA_PID "$PROXY_CPU" "$TMP/sidecar-client.log" "$WEFT" proxy sidecar --xds "127.0.0.1:$P_XDS" --join-token-file "$TMP/state/join-token" \
       --name client-1 --namespace default --workload client --labels app=client \
       --outbound "127.0.0.1:$P_OUT" --admin "127.0.0.1:$P_CADMIN"
-    start SB_PID "$PROXY_CPU" "$TMP/sidecar-backend.log" "$WEFT" proxy sidecar --xds "127.0.0.1:$P_XDS" \
+    start SB_PID "$PROXY_CPU" "$TMP/sidecar-backend.log" "$WEFT" proxy sidecar --xds "127.0.0.1:$P_XDS" --join-token-file "$TMP/state/join-token" \
       --name backend-1 --namespace default --workload backend --labels app=backend \
       --inbound "127.0.0.1:$P_IN" --app "127.0.0.1:$P_BACKEND" --admin "127.0.0.1:$P_BADMIN"
     wait_200 "weft sidecar client-1 /ready" 30 "$SA_PID" "$TMP/sidecar-client.log" "http://127.0.0.1:$P_CADMIN/ready"
     wait_200 "weft sidecar backend-1 /ready" 30 "$SB_PID" "$TMP/sidecar-backend.log" "http://127.0.0.1:$P_BADMIN/ready"
-    measure weft-mesh "http://127.0.0.1:$P_OUT/" "backend:8080" "$SA_PID $SB_PID" "$TMP/sidecar-client.log"
+    # mesh_mode MODE : waits until a request through both sidecars is
+    # reported by the backend's sidecar with the connection security MODE
+    # implies, so each path measures what its name says.
+    mesh_mode() {
+      local want=none i
+      [ "$1" = STRICT ] && want=mutual_tls
+      for i in $(seq 1 100); do
+        curl -s -o /dev/null -H "Host: backend:8080" "http://127.0.0.1:$P_OUT/" || true
+        if curl -s "http://127.0.0.1:$P_BADMIN/stats/prometheus" \
+          | grep '^istio_requests_total{' | grep 'reporter="destination"' | grep -q "connection_security_policy=\"$want\""; then
+          return 0
+        fi
+        sleep 0.1
+      done
+      die "mesh path: no request reported with connection_security_policy=$want after applying $1"
+    }
+    if want weft-mesh; then
+      mesh_mode DISABLE
+      measure weft-mesh "http://127.0.0.1:$P_OUT/" "backend:8080" "$SA_PID $SB_PID" "$TMP/sidecar-client.log"
+    fi
+    if want weft-mesh-mtls; then
+      write_config "$TMP/mesh-mtls.yaml" "$P_IN" STRICT
+      apply "$TMP/mesh-mtls.yaml"
+      mesh_mode STRICT
+      measure weft-mesh-mtls "http://127.0.0.1:$P_OUT/" "backend:8080" "$SA_PID $SB_PID" "$TMP/sidecar-client.log"
+    fi
     stop "$SA_PID" "$SB_PID"
   fi
   stop "$CP_PID"

@@ -253,6 +253,51 @@ func num(env map[string]string, k string) float64 {
 	return v
 }
 
+// ---------------------------------------------------------------- mTLS
+
+// writeMTLSCost compares the mesh path with and without mutual TLS, both
+// measured in this run through the same two sidecars, against the issue's
+// targets: mTLS adds at most 15% to p50 and 10% to proxy CPU per request.
+func writeMTLSCost(w func(string, ...any), plain, mtls *result) {
+	w("## Mutual TLS cost on the mesh path (same run, same sidecars)\n\n")
+	if plain == nil || mtls == nil {
+		w("Not measured: this run did not include both `weft-mesh` and `weft-mesh-mtls`.\n\n")
+		return
+	}
+	cpuPerReq := func(r *result) float64 { return r.VCPU / r.QPS } // proxy CPU seconds per request at the fixed rate
+	ratioRow := func(label string, p, m float64, target float64) {
+		v := "–"
+		if target > 0 {
+			v = "**not met**"
+			if m/p <= 1+target {
+				v = "met"
+			}
+		}
+		w("| %s | %s | %s | %.3f× | %s |\n", label, f2v(p), f2v(m), m/p, v)
+	}
+	w("| metric | plaintext (DISABLE) | mTLS (STRICT) | mTLS / plaintext | target |\n|---|---|---|---|---|\n")
+	ratioRow("p50 (ms), fixed rate", plain.P50, mtls.P50, 0.15)
+	if plain.U != nil && mtls.U != nil {
+		ratioRow("p50 (ms), `-uniform`", plain.U.pct(50), mtls.U.pct(50), 0)
+	}
+	ratioRow("p99 (ms), fixed rate", plain.P99, mtls.P99, 0)
+	ratioRow("proxy CPU per request (µs), fixed rate", cpuPerReq(plain)*1e6, cpuPerReq(mtls)*1e6, 0.10)
+	ratioRow("rps per proxy core (wrk)", plain.PerC, mtls.PerC, 0)
+	w("\nTargets (from the issue): mTLS adds ≤ 15%% to p50 and ≤ 10%% to CPU per request. ")
+	w("Connections are kept alive, as between real sidecars, so the handshake cost is paid once per connection; ")
+	w("what remains per request is record encryption (AES-GCM) in both sidecars.\n\n")
+}
+
+func f2v(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "–"
+	}
+	if v >= 100 {
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%.3f", v)
+}
+
 // ---------------------------------------------------------------- results
 
 type pathInfo struct {
@@ -265,6 +310,7 @@ var paths = []pathInfo{
 	{"nginx", "nginx", "client → nginx (1 worker, upstream keepalive 64) → backend", "nginx", 1},
 	{"weft-gateway", "weft one hop (gateway)", "client → `weft proxy gateway` → backend", "weft gateway", 1},
 	{"weft-mesh", "weft mesh path (2 sidecars)", "client → sidecar A outbound → sidecar B inbound → backend", "2 weft sidecars", 2},
+	{"weft-mesh-mtls", "weft mesh path, mutual TLS", "client → sidecar A outbound →(mTLS)→ sidecar B inbound → backend; the same sidecars as the mesh path with PeerAuthentication STRICT instead of DISABLE", "2 weft sidecars", 2},
 }
 
 type result struct {
@@ -455,7 +501,7 @@ func buildReport(dir string) (string, error) {
 	if meta["perf"] != "" && meta["perf"] != "0" {
 		w("> **Profiled run** (`BENCH_PERF=1`): `perf record` ran during the max-throughput runs and its overhead lowers their numbers.\n\n")
 	}
-	if meta["paths"] != "" && meta["paths"] != "direct,nginx,weft-gateway,weft-mesh" {
+	if meta["paths"] != "" && meta["paths"] != "direct,nginx,weft-gateway,weft-mesh,weft-mesh-mtls" {
 		w("> **Partial run**: only the paths %s were measured.\n\n", meta["paths"])
 	}
 	w("## Reproduce\n\n```sh\nbench/install.sh   # nginx, wrk, taskset, fortio %s\n%s\n```\n\n", strings.TrimSpace(meta["fortio"]), meta["command"])
@@ -602,6 +648,8 @@ func buildReport(dir string) (string, error) {
 		w("| (for scale) nginx added p50 | %s ms | – | %s |\n", addMs(nginx.P50-direct.P50), uniAdded(nginx))
 	}
 	w("\n")
+
+	writeMTLSCost(w, byKey["weft-mesh"], byKey["weft-mesh-mtls"])
 
 	// Reference points.
 	w("## Reference points\n\n")

@@ -283,6 +283,33 @@ func TestConsoleGraph(t *testing.T) {
 		return nil
 	})
 	t.Logf("console: reviews v1 %.1f%%, v2 %.1f%%", v1, v2)
+
+	// STRICT mTLS by default: every edge between mesh workloads (all but
+	// the one from the outside client into the gateway) shows its lock.
+	eventually(t, 30*time.Second, "every mesh edge locked", func() error {
+		edges, err := runIn(ctx, 10*time.Second, chromedp.Evaluate[[]map[string]string](`Array.from(document.querySelectorAll('g[data-edge]')).map(g => {
+  const lock = g.querySelector('.edge-lock');
+  return {edge: g.getAttribute('data-edge'), mtls: g.dataset.mtls, lock: lock && lock.style.display !== 'none' ? 'shown' : 'hidden'};
+})`))
+		if err != nil {
+			return err
+		}
+		mesh := 0
+		for _, e := range edges {
+			from, _, _ := strings.Cut(e["edge"], "->")
+			if strings.Contains(from, "unknown") || !strings.Contains(e["edge"], "->") {
+				continue
+			}
+			mesh++
+			if e["mtls"] != "true" || e["lock"] != "shown" {
+				return fmt.Errorf("edge %s: mtls %s, lock %s", e["edge"], e["mtls"], e["lock"])
+			}
+		}
+		if mesh < 4 {
+			return fmt.Errorf("only %d mesh edges in %v", mesh, edges)
+		}
+		return nil
+	})
 	screenshot(t, ctx, "console-graph.png")
 
 	// Response times on the same edges.

@@ -255,6 +255,16 @@ func (m *mesh) echo(ns, svc, v string, env ...string) *proc {
 	return m.runEnv(ns, svc, "app="+svc+",version="+v, env, weftBin, "demo-app", "echo", "echo")
 }
 
+// permissive is a namespace-wide PeerAuthentication PERMISSIVE. Tests that
+// talk to one instance directly (to steer or count it) are clients from
+// outside the mesh; without it the default STRICT mode refuses them.
+const permissive = `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default}
+spec:
+  mtls: {mode: PERMISSIVE}
+`
+
 // inbound returns the registered (sidecar inbound) address of the first
 // instance of service svc with version v.
 func (m *mesh) inbound(ns, svc, v string) string {

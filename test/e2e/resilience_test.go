@@ -91,6 +91,7 @@ func TestRetryHidesFlakyInstance(t *testing.T) {
 
 func TestOutlierDetectionEjectsAndReturns(t *testing.T) {
 	m := upMesh(t, "")
+	m.apply("default", permissive) // the test steers instances directly
 	m.echo("default", "echo", "v1")
 	m.echo("default", "echo", "v2")
 	m.apply("default", edge("    retries: {attempts: 0}\n")+`---

@@ -15,6 +15,7 @@ import (
 // response, mirroring and CORS end to end, with YAML as Istio documents it.
 func TestHTTPRouteFeatures(t *testing.T) {
 	m := upMesh(t, "")
+	m.apply("default", permissive) // the test steers instances directly
 	m.echo("default", "echo", "v1")
 	m.echo("default", "echo", "v2")
 	m.apply("default", `apiVersion: networking.istio.io/v1
