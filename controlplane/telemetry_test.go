@@ -28,9 +28,14 @@ func startCP(t *testing.T, opts Options) *ControlPlane {
 	return cp
 }
 
-func fetch(t *testing.T, method, url, body string) (int, string, string) {
+// fetch sends one request; bearer, when given, is sent as the
+// Authorization token.
+func fetch(t *testing.T, method, url, body string, bearer ...string) (int, string, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	if len(bearer) > 0 {
+		req.Header.Set("Authorization", "Bearer "+bearer[0])
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +57,7 @@ func TestRoutesAPIConsoleAndTelemetry(t *testing.T) {
 		"destination_service": "reviews.default.svc.cluster.local", "destination_workload": "reviews-v1",
 		"destination_workload_namespace": "default", "response_code": "200", "request_protocol": "http"}
 	rep, _ := json.Marshal(telemetry.Report{Node: "n", Requests: []telemetry.RequestStat{{Labels: l, Count: 4}}})
-	if code, _, b := fetch(t, "POST", base+"/api/v1/telemetry", string(rep)); code != 204 {
+	if code, _, b := fetch(t, "POST", base+"/api/v1/telemetry", string(rep), cp.JoinToken()); code != 204 {
 		t.Fatalf("intake = %d %s", code, b)
 	}
 	code, ct, b := fetch(t, "GET", base+"/metrics", "")
@@ -88,8 +93,15 @@ func TestConsoleTokenProtectsReads(t *testing.T) {
 	if code, _, _ := fetch(t, "GET", base+"/api/v1/graph", ""); code != http.StatusUnauthorized {
 		t.Fatalf("graph without token = %d", code)
 	}
-	// Proxies report without a token; Prometheus scrapes without one.
-	if code, _, _ := fetch(t, "POST", base+"/api/v1/telemetry", `{"node":"x"}`); code != 204 {
+	// Proxies report with their join token, not the console's; on
+	// loopback Prometheus scrapes without one.
+	if code, _, _ := fetch(t, "POST", base+"/api/v1/telemetry", `{"node":"x"}`); code != http.StatusUnauthorized {
+		t.Fatalf("intake without the join token = %d, want 401", code)
+	}
+	if code, _, _ := fetch(t, "POST", base+"/api/v1/telemetry", `{"node":"x"}`, "tok"); code != http.StatusUnauthorized {
+		t.Fatalf("intake with the console token = %d, want 401", code)
+	}
+	if code, _, _ := fetch(t, "POST", base+"/api/v1/telemetry", `{"node":"x"}`, cp.JoinToken()); code != 204 {
 		t.Fatalf("intake = %d", code)
 	}
 	if code, _, _ := fetch(t, "GET", base+"/metrics", ""); code != 200 {

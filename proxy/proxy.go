@@ -196,7 +196,7 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 	if o.TelemetryURL != "" {
 		rep := observe.NewReporter(observe.ReporterOptions{
 			URL: o.TelemetryURL, Node: meta.ID(), Stats: tel.stats, Spans: tel.spans,
-			Interval: o.ReportInterval, Log: log.With("component", "telemetry"),
+			Interval: o.ReportInterval, Log: log.With("component", "telemetry"), Token: o.JoinToken,
 		})
 		go func() { defer close(reported); rep.Run(repCtx) }()
 	} else {

@@ -36,6 +36,9 @@ type ReporterOptions struct {
 	Interval time.Duration
 	// Log receives failures at debug level (the first of a run at warn).
 	Log *slog.Logger
+	// Token, when set, is sent as "Authorization: Bearer TOKEN": the
+	// control plane takes reports only from proxies holding the join token.
+	Token string
 	// Client sends the reports; nil uses one that ignores proxy settings.
 	Client *http.Client
 }
@@ -132,6 +135,9 @@ func (r *Reporter) post(ctx context.Context, rep *telemetry.Report) error {
 		return fmt.Errorf("report: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if r.o.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+r.o.Token)
+	}
 	resp, err := r.o.Client.Do(req)
 	if err != nil {
 		return fmt.Errorf("report: %w", err)

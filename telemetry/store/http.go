@@ -29,6 +29,11 @@ type HTTPOptions struct {
 	// Protect wraps the read endpoints (graph, services, workloads,
 	// traces), e.g. with the console's login check; nil leaves them open.
 	Protect func(http.Handler) http.Handler
+	// ProtectIntake wraps POST /api/v1/telemetry, e.g. with a check of the
+	// proxies' join token: reports are writes; nil leaves it open.
+	ProtectIntake func(http.Handler) http.Handler
+	// ProtectMetrics wraps GET /metrics; nil leaves it open.
+	ProtectMetrics func(http.Handler) http.Handler
 	// ExtraMetrics appends more exposition to /metrics (e.g. the OTLP
 	// exporter's counters).
 	ExtraMetrics func(io.Writer)
@@ -54,8 +59,16 @@ func (s *Store) Register(mux *http.ServeMux, o HTTPOptions) {
 		}
 		return o.Inventory()
 	}
-	mux.HandleFunc("POST /api/v1/telemetry", s.intake)
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+	open := func(h http.Handler) http.Handler { return h }
+	intake, metrics := o.ProtectIntake, o.ProtectMetrics
+	if intake == nil {
+		intake = open
+	}
+	if metrics == nil {
+		metrics = open
+	}
+	mux.Handle("POST /api/v1/telemetry", intake(http.HandlerFunc(s.intake)))
+	mux.Handle("GET /metrics", metrics(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		if err := s.WritePrometheus(w); err != nil {
 			return // the client left
@@ -63,7 +76,7 @@ func (s *Store) Register(mux *http.ServeMux, o HTTPOptions) {
 		if o.ExtraMetrics != nil {
 			o.ExtraMetrics(w)
 		}
-	})
+	})))
 	mux.Handle("GET /api/v1/graph", protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		win, ok := window(w, r, 10*time.Second)
 		if ok {
