@@ -4,13 +4,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 
 	"github.com/weft-mesh/weft/proxy/contract"
+	"github.com/weft-mesh/weft/proxy/filter"
 )
 
 // SANType is the kind of subject alternative name a matcher looks at.
@@ -27,23 +27,11 @@ const (
 // SANMatcher is one entry of match_typed_subject_alt_names: a string
 // matcher applied to one kind of SAN of the peer's leaf certificate.
 type SANMatcher struct {
-	Type SANType
-	// Exactly one of the match forms is used, per kind.
-	kind       matchKind
-	value      string
-	re         *regexp.Regexp
-	ignoreCase bool
+	Type    SANType
+	str     filter.StringMatcher
+	exact   string // the exact pattern, which a wildcard DNS SAN may cover
+	isExact bool
 }
-
-type matchKind int
-
-const (
-	matchExact matchKind = iota
-	matchPrefix
-	matchSuffix
-	matchContains
-	matchRegex
-)
 
 func sanMatchers(ms []*tlsv3.SubjectAltNameMatcher) ([]SANMatcher, error) {
 	out := make([]SANMatcher, 0, len(ms))
@@ -78,40 +66,26 @@ func sanMatcher(m *tlsv3.SubjectAltNameMatcher) (SANMatcher, error) {
 	if sm == nil {
 		return out, errors.New("matcher: required")
 	}
-	if err := contract.CheckFields(sm, "exact", "prefix", "suffix", "contains", "safe_regex", "ignore_case"); err != nil {
-		return out, fmt.Errorf("matcher.%w", err)
-	}
-	out.ignoreCase = sm.GetIgnoreCase()
-	switch p := sm.GetMatchPattern().(type) {
-	case *matcherv3.StringMatcher_Exact:
-		out.kind, out.value = matchExact, p.Exact
-	case *matcherv3.StringMatcher_Prefix:
-		out.kind, out.value = matchPrefix, p.Prefix
-	case *matcherv3.StringMatcher_Suffix:
-		out.kind, out.value = matchSuffix, p.Suffix
-	case *matcherv3.StringMatcher_Contains:
-		out.kind, out.value = matchContains, p.Contains
-	case *matcherv3.StringMatcher_SafeRegex:
-		if err := contract.CheckFields(p.SafeRegex, "regex", "google_re2"); err != nil {
-			return out, fmt.Errorf("matcher.safe_regex.%w", err)
-		}
-		if out.ignoreCase {
-			return out, errors.New("matcher.ignore_case: not allowed with safe_regex")
-		}
-		re, err := regexp.Compile("^(?:" + p.SafeRegex.GetRegex() + ")$")
-		if err != nil {
-			return out, fmt.Errorf("matcher.safe_regex.regex: %w", err)
-		}
-		out.kind, out.re = matchRegex, re
-	default:
+	if sm.GetMatchPattern() == nil {
 		return out, errors.New("matcher: one of exact, prefix, suffix, contains, safe_regex required")
 	}
-	if out.kind != matchRegex && out.value == "" && out.kind != matchExact {
-		return out, errors.New("matcher: empty pattern")
+	str, err := filter.CompileStringMatcher(sm)
+	if err != nil {
+		return out, fmt.Errorf("matcher.%w", err)
 	}
-	if out.ignoreCase {
-		out.value = strings.ToLower(out.value)
+	switch p := sm.GetMatchPattern().(type) {
+	case *matcherv3.StringMatcher_Exact:
+		out.exact, out.isExact = p.Exact, true
+	case *matcherv3.StringMatcher_SafeRegex:
+		if sm.GetIgnoreCase() {
+			return out, errors.New("matcher.ignore_case: not allowed with safe_regex")
+		}
+	default: // prefix, suffix or contains
+		if sm.GetPrefix()+sm.GetSuffix()+sm.GetContains() == "" {
+			return out, errors.New("matcher: empty pattern")
+		}
 	}
+	out.str = str
 	return out, nil
 }
 
@@ -120,48 +94,28 @@ func (m *SANMatcher) Match(cert *x509.Certificate) bool {
 	switch m.Type {
 	case SANDNS:
 		for _, n := range cert.DNSNames {
-			if m.matchString(n) || (m.kind == matchExact && wildcardMatch(n, m.value)) {
+			if m.str.Match(n) || (m.isExact && wildcardMatch(n, m.exact)) {
 				return true
 			}
 		}
 	case SANURI:
 		for _, u := range cert.URIs {
-			if m.matchString(u.String()) {
+			if m.str.Match(u.String()) {
 				return true
 			}
 		}
 	case SANEmail:
 		for _, e := range cert.EmailAddresses {
-			if m.matchString(e) {
+			if m.str.Match(e) {
 				return true
 			}
 		}
 	case SANIP:
 		for _, ip := range cert.IPAddresses {
-			if m.matchString(ip.String()) {
+			if m.str.Match(ip.String()) {
 				return true
 			}
 		}
-	}
-	return false
-}
-
-func (m *SANMatcher) matchString(s string) bool {
-	if m.kind == matchRegex {
-		return m.re.MatchString(s)
-	}
-	if m.ignoreCase {
-		s = strings.ToLower(s)
-	}
-	switch m.kind {
-	case matchExact:
-		return s == m.value
-	case matchPrefix:
-		return strings.HasPrefix(s, m.value)
-	case matchSuffix:
-		return strings.HasSuffix(s, m.value)
-	case matchContains:
-		return strings.Contains(s, m.value)
 	}
 	return false
 }

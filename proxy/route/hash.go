@@ -1,8 +1,6 @@
 package route
 
 import (
-	"github.com/weft-mesh/weft/proxy/contract"
-
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -12,6 +10,9 @@ import (
 	"time"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"github.com/weft-mesh/weft/proxy/contract"
+	"github.com/weft-mesh/weft/proxy/filter"
 )
 
 type hashKind uint8
@@ -26,8 +27,8 @@ const (
 // hashPolicy is one compiled RouteAction.HashPolicy.
 type hashPolicy struct {
 	kind     hashKind
-	name     string // canonical header key, cookie name or query parameter
-	pseudo   int    // for headers: hdrMethod, hdrAuthority, hdrPath
+	name     string        // canonical header key, cookie name or query parameter
+	pseudo   filter.Pseudo // for headers: PseudoNone, PseudoMethod, PseudoAuthority or PseudoPath
 	ttl      time.Duration
 	hasTTL   bool
 	path     string
@@ -44,23 +45,14 @@ func compileHashPolicy(p *routev3.RouteAction_HashPolicy) (hashPolicy, error) {
 		if err := contract.CheckFields(s.Header, "header_name"); err != nil {
 			return out, fmt.Errorf("header.%w", err)
 		}
-		name := strings.ToLower(s.Header.GetHeaderName())
-		out.kind = hashHeader
-		switch name {
-		case "":
-			return out, fmt.Errorf("header.header_name: empty")
-		case ":authority", "host":
-			out.pseudo = hdrAuthority
-		case ":method":
-			out.pseudo = hdrMethod
-		case ":path":
-			out.pseudo = hdrPath
-		default:
-			if strings.HasPrefix(name, ":") {
-				return out, fmt.Errorf("header.header_name: unsupported pseudo-header %q", name)
-			}
-			out.name = http.CanonicalHeaderKey(name)
+		hn, err := filter.ParseHeaderName(s.Header.GetHeaderName())
+		if err == nil && hn.Pseudo == filter.PseudoScheme {
+			err = fmt.Errorf("unsupported pseudo-header %q", ":scheme")
 		}
+		if err != nil {
+			return out, fmt.Errorf("header.header_name: %w", err)
+		}
+		out.kind, out.pseudo, out.name = hashHeader, hn.Pseudo, hn.Key
 	case *routev3.RouteAction_HashPolicy_Cookie_:
 		c := s.Cookie
 		if err := contract.CheckFields(c, "name", "ttl", "path"); err != nil {
@@ -163,11 +155,11 @@ func (rt *Route) Hash(r *http.Request, authority string) (hash uint64, ok bool, 
 
 func (p *hashPolicy) headerHash(r *http.Request, authority string) (uint64, bool) {
 	switch p.pseudo {
-	case hdrAuthority:
+	case filter.PseudoAuthority:
 		return fnv(fnvOffset, authority), true
-	case hdrMethod:
+	case filter.PseudoMethod:
 		return fnv(fnvOffset, r.Method), true
-	case hdrPath:
+	case filter.PseudoPath:
 		return fnv(fnv(fnvOffset, r.URL.EscapedPath()), r.URL.RawQuery), true
 	}
 	vs := r.Header[p.name]

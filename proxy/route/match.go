@@ -1,8 +1,6 @@
 package route
 
 import (
-	"github.com/weft-mesh/weft/proxy/contract"
-
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,14 +8,16 @@ import (
 	"strings"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+
+	"github.com/weft-mesh/weft/proxy/contract"
+	"github.com/weft-mesh/weft/proxy/filter"
 )
 
-// matchCtx carries per-request values computed once for all routes tried.
+// matchCtx carries per-request values computed once for all routes tried:
+// the request, and its :authority and :path (escaped, the query apart).
 type matchCtx struct {
-	r         *http.Request
-	authority string
-	path      string // escaped, without query
+	r  *http.Request
+	ph filter.PseudoHeaders
 }
 
 type pathKind uint8
@@ -34,7 +34,7 @@ type matcher struct {
 	value      string
 	ignoreCase bool
 	re         *regexp.Regexp
-	headers    []headerMatcher
+	headers    []filter.HeaderMatcher
 	query      []queryMatcher
 }
 
@@ -50,7 +50,7 @@ func compileMatch(m *routev3.RouteMatch) (matcher, error) {
 	case *routev3.RouteMatch_Path:
 		out.kind, out.value = pathExact, ps.Path
 	case *routev3.RouteMatch_SafeRegex:
-		re, err := compileRegex(ps.SafeRegex)
+		re, err := filter.CompileRegex(ps.SafeRegex)
 		if err != nil {
 			return out, fmt.Errorf("safe_regex.%w", err)
 		}
@@ -59,10 +59,11 @@ func compileMatch(m *routev3.RouteMatch) (matcher, error) {
 		return out, fmt.Errorf("path_specifier: one of prefix, path, safe_regex required")
 	}
 	for i, h := range m.GetHeaders() {
-		hm, err := compileHeader(h)
+		hm, err := filter.CompileHeaderMatcher(h)
 		if err != nil {
 			return out, fmt.Errorf("headers[%d].%w", i, err)
 		}
+		hm.InvertMissing = true // route's semantics for a missing header: see InvertMissing
 		out.headers = append(out.headers, hm)
 	}
 	for i, q := range m.GetQueryParameters() {
@@ -76,7 +77,7 @@ func compileMatch(m *routev3.RouteMatch) (matcher, error) {
 }
 
 func (m *matcher) matches(mc *matchCtx) bool {
-	p := mc.path
+	p := mc.ph.Path
 	switch m.kind {
 	case pathPrefix:
 		if len(p) < len(m.value) {
@@ -103,7 +104,7 @@ func (m *matcher) matches(mc *matchCtx) bool {
 		}
 	}
 	for i := range m.headers {
-		if !m.headers[i].matches(mc) {
+		if !m.headers[i].Match(mc.r, &mc.ph) {
 			return false
 		}
 	}
@@ -115,137 +116,10 @@ func (m *matcher) matches(mc *matchCtx) bool {
 	return true
 }
 
-func compileRegex(r *matcherv3.RegexMatcher) (*regexp.Regexp, error) {
-	if err := contract.CheckFields(r, "regex", "google_re2"); err != nil {
-		return nil, err
-	}
-	re, err := regexp.Compile("^(?:" + r.GetRegex() + ")$")
-	if err != nil {
-		return nil, fmt.Errorf("regex: %w", err)
-	}
-	return re, nil
-}
-
-// Pseudo-headers a header matcher may name.
-const (
-	hdrPlain = iota
-	hdrMethod
-	hdrAuthority
-	hdrPath
-	hdrScheme
-)
-
-type headerMatcher struct {
-	key          string // canonical header key for hdrPlain
-	pseudo       int
-	present      *bool // present_match
-	sm           *stringMatcher
-	invert       bool
-	missingEmpty bool
-}
-
-func compileHeader(h *routev3.HeaderMatcher) (headerMatcher, error) {
-	var out headerMatcher
-	if err := contract.CheckFields(h, "name", "string_match", "present_match", "invert_match",
-		"treat_missing_header_as_empty", "exact_match", "safe_regex_match", "prefix_match",
-		"suffix_match", "contains_match"); err != nil {
-		return out, err
-	}
-	name := strings.ToLower(h.GetName())
-	switch name {
-	case "":
-		return out, fmt.Errorf("name: empty")
-	case ":method":
-		out.pseudo = hdrMethod
-	case ":authority", "host":
-		out.pseudo = hdrAuthority
-	case ":path":
-		out.pseudo = hdrPath
-	case ":scheme":
-		out.pseudo = hdrScheme
-	default:
-		if strings.HasPrefix(name, ":") {
-			return out, fmt.Errorf("name: unsupported pseudo-header %q", name)
-		}
-		out.key = http.CanonicalHeaderKey(name)
-	}
-	out.invert = h.GetInvertMatch()
-	out.missingEmpty = h.GetTreatMissingHeaderAsEmpty()
-	var err error
-	switch s := h.GetHeaderMatchSpecifier().(type) {
-	case *routev3.HeaderMatcher_PresentMatch:
-		out.present = &s.PresentMatch
-	case *routev3.HeaderMatcher_StringMatch:
-		out.sm, err = compileString(s.StringMatch)
-		if err != nil {
-			return out, fmt.Errorf("string_match.%w", err)
-		}
-	case *routev3.HeaderMatcher_ExactMatch:
-		out.sm = &stringMatcher{kind: strExact, value: s.ExactMatch}
-	case *routev3.HeaderMatcher_PrefixMatch:
-		out.sm = &stringMatcher{kind: strPrefix, value: s.PrefixMatch}
-	case *routev3.HeaderMatcher_SuffixMatch:
-		out.sm = &stringMatcher{kind: strSuffix, value: s.SuffixMatch}
-	case *routev3.HeaderMatcher_ContainsMatch:
-		out.sm = &stringMatcher{kind: strContains, value: s.ContainsMatch}
-	case *routev3.HeaderMatcher_SafeRegexMatch:
-		re, err := compileRegex(s.SafeRegexMatch)
-		if err != nil {
-			return out, fmt.Errorf("safe_regex_match.%w", err)
-		}
-		out.sm = &stringMatcher{kind: strRegex, re: re}
-	default:
-		t := true // no specifier: match on presence, as Envoy does
-		out.present = &t
-	}
-	return out, nil
-}
-
-func (h *headerMatcher) value(mc *matchCtx) (string, bool) {
-	switch h.pseudo {
-	case hdrMethod:
-		return mc.r.Method, true
-	case hdrAuthority:
-		return mc.authority, true
-	case hdrPath:
-		if q := mc.r.URL.RawQuery; q != "" {
-			return mc.path + "?" + q, true
-		}
-		return mc.path, true
-	case hdrScheme:
-		if mc.r.TLS != nil {
-			return "https", true
-		}
-		return "http", true
-	}
-	vs := mc.r.Header[h.key]
-	switch len(vs) {
-	case 0:
-		return "", false
-	case 1:
-		return vs[0], true
-	}
-	return strings.Join(vs, ","), true
-}
-
-func (h *headerMatcher) matches(mc *matchCtx) bool {
-	v, ok := h.value(mc)
-	var m bool
-	switch {
-	case h.present != nil:
-		m = ok == *h.present
-	case !ok && !h.missingEmpty:
-		m = false
-	default:
-		m = h.sm.match(v)
-	}
-	return m != h.invert
-}
-
 type queryMatcher struct {
 	name    string
 	present *bool
-	sm      *stringMatcher
+	sm      filter.StringMatcher
 }
 
 func compileQuery(q *routev3.QueryParameterMatcher) (queryMatcher, error) {
@@ -260,7 +134,7 @@ func compileQuery(q *routev3.QueryParameterMatcher) (queryMatcher, error) {
 	case *routev3.QueryParameterMatcher_PresentMatch:
 		out.present = &s.PresentMatch
 	case *routev3.QueryParameterMatcher_StringMatch:
-		sm, err := compileString(s.StringMatch)
+		sm, err := filter.CompileStringMatcher(s.StringMatch)
 		if err != nil {
 			return out, fmt.Errorf("string_match.%w", err)
 		}
@@ -276,7 +150,7 @@ func (q *queryMatcher) matches(rawQuery string) bool {
 	if q.present != nil {
 		return ok == *q.present
 	}
-	return ok && q.sm.match(v)
+	return ok && q.sm.Match(v)
 }
 
 // queryValue returns the first value of query parameter name in rawQuery,
@@ -304,78 +178,4 @@ func queryValue(rawQuery, name string) (string, bool) {
 		return v, true
 	}
 	return "", false
-}
-
-type strKind uint8
-
-const (
-	strExact strKind = iota
-	strPrefix
-	strSuffix
-	strContains
-	strRegex
-)
-
-type stringMatcher struct {
-	kind       strKind
-	value      string
-	ignoreCase bool
-	re         *regexp.Regexp
-}
-
-func compileString(s *matcherv3.StringMatcher) (*stringMatcher, error) {
-	if err := contract.CheckFields(s, "exact", "prefix", "suffix", "contains", "safe_regex", "ignore_case"); err != nil {
-		return nil, err
-	}
-	out := &stringMatcher{ignoreCase: s.GetIgnoreCase()}
-	switch p := s.GetMatchPattern().(type) {
-	case *matcherv3.StringMatcher_Exact:
-		out.kind, out.value = strExact, p.Exact
-	case *matcherv3.StringMatcher_Prefix:
-		out.kind, out.value = strPrefix, p.Prefix
-	case *matcherv3.StringMatcher_Suffix:
-		out.kind, out.value = strSuffix, p.Suffix
-	case *matcherv3.StringMatcher_Contains:
-		out.kind, out.value = strContains, p.Contains
-	case *matcherv3.StringMatcher_SafeRegex:
-		re, err := compileRegex(p.SafeRegex)
-		if err != nil {
-			return nil, fmt.Errorf("safe_regex.%w", err)
-		}
-		out.kind, out.re = strRegex, re
-	default:
-		return nil, fmt.Errorf("match_pattern: one of exact, prefix, suffix, contains, safe_regex required")
-	}
-	if out.ignoreCase && out.kind == strContains {
-		out.value = strings.ToLower(out.value)
-	}
-	return out, nil
-}
-
-func (s *stringMatcher) match(v string) bool {
-	switch s.kind {
-	case strExact:
-		if s.ignoreCase {
-			return strings.EqualFold(v, s.value)
-		}
-		return v == s.value
-	case strPrefix:
-		if s.ignoreCase {
-			return len(v) >= len(s.value) && strings.EqualFold(v[:len(s.value)], s.value)
-		}
-		return strings.HasPrefix(v, s.value)
-	case strSuffix:
-		if s.ignoreCase {
-			return len(v) >= len(s.value) && strings.EqualFold(v[len(v)-len(s.value):], s.value)
-		}
-		return strings.HasSuffix(v, s.value)
-	case strContains:
-		if s.ignoreCase {
-			return strings.Contains(strings.ToLower(v), s.value)
-		}
-		return strings.Contains(v, s.value)
-	case strRegex:
-		return s.re.MatchString(v)
-	}
-	return false
 }

@@ -410,7 +410,7 @@ func (vh *VirtualHost) Route(r *http.Request, authority string) *Route {
 	if path == "" {
 		path = "/"
 	}
-	mc := matchCtx{r: r, authority: authority, path: path}
+	mc := matchCtx{r: r, ph: filter.PseudoHeaders{Authority: authority, Path: path, Query: r.URL.RawQuery}}
 	for _, rt := range vh.Routes {
 		if rt.match.matches(&mc) {
 			return rt

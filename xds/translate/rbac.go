@@ -225,26 +225,22 @@ func (b ruleBuilder) policy(rule *security.Rule) (*rbacv3.Policy, error) {
 	return p, nil
 }
 
-// operation translates a to[].operation into one permission per field.
-func (b ruleBuilder) operation(op *security.Operation) ([]*rbacv3.Permission, error) {
-	var out []*rbacv3.Permission
-	type field struct {
-		name     string
-		values   []string
-		not      bool
-		httpOnly bool
-		perm     func(string) (*rbacv3.Permission, error)
-	}
-	for _, f := range []field{
-		{"hosts", op.GetHosts(), false, true, hostPermission},
-		{"notHosts", op.GetNotHosts(), true, true, hostPermission},
-		{"ports", op.GetPorts(), false, false, b.portPermission},
-		{"notPorts", op.GetNotPorts(), true, false, b.portPermission},
-		{"methods", op.GetMethods(), false, true, methodPermission},
-		{"notMethods", op.GetNotMethods(), true, true, methodPermission},
-		{"paths", op.GetPaths(), false, true, pathPermission},
-		{"notPaths", op.GetNotPaths(), true, true, pathPermission},
-	} {
+// listField is one list field of an operation or source, such as paths or
+// notNamespaces: each value becomes a T, and the field their OR (negated
+// for the not* fields).
+type listField[T any] struct {
+	name     string
+	values   []string
+	not      bool
+	httpOnly bool
+	one      func(string) (T, error)
+}
+
+// listFields translates the fields that have values, one T each, in order;
+// or combines a field's values. An HTTP-only field follows b.httpOnly.
+func listFields[T any](b ruleBuilder, or func([]T, bool) T, fields []listField[T]) ([]T, error) {
+	var out []T
+	for _, f := range fields {
 		if len(f.values) == 0 {
 			continue
 		}
@@ -255,30 +251,36 @@ func (b ruleBuilder) operation(op *security.Operation) ([]*rbacv3.Permission, er
 				continue
 			}
 		}
-		var vals []*rbacv3.Permission
+		var vals []T
 		for i, v := range f.values {
-			p, err := f.perm(v)
+			x, err := f.one(v)
 			if err != nil {
 				return nil, fmt.Errorf("%s[%d]: %w", f.name, i, err)
 			}
-			vals = append(vals, p)
+			vals = append(vals, x)
 		}
-		out = append(out, orPermissions(vals, f.not))
+		out = append(out, or(vals, f.not))
 	}
 	return out, nil
 }
 
+// operation translates a to[].operation into one permission per field.
+func (b ruleBuilder) operation(op *security.Operation) ([]*rbacv3.Permission, error) {
+	return listFields(b, orPermissions, []listField[*rbacv3.Permission]{
+		{"hosts", op.GetHosts(), false, true, hostPermission},
+		{"notHosts", op.GetNotHosts(), true, true, hostPermission},
+		{"ports", op.GetPorts(), false, false, b.portPermission},
+		{"notPorts", op.GetNotPorts(), true, false, b.portPermission},
+		{"methods", op.GetMethods(), false, true, methodPermission},
+		{"notMethods", op.GetNotMethods(), true, true, methodPermission},
+		{"paths", op.GetPaths(), false, true, pathPermission},
+		{"notPaths", op.GetNotPaths(), true, true, pathPermission},
+	})
+}
+
 // source translates a from[].source into one principal per field.
 func (b ruleBuilder) source(src *security.Source) ([]*rbacv3.Principal, error) {
-	var out []*rbacv3.Principal
-	type field struct {
-		name     string
-		values   []string
-		not      bool
-		httpOnly bool
-		id       func(string) (*rbacv3.Principal, error)
-	}
-	for _, f := range []field{
+	return listFields(b, orPrincipals, []listField[*rbacv3.Principal]{
 		{"principals", src.GetPrincipals(), false, false, principalID},
 		{"notPrincipals", src.GetNotPrincipals(), true, false, principalID},
 		{"requestPrincipals", src.GetRequestPrincipals(), false, true, requestPrincipalID},
@@ -293,28 +295,7 @@ func (b ruleBuilder) source(src *security.Source) ([]*rbacv3.Principal, error) {
 		{"notIpBlocks", src.GetNotIpBlocks(), true, false, directIPID},
 		{"remoteIpBlocks", src.GetRemoteIpBlocks(), false, false, remoteIPID},
 		{"notRemoteIpBlocks", src.GetNotRemoteIpBlocks(), true, false, remoteIPID},
-	} {
-		if len(f.values) == 0 {
-			continue
-		}
-		if f.httpOnly {
-			if skip, err := b.httpOnly(); err != nil {
-				return nil, err
-			} else if skip {
-				continue
-			}
-		}
-		var vals []*rbacv3.Principal
-		for i, v := range f.values {
-			p, err := f.id(v)
-			if err != nil {
-				return nil, fmt.Errorf("%s[%d]: %w", f.name, i, err)
-			}
-			vals = append(vals, p)
-		}
-		out = append(out, orPrincipals(vals, f.not))
-	}
-	return out, nil
+	})
 }
 
 // condition translates a when entry: attributes of the request become

@@ -7,6 +7,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 
 	"github.com/weft-mesh/weft/proxy/contract"
@@ -45,7 +46,7 @@ type node struct {
 	str    *filter.StringMatcher
 	prefix netip.Prefix
 	lo, hi uint32
-	hdr    *headerMatcher
+	hdr    *filter.HeaderMatcher
 	meta   *metadataMatcher
 }
 
@@ -86,7 +87,7 @@ func (n *node) match(in *input) bool {
 	case kNot:
 		return !n.kids[0].match(in)
 	case kHeader:
-		return in.x != nil && n.hdr.match(in.x.R)
+		return in.x != nil && n.hdr.Match(in.x.R, nil)
 	case kPath:
 		return in.x != nil && n.str.Match(in.requestPath())
 	case kDestIP:
@@ -361,6 +362,14 @@ func prefixed(p string, err error) error {
 
 func compileString(sm *matcherv3.StringMatcher) (*filter.StringMatcher, error) {
 	m, err := filter.CompileStringMatcher(sm)
+	if err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+func compileHeader(h *routev3.HeaderMatcher) (*filter.HeaderMatcher, error) {
+	m, err := filter.CompileHeaderMatcher(h)
 	if err != nil {
 		return nil, err
 	}
