@@ -350,3 +350,46 @@ func TestSecretsIncomplete(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestStrictClosesStalePlaintext: a plaintext keep-alive HTTP connection
+// and a plaintext TCP connection accepted while PERMISSIVE do not outlive
+// the switch to STRICT.
+func TestStrictClosesStalePlaintext(t *testing.T) {
+	mesh := mtlstest.NewCA(t, "mesh")
+	app := appServer(t)
+	in := freeAddr(t)
+	p, _ := serveOn(t, inboundResources(t, in, "PERMISSIVE", app, mesh.Secrets(t, serverID)), Options{}, "in")
+	c := plainClient(t)
+	if code, err := status(c, "http://"+in+"/"); code != 200 {
+		t.Fatalf("plaintext to PERMISSIVE: %d %v", code, err)
+	}
+	update(t, p, inboundResources(t, in, "STRICT", app, mesh.Secrets(t, serverID)))
+	// The client reuses its idle connection; the server must not answer
+	// on it (nor on the new one the client may retry with).
+	if code, _ := status(c, "http://"+in+"/"); code != 0 {
+		t.Fatalf("plaintext keep-alive connection answered %d after STRICT", code)
+	}
+
+	echo := tcpEcho(t)
+	tin := freeAddr(t)
+	tcpR := func(mode string) *Resources {
+		return &Resources{
+			Listeners: map[string]*listenerv3.Listener{"in": withChains(t, tcpProxyListener(t, "in", tin, "app"), mode)},
+			Clusters:  map[string]*clusterv3.Cluster{"app": edsCluster("app", clusterv3.Cluster_ROUND_ROBIN)},
+			Endpoints: map[string]*endpointv3.ClusterLoadAssignment{"app": cla(t, "app", echo)},
+			Secrets:   mesh.Secrets(t, serverID),
+		}
+	}
+	tp, _ := serveOn(t, tcpR("PERMISSIVE"), Options{}, "in")
+	conn, err := net.Dial("tcp", tin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	echoOnce(t, conn, "plaintext while permissive")
+	update(t, tp, tcpR("STRICT"))
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if b, err := io.ReadAll(conn); len(b) != 0 || (err != nil && !errors.Is(err, errReset)) {
+		t.Fatalf("plaintext TCP connection after STRICT: read %q %v, want it closed", b, err)
+	}
+}

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -185,6 +186,11 @@ func (p *Proxy) Update(c *Config) error {
 			delete(p.servers, name)
 		}
 	}
+	for name, s := range p.servers {
+		if s.tcp && started[name] == nil {
+			p.closeRefused(name, s, c.Listener(name))
+		}
+	}
 	for name, s := range started {
 		p.servers[name] = s
 		kind := "http"
@@ -195,6 +201,24 @@ func (p *Proxy) Update(c *Config) error {
 	}
 	p.state.Retain(c.Clusters())
 	return nil
+}
+
+// closeRefused closes the open connections of TCP listener s that l's
+// filter chains no longer admit, e.g. plaintext ones after the listener
+// became STRICT. (HTTP listeners close such a connection at its next
+// request, see handler.ServeHTTP.)
+func (p *Proxy) closeRefused(name string, s *server, l *Listener) {
+	ts, ok := s.bound.(*tcpproxy.Server)
+	if !ok || l == nil {
+		return
+	}
+	n := ts.CloseIf(func(c net.Conn) bool {
+		_, isTLS := c.(*tls.Conn)
+		return !l.Selector.Admits(isTLS)
+	})
+	if n > 0 {
+		p.log.Info("closed connections the new filter chains refuse", "listener", name, "count", n)
+	}
 }
 
 // bind binds l's socket and starts serving it. Every connection goes

@@ -86,6 +86,24 @@ func (s *Server) untrack(c net.Conn) {
 	}
 }
 
+// CloseIf closes, at once, the open connections for which refuse reports
+// true, and returns how many it closed. The runtime uses it when a new
+// configuration no longer admits connections of a kind (plaintext after a
+// PeerAuthentication became STRICT): a long-lived TCP connection must not
+// outlive the policy it was accepted under.
+func (s *Server) CloseIf(refuse func(net.Conn) bool) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for c := range s.conns {
+		if refuse(c) {
+			_ = c.Close()
+			n++
+		}
+	}
+	return n
+}
+
 // Name returns the listener's name.
 func (s *Server) Name() string { return s.name }
 
