@@ -50,7 +50,7 @@ func FuzzDecode(f *testing.F) {
 // panic and hold their promises: an accepted value has a "*" only alone or
 // at one end, and an accepted condition key is one weft enforces.
 func FuzzPolicyValues(f *testing.F) {
-	for _, seed := range []string{"", "*", "a*", "*a", "a*b", "*a*", "/x/{*}", "request.headers[x]", "request.auth.claims[a][b]",
+	for _, seed := range []string{"", "*", "a*", "*a", "a*b", "*a*", "/x/{*}", "/x/{**}/y", "/{**}/{*}", "ns/sa", "a/b/c", "request.headers[x]", "request.auth.claims[a][b]",
 		"request.auth.claims[", "request.headers[a][b]", "source.ip", "experimental.a", "10.0.0.0/8", "80", "spiffe://x"} {
 		f.Add(seed)
 	}
@@ -62,7 +62,21 @@ func FuzzPolicyValues(f *testing.F) {
 			}
 		}
 		if checkPath(s) == "" && strings.ContainsAny(s, "{}") {
-			t.Fatalf("checkPath accepted template %q", s)
+			// An accepted template: operators only as whole segments,
+			// {**} the last of them, no other '*', '{' or '}'.
+			afterText := false
+			for _, seg := range strings.Split(s, "/") {
+				op := seg == "{*}" || seg == "{**}"
+				if op && afterText || !op && strings.ContainsAny(seg, "*{}") || s[0] != '/' {
+					t.Fatalf("checkPath accepted template %q", s)
+				}
+				afterText = afterText || seg == "{**}"
+			}
+		}
+		if checkServiceAccount(s) == "" {
+			if ns, sa, ok := strings.Cut(s, "/"); strings.Contains(s, "*") || ok && (ns == "" || sa == "" || strings.Contains(sa, "/")) || s == "" {
+				t.Fatalf("checkServiceAccount accepted %q", s)
+			}
 		}
 		if checkPortString(s) == "" {
 			if n, err := strconv.Atoi(s); err != nil || n < 1 || n > 65535 {

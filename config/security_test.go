@@ -134,6 +134,10 @@ func TestSecurityAcceptsValid(t *testing.T) {
     to:
     - operation: {methods: [GET, "*"], paths: ["/info*", "*.html", /exact, "*"], ports: ["8080"], hosts: ["*.example.com", "Shop.Example.com"]}
     - operation: {notPaths: [/admin], notPorts: ["9090"], notMethods: [DELETE]}
+    - operation: {paths: ["/foo/{*}", "/foo/{*}/bar/{**}", "/files/{**}", "/dir/{**}/"], notPaths: ["/v1/{*}/admin"]}
+  - from:
+    - source: {serviceAccounts: [default/sleep, sleep, team-a/build.bot], ipBlocks: [10.0.0.0/8]}
+    - source: {notServiceAccounts: [other/web]}
     when:
     - {key: "request.auth.claims[iss]", values: ["https://accounts.google.com"]}
     - {key: "request.auth.claims[groups][team]", notValues: [guests]}
@@ -160,6 +164,10 @@ func TestSecurityAcceptsValid(t *testing.T) {
     fromHeaders: [{name: x-jwt-assertion, prefix: "Bearer "}]
     fromParams: [my_token]
     outputClaimToHeaders: [{header: x-jwt-group, claim: group}]
+  - issuer: cookie
+    jwks: '{"keys":[]}'
+    fromCookies: [session, __Host-token]
+    outputPayloadToHeader: x-jwt-payload
   - issuer: other
     jwks: '{"keys":[{"kty":"RSA","e":"AQAB","n":"xyz"}]}'
   - issuer: local
@@ -212,12 +220,26 @@ func TestSecurityErrors(t *testing.T) {
 		{"ap namespace", KindAuthorizationPolicy, rule + "from: [{source: {namespaces: [Prod]}}]\n", "spec.rules[0].from[0].source.namespaces[0]", "invalid namespace"},
 		{"ap ip", KindAuthorizationPolicy, rule + "from: [{source: {ipBlocks: [10.0.0.0/33]}}]\n", "spec.rules[0].from[0].source.ipBlocks[0]", "invalid IP address or CIDR"},
 		{"ap remote ip", KindAuthorizationPolicy, rule + "from: [{source: {notRemoteIpBlocks: [host.example]}}]\n", "spec.rules[0].from[0].source.notRemoteIpBlocks[0]", "invalid IP address"},
-		{"ap service accounts", KindAuthorizationPolicy, rule + "from: [{source: {serviceAccounts: [default/sleep]}}]\n", "spec.rules[0].from[0].source", "serviceAccounts and notServiceAccounts are not supported"},
+		{"ap service account wildcard", KindAuthorizationPolicy, rule + "from: [{source: {serviceAccounts: [default/sleep, 'default/*']}}]\n", "spec.rules[0].from[0].source.serviceAccounts[1]", "wildcards are not allowed"},
+		{"ap service account three parts", KindAuthorizationPolicy, rule + "from: [{source: {notServiceAccounts: [a/b/c]}}]\n", "spec.rules[0].from[0].source.notServiceAccounts[0]", `name "b/c" must be`},
+		{"ap service account namespace", KindAuthorizationPolicy, rule + "from: [{source: {serviceAccounts: [Default/sleep]}}]\n", "spec.rules[0].from[0].source.serviceAccounts[0]", `namespace "Default"`},
+		{"ap service account empty ns", KindAuthorizationPolicy, rule + "from: [{source: {serviceAccounts: [/sleep]}}]\n", "spec.rules[0].from[0].source.serviceAccounts[0]", `namespace ""`},
+		{"ap service account name", KindAuthorizationPolicy, rule + "from: [{source: {serviceAccounts: ['default/']}}]\n", "spec.rules[0].from[0].source.serviceAccounts[0]", `name "" must be`},
+		{"ap service account empty", KindAuthorizationPolicy, rule + "from: [{source: {serviceAccounts: ['']}}]\n", "spec.rules[0].from[0].source.serviceAccounts[0]", "must not be empty"},
+		{"ap service accounts with principals", KindAuthorizationPolicy, rule + "from: [{source: {serviceAccounts: [a/b], principals: [x]}}]\n", "spec.rules[0].from[0].source.principals", "cannot be set together with serviceAccounts"},
+		{"ap service accounts with namespaces", KindAuthorizationPolicy, rule + "from: [{source: {notServiceAccounts: [b], notNamespaces: [x]}}]\n", "spec.rules[0].from[0].source.notNamespaces", "cannot be set together with serviceAccounts"},
+		{"ap service accounts too many", KindAuthorizationPolicy, rule + "from: [{source: {serviceAccounts: [s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15, s16, s17]}}]\n", "spec.rules[0].from[0].source.serviceAccounts", "at most 16"},
 		{"ap trust domains", KindAuthorizationPolicy, rule + "from: [{source: {trustDomains: [td]}}]\n", "spec.rules[0].from[0].source", "trustDomains and notTrustDomains are not supported"},
 		{"ap port", KindAuthorizationPolicy, rule + "to: [{operation: {ports: ['80', http]}}]\n", "spec.rules[0].to[0].operation.ports[1]", "invalid port"},
 		{"ap not port", KindAuthorizationPolicy, rule + "to: [{operation: {notPorts: ['0']}}]\n", "spec.rules[0].to[0].operation.notPorts[0]", "between 1 and 65535"},
 		{"ap path middle", KindAuthorizationPolicy, rule + "to: [{operation: {paths: ['/a/*/b']}}]\n", "spec.rules[0].to[0].operation.paths[0]", "wildcard is allowed only"},
-		{"ap path template", KindAuthorizationPolicy, rule + "to: [{operation: {paths: ['/a/{*}/b']}}]\n", "spec.rules[0].to[0].operation.paths[0]", "path templates"},
+		{"ap path template segment", KindAuthorizationPolicy, rule + "to: [{operation: {paths: ['/a/{*}/b', '/foo/{*}.txt']}}]\n", "spec.rules[0].to[0].operation.paths[1]", "must be whole path segments"},
+		{"ap path template last", KindAuthorizationPolicy, rule + "to: [{operation: {notPaths: ['/{**}/foo/{*}']}}]\n", "spec.rules[0].to[0].operation.notPaths[0]", "{**} must be the last operator"},
+		{"ap path template star", KindAuthorizationPolicy, rule + "to: [{operation: {paths: ['/*/baz/{*}']}}]\n", "spec.rules[0].to[0].operation.paths[0]", "'*' cannot be used with {*} or {**}"},
+		{"ap path template double star", KindAuthorizationPolicy, rule + "to: [{operation: {paths: ['/**/baz/{*}']}}]\n", "spec.rules[0].to[0].operation.paths[0]", "'*' cannot be used"},
+		{"ap path template prefix", KindAuthorizationPolicy, rule + "to: [{operation: {paths: ['/a/{*}*']}}]\n", "spec.rules[0].to[0].operation.paths[0]", "whole path segments"},
+		{"ap path template braces", KindAuthorizationPolicy, rule + "to: [{operation: {paths: ['/a/{id}']}}]\n", "spec.rules[0].to[0].operation.paths[0]", "whole path segments"},
+		{"ap path template relative", KindAuthorizationPolicy, rule + "to: [{operation: {paths: ['{*}/a']}}]\n", "spec.rules[0].to[0].operation.paths[0]", "must start with /"},
 		{"ap host middle", KindAuthorizationPolicy, rule + "to: [{operation: {hosts: ['a.*.com']}}]\n", "spec.rules[0].to[0].operation.hosts[0]", "wildcard is allowed only"},
 		{"ap method empty", KindAuthorizationPolicy, rule + "to: [{operation: {methods: ['']}}]\n", "spec.rules[0].to[0].operation.methods[0]", "must not be empty"},
 		{"ap when no key", KindAuthorizationPolicy, rule + "when: [{values: [a]}]\n", "spec.rules[0].when[0].key", "required"},
@@ -248,8 +270,10 @@ func TestSecurityErrors(t *testing.T) {
 		{"ra param", KindRequestAuthentication, "  jwtRules: [{issuer: a, jwks: '{\"keys\":[]}', fromParams: ['']}]\n", "spec.jwtRules[0].fromParams[0]", "must not be empty"},
 		{"ra claim header", KindRequestAuthentication, "  jwtRules: [{issuer: a, jwks: '{\"keys\":[]}', outputClaimToHeaders: [{header: 'x:y', claim: c}]}]\n", "spec.jwtRules[0].outputClaimToHeaders[0].header", "invalid header name"},
 		{"ra claim", KindRequestAuthentication, "  jwtRules: [{issuer: a, jwks: '{\"keys\":[]}', outputClaimToHeaders: [{header: x-c}]}]\n", "spec.jwtRules[0].outputClaimToHeaders[0].claim", "required"},
-		{"ra cookies", KindRequestAuthentication, "  jwtRules: [{issuer: a, jwks: '{\"keys\":[]}', fromCookies: [session]}]\n", "spec.jwtRules[0].fromCookies", "not supported"},
-		{"ra payload header", KindRequestAuthentication, "  jwtRules: [{issuer: a, jwks: '{\"keys\":[]}', outputPayloadToHeader: x-payload}]\n", "spec.jwtRules[0].outputPayloadToHeader", "not supported"},
+		{"ra cookie name", KindRequestAuthentication, "  jwtRules: [{issuer: a, jwks: '{\"keys\":[]}', fromCookies: [session, 'a=b']}]\n", "spec.jwtRules[0].fromCookies[1]", `invalid cookie name "a=b"`},
+		{"ra cookie empty", KindRequestAuthentication, "  jwtRules: [{issuer: a, jwks: '{\"keys\":[]}', fromCookies: ['']}]\n", "spec.jwtRules[0].fromCookies[0]", "must not be empty"},
+		{"ra payload header", KindRequestAuthentication, "  jwtRules: [{issuer: a, jwks: '{\"keys\":[]}', outputPayloadToHeader: 'x payload'}]\n", "spec.jwtRules[0].outputPayloadToHeader", "invalid header name"},
+		{"ra space delimited", KindRequestAuthentication, "  jwtRules: [{issuer: a, jwks: '{\"keys\":[]}', spaceDelimitedClaims: [roles]}]\n", "spec.jwtRules[0].spaceDelimitedClaims", "not supported"},
 		{"ra timeout", KindRequestAuthentication, "  jwtRules: [{issuer: a, jwksUri: 'https://a.example/j', timeout: 3s}]\n", "spec.jwtRules[0].timeout", "not supported"},
 		{"ra target ref", KindRequestAuthentication, "  targetRef: {kind: Gateway, name: gw}\n", "spec.targetRef", "not supported"},
 

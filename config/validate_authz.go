@@ -10,9 +10,9 @@ import (
 )
 
 // This file validates AuthorizationPolicy as Istio's validation does, and
-// rejects what weft's RBAC filter cannot enforce (CUSTOM, path templates,
-// service accounts and trust domains): a policy weft enforces differently
-// from how it reads would be worse than one refused.
+// rejects what weft's RBAC filter cannot enforce (CUSTOM, trust domains):
+// a policy weft enforces differently from how it reads would be worse than
+// one refused.
 
 func (v *validator) authorizationPolicy(ap *security.AuthorizationPolicy) {
 	spec := path("spec")
@@ -46,8 +46,26 @@ func (v *validator) source(p path, s *security.Source) {
 		v.errorf(p, "required")
 		return
 	}
-	if len(s.GetServiceAccounts()) > 0 || len(s.GetNotServiceAccounts()) > 0 {
-		v.errorf(p, "serviceAccounts and notServiceAccounts are not supported by weft; use principals such as cluster.local/ns/NAMESPACE/sa/ACCOUNT")
+	if len(s.GetServiceAccounts())+len(s.GetNotServiceAccounts()) > 0 {
+		// Istio's CRD refuses the mix: the fields say the same thing.
+		for _, f := range []struct {
+			name string
+			n    int
+		}{{"principals", len(s.GetPrincipals())}, {"notPrincipals", len(s.GetNotPrincipals())},
+			{"namespaces", len(s.GetNamespaces())}, {"notNamespaces", len(s.GetNotNamespaces())}} {
+			if f.n > 0 {
+				v.errorf(p.field(f.name), "cannot be set together with serviceAccounts or notServiceAccounts")
+			}
+		}
+	}
+	for _, f := range []struct {
+		name   string
+		values []string
+	}{{"serviceAccounts", s.GetServiceAccounts()}, {"notServiceAccounts", s.GetNotServiceAccounts()}} {
+		if len(f.values) > maxServiceAccounts {
+			v.errorf(p.field(f.name), "at most %d service accounts, got %d", maxServiceAccounts, len(f.values))
+		}
+		v.values(p.field(f.name), f.values, checkServiceAccount)
 	}
 	if len(s.GetTrustDomains()) > 0 || len(s.GetNotTrustDomains()) > 0 {
 		v.errorf(p, "trustDomains and notTrustDomains are not supported by weft; use principals such as TRUST_DOMAIN/*")
@@ -74,7 +92,7 @@ func (v *validator) source(p path, s *security.Source) {
 		v.values(p.field(l.name), l.values, l.check)
 	}
 	if empty && len(s.GetServiceAccounts())+len(s.GetNotServiceAccounts())+len(s.GetTrustDomains())+len(s.GetNotTrustDomains()) == 0 {
-		v.errorf(p, "must set at least one field, e.g. principals or namespaces; leave out the from entry to match any source")
+		v.errorf(p, "must set at least one field, e.g. principals, namespaces or serviceAccounts; leave out the from entry to match any source")
 	}
 }
 
@@ -146,6 +164,35 @@ func checkPrincipal(s string) string {
 	return checkWildcard(s)
 }
 
+// maxServiceAccounts is the most (not)serviceAccounts Istio's CRD admits.
+const maxServiceAccounts = 16
+
+// checkServiceAccount checks a serviceAccounts value as Istio takes it:
+// NAMESPACE/ACCOUNT, or ACCOUNT alone for one in the policy's namespace,
+// without wildcards. It matches that account in any trust domain.
+func checkServiceAccount(s string) string {
+	const form = "use NAMESPACE/SERVICE_ACCOUNT (e.g. default/sleep), or SERVICE_ACCOUNT for one in the policy's namespace"
+	switch {
+	case s == "":
+		return "must not be empty; " + form
+	case len(s) > 320:
+		return fmt.Sprintf("invalid service account %q: at most 320 characters", s)
+	case strings.Contains(s, "*"):
+		return fmt.Sprintf("invalid service account %q: wildcards are not allowed; %s", s, form)
+	}
+	ns, sa, qualified := strings.Cut(s, "/")
+	if !qualified {
+		ns, sa = "", s
+	}
+	switch {
+	case qualified && !isDNS1123Label(ns):
+		return fmt.Sprintf("invalid service account %q: namespace %q must be lower-case letters, digits and '-', starting and ending with a letter or digit; %s", s, ns, form)
+	case !isDNS1123Subdomain(sa):
+		return fmt.Sprintf("invalid service account %q: name %q must be lower-case letters, digits, '-' and '.', starting and ending with a letter or digit; %s", s, sa, form)
+	}
+	return ""
+}
+
 func checkNamespacePattern(s string) string {
 	if msg := checkWildcard(s); msg != "" {
 		return msg
@@ -175,13 +222,32 @@ func checkPortString(s string) string {
 	return ""
 }
 
-// checkPath accepts exact, prefix, suffix and presence forms. Istio's path
-// templates ({*}, {**}) are refused: weft matches paths without them.
+// checkPath accepts exact, prefix, suffix and presence forms, and Istio's
+// path templates: a value with {*} (one path segment) or {**} (any rest)
+// is a template, whose operators are whole segments, {**} the last of
+// them, with no other '*', '{' or '}'.
 func checkPath(s string) string {
-	if strings.ContainsAny(s, "{}") {
-		return fmt.Sprintf("invalid path %q: path templates such as {*} are not supported by weft; use a prefix (/api/*) or suffix (*.html)", s)
+	if !strings.ContainsAny(s, "{}") {
+		return checkWildcard(s)
 	}
-	return checkWildcard(s)
+	if !strings.HasPrefix(s, "/") {
+		return fmt.Sprintf("invalid path template %q: must start with /", s)
+	}
+	textGlob := false
+	for _, seg := range strings.Split(s, "/") {
+		switch {
+		case (seg == "{*}" || seg == "{**}") && textGlob:
+			return fmt.Sprintf("invalid path template %q: {**} must be the last operator", s)
+		case seg == "{**}":
+			textGlob = true
+		case seg == "{*}":
+		case strings.ContainsAny(seg, "{}"):
+			return fmt.Sprintf("invalid path template %q: {*} and {**} must be whole path segments, e.g. /api/{*}/items", s)
+		case strings.Contains(seg, "*"):
+			return fmt.Sprintf("invalid path template %q: '*' cannot be used with {*} or {**}; a template matches segments, not prefixes", s)
+		}
+	}
+	return ""
 }
 
 // conditionKeys are the `when` keys weft enforces (Istio's, less the

@@ -173,14 +173,17 @@ func (v *validator) jwtRule(p path, r *security.JWTRule) {
 			v.errorf(cp.field("claim"), "required")
 		}
 	}
+	// fromCookies: cookie names are RFC 6265 tokens, as header names are.
+	for i, c := range r.GetFromCookies() {
+		if !isHeaderName(c) {
+			v.errorf(p.field("fromCookies").index(i), "%s", cookieNameMsg(c))
+		}
+	}
+	if h := r.GetOutputPayloadToHeader(); h != "" && !isHeaderName(h) {
+		v.errorf(p.field("outputPayloadToHeader"), "%s", headerNameMsg(h))
+	}
 	// Fields weft's JWT filter does not implement: accepting them would
 	// silently behave differently from Istio.
-	if len(r.GetFromCookies()) > 0 {
-		v.errorf(p.field("fromCookies"), "not supported by weft; send the token in a header (fromHeaders) or a query parameter (fromParams)")
-	}
-	if r.GetOutputPayloadToHeader() != "" {
-		v.errorf(p.field("outputPayloadToHeader"), "not supported by weft; use outputClaimToHeaders for the claims you need")
-	}
 	if len(r.GetSpaceDelimitedClaims()) > 0 {
 		v.errorf(p.field("spaceDelimitedClaims"), "not supported by weft")
 	}
@@ -194,6 +197,13 @@ func headerNameMsg(name string) string {
 		return "required"
 	}
 	return fmt.Sprintf("invalid header name %q: use letters, digits and !#$%%&'*+-.^_`|~", name)
+}
+
+func cookieNameMsg(name string) string {
+	if name == "" {
+		return "must not be empty"
+	}
+	return fmt.Sprintf("invalid cookie name %q: use letters, digits and !#$%%&'*+-.^_`|~", name)
 }
 
 // checkJWKSURI checks a jwksUri is an absolute http(s) URL with a host.

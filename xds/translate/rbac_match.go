@@ -105,7 +105,8 @@ func (b ruleBuilder) portPermission(v string) (*rbacv3.Permission, error) {
 }
 
 // pathPermission matches the request path without its query. Istio's path
-// templates ("/a/{*}/b", "/a/{**}") become regular expressions.
+// templates ("/a/{*}/b", "/a/{**}") become regular expressions with the
+// semantics of Envoy's URI template matcher; see pathTemplateRegex.
 func pathPermission(v string) (*rbacv3.Permission, error) {
 	sm := authzString(v)
 	if strings.Contains(v, "{*}") || strings.Contains(v, "{**}") {
@@ -120,25 +121,40 @@ func pathPermission(v string) (*rbacv3.Permission, error) {
 	}}}, nil
 }
 
-// pathTemplateRegex turns a path template into a regular expression: {*}
-// is one path segment, {**} (last only) any number of them.
+// Envoy's URI template matcher (envoy.path.match.uri_template), which
+// Istio hands its path templates to: {*} is one or more of a path
+// segment's characters, {**} zero or more of them or '/'.
+const (
+	pathTemplateChars = `a-zA-Z0-9\-._~%!$&'()+,;:@=`
+	pathGlobRegex     = `[` + pathTemplateChars + `]+`
+	pathTextGlobRegex = `[` + pathTemplateChars + `/]*`
+)
+
+// pathTemplateRegex turns an Istio path template into a regular
+// expression as Envoy's URI template matcher reads it. Operators must be
+// whole segments, {**} must be the last operator (literal segments may
+// follow it, as in Istio's "/foo/{**}/"), and no other '*', '{' or '}' may
+// appear.
 func pathTemplateRegex(v string) (string, error) {
 	segs := strings.Split(v, "/")
 	var b strings.Builder
+	textGlob := false
 	for i, s := range segs {
 		if i > 0 {
 			b.WriteString("/")
 		}
 		switch {
+		case (s == "{*}" || s == "{**}") && textGlob:
+			return "", fmt.Errorf("path %q: {**} must be the last operator", v)
 		case s == "{*}":
-			b.WriteString("[^/]+")
+			b.WriteString(pathGlobRegex)
 		case s == "{**}":
-			if i != len(segs)-1 {
-				return "", fmt.Errorf("path %q: {**} must be the last segment", v)
-			}
-			b.WriteString(".+")
-		case strings.Contains(s, "{") || strings.Contains(s, "}"):
-			return "", fmt.Errorf("path %q: a template operator must be a whole segment", v)
+			textGlob = true
+			b.WriteString(pathTextGlobRegex)
+		case strings.ContainsAny(s, "{}"):
+			return "", fmt.Errorf("path %q: a template operator must be a whole segment, {*} or {**}", v)
+		case strings.Contains(s, "*"):
+			return "", fmt.Errorf("path %q: '*' is not allowed outside {*} or {**} in a path template", v)
 		default:
 			b.WriteString(regexp.QuoteMeta(s))
 		}

@@ -233,7 +233,7 @@ func TestRBACValueForms(t *testing.T) {
 			pOr(host(smSuffix(".example.com")), host(smExact("API.example.com"))),
 			// The workload's port 8080 arrives on the sidecar's inbound port.
 			pOr(&rbacv3.Permission{Rule: &rbacv3.Permission_DestinationPort{DestinationPort: 15006}}),
-			pNot(pOr(pPath(smRegex(".+")), pPath(smSuffix(".png")), pPath(smRegex(`/a/[^/]+/b/.+`)))),
+			pNot(pOr(pPath(smRegex(".+")), pPath(smSuffix(".png")), pPath(smRegex(`/a/`+pathGlobRegex+`/b/`+pathTextGlobRegex)))),
 			pOr(&rbacv3.Permission{Rule: &rbacv3.Permission_DestinationPort{DestinationPort: 9080}}),
 			pOr(&rbacv3.Permission{Rule: &rbacv3.Permission_DestinationIp{DestinationIp: &core.CidrRange{AddressPrefix: "127.0.0.1", PrefixLen: wrapperspb.UInt32(32)}}}),
 			pOr(&rbacv3.Permission{Rule: &rbacv3.Permission_RequestedServerName{RequestedServerName: smPrefix("outbound_.")}}),
@@ -401,7 +401,9 @@ func TestAuthorizationPolicyErrors(t *testing.T) {
 		{rule(nil, nil, &security.Condition{Key: "request.size", Values: []string{"1"}}), "rules[0].when[0]: key: \"request.size\""},
 		{rule(nil, nil, &security.Condition{Key: "request.headers[]", Values: []string{"1"}}), "request.headers[NAME]"},
 		{rule(nil, nil, &security.Condition{Key: "source.ip"}), "needs values or notValues"},
-		{rule(nil, to(&security.Operation{Paths: []string{"/a/{**}/b"}})), "{**} must be the last segment"},
+		{rule(nil, to(&security.Operation{Paths: []string{"/a/{**}/{*}"}})), "paths[0]: path \"/a/{**}/{*}\": {**} must be the last operator"},
+		{rule(nil, to(&security.Operation{NotPaths: []string{"/foo/{*}.txt"}})), "notPaths[0]: path \"/foo/{*}.txt\": a template operator must be a whole segment"},
+		{rule(nil, to(&security.Operation{Paths: []string{"/*/baz/{*}"}})), "'*' is not allowed outside {*} or {**}"},
 		{rule(from(&security.Source{ServiceAccounts: []string{"a/b/c"}}), nil), "serviceAccounts[0]"},
 	} {
 		o := authz(ns, "bad", &security.AuthorizationPolicy{Rules: []*security.Rule{tc.rule}})
