@@ -63,6 +63,11 @@ type Entry struct {
 	DownstreamRemote    string
 	Route               string
 	TraceID             string
+	// Audit is true when an AUDIT AuthorizationPolicy matched; RBACPolicy
+	// names the DENY policy that refused the request. JSON only: the text
+	// format stays Envoy's default.
+	Audit      bool
+	RBACPolicy string
 }
 
 // DefaultQueue is the number of lines buffered before lines are dropped.
@@ -267,6 +272,9 @@ func AppendJSON(b []byte, e *Entry) []byte {
 	b = jsonStr(b, "requested_server_name", "")
 	b = jsonStr(b, "route_name", e.Route)
 	b = jsonStr(b, "trace_id", e.TraceID)
+	b = jsonStr(b, "rbac_policy", e.RBACPolicy)
+	b = append(b, `,"audit":`...)
+	b = strconv.AppendBool(b, e.Audit)
 	return append(b, "}\n"...)
 }
 

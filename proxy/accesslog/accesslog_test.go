@@ -41,7 +41,7 @@ func TestJSON(t *testing.T) {
 		"response_code": 503.0, "response_flags": "UF,URX", "bytes_received": 0.0, "bytes_sent": 91.0, "duration": 12.0,
 		"upstream_host": "127.0.0.1:9081", "upstream_cluster": "outbound|9080|v2|reviews.default.svc.cluster.local",
 		"x_forwarded_for": nil, "user_agent": `curl/8 "q"`, "request_id": "3c1c9d3e-aaaa", "authority": "reviews:9080",
-		"upstream_service_time": nil, "route_name": "default",
+		"upstream_service_time": nil, "route_name": "default", "rbac_policy": nil, "audit": false,
 	} {
 		if got, ok := m[k]; !ok || got != want {
 			t.Errorf("%s = %#v, want %#v", k, got, want)
@@ -49,6 +49,18 @@ func TestJSON(t *testing.T) {
 	}
 	if line[len(line)-1] != '\n' {
 		t.Error("no trailing newline")
+	}
+}
+
+func TestJSONAuthorization(t *testing.T) {
+	e := entry()
+	e.Audit, e.RBACPolicy = true, "ns[default]-policy[deny-admin]-rule[0]"
+	var m map[string]any
+	if err := json.Unmarshal(AppendJSON(nil, e), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["audit"] != true || m["rbac_policy"] != e.RBACPolicy {
+		t.Errorf("audit %#v, rbac_policy %#v", m["audit"], m["rbac_policy"])
 	}
 }
 

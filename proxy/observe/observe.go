@@ -167,6 +167,7 @@ func (t *Tap) End(res *runtime.Result) {
 			UpstreamServiceTime: -1, ForwardedFor: res.ForwardedFor, UserAgent: res.UserAgent,
 			RequestID: res.RequestID, Authority: res.Authority, UpstreamHost: res.Upstream,
 			UpstreamCluster: res.Cluster, DownstreamRemote: res.Downstream, Route: res.Route,
+			Audit: res.Audit, RBACPolicy: res.RBACPolicy,
 		}
 		if res.Trace.Valid {
 			e.TraceID = res.Trace.TraceID.String()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/weft-mesh/weft/proxy/filter"
 	_ "github.com/weft-mesh/weft/proxy/filter/all" // register the HTTP filters
+	"github.com/weft-mesh/weft/proxy/filter/rbac"
 	"github.com/weft-mesh/weft/proxy/lb"
 	"github.com/weft-mesh/weft/proxy/route"
 	"github.com/weft-mesh/weft/proxy/trace"
@@ -96,6 +97,12 @@ type Result struct {
 	PeerPrincipal string
 
 	reqBody *countingBody
+	// Audit is true when an AUDIT AuthorizationPolicy matched the request
+	// (RBAC action LOG: Envoy's envoy.common access_log_hint).
+	Audit bool
+	// RBACPolicy names the DENY policy that refused the request, "" when
+	// none did (an ALLOW filter matching nothing names no policy).
+	RBACPolicy string
 }
 
 // handler serves one listener: it reads the current Config once per request.
@@ -156,7 +163,12 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, cfg *Config, l *Li
 		if rt != nil {
 			x.RouteFilters = rt.Filters
 		}
-		if !x.Run(l.HTTPFilters) {
+		ok := x.Run(l.HTTPFilters)
+		if res != nil && x.Metadata != nil {
+			res.Audit = x.Metadata[rbac.LogNamespace][rbac.LogHintKey] == true
+			res.RBACPolicy, _ = x.Metadata[rbac.PolicyNamespace][rbac.PolicyKey].(string)
+		}
+		if !ok {
 			p.report(res, w, rt, "", nil, x.Code, x.Flags, 0)
 			return
 		}

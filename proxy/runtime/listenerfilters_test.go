@@ -120,7 +120,8 @@ func TestListenerRBAC(t *testing.T) {
 	if code != 403 || body != "RBAC: access denied" {
 		t.Errorf("denied request: %d %q", code, body)
 	}
-	if res := rs.next(t); res.Code != 403 || res.Flags != FlagRBACDenied || res.Cluster != "" {
+	if res := rs.next(t); res.Code != 403 || res.Flags != FlagRBACDenied || res.Cluster != "" ||
+		res.RBACPolicy != "ns[default]-policy[deny]-rule[0]" || res.Audit {
 		t.Errorf("result %+v", res)
 	}
 	code, body, _ = fetch(t, base+"/public/../admin")
@@ -137,6 +138,27 @@ func TestListenerRBAC(t *testing.T) {
 	}
 	if res := rs.next(t); res.Flags != "" {
 		t.Errorf("allowed request flags %q", res.Flags)
+	}
+}
+
+// TestListenerAudit: an AUDIT policy (RBAC action LOG) never refuses, and
+// marks the requests it matches in their Result.
+func TestListenerAudit(t *testing.T) {
+	up, _ := countingUpstream(t)
+	audit := denyPath("/admin")
+	audit.Rules.Action = rbacv3.RBAC_LOG
+	rs := make(results, 8)
+	r := filtered(t, "127.0.0.1:0", hostOf(t, up.URL),
+		[]*hcmv3.HttpFilter{{Name: "envoy.filters.http.rbac", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: packed(t, audit)}}},
+		routeTo("c", 0))
+	_, base := start(t, r, Options{OnRequest: rs.hook})
+	for path, want := range map[string]bool{"/admin/x": true, "/public": false} {
+		if code, _, _ := fetch(t, base+path); code != 200 {
+			t.Errorf("%s: %d, an AUDIT policy must not refuse", path, code)
+		}
+		if res := rs.next(t); res.Audit != want || res.RBACPolicy != "" {
+			t.Errorf("%s: audit %v policy %q, want audit %v", path, res.Audit, res.RBACPolicy, want)
+		}
 	}
 }
 
