@@ -284,7 +284,13 @@ func (m *mesh) inbound(ns, svc, v string) string {
 	}
 	for _, it := range list.Items {
 		if it.Spec.Labels["app"] == svc && it.Spec.Labels["version"] == v {
-			return fmt.Sprintf("%s:%d", it.Spec.Address, it.Spec.Ports["http"])
+			port := it.Spec.Ports["http"]
+			for _, p := range it.Spec.Ports {
+				if port == 0 {
+					port = p // a TCP workload's one port
+				}
+			}
+			return fmt.Sprintf("%s:%d", it.Spec.Address, port)
 		}
 	}
 	m.t.Fatalf("no registered instance of %s %s", svc, v)

@@ -147,7 +147,33 @@ func (a *authority) serverCert(t *testing.T, host string) tls.Certificate {
 // DNS name, so the host name is not checked). seen, when set, receives the
 // server's leaf certificate of every handshake.
 func mtlsClient(cert tls.Certificate, roots *x509.CertPool, seen func(*x509.Certificate)) *http.Client {
-	cfg := &tls.Config{
+	cfg := mtlsConfig(cert, roots, seen)
+	// The sidecar speaks TLS on its inbound port; the request itself is
+	// plain HTTP inside that connection, so dial TLS for an http:// URL.
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	tr := &http.Transport{
+		Proxy: nil, DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			raw, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			c := tls.Client(raw, cfg)
+			if err := c.HandshakeContext(ctx); err != nil {
+				raw.Close()
+				return nil, err
+			}
+			return c, nil
+		},
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: tr}
+}
+
+// mtlsConfig is the client side of a mesh mTLS connection: it presents
+// cert and, when roots is set, checks the server's chain against it
+// (SPIFFE certificates carry no DNS name, so the host name is not checked).
+func mtlsConfig(cert tls.Certificate, roots *x509.CertPool, seen func(*x509.Certificate)) *tls.Config {
+	return &tls.Config{
 		Certificates:       []tls.Certificate{cert},
 		InsecureSkipVerify: true, // verified below, without a host name
 		NextProtos:         []string{"http/1.1"},
@@ -169,25 +195,6 @@ func mtlsClient(cert tls.Certificate, roots *x509.CertPool, seen func(*x509.Cert
 			return err
 		},
 	}
-	// The sidecar speaks TLS on its inbound port; the request itself is
-	// plain HTTP inside that connection, so dial TLS for an http:// URL.
-	d := &net.Dialer{Timeout: 5 * time.Second}
-	tr := &http.Transport{
-		Proxy: nil, DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			raw, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			c := tls.Client(raw, cfg)
-			if err := c.HandshakeContext(ctx); err != nil {
-				raw.Close()
-				return nil, err
-			}
-			return c, nil
-		},
-	}
-	return &http.Client{Timeout: 10 * time.Second, Transport: tr}
 }
 
 // issuer mints RS256 JWTs and serves its JWKS.
