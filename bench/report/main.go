@@ -285,7 +285,8 @@ func writeMTLSCost(w func(string, ...any), plain, mtls *result) {
 	ratioRow("rps per proxy core (wrk)", plain.PerC, mtls.PerC, 0)
 	w("\nTargets (from the issue): mTLS adds ≤ 15%% to p50 and ≤ 10%% to CPU per request. ")
 	w("Connections are kept alive, as between real sidecars, so the handshake cost is paid once per connection; ")
-	w("what remains per request is record encryption (AES-GCM) in both sidecars.\n\n")
+	w("what remains per request is record encryption (AES-GCM) in both sidecars. ")
+	w("The mTLS row's memory figures (\"RSS idle\" included) are of the same two processes after the plaintext row's runs, so they are not idle figures; compare memory on the plaintext row.\n\n")
 }
 
 func f2v(v float64) string {
