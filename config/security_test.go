@@ -32,6 +32,22 @@ func decodeKind(t *testing.T, kind Kind, spec string) ([]*Object, ErrorList) {
 	return objs, list
 }
 
+// expectErrorAt checks that errs has an error at field whose message
+// contains msg, placed in decodeKind's object (kind, ns/x, document 1 of
+// s.yaml).
+func expectErrorAt(t *testing.T, errs ErrorList, kind Kind, field, msg string) {
+	t.Helper()
+	for _, e := range errs {
+		if e.Field == field && strings.Contains(e.Msg, msg) {
+			if e.Kind != kind || e.Namespace != "ns" || e.Name != "x" || e.Doc != 1 || e.Source != "s.yaml" {
+				t.Errorf("context = %+v", e)
+			}
+			return
+		}
+	}
+	t.Errorf("no error at %q containing %q; got:\n%v", field, msg, errs)
+}
+
 func TestSecurityKindsLookup(t *testing.T) {
 	for name, want := range map[string]Kind{
 		"pa": KindPeerAuthentication, "peerauthentications": KindPeerAuthentication,
@@ -301,15 +317,7 @@ func TestSecurityErrors(t *testing.T) {
 			if len(objs) > 0 {
 				t.Errorf("an object with errors was returned: %v", objs[0].Spec)
 			}
-			for _, e := range errs {
-				if e.Field == tt.field && strings.Contains(e.Msg, tt.msg) {
-					if e.Kind != tt.kind || e.Namespace != "ns" || e.Name != "x" || e.Doc != 1 || e.Source != "s.yaml" {
-						t.Errorf("context = %+v", e)
-					}
-					return
-				}
-			}
-			t.Errorf("no error at %q containing %q; got:\n%v", tt.field, tt.msg, errs)
+			expectErrorAt(t, errs, tt.kind, tt.field, tt.msg)
 		})
 	}
 }

@@ -1,25 +1,15 @@
 package config
 
 import (
-	"errors"
-	"strings"
 	"testing"
 )
 
 // decodeSpec decodes one object of kind with the given spec (YAML, indented
-// by two spaces) and returns its errors.
+// by two spaces) and returns its errors: decodeKind's errors alone.
 func decodeSpec(t *testing.T, kind Kind, spec string) ErrorList {
 	t.Helper()
-	in := "apiVersion: networking.istio.io/v1\nkind: " + string(kind) + "\nmetadata: {name: x, namespace: ns}\nspec:\n" + spec
-	_, err := Decode("v.yaml", strings.NewReader(in))
-	if err == nil {
-		return nil
-	}
-	var list ErrorList
-	if !errors.As(err, &list) {
-		t.Fatalf("Decode: %v", err)
-	}
-	return list
+	_, errs := decodeKind(t, kind, spec)
+	return errs
 }
 
 func TestValidateAcceptsValid(t *testing.T) {
@@ -189,16 +179,7 @@ func TestValidateErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			errs := decodeSpec(t, tt.kind, tt.spec)
-			for _, e := range errs {
-				if e.Field == tt.field && strings.Contains(e.Msg, tt.msg) {
-					if e.Kind != tt.kind || e.Namespace != "ns" || e.Name != "x" || e.Doc != 1 || e.Source != "v.yaml" {
-						t.Errorf("context = %+v", e)
-					}
-					return
-				}
-			}
-			t.Errorf("no error at %q containing %q; got:\n%v", tt.field, tt.msg, errs)
+			expectErrorAt(t, decodeSpec(t, tt.kind, tt.spec), tt.kind, tt.field, tt.msg)
 		})
 	}
 }

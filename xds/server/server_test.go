@@ -88,6 +88,18 @@ func startWith(t *testing.T, gen Generator, o Options) (*Server, string, *syncBu
 	return s, lis.Addr().String(), logs
 }
 
+// webSubscribed starts a server whose generator serves services and
+// connects sidecar "web" to it, subscribed to every type.
+func webSubscribed(t *testing.T, services ...string) (*fakeGen, *Server, *client) {
+	t.Helper()
+	gen := &fakeGen{}
+	gen.set(services...)
+	s, addr := start(t, gen)
+	c := dial(t, addr, sidecar("web"))
+	c.subscribeAll()
+	return gen, s, c
+}
+
 func sidecar(name string) *node.Meta {
 	return &node.Meta{Type: node.Sidecar, IP: "127.0.0.1", Name: name, Namespace: "coolapp", WorkloadName: name,
 		Outbound: "127.0.0.1:15001", Inbound: "127.0.0.1:15006", App: "127.0.0.1:9000"}
@@ -230,11 +242,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestInitialOrderAndAcks(t *testing.T) {
-	gen := &fakeGen{}
-	gen.set("catalog", "gateway")
-	s, addr := start(t, gen)
-	c := dial(t, addr, sidecar("web"))
-	c.subscribeAll()
+	_, s, c := webSubscribed(t, "catalog", "gateway")
 	got := c.drain(200 * time.Millisecond)
 	if !eq(types(got), []string{"SDS", "CDS", "EDS", "LDS", "RDS"}) {
 		t.Fatalf("order %v", types(got))
@@ -263,11 +271,7 @@ func TestInitialOrderAndAcks(t *testing.T) {
 }
 
 func TestPushArrivesAndUnchangedIsNotResent(t *testing.T) {
-	gen := &fakeGen{}
-	gen.set("catalog")
-	s, addr := start(t, gen)
-	c := dial(t, addr, sidecar("web"))
-	c.subscribeAll()
+	gen, s, c := webSubscribed(t, "catalog")
 	c.drain(200 * time.Millisecond)
 
 	s.Push("no change")
@@ -291,11 +295,7 @@ func TestPushArrivesAndUnchangedIsNotResent(t *testing.T) {
 }
 
 func TestPushCoalesces(t *testing.T) {
-	gen := &fakeGen{}
-	gen.set("catalog")
-	s, addr := start(t, gen)
-	c := dial(t, addr, sidecar("web"))
-	c.subscribeAll()
+	gen, s, c := webSubscribed(t, "catalog")
 	c.drain(200 * time.Millisecond)
 	before := gen.calls.Load()
 	for i := 0; i < 200; i++ {
@@ -309,11 +309,7 @@ func TestPushCoalesces(t *testing.T) {
 }
 
 func TestNackNotResent(t *testing.T) {
-	gen := &fakeGen{}
-	gen.set("catalog")
-	s, addr := start(t, gen)
-	c := dial(t, addr, sidecar("web"))
-	c.subscribeAll()
+	gen, s, c := webSubscribed(t, "catalog")
 	initial := c.drain(200 * time.Millisecond)
 	oldRDS := initial[4].VersionInfo
 
@@ -362,11 +358,7 @@ func TestNackNotResent(t *testing.T) {
 }
 
 func TestRemovalSendsRoutesBeforeClusters(t *testing.T) {
-	gen := &fakeGen{}
-	gen.set("catalog", "reviews")
-	s, addr := start(t, gen)
-	c := dial(t, addr, sidecar("web"))
-	c.subscribeAll()
+	gen, s, c := webSubscribed(t, "catalog", "reviews")
 	c.drain(200 * time.Millisecond)
 
 	gen.set("catalog")
@@ -387,11 +379,7 @@ func TestRemovalSendsRoutesBeforeClusters(t *testing.T) {
 }
 
 func TestInvalidResourcesSkipped(t *testing.T) {
-	gen := &fakeGen{}
-	gen.set("catalog")
-	s, addr := start(t, gen)
-	c := dial(t, addr, sidecar("web"))
-	c.subscribeAll()
+	gen, s, c := webSubscribed(t, "catalog")
 	c.drain(200 * time.Millisecond)
 	gen.broken.Store(true)
 	gen.set("catalog", "reviews")
@@ -429,11 +417,7 @@ func TestTwoConnections(t *testing.T) {
 }
 
 func TestDisconnect(t *testing.T) {
-	gen := &fakeGen{}
-	gen.set("catalog")
-	s, addr := start(t, gen)
-	c := dial(t, addr, sidecar("web"))
-	c.subscribeAll()
+	_, s, c := webSubscribed(t, "catalog")
 	c.drain(100 * time.Millisecond)
 	id := sidecar("web").ID()
 	if len(s.Connections()) != 1 {

@@ -88,7 +88,7 @@ func (g *generator) loadAssignment(name string, svc *model.Service, port *model.
 			grp = &endpoint.LocalityLbEndpoints{Locality: locality(e.Locality)}
 			groups[e.Locality] = grp
 		}
-		grp.LbEndpoints = append(grp.LbEndpoints, lbEndpoint(e, port, g.endpointSidecarTLS(e, port)))
+		grp.LbEndpoints = append(grp.LbEndpoints, lbEndpoint(e, port, g.endpointMetadata(e), g.endpointSidecarTLS(e, port)))
 	}
 	cla := &endpoint.ClusterLoadAssignment{ClusterName: name}
 	for _, l := range sortedKeys(groups) {
@@ -115,9 +115,10 @@ func locality(s string) *core.Locality {
 	return l
 }
 
-// lbEndpoint builds one endpoint; tlsMode marks it as a sidecar taking
-// mTLS, for the cluster's transport_socket_matches.
-func lbEndpoint(e *model.Endpoint, port *model.Port, tlsMode bool) *endpoint.LbEndpoint {
+// lbEndpoint builds one endpoint with md (if any) as its istio metadata;
+// tlsMode marks it as a sidecar taking mTLS, for the cluster's
+// transport_socket_matches.
+func lbEndpoint(e *model.Endpoint, port *model.Port, md *structpb.Struct, tlsMode bool) *endpoint.LbEndpoint {
 	le := &endpoint.LbEndpoint{
 		HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{
 			Address: &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
@@ -129,7 +130,7 @@ func lbEndpoint(e *model.Endpoint, port *model.Port, tlsMode bool) *endpoint.LbE
 		LoadBalancingWeight: wrapperspb.UInt32(max(e.Weight, 1)),
 	}
 	fm := map[string]*structpb.Struct{}
-	if md := endpointMetadata(e); md != nil {
+	if md != nil {
 		fm["istio"] = md
 	}
 	if tlsMode {
@@ -142,8 +143,21 @@ func lbEndpoint(e *model.Endpoint, port *model.Port, tlsMode bool) *endpoint.LbE
 }
 
 // endpointMetadata carries the workload identity so proxies can label
-// their stats and access logs with it, as Istio's proxies do.
-func endpointMetadata(e *model.Endpoint) *structpb.Struct {
+// their stats and access logs with it, as Istio's proxies do. It is built
+// once per endpoint and shared by the endpoint's clusters.
+func (g *generator) endpointMetadata(e *model.Endpoint) *structpb.Struct {
+	md, ok := g.istioMD[e]
+	if !ok {
+		md = newEndpointMetadata(e)
+		if g.istioMD == nil {
+			g.istioMD = map[*model.Endpoint]*structpb.Struct{}
+		}
+		g.istioMD[e] = md
+	}
+	return md
+}
+
+func newEndpointMetadata(e *model.Endpoint) *structpb.Struct {
 	fields := map[string]*structpb.Value{}
 	if e.WorkloadName != "" {
 		fields["workload"] = structpb.NewStringValue(e.WorkloadName)

@@ -19,15 +19,9 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	networking "istio.io/api/networking/v1alpha3"
 
+	"github.com/weft-mesh/weft/ca"
 	"github.com/weft-mesh/weft/config"
 	"github.com/weft-mesh/weft/model"
-)
-
-// SDS secret names of the contract: the proxy's own certificate and the
-// mesh root it verifies peers against.
-const (
-	SecretDefault = "default"
-	SecretRootCA  = "ROOTCA"
 )
 
 // Names of the transport sockets, listener filter and metadata keys the
@@ -51,12 +45,13 @@ const (
 )
 
 // SPIFFEID returns the identity of a workload in namespace ns running as
-// service account sa (empty: "default") in trust domain td.
+// service account sa (empty: "default") in trust domain td: the one the
+// CA issues it (ca.SPIFFEID).
 func SPIFFEID(td, ns, sa string) string {
 	if sa == "" {
 		sa = "default"
 	}
-	return fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", td, ns, sa)
+	return ca.SPIFFEID(td, ns, sa)
 }
 
 // SNI returns the server name a client sidecar sends to an mTLS peer of
@@ -79,6 +74,14 @@ func workloadPort(p *model.Port) uint32 {
 // first port of a service in the node's namespace selecting its labels.
 // 0 means unknown, so only workload-wide PeerAuthentication settings apply.
 func (g *generator) inboundPort() uint32 {
+	if g.wport == nil {
+		wp := g.findInboundPort()
+		g.wport = &wp
+	}
+	return *g.wport
+}
+
+func (g *generator) findInboundPort() uint32 {
 	host, ps, err := net.SplitHostPort(g.p.Inbound)
 	if err != nil {
 		return 0
@@ -145,9 +148,9 @@ func inboundTLSChain(filters []*listener.Filter) *listener.FilterChain {
 	ctx := &tlsv3.DownstreamTlsContext{
 		RequireClientCertificate: wrapperspb.Bool(true),
 		CommonTlsContext: &tlsv3.CommonTlsContext{
-			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsSecret(SecretDefault)},
+			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsSecret(ca.SecretDefault)},
 			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{
-				ValidationContextSdsSecretConfig: sdsSecret(SecretRootCA),
+				ValidationContextSdsSecretConfig: sdsSecret(ca.SecretRoot),
 			},
 			AlpnProtocols: []string{"h2", "http/1.1"},
 		},
@@ -199,9 +202,14 @@ func tlsModeMetadata() *structpb.Struct {
 }
 
 // clusterIdentities lists, sorted and once each, the SPIFFE IDs of the
-// service's endpoints carrying every label in subset: the identities an
-// mTLS client accepts from the cluster's servers.
-func (g *generator) clusterIdentities(svc *model.Service, subset map[string]string) []string {
+// service's endpoints carrying every label in subset (named subsetName):
+// the identities an mTLS client accepts from the cluster's servers. The
+// list is shared between the service's ports; callers must not modify it.
+func (g *generator) clusterIdentities(svc *model.Service, subsetName string, subset map[string]string) []string {
+	key := hostSubset{svc.Hostname, subsetName}
+	if out, ok := g.sans[key]; ok {
+		return out
+	}
 	seen := map[string]bool{}
 	var out []string
 	for _, e := range svc.Endpoints {
@@ -215,8 +223,14 @@ func (g *generator) clusterIdentities(svc *model.Service, subset map[string]stri
 		}
 	}
 	sort.Strings(out)
+	if g.sans == nil {
+		g.sans = map[hostSubset][]string{}
+	}
+	g.sans[key] = out
 	return out
 }
+
+type hostSubset struct{ host, subset string }
 
 // istioMutualSocket is the client side of mesh mTLS to cluster
 // outbound|port|subset|host: the proxy's own certificate, the mesh root,
@@ -230,11 +244,11 @@ func istioMutualSocket(sni string, sans []string) *core.TransportSocket {
 	return tlsSocket(&tlsv3.UpstreamTlsContext{
 		Sni: sni,
 		CommonTlsContext: &tlsv3.CommonTlsContext{
-			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsSecret(SecretDefault)},
+			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsSecret(ca.SecretDefault)},
 			ValidationContextType: &tlsv3.CommonTlsContext_CombinedValidationContext{
 				CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
 					DefaultValidationContext:         &tlsv3.CertificateValidationContext{MatchTypedSubjectAltNames: ms},
-					ValidationContextSdsSecretConfig: sdsSecret(SecretRootCA),
+					ValidationContextSdsSecretConfig: sdsSecret(ca.SecretRoot),
 				},
 			},
 			AlpnProtocols: []string{"http/1.1"},
@@ -265,7 +279,7 @@ func (g *generator) upstreamTLS(c *cluster.Cluster, svc *model.Service, port uin
 	sni := SNI(port, subsetName, svc.Hostname)
 	if tls == nil {
 		c.TransportSocketMatches = []*cluster.Cluster_TransportSocketMatch{
-			{Name: "tlsMode-istio", Match: tlsModeMetadata(), TransportSocket: istioMutualSocket(sni, g.clusterIdentities(svc, subset))},
+			{Name: "tlsMode-istio", Match: tlsModeMetadata(), TransportSocket: istioMutualSocket(sni, g.clusterIdentities(svc, subsetName, subset))},
 			{Name: "tlsMode-disabled", Match: &structpb.Struct{}, TransportSocket: rawBufferSocket()},
 		}
 		return
@@ -275,7 +289,7 @@ func (g *generator) upstreamTLS(c *cluster.Cluster, svc *model.Service, port uin
 	case networking.ClientTLSSettings_ISTIO_MUTUAL:
 		sans := tls.GetSubjectAltNames()
 		if len(sans) == 0 {
-			sans = g.clusterIdentities(svc, subset)
+			sans = g.clusterIdentities(svc, subsetName, subset)
 		}
 		if tls.GetSni() != "" {
 			sni = tls.GetSni()
@@ -312,11 +326,11 @@ func originationContext(host string, tls *networking.ClientTLSSettings) (*tlsv3.
 		return nil, fmt.Errorf("tls.credentialName %q: secrets by name are not supported; use clientCertificate, privateKey and caCertificates files", tls.GetCredentialName())
 	}
 	if !tls.GetInsecureSkipVerify().GetValue() {
-		ca := tls.GetCaCertificates()
-		if ca == "" {
-			ca = DefaultCACertificates
+		bundle := tls.GetCaCertificates()
+		if bundle == "" {
+			bundle = DefaultCACertificates
 		}
-		vc := &tlsv3.CertificateValidationContext{TrustedCa: fileSource(ca)}
+		vc := &tlsv3.CertificateValidationContext{TrustedCa: fileSource(bundle)}
 		for _, san := range tls.GetSubjectAltNames() {
 			vc.MatchTypedSubjectAltNames = append(vc.MatchTypedSubjectAltNames, sanMatcher(sanType(san), san))
 		}

@@ -25,7 +25,9 @@ import (
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/weft-mesh/weft/ca"
 	"github.com/weft-mesh/weft/model"
 	"github.com/weft-mesh/weft/xds/node"
 )
@@ -57,13 +59,10 @@ const (
 	netRBACFilterName   = "envoy.filters.network.rbac"
 )
 
-// DefaultTrustDomain is the SPIFFE trust domain used when Options names none.
-const DefaultTrustDomain = "cluster.local"
-
 // Options tune Generate for one control plane.
 type Options struct {
 	// TrustDomain is the SPIFFE trust domain of the mesh's identities
-	// (spiffe://TD/ns/NS/sa/SA); empty means DefaultTrustDomain.
+	// (spiffe://TD/ns/NS/sa/SA); empty means ca.DefaultTrustDomain.
 	TrustDomain string
 }
 
@@ -125,7 +124,7 @@ func Generate(s *model.Snapshot, p *node.Meta) *Resources { return GenerateWith(
 // GenerateWith is Generate with explicit options.
 func GenerateWith(s *model.Snapshot, p *node.Meta, o Options) *Resources {
 	if o.TrustDomain == "" {
-		o.TrustDomain = DefaultTrustDomain
+		o.TrustDomain = ca.DefaultTrustDomain
 	}
 	r := newResources()
 	g := &generator{s: s, p: p, r: r, opts: o, hashes: map[string]*route.RouteAction_HashPolicy{}}
@@ -155,6 +154,18 @@ type generator struct {
 	// peerTLS caches, per endpoint and workload port, whether auto mTLS
 	// reaches the endpoint over TLS.
 	peerTLS map[endpointPort]bool
+
+	// wport caches inboundPort once known: virtualInbound and every RBAC
+	// filter ask for it.
+	wport *uint32
+
+	// sans caches clusterIdentities per host and subset name: every port
+	// of a service has a cluster per subset, all with the same servers.
+	sans map[hostSubset][]string
+
+	// istioMD caches endpointMetadata per endpoint, which every cluster of
+	// the endpoint's service carries alike.
+	istioMD map[*model.Endpoint]*structpb.Struct
 
 	// hashes holds, per cluster whose merged traffic policy hashes
 	// consistently, the hash_policy every route to it must carry: Envoy
