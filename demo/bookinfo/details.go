@@ -1,9 +1,10 @@
 package bookinfo
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
+
+	"github.com/weft-mesh/weft/demo/internal/demoapp"
 )
 
 // BookDetails is what details answers for a book.
@@ -23,29 +24,18 @@ type BookDetails struct {
 func NewDetails() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "Details is healthy"})
+		demoapp.WriteJSON(w, http.StatusOK, map[string]string{"status": "Details is healthy"})
 	})
 	mux.HandleFunc("GET /details/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id, err := strconv.Atoi(r.PathValue("id"))
 		if err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "please provide numeric product id"})
+			demoapp.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "please provide numeric product id"})
 			return
 		}
-		writeJSON(w, http.StatusOK, BookDetails{
+		demoapp.WriteJSON(w, http.StatusOK, BookDetails{
 			ID: id, Author: "William Shakespeare", Year: 1595, Type: "paperback", Pages: 200,
 			Publisher: "PublisherA", Language: "English", ISBN10: "1234567890", ISBN13: "123-1234567890",
 		})
 	})
 	return mux
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
 }

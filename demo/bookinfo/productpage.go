@@ -65,7 +65,7 @@ func NewProductPage(c ProductPageConfig) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", p.index)
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "Product page is healthy"})
+		demoapp.WriteJSON(w, http.StatusOK, map[string]string{"status": "Product page is healthy"})
 	})
 	mux.HandleFunc("GET /productpage", p.page)
 	mux.HandleFunc("POST /login", p.login)
@@ -76,7 +76,7 @@ func NewProductPage(c ProductPageConfig) http.Handler {
 		io.WriteString(w, css)
 	})
 	mux.HandleFunc("GET /api/v1/products", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, []map[string]any{{"id": ProductID, "title": ProductTitle, "descriptionHtml": ProductSummary}})
+		demoapp.WriteJSON(w, http.StatusOK, []map[string]any{{"id": ProductID, "title": ProductTitle, "descriptionHtml": ProductSummary}})
 	})
 	mux.HandleFunc("GET /api/v1/products/{id}", func(w http.ResponseWriter, r *http.Request) {
 		p.relay(w, r, p.DetailsURL+"/details/", p.DetailsTimeout, 1, DetailsUnavailable)
@@ -155,12 +155,12 @@ func (p *productPage) getOnce(ctx context.Context, url string, headers http.Head
 func (p *productPage) relay(w http.ResponseWriter, r *http.Request, base string, timeout time.Duration, attempts int, unavailable string) {
 	id, err := strconv.Atoi(r.PathValue("id"))
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "please provide numeric product id"})
+		demoapp.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "please provide numeric product id"})
 		return
 	}
 	status, body, err := p.get(r.Context(), base+strconv.Itoa(id), outboundHeaders(r), timeout, attempts)
 	if err != nil && status == 0 {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": unavailable})
+		demoapp.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"error": unavailable})
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

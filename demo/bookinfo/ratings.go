@@ -3,6 +3,8 @@ package bookinfo
 import (
 	"net/http"
 	"strconv"
+
+	"github.com/weft-mesh/weft/demo/internal/demoapp"
 )
 
 // Ratings is what ratings answers for a book: stars per reviewer.
@@ -15,15 +17,15 @@ type Ratings struct {
 func NewRatings() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "Ratings is healthy"})
+		demoapp.WriteJSON(w, http.StatusOK, map[string]string{"status": "Ratings is healthy"})
 	})
 	mux.HandleFunc("GET /ratings/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id, err := strconv.Atoi(r.PathValue("id"))
 		if err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "please provide numeric product ID"})
+			demoapp.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "please provide numeric product ID"})
 			return
 		}
-		writeJSON(w, http.StatusOK, Ratings{ID: id, Ratings: map[string]int{"Reviewer1": 5, "Reviewer2": 4}})
+		demoapp.WriteJSON(w, http.StatusOK, Ratings{ID: id, Ratings: map[string]int{"Reviewer1": 5, "Reviewer2": 4}})
 	})
 	return mux
 }

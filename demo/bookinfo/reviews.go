@@ -76,7 +76,7 @@ func NewReviews(c ReviewsConfig) http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "Reviews is healthy"})
+		demoapp.WriteJSON(w, http.StatusOK, map[string]string{"status": "Reviews is healthy"})
 	})
 	mux.HandleFunc("GET /reviews/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
@@ -97,7 +97,7 @@ func NewReviews(c ReviewsConfig) http.Handler {
 			}
 			out.Reviews = append(out.Reviews, rv)
 		}
-		writeJSON(w, http.StatusOK, out)
+		demoapp.WriteJSON(w, http.StatusOK, out)
 	})
 	return mux
 }

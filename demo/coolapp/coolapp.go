@@ -8,15 +8,15 @@ package coolapp
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/weft-mesh/weft/demo/internal/demoapp"
 )
 
 // Files holds the demo's Istio YAML, named as in the seed walkthrough.
@@ -40,10 +40,6 @@ var propagated = []string{
 // Serve runs app on 127.0.0.1:$PORT until ctx is done. The version comes
 // from $VERSION and the instance name from $HOSTNAME (set by `weft run`).
 func Serve(ctx context.Context, app string) error {
-	port := os.Getenv("PORT")
-	if port == "" {
-		return errors.New("coolapp: $PORT is not set (run me with `weft run`)")
-	}
 	var h http.Handler
 	switch app {
 	case "catalog":
@@ -56,21 +52,7 @@ func Serve(ctx context.Context, app string) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
 	mux.Handle("/", h)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	ln, err := net.Listen("tcp", "127.0.0.1:"+port)
-	if err != nil {
-		return fmt.Errorf("coolapp %s: %w", app, err)
-	}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return demoapp.Serve(ctx, "coolapp "+app, mux)
 }
 
 // instanceID is what the seed prints for a pod: its name without the
@@ -97,9 +79,8 @@ func catalog(version, instance string) http.Handler {
 // the next service fails, it answers with the same status and
 // "NAME => CODE BODY", as the seed shows: "gateway => 503 partner => 503".
 func caller(name, url string) http.Handler {
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second,
-	}}
+	client := demoapp.Client()
+	client.Timeout = 10 * time.Second
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, _ := http.NewRequestWithContext(r.Context(), http.MethodGet, url, nil)
 		for _, h := range propagated {

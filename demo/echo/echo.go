@@ -17,15 +17,15 @@ package echo
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/weft-mesh/weft/demo/internal/demoapp"
 )
 
 // behaviour is what /control sets; swapped atomically as a whole.
@@ -43,31 +43,13 @@ type app struct {
 
 // Serve runs the echo app on 127.0.0.1:$PORT until ctx is done.
 func Serve(ctx context.Context) error {
-	port := os.Getenv("PORT")
-	if port == "" {
-		return errors.New("echo: $PORT is not set (run me with `weft run`)")
-	}
 	a := &app{version: os.Getenv("VERSION"), instance: os.Getenv("HOSTNAME")}
 	b, err := parse(os.Getenv("ECHO_FAIL"), os.Getenv("ECHO_FAIL_EVERY"), os.Getenv("ECHO_DELAY"))
 	if err != nil {
 		return fmt.Errorf("echo: environment: %w", err)
 	}
 	a.b.Store(b)
-	ln, err := net.Listen("tcp", "127.0.0.1:"+port)
-	if err != nil {
-		return fmt.Errorf("echo: %w", err)
-	}
-	srv := &http.Server{Handler: a, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return demoapp.Serve(ctx, "echo", a)
 }
 
 // Handler returns the app's handler, for tests.

@@ -69,7 +69,7 @@ type Message struct {
 
 func hello(name string) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, Message{Message: "Hello World from " + name})
+		demoapp.WriteJSON(w, http.StatusOK, Message{Message: "Hello World from " + name})
 	}
 }
 
@@ -93,40 +93,29 @@ func NewServiceA(client *http.Client, serviceB string) http.Handler {
 		defer cancel()
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, serviceB, nil)
 		if err != nil {
-			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			demoapp.WriteJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 			return
 		}
 		demoapp.Propagate(req.Header, r.Header)
 		resp, err := client.Do(req)
 		if err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "service-b: " + err.Error()})
+			demoapp.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "service-b: " + err.Error()})
 			return
 		}
 		defer resp.Body.Close()
 		body, err := io.ReadAll(resp.Body)
 		if err != nil {
-			writeJSON(w, http.StatusBadGateway, map[string]string{"error": "service-b: " + err.Error()})
+			demoapp.WriteJSON(w, http.StatusBadGateway, map[string]string{"error": "service-b: " + err.Error()})
 			return
 		}
 		var compact bytes.Buffer
 		if err := json.Compact(&compact, body); err != nil {
-			writeJSON(w, max(resp.StatusCode, http.StatusBadGateway), map[string]string{
+			demoapp.WriteJSON(w, max(resp.StatusCode, http.StatusBadGateway), map[string]string{
 				"error": strings.TrimSpace(fmt.Sprintf("service-b answered %d %s", resp.StatusCode, body)),
 			})
 			return
 		}
-		writeJSON(w, resp.StatusCode, map[string]json.RawMessage{"response": compact.Bytes()})
+		demoapp.WriteJSON(w, resp.StatusCode, map[string]json.RawMessage{"response": compact.Bytes()})
 	})
 	return mux
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
 }

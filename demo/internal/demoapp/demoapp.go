@@ -5,6 +5,7 @@ package demoapp
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -64,4 +65,17 @@ func Propagate(to, from http.Header) {
 			}
 		}
 	}
+}
+
+// WriteJSON answers status with v as JSON (one line), or 500 if v does not
+// encode.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
 }
