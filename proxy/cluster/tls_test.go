@@ -91,12 +91,6 @@ func mesh(t *testing.T, log *slog.Logger) (*mtlstest.CA, *State) {
 	return ca, st
 }
 
-func serverStore(t *testing.T, ca *mtlstest.CA, id string) *sds.Store {
-	st := sds.NewStore()
-	mtlstest.Publish(t, st, ca.Secrets(t, id))
-	return st
-}
-
 func roundTrip(rt http.RoundTripper, ep *lb.Endpoint) (string, error) {
 	req, _ := http.NewRequest("GET", "http://"+ep.Address+"/", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -125,7 +119,7 @@ func endpointAt(t *testing.T, c *Cluster, addr string) *lb.Endpoint {
 // gRPC, h2 by ALPN) or plaintext, through separate pools.
 func TestTransportSocketMatches(t *testing.T) {
 	ca, st := mesh(t, nil)
-	tlsAddr, plainAddr := upstream(t, serverStore(t, ca, webID)), upstream(t, nil)
+	tlsAddr, plainAddr := upstream(t, ca.Store(t, webID)), upstream(t, nil)
 	c, err := st.Compile(autoMTLS(t, tlsAddr, plainAddr, webID), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +169,7 @@ func TestTransportSocketMatches(t *testing.T) {
 // one is dropped once unused.
 func TestTLSPoolsFollowSettings(t *testing.T) {
 	ca, st := mesh(t, nil)
-	tlsAddr, plainAddr := upstream(t, serverStore(t, ca, webID)), upstream(t, nil)
+	tlsAddr, plainAddr := upstream(t, ca.Store(t, webID)), upstream(t, nil)
 	plainFirst := autoMTLS(t, plainAddr, tlsAddr, webID) // tlsAddr without metadata: plaintext
 	c1, err := st.Compile(plainFirst, nil)
 	if err != nil {
@@ -231,8 +225,8 @@ func TestUpstreamTLSFailureIsConnectFailure(t *testing.T) {
 		server *sds.Store
 		want   string
 	}{
-		{"SAN mismatch", serverStore(t, ca, mtlstest.SPIFFE("default", "db")), "match none of the 1 allowed"},
-		{"forged server", serverStore(t, forger, webID), "unknown authority"},
+		{"SAN mismatch", ca.Store(t, mtlstest.SPIFFE("default", "db")), "match none of the 1 allowed"},
+		{"forged server", forger.Store(t, webID), "unknown authority"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := upstream(t, tc.server)

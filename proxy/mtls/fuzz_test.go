@@ -56,7 +56,7 @@ func FuzzParseUpstream(f *testing.F) {
 
 // FuzzParseDownstream does the same for listener contexts.
 func FuzzParseDownstream(f *testing.F) {
-	b, err := proto.Marshal(inboundContext())
+	b, err := proto.Marshal(mtlstest.DownstreamContext())
 	if err != nil {
 		f.Fatal(err)
 	}

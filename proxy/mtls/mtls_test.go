@@ -28,7 +28,7 @@ var (
 
 func mustDown(t *testing.T, m *tlsv3.DownstreamTlsContext) *mtls.Downstream {
 	t.Helper()
-	d, err := mtls.ParseDownstream(socket(t, m))
+	d, err := mtls.ParseDownstream(mtlstest.Socket(t, m))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func mustDown(t *testing.T, m *tlsv3.DownstreamTlsContext) *mtls.Downstream {
 
 func mustUp(t *testing.T, m *tlsv3.UpstreamTlsContext) *mtls.Upstream {
 	t.Helper()
-	u, err := mtls.ParseUpstream(socket(t, m))
+	u, err := mtls.ParseUpstream(mtlstest.Socket(t, m))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,8 +46,8 @@ func mustUp(t *testing.T, m *tlsv3.UpstreamTlsContext) *mtls.Upstream {
 
 func TestMeshHandshake(t *testing.T) {
 	ca := mtlstest.NewCA(t, "mesh")
-	server := mustDown(t, inboundContext()).ServerConfig(storeWith(t, ca, webID))
-	client := mustUp(t, outboundContext(webID)).ClientConfig(storeWith(t, ca, appID), []string{"http/1.1"})
+	server := mustDown(t, mtlstest.DownstreamContext()).ServerConfig(ca.Store(t, webID))
+	client := mustUp(t, outboundContext(webID)).ClientConfig(ca.Store(t, appID), []string{"http/1.1"})
 	o := handshake(t, server, client)
 	if o.serverErr != nil || o.clientErr != nil {
 		t.Fatalf("handshake: server %v, client %v", o.serverErr, o.clientErr)
@@ -59,7 +59,7 @@ func TestMeshHandshake(t *testing.T) {
 	if got, _ := mtls.Peer(&o.client); got != webID {
 		t.Fatalf("client sees server %q, want %q", got, webID)
 	}
-	if o.server.NegotiatedProtocol != "http/1.1" || o.server.ServerName != "outbound_.8080_._.web.default.svc.cluster.local" {
+	if o.server.NegotiatedProtocol != "http/1.1" || o.server.ServerName != webSNI {
 		t.Fatalf("ALPN %q, SNI %q", o.server.NegotiatedProtocol, o.server.ServerName)
 	}
 }
@@ -67,13 +67,13 @@ func TestMeshHandshake(t *testing.T) {
 func TestRefusals(t *testing.T) {
 	mesh := mtlstest.NewCA(t, "mesh")
 	forger := mtlstest.NewCA(t, "forger")
-	serverStore := storeWith(t, mesh, webID)
-	server := mustDown(t, inboundContext()).ServerConfig(serverStore)
+	serverStore := mesh.Store(t, webID)
+	server := mustDown(t, mtlstest.DownstreamContext()).ServerConfig(serverStore)
 
 	t.Run("client from another CA", func(t *testing.T) {
 		// The forged client trusts the mesh root, so only the server can refuse.
-		st := storeWith(t, forger, appID)
-		publish(t, st, map[string]*tlsv3.Secret{"ROOTCA": mtlstest.RootSecret("ROOTCA", mesh.PEM)})
+		st := forger.Store(t, appID)
+		mtlstest.Publish(t, st, map[string]*tlsv3.Secret{"ROOTCA": mtlstest.RootSecret("ROOTCA", mesh.PEM)})
 		o := handshake(t, server, mustUp(t, outboundContext(webID)).ClientConfig(st, nil))
 		if o.serverErr == nil || !strings.Contains(o.serverErr.Error(), "client certificate: x509: certificate signed by unknown authority") {
 			t.Fatalf("server err = %v", o.serverErr)
@@ -96,15 +96,15 @@ func TestRefusals(t *testing.T) {
 		}
 	})
 	t.Run("server SAN mismatch", func(t *testing.T) {
-		client := mustUp(t, outboundContext(mtlstest.SPIFFE("default", "db"))).ClientConfig(storeWith(t, mesh, appID), nil)
+		client := mustUp(t, outboundContext(mtlstest.SPIFFE("default", "db"))).ClientConfig(mesh.Store(t, appID), nil)
 		o := handshake(t, server, client)
 		if o.clientErr == nil || !strings.Contains(o.clientErr.Error(), "server certificate: SANs [URI:"+webID+"] match none of the 1 allowed") {
 			t.Fatalf("client err = %v", o.clientErr)
 		}
 	})
 	t.Run("server from another CA", func(t *testing.T) {
-		forged := mustDown(t, inboundContext()).ServerConfig(storeWith(t, forger, webID))
-		o := handshake(t, forged, mustUp(t, outboundContext(webID)).ClientConfig(storeWith(t, mesh, appID), nil))
+		forged := mustDown(t, mtlstest.DownstreamContext()).ServerConfig(forger.Store(t, webID))
+		o := handshake(t, forged, mustUp(t, outboundContext(webID)).ClientConfig(mesh.Store(t, appID), nil))
 		if o.clientErr == nil || !strings.Contains(o.clientErr.Error(), "unknown authority") {
 			t.Fatalf("client err = %v", o.clientErr)
 		}
@@ -117,7 +117,7 @@ func TestRefusals(t *testing.T) {
 		}
 	})
 	t.Run("secret not received", func(t *testing.T) {
-		o := handshake(t, mustDown(t, inboundContext()).ServerConfig(sds.NewStore()), &tls.Config{InsecureSkipVerify: true})
+		o := handshake(t, mustDown(t, mtlstest.DownstreamContext()).ServerConfig(sds.NewStore()), &tls.Config{InsecureSkipVerify: true})
 		if o.serverErr == nil || !strings.Contains(o.serverErr.Error(), `secret "default" not received`) {
 			t.Fatalf("server err = %v", o.serverErr)
 		}
@@ -128,11 +128,11 @@ func TestRefusals(t *testing.T) {
 // reads: the next handshake presents it, with no new tls.Config.
 func TestRotation(t *testing.T) {
 	ca := mtlstest.NewCA(t, "mesh")
-	st := storeWith(t, ca, webID)
-	server := mustDown(t, inboundContext()).ServerConfig(st)
-	client := mustUp(t, outboundContext(webID)).ClientConfig(storeWith(t, ca, appID), nil)
+	st := ca.Store(t, webID)
+	server := mustDown(t, mtlstest.DownstreamContext()).ServerConfig(st)
+	client := mustUp(t, outboundContext(webID)).ClientConfig(ca.Store(t, appID), nil)
 	first := handshake(t, server, client)
-	publish(t, st, ca.Secrets(t, webID))
+	mtlstest.Publish(t, st, ca.Secrets(t, webID))
 	second := handshake(t, server, client)
 	if first.clientErr != nil || second.clientErr != nil {
 		t.Fatalf("handshakes: %v, %v", first.clientErr, second.clientErr)
@@ -206,7 +206,7 @@ func TestSimpleAndMutualFromFiles(t *testing.T) {
 	if err := os.Remove(keyFile); err != nil {
 		t.Fatal(err)
 	}
-	_, err := mtls.ParseUpstream(socket(t, ctx("v1.api.example")))
+	_, err := mtls.ParseUpstream(mtlstest.Socket(t, ctx("v1.api.example")))
 	if want := "typed_config.common_tls_context.tls_certificates[0].private_key.filename: open " + keyFile; err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("err = %v, want %q", err, want)
 	}
@@ -224,7 +224,7 @@ func TestParseErrors(t *testing.T) {
 		t.Fatalf("none: %v, %v", u, err)
 	}
 	edit := func(f func(*tlsv3.DownstreamTlsContext)) *tlsv3.DownstreamTlsContext {
-		c := inboundContext()
+		c := mtlstest.DownstreamContext()
 		f(c)
 		return c
 	}
@@ -235,27 +235,27 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"unknown socket", &corev3.TransportSocket{Name: "envoy.transport_sockets.alts"}, `name: unsupported transport socket "envoy.transport_sockets.alts"`},
 		{"no config", &corev3.TransportSocket{Name: mtls.TransportSocketTLS}, "typed_config: required"},
-		{"wrong type", socket(t, outboundContext()), "mismatched message type"},
-		{"no certificate", socket(t, edit(func(c *tlsv3.DownstreamTlsContext) { c.CommonTlsContext.TlsCertificateSdsSecretConfigs = nil })),
+		{"wrong type", mtlstest.Socket(t, outboundContext()), "mismatched message type"},
+		{"no certificate", mtlstest.Socket(t, edit(func(c *tlsv3.DownstreamTlsContext) { c.CommonTlsContext.TlsCertificateSdsSecretConfigs = nil })),
 			"a server certificate is required"},
-		{"require without roots", socket(t, edit(func(c *tlsv3.DownstreamTlsContext) { c.CommonTlsContext.ValidationContextType = nil })),
+		{"require without roots", mtlstest.Socket(t, edit(func(c *tlsv3.DownstreamTlsContext) { c.CommonTlsContext.ValidationContextType = nil })),
 			"typed_config.require_client_certificate: needs a validation context"},
-		{"sds not ads", socket(t, edit(func(c *tlsv3.DownstreamTlsContext) {
+		{"sds not ads", mtlstest.Socket(t, edit(func(c *tlsv3.DownstreamTlsContext) {
 			c.CommonTlsContext.TlsCertificateSdsSecretConfigs[0].SdsConfig = &corev3.ConfigSource{ConfigSourceSpecifier: &corev3.ConfigSource_Path{Path: "/x"}}
 		})), "typed_config.common_tls_context.tls_certificate_sds_secret_configs[0].sds_config.path: unsupported field"},
-		{"empty alpn", socket(t, edit(func(c *tlsv3.DownstreamTlsContext) { c.CommonTlsContext.AlpnProtocols = []string{""} })),
+		{"empty alpn", mtlstest.Socket(t, edit(func(c *tlsv3.DownstreamTlsContext) { c.CommonTlsContext.AlpnProtocols = []string{""} })),
 			"typed_config.common_tls_context.alpn_protocols[0]: must be 1 to 255 bytes"},
-		{"session timeout", socket(t, edit(func(c *tlsv3.DownstreamTlsContext) { c.SessionTimeout = durationpb.New(time.Second) })),
+		{"session timeout", mtlstest.Socket(t, edit(func(c *tlsv3.DownstreamTlsContext) { c.SessionTimeout = durationpb.New(time.Second) })),
 			"typed_config.session_timeout: unsupported field"},
-		{"tls params", socket(t, edit(func(c *tlsv3.DownstreamTlsContext) { c.CommonTlsContext.TlsParams = &tlsv3.TlsParameters{} })),
+		{"tls params", mtlstest.Socket(t, edit(func(c *tlsv3.DownstreamTlsContext) { c.CommonTlsContext.TlsParams = &tlsv3.TlsParameters{} })),
 			"typed_config.common_tls_context.tls_params: unsupported field"},
-		{"file key on a listener", socket(t, edit(func(c *tlsv3.DownstreamTlsContext) {
+		{"file key on a listener", mtlstest.Socket(t, edit(func(c *tlsv3.DownstreamTlsContext) {
 			c.CommonTlsContext.TlsCertificateSdsSecretConfigs = nil
 			c.CommonTlsContext.TlsCertificates = []*tlsv3.TlsCertificate{{
 				CertificateChain: &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: "/c.pem"}},
 				PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: "/k.pem"}}}}
 		})), "typed_config.common_tls_context.tls_certificates[0].certificate_chain.filename: not supported here"},
-		{"optional client cert", socket(t, edit(func(c *tlsv3.DownstreamTlsContext) { c.RequireClientCertificate = wrapperspb.Bool(false) })), ""},
+		{"optional client cert", mtlstest.Socket(t, edit(func(c *tlsv3.DownstreamTlsContext) { c.RequireClientCertificate = wrapperspb.Bool(false) })), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := mtls.ParseDownstream(tc.ts)
@@ -273,13 +273,13 @@ func TestParseErrors(t *testing.T) {
 
 	bad := outboundContext("spiffe://x")
 	bad.CommonTlsContext.GetCombinedValidationContext().DefaultValidationContext.MatchTypedSubjectAltNames[0].Matcher.MatchPattern = nil
-	if _, err := mtls.ParseUpstream(socket(t, bad)); err == nil || !strings.Contains(err.Error(),
+	if _, err := mtls.ParseUpstream(mtlstest.Socket(t, bad)); err == nil || !strings.Contains(err.Error(),
 		"combined_validation_context.default_validation_context.match_typed_subject_alt_names[0].matcher: one of exact") {
 		t.Fatalf("err = %v", err)
 	}
 	noRoots := outboundContext()
 	noRoots.CommonTlsContext.GetCombinedValidationContext().ValidationContextSdsSecretConfig = nil
-	if _, err := mtls.ParseUpstream(socket(t, noRoots)); err == nil || !strings.Contains(err.Error(), "validation_context_sds_secret_config: required") {
+	if _, err := mtls.ParseUpstream(mtlstest.Socket(t, noRoots)); err == nil || !strings.Contains(err.Error(), "validation_context_sds_secret_config: required") {
 		t.Fatalf("err = %v", err)
 	}
 	// Secrets names the fields that refer to SDS.

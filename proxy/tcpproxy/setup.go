@@ -1,13 +1,13 @@
 package tcpproxy
 
 import (
-	"github.com/weft-mesh/weft/proxy/contract"
-
 	"fmt"
 	"math/rand/v2"
 
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/weft-mesh/weft/proxy/contract"
 )
 
 // FilterName is the network filter this package implements.

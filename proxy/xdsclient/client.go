@@ -183,7 +183,7 @@ func jitter(d time.Duration) time.Duration {
 func (c *Client) Connected() bool { return c.connected.Load() }
 
 // Acked returns, per type URL, the last ACKed version and resources. Types
-// never received are absent. Secrets are redacted copies (ca.Redact): no
+// never received are absent. Secrets are redacted copies (sds.Redact): no
 // private key leaves through here.
 func (c *Client) Acked() map[string]AckedType {
 	c.mu.Lock()

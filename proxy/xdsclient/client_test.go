@@ -112,11 +112,7 @@ func (f *fakeADS) push(t *testing.T, typ, version string, msgs ...proto.Message)
 	t.Helper()
 	var anys []*anypb.Any
 	for _, m := range msgs {
-		a, err := anypb.New(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		anys = append(anys, a)
+		anys = append(anys, mustAny(t, m))
 	}
 	return f.pushAny(typ, version, anys...)
 }

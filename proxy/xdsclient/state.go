@@ -17,8 +17,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
-	"github.com/weft-mesh/weft/ca"
 	"github.com/weft-mesh/weft/proxy/runtime"
+	"github.com/weft-mesh/weft/proxy/sds"
 )
 
 // The five types the client subscribes to.
@@ -75,7 +75,7 @@ func sortedMessages(r *runtime.Resources, t string) []proto.Message {
 	case typeSecret:
 		out := sortedValues(r.Secrets)
 		for i, m := range out {
-			out[i] = ca.Redact(m.(*tlsv3.Secret))
+			out[i] = sds.Redact(m.(*tlsv3.Secret))
 		}
 		return out
 	case typeCluster:

@@ -79,3 +79,12 @@ func Publish(t testing.TB, st *sds.Store, secrets map[string]*tlsv3.Secret) {
 	}
 	st.Publish(parsed)
 }
+
+// Store returns a store holding the workload secrets of spiffeID (see
+// Secrets).
+func (ca *CA) Store(t testing.TB, spiffeID string) *sds.Store {
+	t.Helper()
+	st := sds.NewStore()
+	Publish(t, st, ca.Secrets(t, spiffeID))
+	return st
+}
