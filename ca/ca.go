@@ -80,8 +80,21 @@ func (c *CA) Roots() *x509.CertPool {
 // Certificate returns the signing certificate.
 func (c *CA) Certificate() *x509.Certificate { return c.cert }
 
-// SPIFFEID returns spiffe://TRUST-DOMAIN/ns/NS/sa/SA.
+// DefaultServiceAccount is a workload's service account when none is
+// given, as in Kubernetes.
+const DefaultServiceAccount = "default"
+
+// SPIFFEID returns spiffe://TRUST-DOMAIN/ns/NS/sa/SA, with
+// DefaultTrustDomain and DefaultServiceAccount for empty ones: the one
+// place the mesh spells an identity (the CA issuing it, translate naming
+// the SANs a client expects, telemetry labelling principals).
 func SPIFFEID(trustDomain, ns, sa string) string {
+	if trustDomain == "" {
+		trustDomain = DefaultTrustDomain
+	}
+	if sa == "" {
+		sa = DefaultServiceAccount
+	}
 	return "spiffe://" + trustDomain + "/ns/" + ns + "/sa/" + sa
 }
 

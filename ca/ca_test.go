@@ -512,3 +512,14 @@ func TestRedact(t *testing.T) {
 		t.Error("redacted secret still prints a private key")
 	}
 }
+
+func TestSPIFFEIDDefaults(t *testing.T) {
+	for _, tc := range []struct{ td, ns, sa, want string }{
+		{"", "default", "", "spiffe://cluster.local/ns/default/sa/default"},
+		{"example.org", "istio-system", "istio-ingressgateway-service-account", "spiffe://example.org/ns/istio-system/sa/istio-ingressgateway-service-account"},
+	} {
+		if got := SPIFFEID(tc.td, tc.ns, tc.sa); got != tc.want {
+			t.Errorf("SPIFFEID(%q, %q, %q) = %q, want %q", tc.td, tc.ns, tc.sa, got, tc.want)
+		}
+	}
+}

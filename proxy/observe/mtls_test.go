@@ -63,14 +63,6 @@ func TestInboundMutualTLSLabels(t *testing.T) {
 }
 
 func TestSpiffeID(t *testing.T) {
-	for _, tc := range []struct{ td, ns, sa, want string }{
-		{"", "default", "", "spiffe://cluster.local/ns/default/sa/default"},
-		{"example.org", "istio-system", "istio-ingressgateway-service-account", "spiffe://example.org/ns/istio-system/sa/istio-ingressgateway-service-account"},
-	} {
-		if got := SpiffeID(tc.td, tc.ns, tc.sa); got != tc.want {
-			t.Errorf("SpiffeID(%q, %q, %q) = %q, want %q", tc.td, tc.ns, tc.sa, got, tc.want)
-		}
-	}
 	tap := New(Options{Meta: &node.Meta{Namespace: "ns1", ServiceAccount: "a"}, Stats: stats.NewRegistry(0), TrustDomain: "td.example"})
 	if tap.self.principal != "spiffe://td.example/ns/ns1/sa/a" {
 		t.Errorf("own principal %q", tap.self.principal)

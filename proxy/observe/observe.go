@@ -15,6 +15,7 @@ import (
 
 	"github.com/weft-mesh/weft/config"
 	"github.com/weft-mesh/weft/model"
+	"github.com/weft-mesh/weft/ca"
 	"github.com/weft-mesh/weft/proxy/accesslog"
 	"github.com/weft-mesh/weft/proxy/lb"
 	"github.com/weft-mesh/weft/proxy/runtime"
@@ -48,8 +49,6 @@ type Options struct {
 	TrustDomain string
 }
 
-// DefaultTrustDomain is the trust domain when Options names none.
-const DefaultTrustDomain = "cluster.local"
 
 // Values of connection_security_policy, as Istio spells them.
 const (
@@ -103,7 +102,7 @@ func New(o Options) *Tap {
 	if svc := m.Labels[config.LabelService]; svc != "" && m.Namespace != "" {
 		t.self.service = svc + "." + m.Namespace + "." + model.DomainSuffix
 	}
-	t.self.principal = SpiffeID(o.TrustDomain, m.Namespace, m.ServiceAccount)
+	t.self.principal = ca.SPIFFEID(o.TrustDomain, m.Namespace, m.ServiceAccount)
 	for _, p := range []*atomic.Pointer[map[string]*stats.Static]{&t.byCluster, &t.byAuthority} {
 		p.Store(&map[string]*stats.Static{})
 	}
@@ -111,19 +110,6 @@ func New(o Options) *Tap {
 	t.peerHdr.Store(&map[string][]string{})
 	t.overflow = o.Stats.Intern(stats.Identity{Reporter: stats.ReporterDestination, SecurityPolicy: PolicyNone})
 	return t
-}
-
-// SpiffeID is the identity a proxy's certificate carries:
-// spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/SERVICE_ACCOUNT, with
-// "cluster.local" and "default" for an empty trust domain or account.
-func SpiffeID(trustDomain, namespace, serviceAccount string) string {
-	if trustDomain == "" {
-		trustDomain = DefaultTrustDomain
-	}
-	if serviceAccount == "" {
-		serviceAccount = "default"
-	}
-	return "spiffe://" + trustDomain + "/ns/" + namespace + "/sa/" + serviceAccount
 }
 
 // Begin implements runtime.Tap: it starts this hop's span and, inbound,

@@ -13,10 +13,6 @@ import (
 	"github.com/weft-mesh/weft/xds/node"
 )
 
-// DefaultServiceAccount is a proxy's service account when its node
-// metadata names none.
-const DefaultServiceAccount = "default"
-
 // renewRetry bounds how soon a failed re-issue is tried again; renewFloor
 // keeps a tiny lifetime from turning renewals into a busy loop.
 const (
@@ -32,7 +28,7 @@ const (
 func Identity(trustDomain string, m *node.Meta) (string, error) {
 	sa := m.ServiceAccount
 	if sa == "" {
-		sa = DefaultServiceAccount
+		sa = ca.DefaultServiceAccount
 	}
 	if err := checkName(m.Namespace); err != nil {
 		return "", fmt.Errorf("node %s: metadata %s: %w", m.ID(), node.KeyNamespace, err)

@@ -44,16 +44,6 @@ const (
 	DefaultCACertificates = "/etc/ssl/certs/ca-certificates.crt"
 )
 
-// SPIFFEID returns the identity of a workload in namespace ns running as
-// service account sa (empty: "default") in trust domain td: the one the
-// CA issues it (ca.SPIFFEID).
-func SPIFFEID(td, ns, sa string) string {
-	if sa == "" {
-		sa = "default"
-	}
-	return ca.SPIFFEID(td, ns, sa)
-}
-
 // SNI returns the server name a client sidecar sends to an mTLS peer of
 // cluster outbound|port|subset|host, Istio's outbound_.PORT_.SUBSET_.FQDN.
 func SNI(port uint32, subset, host string) string {
@@ -216,7 +206,7 @@ func (g *generator) clusterIdentities(svc *model.Service, subsetName string, sub
 		if !e.Matches(subset) {
 			continue
 		}
-		id := SPIFFEID(g.opts.TrustDomain, e.Namespace, e.ServiceAccount)
+		id := ca.SPIFFEID(g.opts.TrustDomain, e.Namespace, e.ServiceAccount)
 		if !seen[id] {
 			seen[id] = true
 			out = append(out, id)
