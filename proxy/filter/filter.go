@@ -68,7 +68,9 @@ type Exchange struct {
 	stages  [2]stage
 	nstages int
 	conn    ConnInfo
+	path    string
 	hasConn bool
+	hasPath bool
 }
 
 // stage is one chain an Exchange ran: n of its filters let the request
@@ -121,17 +123,23 @@ func (x *Exchange) Response(code int, h http.Header) {
 // body. Headers already set on x.W are kept. The response hooks of the filters
 // before the replying one run first.
 func (x *Exchange) Reply(code int, body string) {
-	h := x.W.Header()
-	x.Response(code, h)
+	x.Response(code, x.W.Header())
 	x.Code = code
+	WriteReply(x.W, code, body)
+}
+
+// WriteReply writes a local reply on w: status code and, if not empty, a
+// text/plain body (else Content-Length 0). Headers already set are kept.
+func WriteReply(w http.ResponseWriter, code int, body string) {
+	h := w.Header()
 	if body != "" {
 		h["Content-Type"] = textPlain
-		x.W.WriteHeader(code)
-		_, _ = io.WriteString(x.W, body)
+		w.WriteHeader(code)
+		_, _ = io.WriteString(w, body)
 		return
 	}
 	h["Content-Length"] = zeroLength
-	x.W.WriteHeader(code)
+	w.WriteHeader(code)
 }
 
 // LocalReply is Reply as Envoy sends local replies to gRPC clients too: a
@@ -150,6 +158,16 @@ func (x *Exchange) LocalReply(code int, body string) {
 		h["Grpc-Message"] = []string{body}
 	}
 	x.Reply(http.StatusOK, "")
+}
+
+// Path returns the request's normalized path (RequestPath), computed on
+// first use and kept for the rest of the exchange: jwt_authn and every RBAC
+// filter match it, as Envoy normalizes the path once per request.
+func (x *Exchange) Path() string {
+	if !x.hasPath {
+		x.path, x.hasPath = RequestPath(x.R), true
+	}
+	return x.path
 }
 
 // SetMetadata sets dynamic metadata key in namespace ns to v.
@@ -251,17 +269,6 @@ func Register(name string, order int, setup Setup) {
 	}
 	registry.filters = append(registry.filters, registration{name, order, setup})
 	slices.SortStableFunc(registry.filters, func(a, b registration) int { return a.order - b.order })
-}
-
-// Names lists the registered filters in chain order.
-func Names() []string {
-	registry.RLock()
-	defer registry.RUnlock()
-	out := make([]string, len(registry.filters))
-	for i, r := range registry.filters {
-		out[i] = r.name
-	}
-	return out
 }
 
 // Build compiles a route's typed_per_filter_config into its Chain, in

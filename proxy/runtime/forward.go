@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -130,7 +129,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if h.p.observed {
 			res = h.p.begin(r, h.name, l != nil && l.Inbound, requestAuthority(r))
 		}
-		localReply(w, http.StatusNotFound, "")
+		filter.WriteReply(w, http.StatusNotFound, "")
 		h.p.report(res, w, nil, "", nil, http.StatusNotFound, filter.NoRoute, 0)
 		return
 	}
@@ -179,7 +178,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, cfg *Config, l *Li
 			x.Response(http.StatusNotFound, w.Header())
 			flags = x.Flags
 		}
-		localReply(w, http.StatusNotFound, "")
+		filter.WriteReply(w, http.StatusNotFound, "")
 		p.report(res, w, nil, "", nil, http.StatusNotFound, flags|filter.NoRoute, 0)
 		return
 	}
@@ -253,30 +252,14 @@ func reply(w http.ResponseWriter, rt *route.Route, tgt *route.WeightedCluster, x
 	if x != nil {
 		x.Response(code, w.Header())
 	}
-	localReply(w, code, body)
+	filter.WriteReply(w, code, body)
 }
 
 // startTime is time.Now, a variable for tests.
 var startTime = time.Now
 
-func localReply(w http.ResponseWriter, code int, body string) {
-	h := w.Header()
-	if body != "" {
-		h["Content-Type"] = textPlain
-		w.WriteHeader(code)
-		_, _ = io.WriteString(w, body)
-		return
-	}
-	h["Content-Length"] = zeroLength
-	w.WriteHeader(code)
-}
-
 // Shared, read-only header values.
-var (
-	textPlain  = []string{"text/plain"}
-	zeroLength = []string{"0"}
-	protoHTTP  = []string{"http"}
-)
+var protoHTTP = []string{"http"}
 
 var (
 	bufPool    = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
@@ -333,8 +316,6 @@ func hopByHop(k string) bool {
 	}
 	return false
 }
-
-func isGRPC(h http.Header) bool { return filter.IsGRPC(h) }
 
 // clientIP returns the host part of a "host:port" remote address without
 // allocating.

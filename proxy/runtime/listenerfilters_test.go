@@ -394,20 +394,7 @@ func TestRBACOverMutualTLS(t *testing.T) {
 	}
 
 	// TCP: the same policy as a network filter before tcp_proxy.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	echo := tcpEcho(t)
 	tl := &listenerv3.Listener{Name: "t", Address: sockAddr(t, "127.0.0.1:0"), FilterChains: []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{
 		{Name: "envoy.filters.network.rbac", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: packed(t,
 			&netrbacv3.RBAC{StatPrefix: "tcp.", Rules: allowPrincipal(clientID)})}},
@@ -418,7 +405,7 @@ func TestRBACOverMutualTLS(t *testing.T) {
 	_, taddr := serveOn(t, &Resources{
 		Listeners: map[string]*listenerv3.Listener{"t": withChains(t, tl, "STRICT")},
 		Clusters:  map[string]*clusterv3.Cluster{"echo": edsCluster("echo", clusterv3.Cluster_ROUND_ROBIN)},
-		Endpoints: map[string]*endpointv3.ClusterLoadAssignment{"echo": cla(t, "echo", ln.Addr().String())},
+		Endpoints: map[string]*endpointv3.ClusterLoadAssignment{"echo": cla(t, "echo", echo)},
 		Secrets:   mesh.Secrets(t, serverID),
 	}, Options{OnConnection: rs.hook}, "t")
 	dial := func(id string) (string, error) {

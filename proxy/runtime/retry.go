@@ -92,7 +92,7 @@ func (f *forwarder) run() {
 	if hasBody(r) && (pol != nil || len(rt.Mirrors) > 0) {
 		body = &replayBody{src: r.Body}
 	}
-	grpc := r.ProtoMajor == 2 && isGRPC(r.Header)
+	grpc := r.ProtoMajor == 2 && filter.IsGRPC(r.Header)
 	for i := range rt.Mirrors {
 		if m := &rt.Mirrors[i]; m.Fraction.Sample() {
 			f.p.mirror(f.cfg, m, r, &u, hdr, host, body, grpc, rt.Timeout)

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"sync/atomic"
 
+	"github.com/weft-mesh/weft/proxy/filter"
 	"github.com/weft-mesh/weft/proxy/mtls"
 	"github.com/weft-mesh/weft/proxy/tcpproxy"
 )
@@ -59,7 +60,7 @@ func (p *Proxy) begin(r *http.Request, listener string, inbound bool, authority 
 		Path:      r.URL.RequestURI(),
 		Authority: authority,
 		Protocol:  r.Proto,
-		GRPC:      r.ProtoMajor == 2 && isGRPC(r.Header),
+		GRPC:      r.ProtoMajor == 2 && filter.IsGRPC(r.Header),
 	}
 	if r.RequestURI != "" && r.URL.Host == "" {
 		res.Path = r.RequestURI // as received, without re-encoding

@@ -54,9 +54,6 @@ func New(c *Config, clock Clock) *Fault {
 	return f
 }
 
-// Config returns the filter's configuration.
-func (f *Fault) Config() Config { return f.c }
-
 // Request delays and/or aborts the request. A client that goes away during
 // the delay ends the exchange with flag DC.
 func (f *Fault) Request(x *filter.Exchange) bool {

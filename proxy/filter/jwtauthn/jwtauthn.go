@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -56,6 +55,9 @@ type provider struct {
 	padPayload    bool
 	// normalize_payload_in_metadata.space_delimited_claims, split on "."
 	spaceDelimited [][]string
+	// authnSplit is istioSpaceDelimited then spaceDelimited: the claims
+	// split in istio_authn's request.auth.claims.
+	authnSplit [][]string
 }
 
 // nlocs is the number of token locations of p: headers, params, cookies.
@@ -110,7 +112,7 @@ func (f *Filter) Request(x *filter.Exchange) bool {
 		r.Header.Get("Access-Control-Request-Method") != "" {
 		return true
 	}
-	req := f.requirementFor(filter.RequestPath(r))
+	req := f.requirementFor(x.Path())
 	if req == nil {
 		return true
 	}
@@ -392,7 +394,7 @@ func (f *Filter) accept(x *filter.Exchange, w win) {
 	if azp, ok := w.t.Claims["azp"].(string); ok {
 		x.SetMetadata(AuthnNamespace, KeyPresenter, azp)
 	}
-	x.SetMetadata(AuthnNamespace, KeyClaims, splitClaims(w.t.Claims, slices.Concat(istioSpaceDelimited, p.spaceDelimited)))
+	x.SetMetadata(AuthnNamespace, KeyClaims, splitClaims(w.t.Claims, p.authnSplit))
 }
 
 // istioSpaceDelimited are the claims Istio always reads as space-delimited

@@ -3,7 +3,6 @@ package jwtauthn
 import (
 	"fmt"
 	"net/http"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -157,6 +156,7 @@ func parseProvider(p *jwtv3.JwtProvider) (*provider, error) {
 			out.spaceDelimited = append(out.spaceDelimited, strings.Split(c, "."))
 		}
 	}
+	out.authnSplit = slices.Concat(istioSpaceDelimited, out.spaceDelimited)
 	if len(out.headers) == 0 && len(out.params) == 0 && len(out.cookies) == 0 {
 		// Envoy's default locations.
 		out.headers = []headerLoc{{key: "Authorization", prefix: "Bearer "}}
@@ -198,12 +198,9 @@ func (f *Filter) parseRule(r *jwtv3.RequirementRule) (rule, error) {
 	case *routev3.RouteMatch_Path:
 		out.path, out.exact = ps.Path, true
 	case *routev3.RouteMatch_SafeRegex:
-		if err := contract.CheckFields(ps.SafeRegex, "regex", "google_re2"); err != nil {
-			return out, fmt.Errorf("match.safe_regex.%w", err)
-		}
-		re, err := regexp.Compile("^(?:" + ps.SafeRegex.GetRegex() + ")$")
+		re, err := filter.CompileRegex(ps.SafeRegex)
 		if err != nil {
-			return out, fmt.Errorf("match.safe_regex.regex: %w", err)
+			return out, fmt.Errorf("match.safe_regex.%w", err)
 		}
 		out.re = re
 	default:

@@ -55,15 +55,6 @@ type input struct {
 	x         *filter.Exchange // nil for a TCP connection
 	conn      *filter.ConnInfo
 	useRemote bool
-	path      string
-	hasPath   bool
-}
-
-func (in *input) requestPath() string {
-	if !in.hasPath {
-		in.path, in.hasPath = filter.RequestPath(in.x.R), true
-	}
-	return in.path
 }
 
 func (n *node) match(in *input) bool {
@@ -89,7 +80,7 @@ func (n *node) match(in *input) bool {
 	case kHeader:
 		return in.x != nil && n.hdr.Match(in.x.R, nil)
 	case kPath:
-		return in.x != nil && n.str.Match(in.requestPath())
+		return in.x != nil && n.str.Match(in.x.Path())
 	case kDestIP:
 		return n.prefix.Contains(in.conn.Local.Addr())
 	case kDestPort:
