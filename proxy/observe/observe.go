@@ -13,9 +13,9 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/weft-mesh/weft/ca"
 	"github.com/weft-mesh/weft/config"
 	"github.com/weft-mesh/weft/model"
-	"github.com/weft-mesh/weft/ca"
 	"github.com/weft-mesh/weft/proxy/accesslog"
 	"github.com/weft-mesh/weft/proxy/lb"
 	"github.com/weft-mesh/weft/proxy/runtime"
@@ -48,7 +48,6 @@ type Options struct {
 	// principal (destination_principal); empty means "cluster.local".
 	TrustDomain string
 }
-
 
 // Values of connection_security_policy, as Istio spells them.
 const (
