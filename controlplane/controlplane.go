@@ -3,7 +3,7 @@
 // also holds the mesh's CA and the tokens that guard its doors: proxies
 // present the join token on their xDS stream, API writers the API token.
 //
-//	store.Changed() -> model.BuildWith -> xds.Push -> translate.Generate per proxy
+//	store.Changed() -> model.BuildWith -> xds.Push -> translate.GenerateWith per proxy
 package controlplane
 
 import (
@@ -257,5 +257,7 @@ func (c *ControlPlane) watch(ctx context.Context) {
 type generator struct{ c *ControlPlane }
 
 func (g generator) Generate(p *node.Meta) (*translate.Resources, error) {
-	return translate.Generate(g.c.snap.Load(), p), nil
+	// The trust domain names the SANs clients expect of their peers: the
+	// one the CA issues certificates in.
+	return translate.GenerateWith(g.c.snap.Load(), p, translate.Options{TrustDomain: g.c.opts.TrustDomain}), nil
 }

@@ -18,8 +18,10 @@ import (
 
 	"github.com/weft-mesh/weft/proxy/accesslog"
 	"github.com/weft-mesh/weft/proxy/admin"
+	"github.com/weft-mesh/weft/proxy/mtls"
 	"github.com/weft-mesh/weft/proxy/observe"
 	"github.com/weft-mesh/weft/proxy/runtime"
+	"github.com/weft-mesh/weft/proxy/sds"
 	"github.com/weft-mesh/weft/proxy/stats"
 	"github.com/weft-mesh/weft/proxy/trace"
 	"github.com/weft-mesh/weft/proxy/xdsclient"
@@ -151,11 +153,22 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 		return nil, err
 	}
 	rt := runtime.New(runtime.Options{Log: log.With("component", "runtime"), Tap: tel.tap, Sockets: sockets.take})
+	var principalOnce sync.Once
 	apply := func(r *runtime.Resources) error {
 		cfg, err := rt.Compile(r)
 		if err != nil {
 			return err // may wrap runtime.ErrIncomplete; the client decides
 		}
+		principalOnce.Do(func() {
+			// Before the first Update binds any listener: the telemetry
+			// labels name the identity the CA issued (its trust domain
+			// included), not one guessed from node metadata.
+			if s := r.Secrets[sds.DefaultName]; s != nil {
+				if parsed, err := sds.Parse(s); err == nil && parsed.Certificate != nil && parsed.Certificate.Leaf != nil {
+					tel.tap.SetPrincipal(mtls.SPIFFEID(parsed.Certificate.Leaf))
+				}
+			}
+		})
 		if err := rt.Update(cfg); err != nil {
 			return fmt.Errorf("serve config: %w", err)
 		}

@@ -111,6 +111,16 @@ func New(o Options) *Tap {
 	return t
 }
 
+// SetPrincipal replaces this proxy's own principal (destination_principal)
+// with the identity its certificate carries, which names the mesh's real
+// trust domain. Call it before the proxy serves: it is not synchronized
+// with requests, and series already labelled keep the old value.
+func (t *Tap) SetPrincipal(id string) {
+	if id != "" {
+		t.self.principal = id
+	}
+}
+
 // Begin implements runtime.Tap: it starts this hop's span and, inbound,
 // takes note of the caller's identity.
 func (t *Tap) Begin(res *runtime.Result, r *http.Request) {

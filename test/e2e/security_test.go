@@ -233,3 +233,35 @@ func proxyName(t *testing.T, m *mesh, wl string) string {
 	t.Fatalf("no connected proxy of workload %s in %+v", wl, list.Proxies)
 	return ""
 }
+
+// TestTrustDomain: with --trust-domain, certificates, the SANs clients
+// expect and the principals in metrics all name that domain.
+func TestTrustDomain(t *testing.T) {
+	m, _ := upMeshWith(t, "", "--trust-domain", "example.org")
+	m.echo("default", "echo", "v1")
+	m.apply("default", edge(""))
+	waitEcho(t, m) // the gateway accepted the sidecar's example.org certificate
+	ca := meshCA(t, m)
+	var server *x509.Certificate
+	c := mtlsClient(ca.clientCert(t, "spiffe://example.org/ns/default/sa/sleep"), ca.pool, func(c *x509.Certificate) { server = c })
+	if code, _, err := mtlsGet(c, m.inbound("default", "echo", "v1"), "/"); err != nil || code != 200 {
+		t.Fatalf("mTLS to the sidecar: %d %v", code, err)
+	}
+	if len(server.URIs) != 1 || server.URIs[0].String() != "spiffe://example.org/ns/default/sa/default" {
+		t.Errorf("sidecar certificate names %v", server.URIs)
+	}
+	eventually(t, 20*time.Second, "principals in metrics name example.org", func() error {
+		b, err := httpGet("http://" + m.api + "/metrics")
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(b, "\n") {
+			if strings.Contains(line, `reporter="destination"`) && strings.Contains(line, `destination_workload="echo-v1"`) &&
+				strings.Contains(line, `destination_principal="spiffe://example.org/ns/default/sa/default"`) &&
+				strings.Contains(line, `source_principal="spiffe://example.org/ns/istio-system/sa/istio-ingressgateway-service-account"`) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no destination series with example.org principals yet")
+	})
+}
