@@ -30,13 +30,41 @@ const (
 	KeyWorkloadName   = "WORKLOAD_NAME"
 	KeyLabels         = "LABELS"
 	KeyServiceAccount = "SERVICE_ACCOUNT"
-	KeyInbound        = "INBOUND_ADDRESS"  // sidecar: where callers reach it, host:port
-	KeyOutbound       = "OUTBOUND_ADDRESS" // sidecar: the app's HTTP proxy, host:port
-	KeyApp            = "APP_ADDRESS"      // sidecar: the local app, host:port
-	KeyAdmin          = "ADMIN_ADDRESS"    // admin/stats endpoint, host:port
-	KeyGatewayPorts   = "GATEWAY_PORTS"    // router: "80=127.0.0.1:8080,443=127.0.0.1:8443"
-	KeyGatewayHost    = "GATEWAY_HOST"     // router: host for ports not in GatewayPorts
-	KeyInboundProto   = "INBOUND_PROTOCOL" // sidecar: "HTTP" (default) or "TCP"
+	KeyInbound        = "INBOUND_ADDRESS"   // sidecar: where callers reach it, host:port
+	KeyOutbound       = "OUTBOUND_ADDRESS"  // sidecar: the app's HTTP proxy, host:port
+	KeyApp            = "APP_ADDRESS"       // sidecar: the local app, host:port
+	KeyAdmin          = "ADMIN_ADDRESS"     // admin/stats endpoint, host:port
+	KeyGatewayPorts   = "GATEWAY_PORTS"     // router: "80=127.0.0.1:8080,443=127.0.0.1:8443"
+	KeyGatewayHost    = "GATEWAY_HOST"      // router: host for ports not in GatewayPorts
+	KeyInboundProto   = "INBOUND_PROTOCOL"  // sidecar: "HTTP" (default) or "TCP"
+	KeyInterception   = "INTERCEPTION_MODE" // sidecar: InterceptRedirect for transparent capture
+)
+
+// Interception modes (Istio's INTERCEPTION_MODE values that weft supports).
+const (
+	// InterceptNone: the app reaches the mesh through its HTTP_PROXY, the
+	// sidecar's OUTBOUND_ADDRESS, and callers reach INBOUND_ADDRESS (local
+	// mode, `weft run`).
+	InterceptNone = ""
+	// InterceptRedirect: the workload's traffic is captured by netfilter
+	// REDIRECT rules (`weft iptables`, the injected init container): the
+	// sidecar listens on OutboundCapturePort and InboundCapturePort on all
+	// addresses and recovers each connection's original destination.
+	InterceptRedirect = "REDIRECT"
+)
+
+// Istio's port and user conventions for a captured workload. The injector,
+// `weft iptables` and the translator all read them from here.
+const (
+	OutboundCapturePort = 15001 // outbound connections redirected here
+	InboundCapturePort  = 15006 // inbound connections redirected here
+	AdminPort           = 15000 // the proxy's admin server, loopback only
+	StatusPort          = 15020 // merged Prometheus metrics and app health probes
+	HealthPort          = 15021 // the sidecar's own readiness: /healthz/ready
+	StatsPort           = 15090 // the proxy's /stats/prometheus
+	// ProxyUID is the user the sidecar runs as; its own connections are
+	// never captured, so they reach their destination.
+	ProxyUID = 1337
 )
 
 // Meta is a proxy's identity and addresses.
@@ -60,7 +88,14 @@ type Meta struct {
 	// GatewayHost is the host used for Gateway ports absent from GatewayPorts;
 	// such a port N listens on GatewayHost:N when N >= 1024, else on N+8000.
 	GatewayHost string
+	// Interception is how the workload's traffic reaches the sidecar:
+	// InterceptNone or InterceptRedirect.
+	Interception string
 }
+
+// Captured reports whether the proxy's traffic is captured transparently
+// (InterceptRedirect) rather than addressed to it explicitly.
+func (m *Meta) Captured() bool { return m.Interception == InterceptRedirect }
 
 // ID returns the Istio-style node ID.
 func (m *Meta) ID() string {
@@ -99,6 +134,7 @@ func (m *Meta) Node() *core.Node {
 		KeyAdmin:          m.Admin,
 		KeyGatewayHost:    m.GatewayHost,
 		KeyInboundProto:   m.InboundProtocol,
+		KeyInterception:   m.Interception,
 	}
 	if len(m.GatewayPorts) > 0 {
 		var parts []string
@@ -146,6 +182,11 @@ func Parse(n *core.Node) (*Meta, error) {
 	m.Inbound, m.Outbound, m.App, m.Admin = str(KeyInbound), str(KeyOutbound), str(KeyApp), str(KeyAdmin)
 	m.GatewayHost = str(KeyGatewayHost)
 	m.InboundProtocol = str(KeyInboundProto)
+	switch m.Interception = str(KeyInterception); m.Interception {
+	case InterceptNone, InterceptRedirect:
+	default:
+		return nil, fmt.Errorf("node %s: metadata %s: unsupported mode %q (want %q or none)", n.GetId(), KeyInterception, m.Interception, InterceptRedirect)
+	}
 	if l := f[KeyLabels].GetStructValue(); l != nil {
 		m.Labels = map[string]string{}
 		for k, v := range l.GetFields() {

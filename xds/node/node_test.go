@@ -2,7 +2,10 @@ package node
 
 import (
 	"reflect"
+	"strings"
 	"testing"
+
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -21,6 +24,26 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if id := m.ID(); id != "router~127.0.0.1~istio-ingressgateway.istio-system~istio-system.svc.cluster.local" {
 		t.Errorf("ID() = %q", id)
+	}
+}
+
+func TestRoundTripCaptured(t *testing.T) {
+	m := &Meta{
+		Type: Sidecar, IP: "10.244.0.7", Name: "reviews-v1-5d8f7c9b4-x2x7q", Namespace: "default",
+		WorkloadName: "reviews-v1", Labels: map[string]string{"app": "reviews", "version": "v1"},
+		ServiceAccount: "bookinfo-reviews", Interception: InterceptRedirect,
+	}
+	got, err := Parse(m.Node())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, m) || !got.Captured() {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, m)
+	}
+	n := m.Node()
+	n.Metadata.Fields[KeyInterception] = structpb.NewStringValue("TPROXY")
+	if _, err := Parse(n); err == nil || !strings.Contains(err.Error(), "TPROXY") {
+		t.Errorf("Parse accepted interception mode TPROXY: %v", err)
 	}
 }
 

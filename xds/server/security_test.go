@@ -77,8 +77,38 @@ func TestAuthentication(t *testing.T) {
 		}
 	}
 	empty := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "))
-	if err := TokenAuth("")(empty); grpcstatus.Code(err) != codes.Unauthenticated {
+	if _, err := TokenAuth("")(empty); grpcstatus.Code(err) != codes.Unauthenticated {
 		t.Errorf("an empty join token accepted a stream: %v", err)
+	}
+}
+
+// TestPrincipalBoundsIdentity: a credential scoped to one namespace and
+// service account admits a proxy claiming exactly that identity, and
+// refuses one claiming another with a message naming both.
+func TestPrincipalBoundsIdentity(t *testing.T) {
+	gen := &fakeGen{}
+	gen.set("catalog")
+	scoped := func(context.Context) (Principal, error) {
+		return Principal{Namespace: "default", ServiceAccount: "reviews", Subject: "token reviews-1"}, nil
+	}
+	_, addr, _ := startWith(t, gen, Options{Authenticate: scoped})
+
+	own := sidecar("web")
+	own.Namespace, own.ServiceAccount = "default", "reviews"
+	c := dial(t, addr, own)
+	c.subscribeAll()
+	if got := c.drain(200 * time.Millisecond); len(got) != 5 {
+		t.Fatalf("own identity got %v", types(got))
+	}
+
+	forged := sidecar("web")
+	forged.Namespace, forged.ServiceAccount = "kube-system", "admin"
+	f := dial(t, addr, forged)
+	f.subscribeRefused()
+	err := f.streamErr(t)
+	if grpcstatus.Code(err) != codes.PermissionDenied ||
+		!strings.Contains(err.Error(), "default/reviews") || !strings.Contains(err.Error(), "kube-system/admin") {
+		t.Fatalf("forged identity: %v, want PermissionDenied naming both identities", err)
 	}
 }
 

@@ -60,8 +60,10 @@ type Options struct {
 	// and keys are never logged.
 	Log *slog.Logger
 	// Authenticate vets a stream before anything is read from it; its
-	// error (a gRPC status, see TokenAuth) ends the stream. nil accepts all.
-	Authenticate func(ctx context.Context) error
+	// error (a gRPC status, see TokenAuth) ends the stream. The Principal
+	// it returns bounds the identity the proxy may claim (Principal.Covers).
+	// nil accepts all, as a mesh-wide principal.
+	Authenticate func(ctx context.Context) (Principal, error)
 	// Admit decides whether a proxy may have configuration and a
 	// certificate. It is asked when the stream starts and again at every
 	// regeneration, so a proxy whose namespace leaves the mesh is

@@ -87,8 +87,10 @@ type conn struct {
 // stream, admits the proxy, issues its certificate, and then keeps its
 // resources current until the stream ends.
 func (s *Server) StreamAggregatedResources(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
+	principal := Principal{Mesh: true, Subject: "anyone"}
 	if auth := s.opts.Authenticate; auth != nil {
-		if err := auth(stream.Context()); err != nil {
+		var err error
+		if principal, err = auth(stream.Context()); err != nil {
 			s.log.Warn("xds stream refused", "peer", peerAddr(stream), "err", err)
 			return err
 		}
@@ -100,6 +102,10 @@ func (s *Server) StreamAggregatedResources(stream discovery.AggregatedDiscoveryS
 	meta, err := node.Parse(first.GetNode())
 	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "first request: %v", err)
+	}
+	if err := principal.Covers(meta); err != nil {
+		s.log.Warn("xds proxy refused: identity not covered by its credential", "node", meta.ID(), "peer", peerAddr(stream), "err", err)
+		return status.Error(codes.PermissionDenied, err.Error())
 	}
 	if err := s.admit(meta); err != nil {
 		s.log.Warn("xds proxy not admitted", "node", meta.ID(), "peer", peerAddr(stream), "err", err)
