@@ -165,7 +165,8 @@ up() {
 }
 
 # dns runs CoreDNS as the cluster DNS (Service kube-system/kube-dns at 10.96.0.10), as real clusters
-# do; the kubelet is not told about it, so pods use it only where they ask (weft must not need it).
+# do: the kubelet gives pods that nameserver (clusterDNS). It answers cluster names only; nothing is
+# forwarded off the machine.
 dns() {
   kubectl apply -f - >/dev/null <<EOF
 apiVersion: v1
@@ -204,6 +205,7 @@ spec:
     metadata: {labels: {k8s-app: kube-dns}}
     spec:
       serviceAccountName: coredns
+      dnsPolicy: Default
       containers:
       - name: coredns
         image: docker.io/local/coredns:1
