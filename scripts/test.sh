@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: vet, unit tests, fuzz seeds and the end-to-end scenarios
-# (which build weft and start real processes on 127.0.0.1).
+# Runs every test: vet, unit tests, fuzz seeds, the end-to-end scenarios
+# (which build weft and start real processes on 127.0.0.1), and the
+# Kubernetes-mode tests against a real single-node cluster (scripts/k8s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin"
@@ -20,4 +21,18 @@ if [ -n "$unformatted" ]; then
   echo "gofmt: not formatted:"; echo "$unformatted"; exit 1
 fi
 go vet ./...
-go test -count=1 -timeout 40m "$@" ./...
+
+# The Kubernetes tests need a cluster: as root (CI runs as root) build its
+# binaries once (cached in ~/.cache/weft-k8s) and start it, unless one of
+# ours already runs, which is reused and left running. The tests read
+# WEFT_KUBECONFIG; without it they skip, except under CI=true, where they fail.
+if [ -z "${WEFT_KUBECONFIG:-}" ] && [ "$(id -u)" = 0 ] && [ "${WEFT_SKIP_KUBE:-}" != 1 ]; then
+  scripts/k8s/cluster.sh build >/dev/null
+  if ! scripts/k8s/cluster.sh running; then
+    scripts/k8s/cluster.sh up
+    trap 'scripts/k8s/cluster.sh down' EXIT
+  fi
+  eval "export $(scripts/k8s/cluster.sh env | grep ^KUBECONFIG= | sed 's/^KUBECONFIG=/WEFT_KUBECONFIG=/')"
+fi
+
+go test -count=1 -timeout 60m "$@" ./...

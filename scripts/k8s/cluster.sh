@@ -8,6 +8,7 @@
 #   scripts/k8s/cluster.sh import X.tar # an OCI archive into the node's image store
 #   scripts/k8s/cluster.sh env          # prints KUBECONFIG=... and the cache/workdir paths
 #   scripts/k8s/cluster.sh down         # everything stopped by PID, network and mounts cleaned
+#   scripts/k8s/cluster.sh running      # exit 0 when the cluster of this workdir answers
 #
 # Binaries are cached outside the clone ($WEFT_K8S_CACHE, default ~/.cache/weft-k8s) and rebuilt
 # only when missing; run state lives in $WEFT_K8S_WORKDIR (default /tmp/weft-k8s).
@@ -259,9 +260,15 @@ down() {
   true
 }
 
+# running: exit 0 when this workdir's API server answers.
+running() {
+  [ -f "$R/kube-apiserver.pid" ] && kill -0 "$(cat "$R/kube-apiserver.pid")" 2>/dev/null &&
+    [ "$(curl -sk -m 2 -H 'Authorization: Bearer wk-admin-token' $API/readyz 2>/dev/null)" = ok ]
+}
+
 case "${1:-}" in
-  build) build ;; up) up ;; down) down ;; built) built ;;
+  build) build ;; up) up ;; down) down ;; built) built ;; running) running ;;
   import) shift; for f in "$@"; do ctr_ images import "$f"; done ;;
   env) echo "KUBECONFIG=$R/admin.kubeconfig"; echo "WEFT_K8S_BIN=$B"; echo "WEFT_K8S_WORKDIR=$W"; echo "WEFT_K8S_LOGS=$L" ;;
-  *) echo "usage: $0 build|up|import FILE.tar...|env|down|built" >&2; exit 2 ;;
+  *) echo "usage: $0 build|up|import FILE.tar...|env|down|built|running" >&2; exit 2 ;;
 esac
