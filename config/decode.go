@@ -183,7 +183,7 @@ func decodeDocument(doc document) ([]*Object, ErrorList) {
 // decodeObject turns one object's fields into an Object, or returns why not.
 func decodeObject(top map[string]any) (*Object, ErrorList) {
 	d := &docDecoder{}
-	info, kindOK := d.kind(top["kind"])
+	info, kindOK := d.kind(top["kind"], top["spec"])
 	d.metadata(top["metadata"])
 	if kindOK {
 		d.apiVersion(info, top["apiVersion"])
@@ -279,7 +279,8 @@ func (d *docDecoder) errorf(p path, format string, args ...any) {
 	d.errs = append(d.errs, &Error{Kind: d.kindName, Namespace: d.meta.Namespace, Name: d.meta.Name, Field: string(p), Msg: fmt.Sprintf(format, args...)})
 }
 
-func (d *docDecoder) kind(v any) (KindInfo, bool) {
+// kind finds the object's kind; spec is only read to explain a refusal.
+func (d *docDecoder) kind(v, spec any) (KindInfo, bool) {
 	s, ok := v.(string)
 	if !ok || s == "" {
 		if v == nil {
@@ -295,11 +296,11 @@ func (d *docDecoder) kind(v any) (KindInfo, bool) {
 			return k, true
 		}
 	}
-	names := make([]string, len(Kinds))
-	for i, k := range Kinds {
-		names[i] = string(k.Kind)
+	if msg := refusedKindMessage(s, spec); msg != "" {
+		d.errorf("kind", "%s", msg)
+		return KindInfo{}, false
 	}
-	d.errorf("kind", "unsupported kind %q; weft understands %s", s, strings.Join(names, ", "))
+	d.errorf("kind", "unsupported kind %q; weft understands %s", s, kindNames())
 	return KindInfo{}, false
 }
 
@@ -421,26 +422,38 @@ func (d *docDecoder) spec(info KindInfo, v any) proto.Message {
 	return msg
 }
 
-func isDNS1123Label(s string) bool {
-	if len(s) == 0 || len(s) > 63 {
+// isDNS1123Subdomain is Kubernetes' rule for object names (custom
+// resources included) and label prefixes: at most 253 characters in all,
+// dot-separated parts of lower-case letters, digits and '-' that start and
+// end with a letter or digit. Unlike a DNS label, a part has no 63-character
+// limit of its own: Kubernetes does not impose one, and Istio's own test
+// configuration has longer names.
+func isDNS1123Subdomain(s string) bool {
+	if len(s) == 0 || len(s) > 253 {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		alnum := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
-		if !alnum && (c != '-' || i == 0 || i == len(s)-1) {
+	for _, part := range strings.Split(s, ".") {
+		if !isDNS1123Part(part) {
 			return false
 		}
 	}
 	return true
 }
 
-func isDNS1123Subdomain(s string) bool {
-	if len(s) == 0 || len(s) > 253 {
+// isDNS1123Label is a DNS label: one part of at most 63 characters, the rule
+// for namespaces and subset names.
+func isDNS1123Label(s string) bool { return len(s) <= 63 && isDNS1123Part(s) }
+
+// isDNS1123Part reports whether s is a non-empty run of lower-case letters,
+// digits and '-' that starts and ends with a letter or digit.
+func isDNS1123Part(s string) bool {
+	if s == "" {
 		return false
 	}
-	for _, label := range strings.Split(s, ".") {
-		if !isDNS1123Label(label) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
+		if !alnum && (c != '-' || i == 0 || i == len(s)-1) {
 			return false
 		}
 	}

@@ -235,6 +235,33 @@ func TestDecodeErrors(t *testing.T) {
 	}
 }
 
+// TestDecodeNames applies Kubernetes' rules: an object name is a DNS-1123
+// subdomain (at most 253 characters, no limit per dot-separated part, as
+// the API server checks custom resources), a namespace a DNS-1123 label.
+func TestDecodeNames(t *testing.T) {
+	long := strings.Repeat("a", 75)             // Istio's tunneling tests name a VirtualService so
+	part := strings.Repeat("b", 100)            // a part longer than a DNS label
+	max := part + "." + part + "." + part[:51]  // 253
+	over := part + "." + part + "." + part[:52] // 254
+	for name, ok := range map[string]bool{
+		long: true, max: true, "a.b-c.d": true, "0a": true, long + ".x": true,
+		over: false, "a..b": false, ".a": false, "a.": false, "-a": false, "a-": false, "A": false, "a_b": false, "a.-b": false,
+	} {
+		_, err := Decode("f.yaml", strings.NewReader("apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: "+name+
+			"}\nspec: {servers: [{port: {number: 80, protocol: HTTP}, hosts: ['*']}]}\n"))
+		if got := err == nil; got != ok {
+			t.Errorf("name %q (%d characters): accepted %v, want %v (%v)", name, len(name), got, ok, err)
+		}
+	}
+	for ns, ok := range map[string]bool{strings.Repeat("n", 63): true, strings.Repeat("n", 64): false, "a.b": false} {
+		_, err := Decode("f.yaml", strings.NewReader("apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: "+ns+
+			"}\nspec: {servers: [{port: {number: 80, protocol: HTTP}, hosts: ['*']}]}\n"))
+		if got := err == nil; got != ok {
+			t.Errorf("namespace %q: accepted %v, want %v (%v)", ns, got, ok, err)
+		}
+	}
+}
+
 func TestDecodeErrorRendering(t *testing.T) {
 	in := seedYAML + "---\napiVersion: networking.istio.io/v1alpha3\nkind: VirtualService\nmetadata: {name: catalog, namespace: default}\n" +
 		"spec:\n  hosts: [catalog]\n  http: [{route: [{destination: {host: catalog}, weight: 120}]}]\n"

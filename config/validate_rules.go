@@ -48,9 +48,6 @@ func (v *validator) destinationRule(dr *networking.DestinationRule) {
 				first[name] = i
 			}
 		}
-		if len(ss.GetLabels()) == 0 {
-			v.errorf(sp.field("labels"), "at least one label is required to select the subset's endpoints")
-		}
 		v.trafficPolicy(sp.field("trafficPolicy"), ss.GetTrafficPolicy())
 	}
 }

@@ -63,6 +63,14 @@ func TestValidateAcceptsValid(t *testing.T) {
   - {name: v1, labels: {version: v1}}
   - {name: v2, labels: {version: v2}, trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true}}}}
 `},
+		// A subset without labels is every endpoint of the host, under
+		// the subset's own policy, as in Istio's tunneling configuration.
+		{KindDestinationRule, `  host: forward-proxy.external.svc.cluster.local
+  subsets:
+  - name: via-proxy
+    trafficPolicy: {tunnel: {targetHost: example.com, targetPort: 443}}
+  - {name: plain}
+`},
 		{KindGateway, `  selector: {istio: ingressgateway}
   servers:
   - port: {number: 80, name: http, protocol: HTTP}
@@ -142,7 +150,6 @@ func TestValidateErrors(t *testing.T) {
 		{"dr no host", KindDestinationRule, "  subsets: [{name: v1, labels: {v: '1'}}]\n", "spec.host", "required"},
 		{"subset no name", KindDestinationRule, "  host: a\n  subsets: [{labels: {v: '1'}}]\n", "spec.subsets[0].name", "required"},
 		{"subset dup", KindDestinationRule, "  host: a\n  subsets: [{name: v1, labels: {v: '1'}}, {name: v1, labels: {v: '2'}}]\n", "spec.subsets[1].name", `duplicate subset name "v1" (also subsets[0])`},
-		{"subset no labels", KindDestinationRule, "  host: a\n  subsets: [{name: v1}]\n", "spec.subsets[0].labels", "at least one label"},
 		{"consistent hash", KindDestinationRule, "  host: a\n  trafficPolicy: {loadBalancer: {consistentHash: {minimumRingSize: 10}}}\n", "spec.trafficPolicy.loadBalancer.consistentHash", "exactly one hash key"},
 		{"consistent hash two", KindDestinationRule, "  host: a\n  trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true, httpHeaderName: x}}}\n", "spec.trafficPolicy.loadBalancer.consistentHash.useSourceIp", "only one of them"},
 		{"cookie name", KindDestinationRule, "  host: a\n  trafficPolicy: {loadBalancer: {consistentHash: {httpCookie: {ttl: 0s}}}}\n", "spec.trafficPolicy.loadBalancer.consistentHash.httpCookie.name", "required"},

@@ -2,7 +2,6 @@ package demo
 
 import (
 	"context"
-	"embed"
 	"fmt"
 
 	"github.com/weft-mesh/weft/demo/echo"
@@ -12,7 +11,8 @@ func init() {
 	register(&Demo{
 		Name:      "echo",
 		Namespace: "default",
-		Files:     embed.FS{},
+		Files:     echo.Files,
+		Initial:   []string{"echo-gateway.yaml", "destination-rule.yaml"},
 		Workloads: []Workload{
 			{Service: "echo", Port: 8080, Labels: map[string]string{"app": "echo", "version": "v1"}, App: "echo"},
 			{Service: "echo", Port: 8080, Labels: map[string]string{"app": "echo", "version": "v2"}, App: "echo"},

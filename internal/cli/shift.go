@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	networking "istio.io/api/networking/v1alpha3"
 
+	"github.com/weft-mesh/weft/analyze"
 	"github.com/weft-mesh/weft/api/client"
 	"github.com/weft-mesh/weft/config"
 )
@@ -26,8 +27,10 @@ func newShiftCmd(g *globals) *cobra.Command {
 		Long: `Shift rewrites the weights of the VirtualService (default: the one named
 SERVICE) so that, at each step, that percentage of the traffic its routes send
 to subset --from goes to subset --to instead: step 10 is 90% --from, 10% --to.
-The --to destination is added to a route that lacks it. Each step is one
-apply; Ctrl-C stops between steps and leaves the last applied weights.`,
+The --to destination is added to a route that lacks it. Both subsets must be
+defined by the host's DestinationRule: otherwise nothing is applied and shift
+exits non-zero. Each step is one apply; Ctrl-C stops between steps and leaves
+the last applied weights.`,
 		Example: `  weft shift service-b --from vm --to v1 --steps 10,25,50,75,90,100 --interval 10s
   weft shift reviews --from v1 --to v3 --steps 50 -n default`,
 		Args: cobra.ExactArgs(1),
@@ -74,13 +77,17 @@ func runShift(ctx context.Context, g *globals, c *client.Client, o shiftOptions)
 	// A step, once started, completes: Ctrl-C only stops between steps.
 	stepCtx := context.WithoutCancel(ctx)
 
-	_, vs, err := getVirtualService(stepCtx, c, ns, o.vs)
+	obj0, vs, err := getVirtualService(stepCtx, c, ns, o.vs)
 	if err != nil {
 		return err
 	}
 	// Refuse a VirtualService shift cannot rewrite before changing anything.
-	if _, err := shiftWeights(vs, o.service, o.from, o.to, o.steps[0]); err != nil {
+	first, err := shiftWeights(vs, o.service, o.from, o.to, o.steps[0])
+	if err != nil {
 		return fmt.Errorf("virtualservice %s/%s: %w", ns, o.vs, err)
+	}
+	if err := checkSubsets(stepCtx, c, obj0, first, o); err != nil {
+		return err
 	}
 	fromW, toW, _ := currentSplit(vs, o.service, o.from, o.to)
 	fmt.Println(describeSplit(o.from, o.to, fromW, toW))
@@ -104,15 +111,11 @@ func runShift(ctx context.Context, g *globals, c *client.Client, o shiftOptions)
 		if err != nil {
 			return fmt.Errorf("virtualservice %s/%s: %w", ns, o.vs, err)
 		}
-		out := &config.Object{APIVersion: obj.APIVersion, Kind: obj.Kind, Spec: next, Meta: config.Meta{
-			Name: obj.Meta.Name, Namespace: obj.Meta.Namespace, Labels: obj.Meta.Labels, Annotations: obj.Meta.Annotations,
-		}}
-		y, err := config.Marshal(out, config.FormatYAML)
+		src, err := shiftSource(obj, next)
 		if err != nil {
 			return err
 		}
-		resp, err := c.Apply(stepCtx, []client.Source{{Name: "weft shift " + o.vs, Content: string(y)}},
-			client.ApplyOptions{Namespace: ns, NamespaceExplicit: explicit})
+		resp, err := c.Apply(stepCtx, []client.Source{src}, client.ApplyOptions{Namespace: ns, NamespaceExplicit: explicit})
 		if err != nil {
 			return explainAPIError(err)
 		}
@@ -124,6 +127,77 @@ func runShift(ctx context.Context, g *globals, c *client.Client, o shiftOptions)
 		fmt.Println(last)
 	}
 	return nil
+}
+
+// shiftSource is obj with spec next, as the source of an apply or analysis.
+func shiftSource(obj *config.Object, next *networking.VirtualService) (client.Source, error) {
+	out := &config.Object{APIVersion: obj.APIVersion, Kind: obj.Kind, Spec: next, Meta: config.Meta{
+		Name: obj.Meta.Name, Namespace: obj.Meta.Namespace, Labels: obj.Meta.Labels, Annotations: obj.Meta.Annotations,
+	}}
+	y, err := config.Marshal(out, config.FormatYAML)
+	if err != nil {
+		return client.Source{}, err
+	}
+	return client.Source{Name: "weft shift " + obj.Meta.Name, Content: string(y)}, nil
+}
+
+// checkSubsets refuses, before anything is applied, a shift to or from a
+// subset no DestinationRule defines: every request sent there would fail
+// with 503 (NC). The control plane's analyzer decides, on the mesh as it
+// would be with the first step applied, so hosts and DestinationRules
+// resolve exactly as they will for the proxies.
+func checkSubsets(ctx context.Context, c *client.Client, obj *config.Object, next *networking.VirtualService, o shiftOptions) error {
+	src, err := shiftSource(obj, next)
+	if err != nil {
+		return err
+	}
+	msgs, err := c.Analyze(ctx, obj.Meta.Namespace, []client.Source{src})
+	if err != nil {
+		return explainAPIError(err)
+	}
+	return undefinedSubsets(msgs, obj.Key(), subsetFields(next, o.service, o.from, o.to), o)
+}
+
+// subsetFields maps the field path of every subset in vs's HTTP routes that
+// names subset from or to of service to that subset.
+func subsetFields(vs *networking.VirtualService, service, from, to string) map[string]string {
+	out := map[string]string{}
+	for ri, r := range vs.GetHttp() {
+		for di, d := range r.GetRoute() {
+			dest := d.GetDestination()
+			if ss := dest.GetSubset(); hostIsService(dest.GetHost(), service) && (ss == from || ss == to) {
+				out[fmt.Sprintf("spec.http[%d].route[%d].destination.subset", ri, di)] = ss
+			}
+		}
+	}
+	return out
+}
+
+// undefinedSubsets turns the analyzer's undefined-subset findings (WEFT0101)
+// about the shifted destinations of VirtualService key into one error,
+// saying which subset, which DestinationRule or host, and where.
+func undefinedSubsets(msgs []analyze.Message, key config.Key, fields map[string]string, o shiftOptions) error {
+	var lines []string
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		subset, ok := fields[m.Field]
+		if m.Code != analyze.CodeUndefinedSubset || m.Object != key || !ok || seen[subset] {
+			continue
+		}
+		seen[subset] = true
+		flag := "--to"
+		if subset == o.from {
+			flag = "--from"
+		}
+		text := strings.TrimSuffix(m.Text, "; requests will fail with 503")
+		lines = append(lines, fmt.Sprintf("%s %s: %s (%s %s/%s %s)", flag, subset, text, strings.ToLower(string(key.Kind)), key.Namespace, key.Name, m.Field))
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	sort.Strings(lines)
+	return fmt.Errorf("nothing applied: every request shift %s sends to an undefined subset would fail with 503:\n  %s\ndefine the subset in the host's DestinationRule, then shift again",
+		o.service, strings.Join(lines, "\n  "))
 }
 
 func getVirtualService(ctx context.Context, c *client.Client, ns, name string) (*config.Object, *networking.VirtualService, error) {

@@ -5,6 +5,9 @@ import (
 	"testing"
 
 	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/weft-mesh/weft/analyze"
+	"github.com/weft-mesh/weft/config"
 )
 
 func dest(host, subset string, weight int32) *networking.HTTPRouteDestination {
@@ -120,5 +123,49 @@ func TestDescribeSplit(t *testing.T) {
 		if got := describeSplit("vm", "v1", tc.from, tc.to); got != tc.want {
 			t.Errorf("%d/%d: %q, want %q", tc.from, tc.to, got, tc.want)
 		}
+	}
+}
+
+func TestUndefinedSubsets(t *testing.T) {
+	vs := &networking.VirtualService{Http: []*networking.HTTPRoute{
+		{Route: []*networking.HTTPRouteDestination{dest("other", "v9", 0)}},
+		{Route: []*networking.HTTPRouteDestination{dest("reviews", "v3", 100), dest("reviews.default.svc.cluster.local", "v9", 0)}},
+	}}
+	fields := subsetFields(vs, "reviews", "v3", "v9")
+	if len(fields) != 2 || fields["spec.http[1].route[0].destination.subset"] != "v3" || fields["spec.http[1].route[1].destination.subset"] != "v9" {
+		t.Fatalf("subsetFields = %v", fields)
+	}
+	key := config.Key{Kind: config.KindVirtualService, Namespace: "default", Name: "reviews"}
+	o := shiftOptions{service: "reviews", from: "v3", to: "v9"}
+	undefined := func(field, subset string) analyze.Message {
+		return analyze.Message{Code: analyze.CodeUndefinedSubset, Level: analyze.Warning, Object: key, Field: field,
+			Text: `subset "` + subset + `" is not defined by DestinationRule default/reviews, which applies to host reviews.default.svc.cluster.local; requests will fail with 503`}
+	}
+	// Findings that are not about the shifted destinations do not stop it.
+	other := []analyze.Message{
+		undefined("spec.http[0].route[0].destination.subset", "v9"), // another service's route
+		{Code: analyze.CodeWeightSum, Level: analyze.Warning, Object: key, Field: "spec.http[1].route[1].destination.subset"},
+		func() analyze.Message {
+			m := undefined("spec.http[1].route[1].destination.subset", "v9")
+			m.Object.Name = "elsewhere"
+			return m
+		}(),
+	}
+	if err := undefinedSubsets(other, key, fields, o); err != nil {
+		t.Errorf("unrelated findings refused the shift: %v", err)
+	}
+	err := undefinedSubsets(append(other, undefined("spec.http[1].route[1].destination.subset", "v9")), key, fields, o)
+	if err == nil {
+		t.Fatal("a shift to an undefined subset was not refused")
+	}
+	for _, want := range []string{"nothing applied", `--to v9: subset "v9" is not defined by DestinationRule default/reviews`,
+		"host reviews.default.svc.cluster.local", "virtualservice default/reviews spec.http[1].route[1].destination.subset"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	err = undefinedSubsets([]analyze.Message{undefined("spec.http[1].route[0].destination.subset", "v3")}, key, fields, o)
+	if err == nil || !strings.Contains(err.Error(), `--from v3: subset "v3"`) {
+		t.Errorf("a shift from an undefined subset: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -302,6 +303,13 @@ func (t *Tap) outboundStatic(ep *lb.Endpoint, cluster, authority, flags string) 
 		return s
 	}
 	if cluster == "" || flags == runtime.FlagNoCluster {
+		// No route or no cluster: no service to name. A sidecar names the
+		// Host header as Istio's sidecars do; a gateway, like Istio's,
+		// does not fall back to it, so Host headers from outside the
+		// mesh neither name services nor become series: "unknown".
+		if t.router {
+			authority = ""
+		}
 		return cached(t, &t.byAuthority, authority, func() stats.Identity {
 			return t.outboundIdentity(authority, nil)
 		})
@@ -313,6 +321,11 @@ func (t *Tap) outboundStatic(ep *lb.Endpoint, cluster, authority, flags string) 
 
 func (t *Tap) outboundIdentity(service string, md *lb.Metadata) stats.Identity {
 	svc, name, ns := stats.ServiceParts(service)
+	if ns == "" && md != nil {
+		// A host that does not say its namespace: Istio's source side
+		// reports the namespace of the workload that answered.
+		ns = md.Namespace
+	}
 	id := stats.Identity{
 		Reporter:       stats.ReporterSource,
 		SourceWorkload: t.self.workload, SourceNamespace: t.self.namespace, SourceApp: t.self.app, SourceVersion: t.self.version,
@@ -336,9 +349,9 @@ func (t *Tap) inboundStatic(k inboundKey) *stats.Static {
 	if !k.mtls {
 		k.principal = "" // only a verified certificate names anyone
 	}
-	if k.peer != "" {
-		// The peer header names the service called; the authority adds
-		// nothing but cardinality.
+	if k.peer != "" || t.self.service != "" {
+		// The peer header or this workload's own service names the
+		// service called; the authority adds nothing but cardinality.
 		k.authority = ""
 	}
 	return cached(t, &t.inbound, k, func() stats.Identity {
@@ -355,16 +368,21 @@ func (t *Tap) inboundStatic(k inboundKey) *stats.Static {
 	})
 }
 
+// inboundIdentity names the destination service as the caller routed to it
+// (the peer header), else this workload's own service, else the request's
+// authority when it is a host name (an address names no service). As in
+// Istio, the destination is in this workload's namespace unless a mesh
+// host says otherwise.
 func (t *Tap) inboundIdentity(p stats.Peer, authority string) stats.Identity {
 	dst := p.Dst
 	if dst == "" {
-		dst = authority
-	}
-	if dst == "" {
 		dst = t.self.service
 	}
+	if dst == "" && !isAddress(authority) {
+		dst = authority
+	}
 	svc, name, ns := stats.ServiceParts(dst)
-	if ns == "" && svc != "" && net.ParseIP(svc) == nil {
+	if ns == "" {
 		ns = t.self.namespace
 	}
 	return stats.Identity{
@@ -375,6 +393,16 @@ func (t *Tap) inboundIdentity(p stats.Peer, authority string) stats.Identity {
 		DestinationApp: t.self.app, DestinationVersion: t.self.version,
 		SecurityPolicy: PolicyNone,
 	}
+}
+
+// isAddress reports whether an authority is an IP address, with or
+// without a port.
+func isAddress(authority string) bool {
+	host := authority
+	if h, _, err := net.SplitHostPort(authority); err == nil {
+		host = h
+	}
+	return net.ParseIP(strings.Trim(host, "[]")) != nil
 }
 
 // cached looks key up in the copy-on-write map at p, interning id() on a

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/weft-mesh/weft/model"
 )
 
 // PeerHeader carries the calling proxy's identity to the called one, as
@@ -64,13 +66,18 @@ func ServiceFromCluster(name string) string {
 }
 
 // ServiceParts splits a service host (an FQDN or authority, a port is
-// dropped) into its name and namespace: the first and second labels. The
-// namespace is "" for a bare name.
+// dropped) into Istio's destination_service, destination_service_name and
+// destination_service_namespace. Only a mesh host, NAME.NAMESPACE.svc.cluster.local,
+// says its namespace; any other host (a ServiceEntry's, a bare name, an IP
+// address) is its own name, as Istio names ServiceEntry services, and its
+// namespace is "" (unknown): the caller may know it from elsewhere.
 func ServiceParts(host string) (svc, name, namespace string) {
 	svc = stripPort(host)
-	name, rest, _ := strings.Cut(svc, ".")
-	namespace, _, _ = strings.Cut(rest, ".")
-	return svc, name, namespace
+	if in, ok := strings.CutSuffix(svc, "."+model.DomainSuffix); ok && strings.Contains(in, ".") {
+		name, _, _ = strings.Cut(in, ".")
+		return svc, name, in[strings.LastIndexByte(in, '.')+1:]
+	}
+	return svc, svc, ""
 }
 
 func stripPort(h string) string {

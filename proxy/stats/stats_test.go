@@ -229,9 +229,21 @@ func TestPeerRoundTrip(t *testing.T) {
 			t.Errorf("ServiceFromCluster(%q) = %q", in, got)
 		}
 	}
-	svc, name, ns := ServiceParts("reviews.default.svc.cluster.local:9080")
-	if svc+" "+name+" "+ns != "reviews.default.svc.cluster.local reviews default" {
-		t.Errorf("ServiceParts: %q %q %q", svc, name, ns)
+	// Only a mesh host says its namespace; anything else is its own name.
+	for in, want := range map[string]string{
+		"reviews.default.svc.cluster.local:9080": "reviews.default.svc.cluster.local|reviews|default",
+		"reviews.default.svc.cluster.local":      "reviews.default.svc.cluster.local|reviews|default",
+		"foo.example.com":                        "foo.example.com|foo.example.com|",
+		"127.0.0.1:38080":                        "127.0.0.1|127.0.0.1|",
+		"[::1]:80":                               "::1|::1|",
+		"reviews:9080":                           "reviews|reviews|",
+		"svc.cluster.local":                      "svc.cluster.local|svc.cluster.local|",
+		"":                                       "||",
+	} {
+		svc, name, ns := ServiceParts(in)
+		if got := svc + "|" + name + "|" + ns; got != want {
+			t.Errorf("ServiceParts(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 
