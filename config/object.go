@@ -202,3 +202,12 @@ const (
 	// so accepts mutual TLS; its value is "istio" (`weft run` sets it).
 	LabelTLSMode = "security.istio.io/tlsMode"
 )
+
+// ValidateNamespace checks a namespace name as Kubernetes does: a DNS
+// label.
+func ValidateNamespace(ns string) error {
+	if !isDNS1123Label(ns) {
+		return fmt.Errorf("%q is not a valid namespace: use lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters", ns)
+	}
+	return nil
+}

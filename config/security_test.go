@@ -379,3 +379,11 @@ func TestLookupKindFullNames(t *testing.T) {
 		t.Errorf("FullName = %q", got)
 	}
 }
+
+func TestValidateNamespace(t *testing.T) {
+	for ns, ok := range map[string]bool{"coolapp": true, "a-1": true, "": false, "Cool": false, "-x": false, "a.b": false} {
+		if err := ValidateNamespace(ns); (err == nil) != ok {
+			t.Errorf("ValidateNamespace(%q) = %v", ns, err)
+		}
+	}
+}
