@@ -166,7 +166,7 @@ Exit status: 0 every file is valid; 1 otherwise.`,
 				return nil
 			}
 			fmt.Fprintln(os.Stderr, errs.Error())
-			return fmt.Errorf("%s of %s invalid", countOf(len(bad), "file", "files"), countOf(len(sources), "file", "files"))
+			return fmt.Errorf("%d of %s invalid", len(bad), countOf(len(sources), "file", "files"))
 		},
 	}
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "file, directory or - (repeatable)")

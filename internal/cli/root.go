@@ -72,6 +72,9 @@ func newRoot() *cobra.Command {
 		},
 	}
 	root.SetVersionTemplate("weft version {{.Version}}\n")
+	// Defined now rather than at Execute, so `weft --version --server X`
+	// parses --version as the flag it is.
+	root.InitDefaultVersionFlag()
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.stateDir, "state-dir", envOr("WEFT_STATE_DIR", ".weft"), "directory holding the local mesh's state (env WEFT_STATE_DIR)")
 	pf.StringVar(&g.server, "server", os.Getenv("WEFT_SERVER"), "control plane API URL (env WEFT_SERVER; default: from STATE_DIR/endpoints.json, else http://127.0.0.1:15080)")

@@ -165,7 +165,9 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 		if up < len(d.Workloads) {
 			ready = fmt.Sprintf("%d of %d workloads up after 30s (see the log: --log-level info)", up, len(d.Workloads))
 		}
-		fmt.Printf("demo %s: %s in namespace %s; try  curl http://%s%s\n", d.Name, ready, d.Namespace, f.gatewayAddr, try)
+		if ctx.Err() == nil { // not when interrupted while waiting
+			fmt.Printf("demo %s: %s in namespace %s; try  curl http://%s%s\n", d.Name, ready, d.Namespace, f.gatewayAddr, try)
+		}
 	}
 	<-ctx.Done()
 	fmt.Println("shutting down")
