@@ -140,7 +140,7 @@ func (g *globals) ns() (string, bool) {
 	return config.DefaultNamespace, false
 }
 
-// DefaultAPI is the control plane API address when nothing names another.
+// defaultAPI is the control plane API address when nothing names another.
 const defaultAPI = "http://127.0.0.1:15080"
 
 // apiEndpoint finds the control plane: --server, else the state dir's
