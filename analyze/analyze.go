@@ -26,6 +26,27 @@ const (
 	Info    Level = "Info"    // worth knowing; may be intended
 )
 
+// rank orders the levels, most serious highest.
+var rank = map[Level]int{Info: 1, Warning: 2, Error: 3}
+
+// AtLeast reports whether l is as serious as min or more: a Warning is at
+// least Info and at least Warning, not at least Error.
+func (l Level) AtLeast(min Level) bool { return rank[l] >= rank[min] && rank[l] > 0 }
+
+// ParseLevel reads a level as istioctl's --failure-threshold takes it:
+// Info, Warning (or Warn) or Error, in any case.
+func ParseLevel(s string) (Level, error) {
+	switch strings.ToLower(s) {
+	case "info":
+		return Info, nil
+	case "warning", "warn":
+		return Warning, nil
+	case "error":
+		return Error, nil
+	}
+	return "", fmt.Errorf("level %q: want Info, Warning or Error", s)
+}
+
 // Message codes. They never change meaning; retired codes are not reused.
 const (
 	CodeUndefinedSubset   = "WEFT0101"

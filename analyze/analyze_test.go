@@ -258,3 +258,25 @@ func TestNaturalLess(t *testing.T) {
 		t.Error("names not compared as text")
 	}
 }
+
+func TestLevels(t *testing.T) {
+	for _, tc := range []struct {
+		l, min Level
+		want   bool
+	}{
+		{Error, Warning, true}, {Warning, Warning, true}, {Info, Warning, false},
+		{Warning, Error, false}, {Info, Info, true}, {Level("Bogus"), Info, false},
+	} {
+		if got := tc.l.AtLeast(tc.min); got != tc.want {
+			t.Errorf("%s.AtLeast(%s) = %v", tc.l, tc.min, got)
+		}
+	}
+	for in, want := range map[string]Level{"info": Info, "Warn": Warning, "WARNING": Warning, "error": Error} {
+		if got, err := ParseLevel(in); got != want || err != nil {
+			t.Errorf("ParseLevel(%q) = %q, %v", in, got, err)
+		}
+	}
+	if _, err := ParseLevel("fatal"); err == nil {
+		t.Error("ParseLevel(fatal): no error")
+	}
+}

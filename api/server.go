@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/weft-mesh/weft/config"
+	"github.com/weft-mesh/weft/internal/version"
 	"github.com/weft-mesh/weft/model"
 	"github.com/weft-mesh/weft/store"
 )
@@ -78,6 +79,7 @@ func New(st store.Store, opts Options) *Server {
 	s.mux.HandleFunc("POST /api/v1/analyze", s.analyzeSources)
 	s.mux.HandleFunc("GET /api/v1/proxies", s.listProxies)
 	s.mux.HandleFunc("GET /api/v1/proxies/{id}/config/{kind}", s.proxyConfig)
+	s.mux.HandleFunc("GET /api/v1/sync", s.syncStatus)
 	return s
 }
 
@@ -144,7 +146,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "store: "+err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "revision": rev})
+	writeJSON(w, http.StatusOK, HealthResponse{Status: "ok", Revision: rev, Version: version.Get().String()})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -225,6 +227,18 @@ func readNSOptions(r *http.Request) (nsOptions, error) {
 		o.explicit = false
 	}
 	return o, nil
+}
+
+// DecodeSources decodes and validates sources as an apply does, with no
+// control plane: objects that name no namespace get ns; with explicit (the
+// user passed -n), an object naming another namespace is refused, and so is
+// an object given twice. It reports every problem at once. `weft validate`
+// and the CLI's offline checks call it.
+func DecodeSources(sources []Source, ns string, explicit bool) ([]*config.Object, config.ErrorList) {
+	if ns == "" {
+		ns, explicit = config.DefaultNamespace, false
+	}
+	return decodeSources(sources, nsOptions{namespace: ns, explicit: explicit})
 }
 
 // decodeSources decodes every source (config.Decode also validates), fills in namespaces and

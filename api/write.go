@@ -37,7 +37,7 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
 	if strict {
 		var blocking []string
 		for _, m := range msgs {
-			if m.Level == analyze.Error || m.Level == analyze.Warning {
+			if m.Level.AtLeast(analyze.Warning) {
 				blocking = append(blocking, m.String())
 			}
 		}

@@ -6,7 +6,9 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -30,8 +32,18 @@ func newRunCmd(g *globals) *cobra.Command {
 http://NAME:P. CMD's outbound HTTP goes through the sidecar (HTTP_PROXY is set).
 The instance is registered as a WorkloadEntry (and NAME's ServiceEntry created
 if missing) once it listens, and removed when CMD exits.`,
-		Args: cobra.MinimumNArgs(1),
+		Example: `  weft run --service catalog --port 8080 --labels app=catalog,version=v1 -- ./catalog
+  weft run --service hello --port 8080 -- sh -c 'exec python3 -m http.server --bind 127.0.0.1 "$PORT"'`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return fmt.Errorf("weft run needs the command to run, after --:\n  %s\nfor example:\n%s", "weft "+cmd.Use, cmd.Example)
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.Service == "" || port == 0 {
+				return fmt.Errorf("weft run needs --service and --port (the name and port callers use):\n  %s", "weft "+cmd.Use)
+			}
 			l, err := workload.ParseLabels(labels)
 			if err != nil {
 				return fmt.Errorf("--labels: %w", err)
@@ -47,13 +59,14 @@ if missing) once it listens, and removed when CMD exits.`,
 			if o.JoinToken, err = findJoinToken(g.stateDir, joinTokenFile, os.Getenv); err != nil {
 				return err
 			}
-			o.XDS = xds
+			o.XDS, o.XDSOrigin = xds, "from --xds"
 			if o.XDS == "" {
+				endpoints := filepath.Join(g.stateDir, client.EndpointsFile)
 				e, err := client.ReadEndpoints(g.stateDir)
 				if err != nil || e.XDS == "" {
-					o.XDS = "127.0.0.1:15010"
+					o.XDS, o.XDSOrigin = "127.0.0.1:15010", "the default address: no "+endpoints+" names another"
 				} else {
-					o.XDS = e.XDS
+					o.XDS, o.XDSOrigin = e.XDS, "from "+endpoints
 				}
 			}
 			err = workload.Run(cmd.Context(), o)
@@ -74,6 +87,7 @@ if missing) once it listens, and removed when CMD exits.`,
 	f.StringVar(&xds, "xds", "", "control plane xDS address (default: from the state dir)")
 	f.StringVar(&o.ServiceAccount, "service-account", workload.DefaultServiceAccount, "the instance's identity: its certificate is spiffe://cluster.local/ns/NAMESPACE/sa/SERVICE_ACCOUNT")
 	f.StringVar(&joinTokenFile, "join-token-file", "", "file holding the join token the sidecar presents to the control plane (default: $WEFT_JOIN_TOKEN, else STATE_DIR/join-token)")
+	f.DurationVar(&o.ReadyTimeout, "ready-timeout", time.Minute, "stop CMD and fail if the sidecar has no configuration, or CMD does not listen on $PORT, within this time (0: wait as long as it takes)")
 	f.StringVar(&o.CARoot, "ca-root", "", "PEM file of the mesh root to verify a TLS xDS server with (a control plane on another host); empty: plaintext xDS")
 	tf.register(cmd, trace.DefaultSampling)
 	return cmd

@@ -81,9 +81,14 @@ func TestMutualTLSByDefault(t *testing.T) {
 		}
 	}
 
-	out, _ := m.weft("", "proxy-config", "secret", proxyName(t, m, "echo-v1"))
-	if strings.Contains(out, "PRIVATE KEY") || !strings.Contains(out, "[redacted]") {
-		t.Errorf("proxy-config secret shows a private key or no redaction:\n%.600s", out)
+	for _, format := range []string{"json", "yaml"} {
+		out, _ := m.weft("", "proxy-config", "secret", proxyName(t, m, "echo-v1"), "-o", format)
+		if strings.Contains(out, "PRIVATE KEY") || !strings.Contains(out, "[redacted]") {
+			t.Errorf("proxy-config secret -o %s shows a private key or no redaction:\n%.600s", format, out)
+		}
+	}
+	if out, _ := m.weft("", "proxy-config", "secret", proxyName(t, m, "echo-v1")); strings.Contains(out, "PRIVATE KEY") || !strings.Contains(out, "Cert Chain   true") {
+		t.Errorf("proxy-config secret table:\n%.600s", out)
 	}
 
 	resp, err := http.Post("http://"+m.api+"/api/v1/apply", "application/json", strings.NewReader(`{"sources":[]}`))

@@ -108,6 +108,31 @@ type ConnInfo struct {
 	ConnectedAt time.Time
 	Acked       map[string]string // type URL -> last ACKed version
 	LastNack    string            // "TYPE VERSION: message" of the last NACK, if any
+	Sync        SyncStatus
+}
+
+// A proxy's sync states, for SyncStatus.State.
+const (
+	Synced  = "synced"  // the proxy ACKed everything generated for the revision
+	Pending = "pending" // something generated for the revision is not ACKed yet
+	NACKed  = "nacked"  // the proxy rejected part of the revision
+)
+
+// SyncStatus says how far a proxy has taken its configuration, in model
+// revisions (the store revisions applies report): what `weft apply --wait`
+// waits for.
+type SyncStatus struct {
+	// Revision is the model revision of the newest configuration generated
+	// for the proxy; 0 before the first.
+	Revision int64
+	// State is Synced, Pending or NACKed, for Revision.
+	State string
+	// Detail says what is pending, or what the proxy rejected.
+	Detail string
+	// SyncedRevision is the newest revision the proxy ACKed in full: every
+	// resource of every type it subscribes to, and a subscription to every
+	// endpoint set and route table it needs.
+	SyncedRevision int64
 }
 
 // New returns a server generating resources with gen.

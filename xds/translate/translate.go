@@ -73,6 +73,11 @@ type Resources struct {
 	Clusters  map[string]*cluster.Cluster
 	Endpoints map[string]*endpoint.ClusterLoadAssignment
 
+	// Revision is the model revision the resources were generated from
+	// (the store revision an apply reports), so the ADS server can tell
+	// which revision each proxy has taken.
+	Revision int64
+
 	// problems are inputs Generate could not translate (e.g. a malformed
 	// node address). Generate has no error result, so they surface from
 	// Validate, which the ADS server calls before sending anything.
@@ -127,6 +132,7 @@ func GenerateWith(s *model.Snapshot, p *node.Meta, o Options) *Resources {
 		o.TrustDomain = ca.DefaultTrustDomain
 	}
 	r := newResources()
+	r.Revision = s.Revision
 	g := &generator{s: s, p: p, r: r, opts: o, hashes: map[string]*route.RouteAction_HashPolicy{}}
 	g.clusters()
 	switch p.Type {
