@@ -14,6 +14,11 @@ import (
 // ErrNotFound is returned when a key names no stored object.
 var ErrNotFound = errors.New("not found")
 
+// ErrReadOnly is returned (wrapped, saying why) for a write to an object
+// the store derives from another source, such as the ServiceEntry a
+// Kubernetes Service becomes: change the source instead.
+var ErrReadOnly = errors.New("read-only")
+
 // Action says what a write did to one object.
 type Action string
 
