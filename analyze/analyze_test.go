@@ -258,3 +258,15 @@ func TestNaturalLess(t *testing.T) {
 		t.Error("names not compared as text")
 	}
 }
+
+// TestEveryCodeNamed: the status writer needs a name for every code.
+func TestEveryCodeNamed(t *testing.T) {
+	for _, code := range []string{CodeInvalidObject, CodeShadowedServiceEntry, CodeUndefinedSubset, CodeUnknownHost, CodeWeightSum,
+		CodeConflictingRoutes, CodeUnknownGateway, CodeEmptySubset, CodeUnknownPort, CodeDuplicateHost, CodeRetryBudget,
+		CodeHashNoEffect, CodeIneffectiveFault, CodeProtocolMismatch, CodeUnknownPrincipal, CodeMTLSConflict,
+		CodeUnservedMTLSPort, CodeNonMemberWorkloads, CodeIgnoredMemberRoll} {
+		if Name(code) == "" {
+			t.Errorf("code %s has no name", code)
+		}
+	}
+}

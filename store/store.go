@@ -7,6 +7,7 @@ package store
 import (
 	"context"
 	"errors"
+	"sort"
 
 	"github.com/weft-mesh/weft/config"
 )
@@ -56,4 +57,28 @@ type Store interface {
 	Changed() <-chan struct{}
 	// Close releases the store.
 	Close() error
+}
+
+// SortObjects sorts objects the way List returns them: by kind, in the
+// order of config.Kinds, then namespace, then name.
+func SortObjects(objs []*config.Object) {
+	sort.Slice(objs, func(i, j int) bool {
+		a, b := objs[i].Key(), objs[j].Key()
+		if a.Kind != b.Kind {
+			return kindRank(a.Kind) < kindRank(b.Kind)
+		}
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		return a.Name < b.Name
+	})
+}
+
+func kindRank(k config.Kind) int {
+	for i, info := range config.Kinds {
+		if info.Kind == k {
+			return i
+		}
+	}
+	return len(config.Kinds)
 }
