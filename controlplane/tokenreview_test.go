@@ -12,14 +12,11 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	networking "istio.io/api/networking/v1alpha3"
 	authv1 "k8s.io/api/authentication/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
-	"github.com/weft-mesh/weft/config"
-	"github.com/weft-mesh/weft/model"
 	"github.com/weft-mesh/weft/xds/server"
 )
 
@@ -118,24 +115,5 @@ func TestServiceAccountOf(t *testing.T) {
 		if _, _, got := serviceAccountOf(in); got != ok {
 			t.Errorf("serviceAccountOf(%q) = %v", in, got)
 		}
-	}
-}
-
-// TestInventoryInlineEndpoints: pods (inline endpoints naming their
-// workload) are drawn as workloads of their service in the graph.
-func TestInventoryInlineEndpoints(t *testing.T) {
-	c := &ControlPlane{}
-	c.snap.Store(model.Build(1, []*config.Object{{Kind: config.KindServiceEntry, Meta: config.Meta{Name: "reviews", Namespace: "shop"},
-		Spec: &networking.ServiceEntry{Hosts: []string{"reviews.shop.svc.cluster.local"}, Endpoints: []*networking.WorkloadEntry{
-			{Address: "10.0.0.1", Labels: map[string]string{config.LabelWorkload: "reviews-v1", "app": "reviews", "version": "v1"}},
-			{Address: "10.0.0.2", Labels: map[string]string{config.LabelWorkload: "reviews-v1", "app": "reviews", "version": "v1"}},
-			{Address: "10.0.0.3"},
-		}}}}))
-	inv := c.inventory()
-	if len(inv.Workloads) != 1 || inv.Workloads[0].Name != "reviews-v1" || inv.Workloads[0].Version != "v1" {
-		t.Fatalf("workloads %+v", inv.Workloads)
-	}
-	if len(inv.Services) != 1 || len(inv.Services[0].Workloads) != 1 {
-		t.Errorf("services %+v", inv.Services)
 	}
 }

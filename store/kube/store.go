@@ -24,7 +24,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -160,7 +162,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		return nil, err
 	}
 	s.crds = s.watchCRDs()
-	synced = append(synced, s.crds.HasSynced)
+	synced["CustomResourceDefinitions"] = s.crds.HasSynced
 	factory.Start(runCtx.Done())
 	go s.crds.RunWithContext(runCtx)
 
@@ -172,19 +174,19 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		factory.Shutdown()
 		return nil, err
 	}
-	if !cache.WaitForCacheSync(startCtx.Done(), synced...) {
-		return fail(fmt.Errorf("store/kube: the cluster's Services, EndpointSlices, Pods, Nodes and CRDs were not read within %v: %w", o.SyncTimeout, context.Cause(startCtx)))
+	if err := waitSynced(startCtx, synced); err != nil {
+		return fail(err)
 	}
 	// Start the informers of the kinds whose CRDs exist, and read them
 	// too, so the first List holds every object.
-	var crSynced []cache.InformerSynced
+	crSynced := map[string]cache.InformerSynced{}
 	for _, obj := range s.crds.GetStore().List() {
 		if k := s.reconcileCRD(runCtx, crdName(obj)); k != nil {
-			crSynced = append(crSynced, k.informer.HasSynced)
+			crSynced[k.info.Plural+"."+k.info.Group] = k.informer.HasSynced
 		}
 	}
-	if !cache.WaitForCacheSync(startCtx.Done(), crSynced...) {
-		return fail(fmt.Errorf("store/kube: the mesh's custom resources were not read within %v: %w", o.SyncTimeout, context.Cause(startCtx)))
+	if err := waitSynced(startCtx, crSynced); err != nil {
+		return fail(err)
 	}
 	for s.queue.Len() > 0 {
 		s.processNext(runCtx)
@@ -194,9 +196,31 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	return s, nil
 }
 
+// waitSynced waits until every informer has read its kind, or names those
+// that have not when ctx ends (typically: the control plane may not list
+// them; see its RBAC).
+func waitSynced(ctx context.Context, synced map[string]cache.InformerSynced) error {
+	fns := make([]cache.InformerSynced, 0, len(synced))
+	for _, f := range synced {
+		fns = append(fns, f)
+	}
+	if cache.WaitForCacheSync(ctx.Done(), fns...) {
+		return nil
+	}
+	var missing []string
+	for what, f := range synced {
+		if !f() {
+			missing = append(missing, what)
+		}
+	}
+	sort.Strings(missing)
+	return fmt.Errorf("store/kube: could not read %s from the cluster (can the control plane list and watch them?): %w",
+		strings.Join(missing, ", "), context.Cause(ctx))
+}
+
 // watchCore sets up the informers of Kubernetes' own kinds and returns
-// their HasSynced functions.
-func (s *Store) watchCore(f informers.SharedInformerFactory) ([]cache.InformerSynced, error) {
+// their HasSynced functions by what they read.
+func (s *Store) watchCore(f informers.SharedInformerFactory) (map[string]cache.InformerSynced, error) {
 	svc := f.Core().V1().Services()
 	slices := f.Discovery().V1().EndpointSlices()
 	pods := f.Core().V1().Pods()
@@ -226,7 +250,8 @@ func (s *Store) watchCore(f informers.SharedInformerFactory) ([]cache.InformerSy
 		{pods.Informer(), s.handler(s.enqueuePodServices, podChanged)},
 		{nodes.Informer(), s.handler(s.enqueueNodeServices, nodeChanged)},
 	}
-	synced := []cache.InformerSynced{svc.Informer().HasSynced, slices.Informer().HasSynced, pods.Informer().HasSynced, nodes.Informer().HasSynced}
+	synced := map[string]cache.InformerSynced{"Services": svc.Informer().HasSynced, "EndpointSlices": slices.Informer().HasSynced,
+		"Pods": pods.Informer().HasSynced, "Nodes": nodes.Informer().HasSynced}
 	if s.opts.NamespaceSelector != nil {
 		ns := f.Core().V1().Namespaces()
 		s.namespaces = ns.Lister()
@@ -234,7 +259,7 @@ func (s *Store) watchCore(f informers.SharedInformerFactory) ([]cache.InformerSy
 			inf cache.SharedIndexInformer
 			h   cache.ResourceEventHandler
 		}{ns.Informer(), s.handler(s.enqueueNamespace, namespaceChanged)})
-		synced = append(synced, ns.Informer().HasSynced)
+		synced["Namespaces"] = ns.Informer().HasSynced
 	}
 	for _, h := range handlers {
 		if _, err := h.inf.AddEventHandler(h.h); err != nil {
