@@ -9,17 +9,21 @@ package controlplane
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -28,12 +32,13 @@ import (
 
 	"github.com/weft-mesh/weft/kube/kubeclient"
 	"github.com/weft-mesh/weft/kube/kubetest"
+	"github.com/weft-mesh/weft/xds/translate"
 )
 
 // kubeCP starts a control plane in Kubernetes mode with its own
 // namespace cpNS and a mesh of the namespaces given; the returned stop
 // ends it (also at cleanup).
-func kubeCP(t *testing.T, c *kubeclient.Clients, cpNS, identity string, mesh ...string) (*ControlPlane, func()) {
+func kubeCP(t *testing.T, c *kubeclient.Clients, cpNS, identity, xdsAddr string, mesh ...string) (*ControlPlane, func()) {
 	t.Helper()
 	sel := labels.NewSelector()
 	req, err := labels.NewRequirement(corev1.LabelMetadataName, selection.In, mesh)
@@ -43,7 +48,7 @@ func kubeCP(t *testing.T, c *kubeclient.Clients, cpNS, identity string, mesh ...
 	sel = sel.Add(*req)
 	ctx, cancel := context.WithCancel(context.Background())
 	cp, err := Start(ctx, Options{
-		APIAddr: "127.0.0.1:0", XDSAddr: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		APIAddr: "127.0.0.1:0", XDSAddr: xdsAddr, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Kubernetes: &KubeOptions{Clients: c, Namespace: cpNS, Identity: identity, NamespaceSelector: sel,
 			LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond},
 	})
@@ -75,8 +80,8 @@ func TestKubeReplicas(t *testing.T) {
 	appNS := kubetest.Namespace(t, c, "kubesrc-app", nil)
 	ctx := context.Background()
 
-	a, stopA := kubeCP(t, c, cpNS, "replica-a", cpNS, appNS)
-	b, stopB := kubeCP(t, c, cpNS, "replica-b", cpNS, appNS)
+	a, stopA := kubeCP(t, c, cpNS, "replica-a", "127.0.0.1:0", cpNS, appNS)
+	b, stopB := kubeCP(t, c, cpNS, "replica-b", "127.0.0.1:0", cpNS, appNS)
 	if !bytes.Equal(a.CA().RootPEM(), b.CA().RootPEM()) || !strings.Contains(a.CASource(), SelfSignedCASecret) {
 		t.Fatalf("replicas sign with different roots (CA from %s and %s)", a.CASource(), b.CASource())
 	}
@@ -192,7 +197,15 @@ func TestKubeProxyAuth(t *testing.T) {
 	cpNS := kubetest.Namespace(t, c, "kubesrc-cpa", nil)
 	appNS := kubetest.Namespace(t, c, "kubesrc-auth", nil)
 	ctx := context.Background()
-	cp, _ := kubeCP(t, c, cpNS, "replica", cpNS, appNS)
+	// Bound on every interface, xDS is TLS with a certificate for the
+	// Service name injected proxies dial; the test dials it on loopback.
+	cp, _ := kubeCP(t, c, cpNS, "replica", "0.0.0.0:0", cpNS, appNS)
+	if !cp.XDSTLS() {
+		t.Fatal("xDS off loopback without TLS")
+	}
+	_, port, _ := net.SplitHostPort(cp.XDSAddr())
+	xdsAddr := net.JoinHostPort("127.0.0.1", port)
+	creds := credentials.NewTLS(&tls.Config{RootCAs: cp.CA().Roots(), ServerName: "istiod." + cpNS + ".svc", MinVersion: tls.VersionTLS12})
 
 	sas := c.Kube.CoreV1().ServiceAccounts(appNS)
 	if _, err := sas.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "reviews"}}, metav1.CreateOptions{}); err != nil {
@@ -200,7 +213,7 @@ func TestKubeProxyAuth(t *testing.T) {
 	}
 	token := func(aud string) string {
 		tr, err := sas.CreateToken(ctx, "reviews", &authv1.TokenRequest{Spec: authv1.TokenRequestSpec{
-			Audiences: []string{aud}, ExpirationSeconds: ptrInt64(600)}}, metav1.CreateOptions{})
+			Audiences: []string{aud}, ExpirationSeconds: ptrTo(int64(600))}}, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -208,11 +221,11 @@ func TestKubeProxyAuth(t *testing.T) {
 	}
 	weftTok := token(DefaultAudience)
 
-	a := openADS(t, cp.XDSAddr(), nil, weftTok, sidecarIn(appNS, "reviews"))
+	a := openADS(t, xdsAddr, creds, weftTok, sidecarIn(appNS, "reviews"))
 	if s := a.secrets(t); s["default"] == nil {
 		t.Fatalf("secrets %v", s)
 	}
-	if err := openADS(t, cp.XDSAddr(), nil, weftTok, sidecarIn(appNS, "ratings")).end(t); status.Code(err) != codes.PermissionDenied ||
+	if err := openADS(t, xdsAddr, creds, weftTok, sidecarIn(appNS, "ratings")).end(t); status.Code(err) != codes.PermissionDenied ||
 		!strings.Contains(err.Error(), "system:serviceaccount:"+appNS+":reviews") {
 		t.Errorf("claiming another service account: %v", err)
 	}
@@ -221,10 +234,35 @@ func TestKubeProxyAuth(t *testing.T) {
 		"forged":         jwt(time.Now().Add(time.Hour)),
 		"none":           "",
 	} {
-		if err := openADS(t, cp.XDSAddr(), nil, tok, sidecarIn(appNS, "reviews")).end(t); status.Code(err) != codes.Unauthenticated {
+		if err := openADS(t, xdsAddr, creds, tok, sidecarIn(appNS, "reviews")).end(t); status.Code(err) != codes.Unauthenticated {
 			t.Errorf("%s token: %v, want Unauthenticated", name, err)
 		}
 	}
+
+	// What the proxy is sent for a Service of its namespace: the pod
+	// behind it, through the same translation as local mode.
+	if _, err := c.Kube.CoreV1().Services(appNS).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "ratings"},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 9080}}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Kube.DiscoveryV1().EndpointSlices(appNS).Create(ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "ratings-1", Labels: map[string]string{discoveryv1.LabelServiceName: "ratings"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptrTo("http"), Port: ptrTo(int32(9080))}},
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.250.98.1"}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cluster := "outbound|9080||ratings." + appNS + ".svc.cluster.local"
+	kubetest.Poll(t, 30*time.Second, "the Service's endpoint in the proxy's resources", func() bool {
+		res := translate.GenerateWith(cp.Snapshot(), sidecarIn(appNS, "reviews"), translate.Options{TrustDomain: cp.TrustDomain()})
+		cla := res.Endpoints[cluster]
+		if res.Clusters[cluster] == nil || cla == nil || len(cla.Endpoints) != 1 || len(cla.Endpoints[0].LbEndpoints) != 1 {
+			return false
+		}
+		a := cla.Endpoints[0].LbEndpoints[0].GetEndpoint().GetAddress().GetSocketAddress()
+		return a.GetAddress() == "10.250.98.1" && a.GetPortValue() == 9080
+	})
 
 	post := func(tok string) int {
 		req, _ := http.NewRequest(http.MethodPost, "http://"+cp.APIAddr()+"/api/v1/telemetry", strings.NewReader(`{}`))
@@ -246,4 +284,4 @@ func TestKubeProxyAuth(t *testing.T) {
 	}
 }
 
-func ptrInt64(v int64) *int64 { return &v }
+func ptrTo[T any](v T) *T { return &v }
