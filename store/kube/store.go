@@ -182,7 +182,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	crSynced := map[string]cache.InformerSynced{}
 	for _, obj := range s.crds.GetStore().List() {
 		if k := s.reconcileCRD(runCtx, crdName(obj)); k != nil {
-			crSynced[k.info.Plural+"."+k.info.Group] = k.informer.HasSynced
+			crSynced[CRDName(k.info)] = k.informer.HasSynced
 		}
 	}
 	if err := waitSynced(startCtx, crSynced); err != nil {
