@@ -49,6 +49,11 @@ func ParseLevel(s string) (Level, error) {
 
 // Message codes. They never change meaning; retired codes are not reused.
 const (
+	// Objects the Kubernetes store refuses (reported in their status, not
+	// by Analyze): it never sees invalid objects in the local store.
+	CodeInvalidObject        = "WEFT0001"
+	CodeShadowedServiceEntry = "WEFT0002"
+
 	CodeUndefinedSubset   = "WEFT0101"
 	CodeUnknownHost       = "WEFT0102"
 	CodeWeightSum         = "WEFT0103"
@@ -68,6 +73,22 @@ const (
 	CodeNonMemberWorkloads = "WEFT0204"
 	CodeIgnoredMemberRoll  = "WEFT0205"
 )
+
+// names are the codes' names, as Istio's analysis messages carry one
+// (status.validationMessages[].type.name).
+var names = map[string]string{
+	CodeInvalidObject: "InvalidObject", CodeShadowedServiceEntry: "ShadowedServiceEntry",
+	CodeUndefinedSubset: "UndefinedSubset", CodeUnknownHost: "UnknownHost", CodeWeightSum: "WeightSum",
+	CodeConflictingRoutes: "ConflictingRoutes", CodeUnknownGateway: "UnknownGateway", CodeEmptySubset: "EmptySubset",
+	CodeUnknownPort: "UnknownPort", CodeDuplicateHost: "DuplicateHost", CodeRetryBudget: "RetryBudget",
+	CodeHashNoEffect: "HashNoEffect", CodeIneffectiveFault: "IneffectiveFault", CodeProtocolMismatch: "ProtocolMismatch",
+	CodeUnknownPrincipal: "UnknownPrincipal", CodeMTLSConflict: "MTLSConflict", CodeUnservedMTLSPort: "UnservedMTLSPort",
+	CodeNonMemberWorkloads: "NonMemberWorkloads", CodeIgnoredMemberRoll: "IgnoredMemberRoll",
+}
+
+// Name returns a code's name, e.g. "UndefinedSubset" for WEFT0101; ""
+// for an unknown code.
+func Name(code string) string { return names[code] }
 
 // Message is one finding about one object.
 type Message struct {

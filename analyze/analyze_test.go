@@ -280,3 +280,15 @@ func TestLevels(t *testing.T) {
 		t.Error("ParseLevel(fatal): no error")
 	}
 }
+
+// TestEveryCodeNamed: the status writer needs a name for every code.
+func TestEveryCodeNamed(t *testing.T) {
+	for _, code := range []string{CodeInvalidObject, CodeShadowedServiceEntry, CodeUndefinedSubset, CodeUnknownHost, CodeWeightSum,
+		CodeConflictingRoutes, CodeUnknownGateway, CodeEmptySubset, CodeUnknownPort, CodeDuplicateHost, CodeRetryBudget,
+		CodeHashNoEffect, CodeIneffectiveFault, CodeProtocolMismatch, CodeUnknownPrincipal, CodeMTLSConflict,
+		CodeUnservedMTLSPort, CodeNonMemberWorkloads, CodeIgnoredMemberRoll} {
+		if Name(code) == "" {
+			t.Errorf("code %s has no name", code)
+		}
+	}
+}

@@ -167,6 +167,8 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, op string, e
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, store.ErrReadOnly):
+		writeError(w, http.StatusConflict, err.Error())
 	case r.Context().Err() != nil:
 		writeError(w, http.StatusServiceUnavailable, op+": "+err.Error())
 	default:

@@ -4,6 +4,11 @@
 // present the join token on their xDS stream, API writers the API token.
 //
 //	store.Changed() -> model.BuildWith -> xds.Push -> translate.GenerateWith per proxy
+//
+// Locally the store is a bbolt file in the state directory. In Kubernetes
+// mode (Options.Kubernetes) it is the cluster (store/kube), the CA and the
+// API token live in Secrets, proxies present their ServiceAccount tokens,
+// and the replica elected leader writes status and root certificates.
 package controlplane
 
 import (
@@ -15,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +34,7 @@ import (
 	"github.com/weft-mesh/weft/model"
 	"github.com/weft-mesh/weft/store"
 	"github.com/weft-mesh/weft/store/bolt"
+	kstore "github.com/weft-mesh/weft/store/kube"
 	"github.com/weft-mesh/weft/telemetry/otlp"
 	tstore "github.com/weft-mesh/weft/telemetry/store"
 	"github.com/weft-mesh/weft/xds/node"
@@ -63,6 +70,10 @@ type Options struct {
 	// JWKSClient fetches RequestAuthentication jwksUri documents; nil: a
 	// default client.
 	JWKSClient *http.Client
+
+	// Kubernetes, when set, runs the control plane against a cluster
+	// instead of the state directory (which it then does not use).
+	Kubernetes *KubeOptions
 }
 
 // DefaultReapAfter is the grace period before an orphaned workload is removed.
@@ -81,10 +92,21 @@ type ControlPlane struct {
 	consoleToken string
 
 	ca                  *ca.CA
+	caSource            string
 	joinToken, apiToken string
 	xdsTLS              bool
 	jwks                *jwks.Cache
 	jwksChanged         chan struct{}
+
+	// Kubernetes mode: nil locally.
+	kube      *KubeOptions
+	kstore    *kstore.Store
+	tokens    *tokenReviewer
+	electDone chan struct{}
+	leader    leadership
+
+	snapMu      sync.Mutex
+	snapChanged chan struct{} // closed (and replaced) at every rebuild
 
 	apiLn, xdsLn net.Listener
 	httpSrv      *http.Server
@@ -107,18 +129,12 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if opts.CertTTL <= 0 {
 		opts.CertTTL = ca.DefaultCertTTL
 	}
-	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("state dir: %w", err)
-	}
-	c := &ControlPlane{opts: opts, log: opts.Log, done: make(chan struct{}), jwksChanged: make(chan struct{}, 1)}
-	if err := c.setupSecurity(); err != nil {
+	c := &ControlPlane{opts: opts, log: opts.Log, done: make(chan struct{}), jwksChanged: make(chan struct{}, 1),
+		snapChanged: make(chan struct{})}
+	if err := c.setupStore(ctx); err != nil {
 		return nil, err
 	}
-	st, err := bolt.Open(filepath.Join(opts.StateDir, "store.db"))
-	if err != nil {
-		return nil, err
-	}
-	c.store = st
+	st := c.store
 	// A changed key set is a model change: the watch loop rebuilds and
 	// pushes, as for a store write.
 	c.jwks = jwks.New(jwks.Options{Client: opts.JWKSClient, Logger: opts.Log.With("component", "jwks"), OnChange: func() {
@@ -140,9 +156,13 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if err := c.rebuild(ctx); err != nil {
 		return fail(err)
 	}
+	authenticate := server.TokenAuth(c.joinToken)
+	if c.tokens != nil {
+		authenticate = c.tokens.authenticate
+	}
 	c.xds = server.New(generator{c}, server.Options{
 		Log:          opts.Log.With("component", "xds"),
-		Authenticate: server.TokenAuth(c.joinToken),
+		Authenticate: authenticate,
 		Admit:        c.admit,
 		Issuer:       c.ca,
 		TrustDomain:  opts.TrustDomain,
@@ -174,15 +194,51 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	go c.grpcSrv.Serve(c.xdsLn)
 	go c.httpSrv.Serve(c.apiLn)
 	go c.watch(ctx)
-	go c.reap(ctx)
 	go c.runTelemetry(ctx)
+	if c.kube != nil {
+		// Every replica serves; the leader alone writes to the cluster.
+		c.electDone = make(chan struct{})
+		c.OnLeader(c.writeStatuses)
+		c.OnLeader(c.publishRootCert)
+		go c.elect(ctx)
+	} else {
+		// Pods' endpoints come and go with their EndpointSlices; only
+		// locally registered workloads need reaping.
+		go c.reap(ctx)
+		c.startTerm(ctx)
+	}
 	go func() {
 		<-ctx.Done()
 		c.stop()
 	}()
-	c.log.Info("control plane up", "api", c.APIAddr(), "xds", c.XDSAddr(), "xds_tls", c.xdsTLS, "state", opts.StateDir,
-		"trust_domain", opts.TrustDomain, "ca_root", c.ca.RootFile())
+	where := []any{"api", c.APIAddr(), "xds", c.XDSAddr(), "xds_tls", c.xdsTLS, "trust_domain", opts.TrustDomain, "ca", c.caSource}
+	if c.kube != nil {
+		where = append(where, "cluster", c.kube.Clients.Source, "namespace", c.kube.Namespace, "identity", c.kube.Identity)
+	} else {
+		where = append(where, "state", opts.StateDir)
+	}
+	c.log.Info("control plane up", where...)
 	return c, nil
+}
+
+// setupStore opens the store and the credentials that go with it: the
+// cluster's in Kubernetes mode, else the state directory's.
+func (c *ControlPlane) setupStore(ctx context.Context) error {
+	if c.opts.Kubernetes != nil {
+		return c.setupKube(ctx)
+	}
+	if err := os.MkdirAll(c.opts.StateDir, 0o700); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	if err := c.setupSecurity(); err != nil {
+		return err
+	}
+	st, err := bolt.Open(filepath.Join(c.opts.StateDir, "store.db"))
+	if err != nil {
+		return err
+	}
+	c.store = st
+	return nil
 }
 
 // APIAddr is the bound HTTP API address.
@@ -211,6 +267,14 @@ func (c *ControlPlane) stop() {
 	if c.exporter != nil {
 		<-c.exporter.Done() // flushes queued spans, bounded by its timeout
 	}
+	if c.electDone != nil {
+		// Released on the way out, the Lease passes to another replica at
+		// once instead of after it expires.
+		select {
+		case <-c.electDone:
+		case <-time.After(c.kube.RenewDeadline):
+		}
+	}
 	c.jwks.Close()
 	c.store.Close()
 	close(c.done)
@@ -226,6 +290,10 @@ func (c *ControlPlane) rebuild(ctx context.Context) error {
 	}
 	snap := model.BuildWith(rev, objs, model.Options{JWKS: c.jwks.Get})
 	c.snap.Store(snap)
+	c.snapMu.Lock()
+	close(c.snapChanged)
+	c.snapChanged = make(chan struct{})
+	c.snapMu.Unlock()
 	uris := jwksURIs(snap)
 	c.jwks.Retain(func(uri string) bool { return uris[uri] })
 	return nil
@@ -252,6 +320,13 @@ func (c *ControlPlane) watch(ctx context.Context) {
 		}
 		c.xds.Push(fmt.Sprintf("%s %d", why, c.snap.Load().Revision))
 	}
+}
+
+// snapshotChanged returns a channel closed at the next model rebuild.
+func (c *ControlPlane) snapshotChanged() <-chan struct{} {
+	c.snapMu.Lock()
+	defer c.snapMu.Unlock()
+	return c.snapChanged
 }
 
 type generator struct{ c *ControlPlane }

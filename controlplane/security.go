@@ -64,11 +64,10 @@ func loadOrCreateToken(path string) (string, error) {
 		if !errors.Is(err, fs.ErrNotExist) {
 			return "", fmt.Errorf("token file: %w", err)
 		}
-		var raw [32]byte
-		if _, err := rand.Read(raw[:]); err != nil {
-			return "", fmt.Errorf("generate token: %w", err)
+		tok, err := newToken()
+		if err != nil {
+			return "", err
 		}
-		tok := base64.RawURLEncoding.EncodeToString(raw[:])
 		// O_EXCL: a second control plane starting on the same directory
 		// at the same moment reads the first one's token instead.
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -91,6 +90,15 @@ func loadOrCreateToken(path string) (string, error) {
 	return "", fmt.Errorf("token file %s: created and removed concurrently", path)
 }
 
+// newToken returns a fresh secret token: 32 random bytes, base64url.
+func newToken() (string, error) {
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("generate token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(raw[:]), nil
+}
+
 // setupSecurity loads or creates the CA and both tokens.
 func (c *ControlPlane) setupSecurity() error {
 	authority, err := ca.Load(ca.Options{
@@ -100,6 +108,10 @@ func (c *ControlPlane) setupSecurity() error {
 		return err
 	}
 	c.ca = authority
+	c.caSource = c.opts.CACertsDir
+	if c.caSource == "" {
+		c.caSource = filepath.Join(c.opts.StateDir, CADir)
+	}
 	if c.joinToken, err = loadOrCreateToken(filepath.Join(c.opts.StateDir, JoinTokenFile)); err != nil {
 		return fmt.Errorf("join token: %w", err)
 	}
@@ -131,6 +143,11 @@ func (c *ControlPlane) xdsServerOptions() ([]grpc.ServerOption, error) {
 	hosts, err := certHosts(c.opts.XDSAddr)
 	if err != nil {
 		return nil, fmt.Errorf("xds address: %w", err)
+	}
+	if c.kube != nil {
+		// Injected proxies dial the Service istiod in the control plane's
+		// namespace, as Istio's do.
+		hosts = append(hosts, "istiod."+c.kube.Namespace+".svc", "istiod."+c.kube.Namespace+".svc.cluster.local")
 	}
 	sc, err := c.ca.NewServerCert(hosts, []string{ControlPlaneID(c.opts.TrustDomain)}, xdsCertTTL)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,6 +65,9 @@ func (c *ControlPlane) setupTelemetry(apiHandler http.Handler) (*http.ServeMux, 
 	mux.Handle("/", apiHandler)
 	hopts := tstore.HTTPOptions{Inventory: c.inventory, Protect: cons.Protect, ExtraMetrics: extra,
 		ProtectIntake: requireBearer(c.joinToken, "telemetry reports need the proxies' join token")}
+	if c.tokens != nil {
+		hopts.ProtectIntake = c.tokens.protect // proxies in a cluster hold ServiceAccount tokens, no join token
+	}
 	if console.NeedsToken(c.opts.APIAddr) {
 		hopts.ProtectMetrics = cons.Protect // scrape with Authorization: Bearer API_TOKEN
 	}
@@ -137,7 +141,15 @@ func (c *ControlPlane) inventory() *tstore.Inventory {
 		is := tstore.InventoryService{Host: svc.Hostname, Name: svc.Name, Namespace: svc.Namespace}
 		for _, ep := range svc.Endpoints {
 			if ep.Workload == "" {
-				continue // an inline endpoint: no workload to draw
+				// An inline endpoint is a workload when it says which
+				// (weft.io/workload): a pod in Kubernetes mode.
+				if name := ep.Labels[config.LabelWorkload]; name != "" {
+					id := addWorkload(tstore.InventoryWorkload{Namespace: ep.Namespace, Name: name, App: ep.Labels["app"], Version: ep.Labels["version"]})
+					if !slices.Contains(is.Workloads, id) {
+						is.Workloads = append(is.Workloads, id)
+					}
+				}
+				continue
 			}
 			o := snap.Object(config.KindWorkloadEntry, ep.Namespace, ep.Workload)
 			if o == nil {

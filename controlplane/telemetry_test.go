@@ -12,6 +12,7 @@ import (
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/weft-mesh/weft/config"
+	"github.com/weft-mesh/weft/model"
 	"github.com/weft-mesh/weft/telemetry"
 )
 
@@ -134,5 +135,24 @@ func TestWorkloadOfMarksVMs(t *testing.T) {
 		if w.Name != c.name || w.VM != c.vm {
 			t.Errorf("%s: got %s vm=%v, want %s vm=%v", c.o.Meta.Name, w.Name, w.VM, c.name, c.vm)
 		}
+	}
+}
+
+// TestInventoryInlineEndpoints: pods (inline endpoints naming their
+// workload) are drawn as workloads of their service in the graph.
+func TestInventoryInlineEndpoints(t *testing.T) {
+	c := &ControlPlane{}
+	c.snap.Store(model.Build(1, []*config.Object{{Kind: config.KindServiceEntry, Meta: config.Meta{Name: "reviews", Namespace: "shop"},
+		Spec: &networking.ServiceEntry{Hosts: []string{"reviews.shop.svc.cluster.local"}, Endpoints: []*networking.WorkloadEntry{
+			{Address: "10.0.0.1", Labels: map[string]string{config.LabelWorkload: "reviews-v1", "app": "reviews", "version": "v1"}},
+			{Address: "10.0.0.2", Labels: map[string]string{config.LabelWorkload: "reviews-v1", "app": "reviews", "version": "v1"}},
+			{Address: "10.0.0.3"},
+		}}}}))
+	inv := c.inventory()
+	if len(inv.Workloads) != 1 || inv.Workloads[0].Name != "reviews-v1" || inv.Workloads[0].Version != "v1" {
+		t.Fatalf("workloads %+v", inv.Workloads)
+	}
+	if len(inv.Services) != 1 || len(inv.Services[0].Workloads) != 1 {
+		t.Errorf("services %+v", inv.Services)
 	}
 }
