@@ -63,6 +63,8 @@ type Options struct {
 	// JWKSClient fetches RequestAuthentication jwksUri documents; nil: a
 	// default client.
 	JWKSClient *http.Client
+	// Webhook turns on the Kubernetes admission webhooks (webhook.go).
+	Webhook WebhookOptions
 }
 
 // DefaultReapAfter is the grace period before an orphaned workload is removed.
@@ -87,6 +89,7 @@ type ControlPlane struct {
 	jwksChanged         chan struct{}
 
 	apiLn, xdsLn net.Listener
+	webhookLn    net.Listener
 	httpSrv      *http.Server
 	grpcSrv      *grpc.Server
 	done         chan struct{}
@@ -170,6 +173,9 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		return fail(err)
 	}
 	c.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if err := c.startWebhooks(ctx); err != nil {
+		return fail(err)
+	}
 
 	go c.grpcSrv.Serve(c.xdsLn)
 	go c.httpSrv.Serve(c.apiLn)
