@@ -35,6 +35,9 @@ type WebhookOptions struct {
 	// Hosts are extra names or IPs on the serving certificate (a webhook
 	// reached by URL, in tests).
 	Hosts []string
+	// ControlPlaneService is the Service whose ClusterIP injected proxies
+	// dial, "NAMESPACE/NAME"; "": istio-system/istiod.
+	ControlPlaneService string
 	// MutatingConfigs and ValidatingConfigs name the webhook
 	// configurations whose caBundle the leader sets; nil: the install's.
 	MutatingConfigs, ValidatingConfigs []string
@@ -69,7 +72,7 @@ func (c *ControlPlane) startWebhooks(ctx context.Context) error {
 		return fmt.Errorf("webhooks: %w", err)
 	}
 	member := func(ns string) (bool, string) { return c.snap.Load().IsMember(ns) }
-	cluster := webhook.NewCluster(o.Kube, member, inject.Settings{Image: o.ProxyImage, ImagePullPolicy: corev1.PullIfNotPresent})
+	cluster := webhook.NewCluster(o.Kube, o.ControlPlaneService, member, inject.Settings{Image: o.ProxyImage, ImagePullPolicy: corev1.PullIfNotPresent})
 	mux := http.NewServeMux()
 	mux.Handle(webhook.ValidatePath, webhook.Validator(log))
 	mux.Handle(webhook.InjectPath, &webhook.Injector{Namespace: cluster.Namespace, Settings: cluster.Settings, Log: log})

@@ -231,16 +231,11 @@ func captureArgs(a map[string]string, fail func(name, format string, args ...any
 			args = append(args, f.flag+"="+f.v)
 		}
 	}
-	if v, ok := a[AnnotationKubevirtIfaces]; ok {
-		list := splitList(v)
-		for _, i := range list {
-			if strings.ContainsAny(i, " /") || len(i) > 15 {
-				fail(AnnotationKubevirtIfaces, "%q is not an interface name", i)
-			}
-		}
-		if len(list) > 0 {
-			args = append(args, FlagKubevirtInterfaces+"="+strings.Join(list, ","))
-		}
+	if _, ok := a[AnnotationKubevirtIfaces]; ok {
+		// Istio's -k: inbound from a VM's bridge interfaces captured as
+		// from outside. weft iptables has no such option yet; a VM behind
+		// KubeVirt's masquerade binding needs none (see docs/kubernetes.md).
+		fail(AnnotationKubevirtIfaces, "not supported by weft iptables; use KubeVirt's masquerade interface binding, whose traffic the pod's rules capture")
 	}
 	return args
 }

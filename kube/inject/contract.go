@@ -73,19 +73,19 @@ const (
 	TmpDir         = "/tmp"
 )
 
-// `weft iptables` (the capture init container).
+// `weft iptables` (the capture init container): istio-iptables' long flag
+// names, as branch capture settled them.
 const (
 	CmdIPTables              = "iptables"
-	FlagProxyPort            = "--proxy-port"                 // outbound capture port, 15001
-	FlagInboundCapturePort   = "--inbound-capture-port"       // 15006
-	FlagProxyUID             = "--proxy-uid"                  // 1337: its traffic is never captured
-	FlagIncludeOutboundCIDRs = "--include-outbound-ip-ranges" // "*" or CIDRs
-	FlagExcludeOutboundCIDRs = "--exclude-outbound-ip-ranges"
-	FlagIncludeInboundPorts  = "--include-inbound-ports" // "*" or ports
-	FlagExcludeInboundPorts  = "--exclude-inbound-ports"
-	FlagIncludeOutboundPorts = "--include-outbound-ports"
-	FlagExcludeOutboundPorts = "--exclude-outbound-ports"
-	FlagKubevirtInterfaces   = "--kubevirt-interfaces"
+	FlagProxyPort            = "--envoy-port"                   // outbound capture port, 15001
+	FlagInboundCapturePort   = "--inbound-capture-port"         // 15006
+	FlagProxyUID             = "--proxy-uid"                    // 1337: its traffic is never captured
+	FlagIncludeOutboundCIDRs = "--outbound-ip-ranges-include"   // "*" or CIDRs
+	FlagExcludeOutboundCIDRs = "--outbound-ip-ranges-exclude"   // CIDRs
+	FlagIncludeInboundPorts  = "--inbound-ports"                // "*" or ports
+	FlagExcludeInboundPorts  = "--local-exclude-ports"          // ports
+	FlagIncludeOutboundPorts = "--outbound-ports"               // ports
+	FlagExcludeOutboundPorts = "--local-outbound-ports-exclude" // ports
 )
 
 // `weft proxy sidecar` and `weft proxy gateway` in a pod.
@@ -93,13 +93,13 @@ const (
 	CmdProxy             = "proxy"
 	CmdSidecar           = "sidecar"
 	CmdGateway           = "gateway"
-	FlagInterception     = "--interception" // node.InterceptRedirect
-	FlagXDS              = "--xds"          // CLUSTERIP:15012
-	FlagXDSServerName    = "--xds-server-name"
+	FlagInterception     = "--interception"    // node.InterceptRedirect
+	FlagXDS              = "--xds"             // CLUSTERIP:15012
+	FlagXDSServerName    = "--xds-server-name" // the name on the control plane's certificate when --xds is an IP
 	FlagCARoot           = "--ca-root"
 	FlagTokenFile        = "--join-token-file" // the projected token, presented as the bearer
 	FlagTelemetry        = "--telemetry"
-	FlagLabelsFile       = "--labels-file"
+	FlagLabelsFile       = "--pod-labels"
 	FlagLogLevel         = "--log-level"
 	FlagTraceSampling    = "--trace-sampling"
 	FlagName             = "--name"

@@ -42,6 +42,9 @@ func testPod() *corev1.Pod {
 				},
 				ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(9080)}}},
 				StartupProbe:   &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"true"}}}},
+			}, {
+				Name: "grpc", Image: "app:1",
+				LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: 7070}}},
 			}},
 		},
 	}
@@ -146,8 +149,8 @@ func TestPodInjects(t *testing.T) {
 	if *sc.RunAsUser != 0 || *sc.Privileged || !reflect.DeepEqual(sc.Capabilities.Add, []corev1.Capability{"NET_ADMIN", "NET_RAW"}) {
 		t.Errorf("weft-init security context %+v", sc)
 	}
-	wantArgs := []string{"iptables", "--proxy-port=15001", "--inbound-capture-port=15006", "--proxy-uid=1337",
-		"--include-outbound-ip-ranges=*", "--include-inbound-ports=*", "--exclude-inbound-ports=15020,15021,15090"}
+	wantArgs := []string{"iptables", "--envoy-port=15001", "--inbound-capture-port=15006", "--proxy-uid=1337",
+		"--outbound-ip-ranges-include=*", "--inbound-ports=*", "--local-exclude-ports=15020,15021,15090"}
 	if !reflect.DeepEqual(initC.Args, wantArgs) || initC.Image != testSettings.Image {
 		t.Errorf("weft-init %s %v, want %v", initC.Image, initC.Args, wantArgs)
 	}
@@ -164,7 +167,7 @@ func TestPodInjects(t *testing.T) {
 	}
 	wantProxyArgs := []string{"proxy", "sidecar", "--interception=REDIRECT", "--xds=10.96.0.7:15012",
 		"--xds-server-name=istiod.istio-system.svc", "--ca-root=/var/run/secrets/istio/root-cert.pem",
-		"--join-token-file=/var/run/secrets/tokens/weft-token", "--labels-file=/etc/weft/pod/labels",
+		"--join-token-file=/var/run/secrets/tokens/weft-token", "--pod-labels=/etc/weft/pod/labels",
 		"--telemetry=http://10.96.0.7:15080"}
 	if !reflect.DeepEqual(p.Args, wantProxyArgs) {
 		t.Errorf("weft-proxy args\n%v\nwant\n%v", p.Args, wantProxyArgs)
@@ -247,6 +250,9 @@ func TestProbesRewritten(t *testing.T) {
 	if s := app.StartupProbe; s.Exec == nil || s.HTTPGet != nil {
 		t.Errorf("exec startup probe was rewritten: %+v", s)
 	}
+	if g := container(t, out.Spec.Containers, "grpc").LivenessProbe; g.GRPC == nil || g.HTTPGet != nil {
+		t.Errorf("gRPC probe was rewritten (the proxy does not perform them): %+v", g)
+	}
 	probers, _ := env(container(t, out.Spec.InitContainers, ProxyContainerName), EnvAppProbers)
 	want := `{"/app-health/reviews/livez":{"httpGet":{"path":"/health","port":9080,"scheme":"HTTP","httpHeaders":[{"name":"X-Probe","value":"1"}]},"timeoutSeconds":2},` +
 		`"/app-health/reviews/readyz":{"tcpSocket":{"port":9080}}}`
@@ -282,22 +288,23 @@ func TestAnnotations(t *testing.T) {
 			AnnotationExcludeInPorts: "8081",
 			AnnotationIncludeOutPort: "5432",
 			AnnotationExcludeOutPort: "3306,25",
-			AnnotationKubevirtIfaces: "k6t-eth0, tap0",
 		}, check: func(t *testing.T, initC, _ *corev1.Container, _ *corev1.Pod) {
-			want := []string{"iptables", "--proxy-port=15001", "--inbound-capture-port=15006", "--proxy-uid=1337",
-				"--include-outbound-ip-ranges=10.96.0.0/12,10.244.0.0/16", "--exclude-outbound-ip-ranges=10.96.0.1/32",
-				"--include-inbound-ports=9080,9443", "--exclude-inbound-ports=8081,15020,15021,15090",
-				"--include-outbound-ports=5432", "--exclude-outbound-ports=25,3306", "--kubevirt-interfaces=k6t-eth0,tap0"}
+			want := []string{"iptables", "--envoy-port=15001", "--inbound-capture-port=15006", "--proxy-uid=1337",
+				"--outbound-ip-ranges-include=10.96.0.0/12,10.244.0.0/16", "--outbound-ip-ranges-exclude=10.96.0.1/32",
+				"--inbound-ports=9080,9443", "--local-exclude-ports=8081,15020,15021,15090",
+				"--outbound-ports=5432", "--local-outbound-ports-exclude=25,3306"}
 			if !reflect.DeepEqual(initC.Args, want) {
 				t.Errorf("args\n%v\nwant\n%v", initC.Args, want)
 			}
 		}},
 		{name: "capture nothing outbound", ann: map[string]string{AnnotationIncludeOutIPs: ""},
 			check: func(t *testing.T, initC, _ *corev1.Container, _ *corev1.Pod) {
-				if !contains(initC.Args, "--include-outbound-ip-ranges=") {
+				if !contains(initC.Args, "--outbound-ip-ranges-include=") {
 					t.Errorf("args %v", initC.Args)
 				}
 			}},
+		{name: "kubevirt interfaces", ann: map[string]string{AnnotationKubevirtIfaces: "k6t-eth0"},
+			err: "annotation traffic.sidecar.istio.io/kubevirtInterfaces: not supported by weft iptables"},
 		{name: "bad CIDR", ann: map[string]string{AnnotationExcludeOutIPs: "10.0.0/8"},
 			err: `annotation traffic.sidecar.istio.io/excludeOutboundIPRanges: "10.0.0/8" is not a CIDR`},
 		{name: "bad port", ann: map[string]string{AnnotationExcludeInPorts: "80,http"},

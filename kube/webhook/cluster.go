@@ -7,6 +7,7 @@ import (
 	"net"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -36,12 +37,15 @@ type Cluster struct {
 	synced   chan struct{} // closed once both informers have listed
 }
 
-// NewCluster watches the namespaces and the Service inject.ControlPlaneName
-// in inject.SystemNamespace. member reports a namespace's mesh membership
-// (nil: every namespace is a member). base is completed by Settings with
-// the Service's address.
-func NewCluster(kube kubernetes.Interface, member func(ns string) (bool, string), base inject.Settings) *Cluster {
+// NewCluster watches the namespaces and the control plane's Service
+// (svc, "NAMESPACE/NAME"; "": inject.SystemNamespace/inject.ControlPlaneName).
+// member reports a namespace's mesh membership (nil: every namespace is a
+// member). base is completed by Settings with the Service's address.
+func NewCluster(kube kubernetes.Interface, svc string, member func(ns string) (bool, string), base inject.Settings) *Cluster {
 	c := &Cluster{kube: kube, member: member, svcNS: inject.SystemNamespace, svcName: inject.ControlPlaneName, settings: base, synced: make(chan struct{})}
+	if ns, name, ok := strings.Cut(svc, "/"); ok {
+		c.svcNS, c.svcName = ns, name
+	}
 	c.nsFac = informers.NewSharedInformerFactory(kube, 10*time.Minute)
 	c.svcFac = informers.NewSharedInformerFactoryWithOptions(kube, 10*time.Minute, informers.WithNamespace(c.svcNS),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {

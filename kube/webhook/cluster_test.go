@@ -41,7 +41,7 @@ func TestCluster(t *testing.T) {
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: inject.ControlPlaneName, Namespace: inject.SystemNamespace}, Spec: corev1.ServiceSpec{ClusterIP: "10.96.0.9"}},
 	)
 	member := func(ns string) (bool, string) { return ns == "shop", "namespace " + ns + " is not in the member roll" }
-	c := NewCluster(kube, member, inject.Settings{Image: "weft:1"})
+	c := NewCluster(kube, "", member, inject.Settings{Image: "weft:1"})
 
 	// Lookups before the first list wait, bounded by their context.
 	short, cancelShort := context.WithTimeout(context.Background(), 50*time.Millisecond)
