@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -30,18 +31,20 @@ func (in *Injector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if log == nil {
 		log = slog.Default()
 	}
-	handle(w, r, log, func(req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	handle(w, r, log, func(req *admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, error) {
 		return in.review(r.Context(), log, req)
 	})
 }
 
-func (in *Injector) review(ctx context.Context, log *slog.Logger, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+// review answers for one pod; an error means the injector could not
+// judge (the cluster could not be read), for the failure policy to decide.
+func (in *Injector) review(ctx context.Context, log *slog.Logger, req *admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, error) {
 	if req.Operation != admissionv1.Create || req.Kind.Group != "" || req.Kind.Kind != "Pod" || req.SubResource != "" {
-		return allow()
+		return allow(), nil
 	}
 	var pod corev1.Pod
 	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
-		return deny(http.StatusBadRequest, "weft injector: decode pod: %v", err)
+		return deny("weft injector: decode pod: %v", err), nil
 	}
 	if pod.Namespace == "" {
 		pod.Namespace = req.Namespace // a pod being created may not say it yet
@@ -49,28 +52,28 @@ func (in *Injector) review(ctx context.Context, log *slog.Logger, req *admission
 	id := podID(&pod)
 	ns, err := in.Namespace(ctx, pod.Namespace)
 	if err != nil {
-		return deny(http.StatusInternalServerError, "weft injector: pod %s: namespace: %v", id, err)
+		return nil, fmt.Errorf("weft injector: pod %s: namespace: %w", id, err)
 	}
 	ok, why := inject.Decide(&pod, ns)
 	if !ok {
 		log.Debug("not injecting", "pod", id, "reason", why)
-		return allow()
+		return allow(), nil
 	}
 	s, err := in.Settings(ctx)
 	if err != nil {
-		return deny(http.StatusInternalServerError, "weft injector: pod %s: %v", id, err)
+		return nil, fmt.Errorf("weft injector: pod %s: %w", id, err)
 	}
 	out, err := inject.Pod(&pod, s, "")
 	if err != nil {
-		return deny(http.StatusBadRequest, "weft injector: pod %s: %v", id, err)
+		return deny("weft injector: pod %s: %v", id, err), nil
 	}
 	patch, err := jsonPatch(&pod, out)
 	if err != nil {
-		return deny(http.StatusInternalServerError, "weft injector: pod %s: %v", id, err)
+		return nil, fmt.Errorf("weft injector: pod %s: %w", id, err)
 	}
 	log.Info("injecting", "pod", id, "reason", why)
 	pt := admissionv1.PatchTypeJSONPatch
-	return &admissionv1.AdmissionResponse{Allowed: true, Patch: patch, PatchType: &pt}
+	return &admissionv1.AdmissionResponse{Allowed: true, Patch: patch, PatchType: &pt}, nil
 }
 
 // podID names a pod in messages; a pod being created often has only its

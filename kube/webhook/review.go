@@ -32,9 +32,11 @@ const (
 const maxReviewBytes = 8 << 20
 
 // handle reads one AdmissionReview, lets decide answer its request, and
-// writes the review back with the response. Malformed reviews get HTTP 400:
-// the API server then applies the webhook's failure policy.
-func handle(w http.ResponseWriter, r *http.Request, log *slog.Logger, decide func(*admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse) {
+// writes the review back with the response. Malformed reviews get HTTP
+// 400, and an error from decide (the webhook could not judge, e.g. the
+// cluster could not be read) HTTP 500: the API server then applies the
+// webhook's failure policy, which a refusal would bypass.
+func handle(w http.ResponseWriter, r *http.Request, log *slog.Logger, decide func(*admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, error)) {
 	if r.Method != http.MethodPost {
 		http.Error(w, "admission reviews are POSTed", http.StatusMethodNotAllowed)
 		return
@@ -53,7 +55,12 @@ func handle(w http.ResponseWriter, r *http.Request, log *slog.Logger, decide fun
 		http.Error(w, "review has no request", http.StatusBadRequest)
 		return
 	}
-	resp := decide(review.Request)
+	resp, err := decide(review.Request)
+	if err != nil {
+		log.Warn("admission review not judged", "uid", review.Request.UID, "err", err)
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
 	resp.UID = review.Request.UID
 	out := admissionv1.AdmissionReview{
 		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
@@ -71,15 +78,11 @@ func handle(w http.ResponseWriter, r *http.Request, log *slog.Logger, decide fun
 
 func allow() *admissionv1.AdmissionResponse { return &admissionv1.AdmissionResponse{Allowed: true} }
 
-// deny refuses with HTTP-style code and message; kubectl prints the
-// message after `admission webhook "NAME" denied the request: `.
-func deny(code int32, format string, args ...any) *admissionv1.AdmissionResponse {
-	reason := metav1.StatusReasonBadRequest
-	if code >= 500 {
-		reason = metav1.StatusReasonInternalError
-	}
+// deny refuses the object; kubectl prints the message after `admission
+// webhook "NAME" denied the request: `.
+func deny(format string, args ...any) *admissionv1.AdmissionResponse {
 	return &admissionv1.AdmissionResponse{Allowed: false, Result: &metav1.Status{
-		Status: metav1.StatusFailure, Code: code, Reason: reason, Message: fmt.Sprintf(format, args...),
+		Status: metav1.StatusFailure, Code: http.StatusBadRequest, Reason: metav1.StatusReasonBadRequest, Message: fmt.Sprintf(format, args...),
 	}}
 }
 

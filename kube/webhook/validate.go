@@ -20,7 +20,9 @@ func Validator(log *slog.Logger) http.Handler {
 		log = slog.Default()
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		handle(w, r, log, validate)
+		handle(w, r, log, func(req *admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, error) {
+			return validate(req), nil
+		})
 	})
 }
 
@@ -42,13 +44,13 @@ func validate(req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse 
 				e.Doc = 0 // one object, no file: the message starts with the object
 			}
 		}
-		return deny(http.StatusBadRequest, "%v", err)
+		return deny("%v", err)
 	}
 	if len(objs) != 1 {
-		return deny(http.StatusBadRequest, "the request holds %d objects, want one", len(objs))
+		return deny("the request holds %d objects, want one", len(objs))
 	}
 	if string(objs[0].Kind) != req.Kind.Kind {
-		return deny(http.StatusBadRequest, "the object is a %s, the request says %s", objs[0].Kind, req.Kind.Kind)
+		return deny("the object is a %s, the request says %s", objs[0].Kind, req.Kind.Kind)
 	}
 	return allow()
 }

@@ -220,14 +220,17 @@ func TestInjector(t *testing.T) {
 	if r.Allowed || !strings.Contains(r.Result.Message, `pod shop/web-7c9f-<generated>: annotation sidecar.istio.io/proxyCPU: "fast" is not a quantity`) {
 		t.Errorf("bad annotation: %+v", r.Result)
 	}
-	// A lookup failure is an error, not a silent pod without its sidecar.
+	// A lookup failure is no verdict: HTTP 500, for the webhook's failure
+	// policy to decide (closed for labelled namespaces, open for the rest).
 	in := testInjector(nil)
 	in.Namespace = func(context.Context, string) (inject.Namespace, error) {
 		return inject.Namespace{}, errors.New("API down")
 	}
-	r = review(t, in, admissionv1.Create, podKind, "shop", raw)
-	if r.Allowed || r.Result.Code != 500 || !strings.Contains(r.Result.Message, "API down") {
-		t.Errorf("lookup failure: %+v", r.Result)
+	body, _ := json.Marshal(admissionv1.AdmissionReview{Request: &admissionv1.AdmissionRequest{UID: "u", Kind: podKind, Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: raw}}})
+	rec := httptest.NewRecorder()
+	in.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
+	if rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), "API down") {
+		t.Errorf("lookup failure: HTTP %d %s", rec.Code, rec.Body.String())
 	}
 }
 
