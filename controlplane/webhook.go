@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -41,6 +42,13 @@ type WebhookOptions struct {
 	// MutatingConfigs and ValidatingConfigs name the webhook
 	// configurations whose caBundle the leader sets; nil: the install's.
 	MutatingConfigs, ValidatingConfigs []string
+}
+
+// KubeWebhookOptions are the webhooks of a control plane in a cluster:
+// served on DefaultWebhookAddr, injecting the image the install manifests
+// name in the environment (inject.EnvProxyImage).
+func KubeWebhookOptions(kube kubernetes.Interface, leader func() bool) WebhookOptions {
+	return WebhookOptions{Addr: DefaultWebhookAddr, Kube: kube, ProxyImage: os.Getenv(inject.EnvProxyImage), Leader: leader}
 }
 
 // DefaultWebhookAddr is where a control plane in a cluster serves its

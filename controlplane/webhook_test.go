@@ -111,3 +111,11 @@ func TestWebhooksNeedWhatTheyServe(t *testing.T) {
 		}
 	}
 }
+
+func TestKubeWebhookOptions(t *testing.T) {
+	t.Setenv(inject.EnvProxyImage, "docker.io/library/weft:v1")
+	o := KubeWebhookOptions(fake.NewClientset(), nil)
+	if o.Addr != ":15017" || o.ProxyImage != "docker.io/library/weft:v1" || o.Kube == nil {
+		t.Errorf("%+v", o)
+	}
+}

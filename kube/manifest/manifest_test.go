@@ -141,8 +141,8 @@ func TestControlPlane(t *testing.T) {
 		return false
 	}
 	for _, k := range config.Kinds {
-		if !can(k.Group, k.Plural, "watch") || !can(k.Group, k.Plural+"/status", "update") {
-			t.Errorf("ClusterRole cannot watch %s or write its status", k.Plural)
+		if !can(k.Group, k.Plural, "watch") || !can(k.Group, k.Plural, "create") || !can(k.Group, k.Plural, "delete") || !can(k.Group, k.Plural+"/status", "update") {
+			t.Errorf("ClusterRole cannot watch and write %s and its status", k.Plural)
 		}
 	}
 	for _, want := range [][3]string{{"", "services", "watch"}, {"discovery.k8s.io", "endpointslices", "list"}, {"", "configmaps", "create"},

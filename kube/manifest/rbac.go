@@ -12,10 +12,11 @@ import (
 var read = []string{"get", "list", "watch"}
 
 // ClusterRules are the control plane's cluster-wide permissions: read
-// everything it watches; write its kinds' status, the root-cert
-// ConfigMaps it publishes in every namespace, events, TokenReviews, and
-// the caBundle of its own webhook configurations. A kind added to
-// config.Kinds is added here too.
+// everything it watches; write its kinds (its API writes to the cluster:
+// `weft apply`, WorkloadEntries of joining VMs) and their status, the
+// root-cert ConfigMaps it publishes in every namespace, events,
+// TokenReviews, and the caBundle of its own webhook configurations. A kind
+// added to config.Kinds is added here too.
 func ClusterRules() []rbacv1.PolicyRule {
 	rules := []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"pods", "services", "endpoints", "namespaces", "nodes", "serviceaccounts"}, Verbs: read},
@@ -46,7 +47,7 @@ func ClusterRules() []rbacv1.PolicyRule {
 			status = append(status, p+"/status")
 		}
 		rules = append(rules,
-			rbacv1.PolicyRule{APIGroups: []string{g}, Resources: byGroup[g], Verbs: read},
+			rbacv1.PolicyRule{APIGroups: []string{g}, Resources: byGroup[g], Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
 			rbacv1.PolicyRule{APIGroups: []string{g}, Resources: status, Verbs: []string{"get", "update", "patch"}},
 		)
 	}
