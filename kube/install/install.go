@@ -94,13 +94,18 @@ func (r *resources) client(gvk schema.GroupVersionKind, ns string) (dynamic.Reso
 	return r.dyn.Resource(m.Resource), m, nil
 }
 
-// name is how kubectl names an object: "deployment.apps/istiod".
-func name(m *meta.RESTMapping, obj string) string {
+// name is how kubectl names an object, "deployment.apps/istiod", with
+// its namespace: "deployment.apps/istiod -n istio-system".
+func name(m *meta.RESTMapping, u *unstructured.Unstructured) string {
 	r := strings.ToLower(m.GroupVersionKind.Kind)
 	if m.Resource.Group != "" {
 		r += "." + m.Resource.Group
 	}
-	return r + "/" + obj
+	r += "/" + u.GetName()
+	if u.GetNamespace() != "" && m.Scope.Name() == meta.RESTScopeNameNamespace {
+		r += " -n " + u.GetNamespace()
+	}
+	return r
 }
 
 // Install applies objs in order (server-side apply, weft owning the
@@ -128,12 +133,12 @@ func Install(ctx context.Context, c *kubeclient.Clients, objs []*unstructured.Un
 		if _, err := cl.Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: FieldManager, Force: true, DryRun: o.dryRun()}); err != nil {
 			if o.DryRun && apierrors.IsNotFound(err) && u.GetNamespace() != "" {
 				// A dry run cannot create the namespace its objects go in.
-				fmt.Fprintf(w, "%s not checked: namespace %s does not exist yet%s\n", name(m, u.GetName()), u.GetNamespace(), o.suffix())
+				fmt.Fprintf(w, "%s not checked: namespace %s does not exist yet%s\n", name(m, u), u.GetNamespace(), o.suffix())
 				continue
 			}
-			return fmt.Errorf("install: %s: %w", name(m, u.GetName()), err)
+			return fmt.Errorf("install: %s: %w", name(m, u), err)
 		}
-		fmt.Fprintf(w, "%s serverside-applied%s\n", name(m, u.GetName()), o.suffix())
+		fmt.Fprintf(w, "%s serverside-applied%s\n", name(m, u), o.suffix())
 		switch {
 		case u.GetKind() == "CustomResourceDefinition":
 			crds = append(crds, u.GetName())

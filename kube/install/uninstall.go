@@ -36,10 +36,10 @@ func Uninstall(ctx context.Context, c *kubeclient.Clients, objs []*unstructured.
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("uninstall: %s: %w", name(m, u.GetName()), err)
+			return fmt.Errorf("uninstall: %s: %w", name(m, u), err)
 		}
 		removed++
-		fmt.Fprintf(w, "%s deleted%s\n", name(m, u.GetName()), o.suffix())
+		fmt.Fprintf(w, "%s deleted%s\n", name(m, u), o.suffix())
 		return nil
 	}
 
