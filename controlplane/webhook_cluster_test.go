@@ -13,6 +13,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/weft-mesh/weft/kube/inject"
@@ -95,6 +97,24 @@ func TestWebhooksOnCluster(t *testing.T) {
 			}
 		}
 		return len(vw.Webhooks[0].ClientConfig.CABundle) > 0
+	})
+
+	// The API server picks new webhook configurations up asynchronously:
+	// wait, with server-side dry runs, until it calls both.
+	vsGVR := schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}
+	probeVS := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": map[string]any{"name": "probe"},
+		"spec": map[string]any{"hosts": []any{"probe"}, "http": []any{map[string]any{"route": []any{map[string]any{"destination": map[string]any{}}}}}},
+	}}
+	probePod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "probe"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "docker.io/library/weft:kubeinst-test"}}}}
+	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+	kubetest.Poll(t, 30*time.Second, "the API server to call the webhooks", func() bool {
+		_, err := c.Dynamic.Resource(vsGVR).Namespace(plain).Create(ctx, probeVS, dry)
+		if err == nil || !strings.Contains(err.Error(), "denied the request") {
+			return false
+		}
+		p, err := c.Kube.CoreV1().Pods(labelled).Create(ctx, probePod, dry)
+		return err == nil && len(p.Spec.InitContainers) == 2
 	})
 
 	t.Run("validation", func(t *testing.T) {

@@ -20,7 +20,9 @@ import (
 // its standard output, standard error and whether it succeeded: tests
 // that check what users type (`kubectl get vs`, a refused `kubectl
 // apply`) run the real client. kubectl is found on PATH, else in
-// $WEFT_K8S_BIN (where scripts/k8s/cluster.sh builds it).
+// $WEFT_K8S_BIN (where scripts/k8s/cluster.sh builds it). Each call
+// discovers the API afresh (its own cache directory): a CRD changed a
+// moment ago is seen as it is now.
 func Kubectl(t testing.TB, stdin string, args ...string) (string, string, bool) {
 	t.Helper()
 	bin, err := exec.LookPath("kubectl")
@@ -36,7 +38,7 @@ func Kubectl(t testing.TB, stdin string, args ...string) (string, string, bool) 
 			t.Fatalf("kubectl: not on PATH nor in %s (scripts/k8s/cluster.sh build puts it there)", dir)
 		}
 	}
-	cmd := exec.Command(bin, append([]string{"--kubeconfig", os.Getenv(EnvKubeconfig)}, args...)...)
+	cmd := exec.Command(bin, append([]string{"--kubeconfig", os.Getenv(EnvKubeconfig), "--cache-dir", t.TempDir()}, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
