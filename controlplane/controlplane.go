@@ -74,6 +74,8 @@ type Options struct {
 	// Kubernetes, when set, runs the control plane against a cluster
 	// instead of the state directory (which it then does not use).
 	Kubernetes *KubeOptions
+	// Webhook turns on the Kubernetes admission webhooks (webhook.go).
+	Webhook WebhookOptions
 }
 
 // DefaultReapAfter is the grace period before an orphaned workload is removed.
@@ -109,6 +111,7 @@ type ControlPlane struct {
 	snapChanged chan struct{} // closed (and replaced) at every rebuild
 
 	apiLn, xdsLn net.Listener
+	webhookLn    net.Listener
 	httpSrv      *http.Server
 	grpcSrv      *grpc.Server
 	done         chan struct{}
@@ -190,6 +193,9 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		return fail(err)
 	}
 	c.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if err := c.startWebhooks(ctx); err != nil {
+		return fail(err)
+	}
 
 	go c.grpcSrv.Serve(c.xdsLn)
 	go c.httpSrv.Serve(c.apiLn)

@@ -142,6 +142,9 @@ func newControlPlaneCmd(g *globals) *cobra.Command {
 				if !cmd.Flags().Changed("xds-addr") {
 					o.XDSAddr = kubeXDSAddr
 				}
+				// The replica serves the admission webhooks too; the leader
+				// keeps their caBundle current.
+				o.Webhook = controlplane.KubeWebhookOptions(kube.Clients.Kube, nil)
 			}
 			cp, err := controlplane.Start(cmd.Context(), o)
 			if err != nil {
