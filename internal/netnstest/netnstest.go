@@ -10,6 +10,7 @@
 package netnstest
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -185,6 +186,43 @@ func (ns *NS) HTTPClient(timeout time.Duration) *http.Client {
 	return &http.Client{Timeout: timeout, Transport: &http.Transport{
 		Proxy: nil, DialContext: ns.DialContext, DisableKeepAlives: true,
 	}}
+}
+
+// FirstLine connects to addr from inside the namespace and returns the
+// first line it reads, without the newline: "" when the connection closes
+// first, an "error: ..." text when it cannot connect.
+func (ns *NS) FirstLine(addr string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := ns.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line)
+}
+
+// PodAddr, HubAddr and ServiceRange are the addresses of Pod's namespaces.
+const (
+	PodAddr      = "10.20.0.2"
+	HubAddr      = "10.20.0.1"
+	ServiceRange = "10.96.0.0/16"
+)
+
+// Pod makes a pod's namespace (eth0 PodAddr/24) linked through a bridge
+// to a hub namespace (HubAddr/24), with ServiceRange routed to the hub as
+// a cluster's service addresses would be: a connection to a service
+// address leaves the pod, unless capture rules redirect it first.
+func Pod(tb testing.TB) (pod, hub *NS) {
+	prefix := Prefix()
+	hub = New(tb, prefix+"-hub")
+	pod = New(tb, prefix+"-pod")
+	hub.Bridge("br0", HubAddr+"/24")
+	pod.Attach(hub, "br0", "vpod", PodAddr+"/24")
+	pod.IP("route", "add", ServiceRange, "via", HubAddr)
+	return pod, hub
 }
 
 // Start starts cmd inside the namespace (the child inherits it).

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -59,20 +58,8 @@ type pod struct {
 }
 
 func newPod(t *testing.T) *pod {
-	ns, hub := podNamespaces(t)
+	ns, hub := netnstest.Pod(t)
 	return &pod{t: t, ns: ns, hub: hub, ip: "10.20.0.2", helper: helperBinary(t)}
-}
-
-// podNamespaces makes a pod namespace (10.20.0.2, service range
-// 10.96.0.0/16 routed to the hub) linked to a hub (10.20.0.1).
-func podNamespaces(tb testing.TB) (ns, hub *netnstest.NS) {
-	prefix := netnstest.Prefix()
-	hub = netnstest.New(tb, prefix+"-hub")
-	ns = netnstest.New(tb, prefix+"-pod")
-	hub.Bridge("br0", "10.20.0.1/24")
-	ns.Attach(hub, "br0", "vpod", "10.20.0.2/24")
-	ns.IP("route", "add", "10.96.0.0/16", "via", "10.20.0.1")
-	return ns, hub
 }
 
 // helperBinary copies the test binary where user 1337 may run it.
@@ -131,23 +118,6 @@ func serve(t *testing.T, ns *netnstest.NS, addr, label string, capture bool) {
 	}()
 }
 
-// from dials addr inside ns as root (an app) and returns the line it gets.
-func from(ns *netnstest.NS, addr string) string {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	c, err := ns.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return "dial error: " + err.Error()
-	}
-	defer c.Close()
-	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
-	b, err := io.ReadAll(c)
-	if err != nil {
-		return "read error: " + err.Error()
-	}
-	return strings.TrimSpace(string(b))
-}
-
 // asProxy dials addr inside the pod as the sidecar's user.
 func (p *pod) asProxy(addr, src string) string {
 	cmd := exec.Command(p.helper, "-test.run=^$")
@@ -173,7 +143,7 @@ func TestCapture(t *testing.T) {
 	serve(t, p.ns, "0.0.0.0:15021", "health", false)
 	serve(t, p.hub, "10.20.0.1:9000", "server", false)
 
-	if got := from(p.ns, "10.20.0.1:9000"); got != "server" {
+	if got := p.ns.FirstLine("10.20.0.1:9000"); got != "server" {
 		t.Fatalf("before the rules: %q", got)
 	}
 	cfg := DefaultConfig()
@@ -204,16 +174,16 @@ func TestCapture(t *testing.T) {
 	for _, c := range []struct {
 		what, got, want string
 	}{
-		{"app to a service address", from(p.ns, "10.96.0.10:80"), "outbound 10.96.0.10:80 true"},
-		{"app to another host", from(p.ns, "10.20.0.1:9000"), "outbound 10.20.0.1:9000 true"},
+		{"app to a service address", p.ns.FirstLine("10.96.0.10:80"), "outbound 10.96.0.10:80 true"},
+		{"app to another host", p.ns.FirstLine("10.20.0.1:9000"), "outbound 10.20.0.1:9000 true"},
 		{"sidecar to another host", p.asProxy("10.20.0.1:9000", ""), "server"},
-		{"another host to the app's port", from(p.hub, p.ip+":8080"), "inbound 10.20.0.2:8080 true"},
-		{"another host to the readiness port", from(p.hub, p.ip+":15021"), "health"},
+		{"another host to the app's port", p.hub.FirstLine(p.ip + ":8080"), "inbound 10.20.0.2:8080 true"},
+		{"another host to the readiness port", p.hub.FirstLine(p.ip + ":15021"), "health"},
 		{"sidecar to its own pod address", p.asProxy(p.ip+":8080", ""), "inbound 10.20.0.2:8080 true"},
 		{"sidecar to its app from 127.0.0.6", p.asProxy(p.ip+":8080", "127.0.0.6"), "app"},
-		{"app to itself", from(p.ns, p.ip+":8080"), "app"},
-		{"app to loopback", from(p.ns, "127.0.0.1:15021"), "health"},
-		{"app to the capture port itself", from(p.ns, p.ip+":15001"), "outbound 10.20.0.2:15001 false"},
+		{"app to itself", p.ns.FirstLine(p.ip + ":8080"), "app"},
+		{"app to loopback", p.ns.FirstLine("127.0.0.1:15021"), "health"},
+		{"app to the capture port itself", p.ns.FirstLine(p.ip + ":15001"), "outbound 10.20.0.2:15001 false"},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: got %q, want %q", c.what, c.got, c.want)
@@ -229,7 +199,7 @@ func TestCapture(t *testing.T) {
 	if err := Cleanup(p.ns.Fd()); err != nil {
 		t.Fatalf("cleanup without a table: %v", err)
 	}
-	if got := from(p.ns, "10.20.0.1:9000"); got != "server" {
+	if got := p.ns.FirstLine("10.20.0.1:9000"); got != "server" {
 		t.Errorf("after cleanup: %q", got)
 	}
 }
@@ -237,7 +207,7 @@ func TestCapture(t *testing.T) {
 // BenchmarkOriginalDst measures the per-connection cost of recovering a
 // redirected connection's destination and wrapping it.
 func BenchmarkOriginalDst(b *testing.B) {
-	p, _ := podNamespaces(b)
+	p, _ := netnstest.Pod(b)
 	ln, err := p.Listen("tcp", "0.0.0.0:15001")
 	if err != nil {
 		b.Fatal(err)
