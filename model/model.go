@@ -38,6 +38,9 @@ type Service struct {
 	Resolution networking.ServiceEntry_Resolution
 	Selector   map[string]string
 	Endpoints  []*Endpoint // sorted by address and port
+	// Addresses are the ServiceEntry's addresses (a Kubernetes Service's
+	// ClusterIP): what a captured app connects to. IPs or CIDRs.
+	Addresses []string
 }
 
 // Port is a ServiceEntry port.
@@ -156,6 +159,7 @@ func BuildWith(revision int64, objects []*config.Object, o Options) *Snapshot {
 			svc := &Service{
 				Hostname: h, Name: shortName(h), Namespace: o.Meta.Namespace, Source: o.Key(),
 				Ports: ports, Resolution: se.GetResolution(), Selector: se.GetWorkloadSelector().GetLabels(), Endpoints: eps,
+				Addresses: se.GetAddresses(),
 			}
 			s.byHost[h] = svc
 			s.services = append(s.services, svc)
