@@ -131,32 +131,45 @@ func (c *Conn) OriginalDst() netip.AddrPort { return c.dst }
 // NetConn returns the accepted connection, as crypto/tls's Conn does.
 func (c *Conn) NetConn() net.Conn { return c.TCPConn }
 
-// Destination returns the original destination of c when c is, or wraps
-// (through NetConn, as *tls.Conn does), a redirected Conn.
-func Destination(c net.Conn) (netip.AddrPort, bool) {
+// Find returns the redirected Conn that c is or wraps (through NetConn,
+// as *tls.Conn does), nil when there is none.
+func Find(c net.Conn) *Conn {
 	for range 8 { // wrappers nest a few deep at most
 		switch t := c.(type) {
 		case *Conn:
-			return t.dst, true
+			return t
 		case interface{ NetConn() net.Conn }:
 			c = t.NetConn()
 		default:
-			return netip.AddrPort{}, false
+			return nil
 		}
+	}
+	return nil
+}
+
+// Destination returns the original destination of c when c is, or wraps,
+// a redirected Conn.
+func Destination(c net.Conn) (netip.AddrPort, bool) {
+	if cc := Find(c); cc != nil {
+		return cc.dst, true
 	}
 	return netip.AddrPort{}, false
 }
 
-type destinationKey struct{}
+type connKey struct{}
 
-// WithDestination returns ctx carrying dst, the original destination of the
-// connection requests on ctx arrive on (http.Server's ConnContext sets it).
-func WithDestination(ctx context.Context, dst netip.AddrPort) context.Context {
-	return context.WithValue(ctx, destinationKey{}, dst)
+// WithConn returns ctx carrying c, the redirected connection requests on
+// ctx arrive on (http.Server's ConnContext sets it). It holds the pointer,
+// so the context's value costs no allocation of its own.
+func WithConn(ctx context.Context, c *Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
 }
 
-// DestinationFrom returns the original destination WithDestination put in ctx.
+// DestinationFrom returns the original destination of the connection
+// WithConn put in ctx.
 func DestinationFrom(ctx context.Context) (netip.AddrPort, bool) {
-	dst, ok := ctx.Value(destinationKey{}).(netip.AddrPort)
-	return dst, ok
+	if c, ok := ctx.Value(connKey{}).(*Conn); ok && c != nil {
+		return c.dst, true
+	}
+	return netip.AddrPort{}, false
 }

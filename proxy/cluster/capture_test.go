@@ -113,7 +113,7 @@ func TestOriginalDstOfCapturedConnections(t *testing.T) {
 	}
 	r := httptest.NewRequest("GET", "/", nil)
 	r.Host = "example.com"
-	r = r.WithContext(capture.WithDestination(r.Context(), dst))
+	r = r.WithContext(capture.WithConn(r.Context(), capture.NewConn(&net.TCPConn{}, dst)))
 	if ep := c.Pick(r, lb.Hash{}); ep == nil || ep.Address != "10.96.0.7:3306" {
 		t.Errorf("request on a redirected connection: picked %v", ep)
 	}

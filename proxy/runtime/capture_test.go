@@ -368,3 +368,57 @@ func (rs tcpResults) next(t testing.TB) *tcpproxy.Result {
 		return nil
 	}
 }
+
+// BenchmarkCapturedHop is BenchmarkProxyHop's request sent by an app in a
+// pod namespace through the same proxy two ways: "plain" to a listener
+// bound at the pod's address, "captured" to a service address, which the
+// capture rules redirect and the proxy hands to the listener of that port
+// after recovering the original destination. With kept-alive connections
+// a captured request should cost what a plain one does (capture works per
+// connection); "new-connection" opens one per request, showing what
+// capture adds to a connection.
+func BenchmarkCapturedHop(b *testing.B) {
+	ns, _ := netnstest.Pod(b)
+	up := benchUpstream(b)
+	socks := map[string]net.Listener{}
+	for _, a := range []string{"0.0.0.0:15001", netnstest.PodAddr + ":8080"} {
+		ln, err := ns.Listen("tcp", a)
+		if err != nil {
+			b.Fatal(err)
+		}
+		socks[a] = ln
+	}
+	cfg := capture.DefaultConfig()
+	rs, err := cfg.Rulesets()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := capture.Apply(rs, ns.Fd()); err != nil {
+		b.Fatal(err)
+	}
+	r := &Resources{
+		Listeners: map[string]*listenerv3.Listener{
+			"virtualOutbound": captureListener(b, "virtualOutbound", "0.0.0.0:15001", true, true, fchain("", 0, tcpFilter(b, "PassthroughCluster"))),
+			"0.0.0.0_80":      captureListener(b, "0.0.0.0_80", "0.0.0.0:80", false, false, fchain("", 0, httpFilter(b, "80", nil))),
+			"plain":           captureListener(b, "plain", netnstest.PodAddr+":8080", true, false, fchain("", 0, httpFilter(b, "80", nil))),
+		},
+		Routes:   map[string]*routev3.RouteConfiguration{"80": routeConfig("80", routeTo("items", 0))},
+		Clusters: map[string]*clusterv3.Cluster{"items": staticCluster(b, "items", hostOf(b, up.URL)), "PassthroughCluster": passthroughCluster("PassthroughCluster")},
+	}
+	p := New(Options{Sockets: sockets(socks)})
+	b.Cleanup(func() { p.Shutdown(context.Background()) })
+	update(b, p, r)
+	for _, conn := range []string{"keepalive", "new-connection"} {
+		for _, path := range []struct{ name, url string }{
+			{"plain", "http://" + netnstest.PodAddr + ":8080/items/7?full=1"},
+			{"captured", "http://10.96.0.20/items/7?full=1"},
+		} {
+			b.Run(path.name+"/"+conn, func(b *testing.B) {
+				c := &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64, DialContext: ns.DialContext,
+					DisableKeepAlives: conn == "new-connection"}}
+				b.Cleanup(c.CloseIdleConnections)
+				benchGet(b, c, path.url)
+			})
+		}
+	}
+}

@@ -113,8 +113,8 @@ func unspecified(a netip.Addr) netip.Addr {
 // redirected connection carry its original destination, where an
 // ORIGINAL_DST cluster connects them.
 func withOriginalDst(ctx context.Context, c net.Conn) context.Context {
-	if dst, ok := capture.Destination(c); ok {
-		return capture.WithDestination(ctx, dst)
+	if cc := capture.Find(c); cc != nil {
+		return capture.WithConn(ctx, cc)
 	}
 	return ctx
 }

@@ -1,6 +1,7 @@
 package originaldst
 
 import (
+	"net"
 	"net/http/httptest"
 	"net/netip"
 	"testing"
@@ -42,7 +43,7 @@ func TestPickOriginalDestination(t *testing.T) {
 	dst := netip.MustParseAddrPort("10.96.0.20:9080")
 	r := httptest.NewRequest("GET", "/", nil)
 	r.Host = "reviews:9080"
-	r = r.WithContext(capture.WithDestination(r.Context(), dst))
+	r = r.WithContext(capture.WithConn(r.Context(), capture.NewConn(&net.TCPConn{}, dst)))
 	if got := (&Balancer{}).Pick(r, lb.Hash{}); got == nil || got.Address != "10.96.0.20:9080" {
 		t.Errorf("picked %v, want the original destination", got)
 	}
