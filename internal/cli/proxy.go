@@ -19,6 +19,7 @@ type proxyFlags struct {
 	inbound, outbound, app, admin, portMap                 string
 	telemetry                                              string
 	joinTokenFile, caRoot                                  string
+	interception, podLabels                                string
 	tf                                                     telemetryFlags
 }
 
@@ -35,6 +36,12 @@ func newProxyCmd(g *globals) *cobra.Command {
 }
 
 func proxySubCmd(g *globals, t node.Type) *cobra.Command {
+	cmd, _ := proxySubCmdFlags(g, t)
+	return cmd
+}
+
+// proxySubCmdFlags is proxySubCmd, also returning where its flags land.
+func proxySubCmdFlags(g *globals, t node.Type) (*cobra.Command, *proxyFlags) {
 	f := &proxyFlags{}
 	use := "sidecar"
 	if t == node.Router {
@@ -45,6 +52,20 @@ func proxySubCmd(g *globals, t node.Type) *cobra.Command {
 		Short: "Run a " + use + " proxy configured over xDS",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if t == node.Sidecar {
+				pod, err := podMode(cmd, f)
+				if err != nil {
+					return err
+				}
+				if pod {
+					o, err := podOptions(cmd, g, f, os.Getenv)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(os.Stderr, "weft proxy sidecar %s (captured): xds %s\n", o.Meta.ID(), o.XDSAddress)
+					return proxy.Run(cmd.Context(), o)
+				}
+			}
 			labels, err := workload.ParseLabels(f.labels)
 			if err != nil {
 				return fmt.Errorf("--labels: %w", err)
@@ -99,10 +120,13 @@ func proxySubCmd(g *globals, t node.Type) *cobra.Command {
 		fl.StringVar(&f.inbound, "inbound", "", "address callers reach this workload on (empty: no inbound)")
 		fl.StringVar(&f.outbound, "outbound", "", "address the app uses as its HTTP proxy (empty: no outbound)")
 		fl.StringVar(&f.app, "app", "", "the local app's address, e.g. 127.0.0.1:9080")
+		fl.StringVar(&f.interception, "interception", "", "REDIRECT: run as a captured sidecar in a pod (env "+envInterception+"): identity from "+
+			envPodName+", "+envPodNamespace+", "+envInstanceIP+", "+envServiceAccount+" and the labels file, capture ports 15001/15006, status ports 15020/15021/15090")
+		fl.StringVar(&f.podLabels, "pod-labels", DefaultPodLabelsFile, "captured sidecar: the pod's labels file (downward API; env "+envPodLabels+")")
 	} else {
 		fl.StringVar(&f.portMap, "port-map", "80=127.0.0.1:8080", "Gateway server ports to local addresses, e.g. 80=127.0.0.1:8080,443=127.0.0.1:8443")
 	}
-	return cmd
+	return cmd, f
 }
 
 func parsePortMap(s string) (map[uint32]string, error) {

@@ -252,6 +252,10 @@ func (c *peekedConn) Read(p []byte) (int, error) {
 	return 1, nil
 }
 
+// NetConn returns the connection the inspector read from, as crypto/tls's
+// Conn does, so what wraps a connection can be found through it.
+func (c *peekedConn) NetConn() net.Conn { return c.Conn }
+
 // CloseWrite half-closes the connection, for the TCP proxy.
 func (c *peekedConn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {

@@ -20,6 +20,9 @@ type ServerOptions struct {
 	IdleTimeout time.Duration
 	// ErrorLog receives net/http's connection-level errors (default: discarded).
 	ErrorLog *log.Logger
+	// ConnContext, when set, derives each connection's base context
+	// (http.Server.ConnContext): requests on the connection carry it.
+	ConnContext func(ctx context.Context, c net.Conn) context.Context
 }
 
 // Server serves one listener's socket. HTTP/1.1 and h2c with prior knowledge
@@ -67,6 +70,7 @@ func Serve(name string, ln net.Listener, h http.Handler, o ServerOptions) *Serve
 		ReadHeaderTimeout: o.ReadHeaderTimeout,
 		IdleTimeout:       o.IdleTimeout,
 		ErrorLog:          o.ErrorLog,
+		ConnContext:       o.ConnContext,
 	}
 	go func() {
 		defer close(s.served)
