@@ -87,6 +87,10 @@ type Options struct {
 	// Empty means plaintext xDS, allowed only to a loopback address so the
 	// join token never crosses a network in clear.
 	CARoot string
+	// XDSServerName, when set, is the name verified on the control plane's
+	// xDS certificate instead of XDSAddress's host (which may be an IP,
+	// e.g. the istiod Service's ClusterIP). Needs CARoot.
+	XDSServerName string
 
 	// Pod, when set, starts the status servers of a sidecar in a pod
 	// (readiness, app probes, stats on Istio's ports; see proxy/status).
@@ -148,7 +152,7 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 	if o.XDSAddress == "" {
 		return nil, errors.New("proxy: no xDS address")
 	}
-	xdsTLS, err := xdsTLSConfig(o.XDSAddress, o.CARoot)
+	xdsTLS, err := xdsTLSConfig(o.XDSAddress, o.CARoot, o.XDSServerName)
 	if err != nil {
 		return nil, err
 	}

@@ -42,9 +42,15 @@ func ReadJoinTokenFile(path string) (string, error) {
 
 // xdsTLSConfig returns the TLS client configuration for the xDS address:
 // verifying against the roots in caRoot when set, else nil (plaintext),
-// which is refused for an address that is not loopback.
-func xdsTLSConfig(addr, caRoot string) (*tls.Config, error) {
+// which is refused for an address that is not loopback. serverName, when
+// set, is the name the control plane's certificate must carry instead of
+// the address's host: in a cluster proxies dial the istiod Service's
+// ClusterIP (no DNS needed) and verify istiod.istio-system.svc.
+func xdsTLSConfig(addr, caRoot, serverName string) (*tls.Config, error) {
 	if caRoot == "" {
+		if serverName != "" {
+			return nil, fmt.Errorf("proxy: an xDS server name (%s) needs the mesh root (--ca-root) to verify it against", serverName)
+		}
 		if !IsLoopback(addr) {
 			return nil, fmt.Errorf("proxy: xDS address %s is not a loopback address: give the mesh root (--ca-root) so the stream is TLS and the join token does not travel in clear", addr)
 		}
@@ -54,7 +60,9 @@ func xdsTLSConfig(addr, caRoot string) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy: --ca-root: %w", err)
 	}
-	return ca.ClientTLS(roots), nil
+	cfg := ca.ClientTLS(roots)
+	cfg.ServerName = serverName
+	return cfg, nil
 }
 
 // IsLoopback reports whether host:port (or a bare host) names this
