@@ -131,7 +131,10 @@ func newKubeInstallCmd(k *kubeCluster) *cobra.Command {
 }
 
 func newKubeUninstallCmd(k *kubeCluster) *cobra.Command {
-	var dryRun bool
+	var (
+		dryRun  bool
+		timeout time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "uninstall [--dry-run]",
 		Short: "Remove everything `weft kube install` and the control plane created, the CRDs (and so every Istio object) last",
@@ -146,10 +149,11 @@ func newKubeUninstallCmd(k *kubeCluster) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return install.Uninstall(cmd.Context(), c, objs, install.Options{DryRun: dryRun, Out: cmd.OutOrStdout()})
+			return install.Uninstall(cmd.Context(), c, objs, install.Options{DryRun: dryRun, Wait: timeout, Out: cmd.OutOrStdout()})
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "send the deletions as a server-side dry run")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait until everything deleted is gone (0: do not wait)")
 	return cmd
 }
 

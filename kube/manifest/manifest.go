@@ -159,6 +159,16 @@ var (
 	gatewayLabels      = map[string]string{"app": GatewayName, "istio": "ingressgateway"}
 )
 
+// ControlPlaneLabels are the labels of the control plane's pods (and its
+// Service's selector).
+func ControlPlaneLabels() map[string]string {
+	out := map[string]string{}
+	for k, v := range controlPlaneLabels {
+		out[k] = v
+	}
+	return out
+}
+
 // noInject keeps the mesh's own pods out of injection whatever their
 // namespace's labels say.
 func noInject(l map[string]string) map[string]string {
