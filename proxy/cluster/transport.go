@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -72,8 +73,10 @@ func httpSettings(c *clusterv3.Cluster, out *Cluster) (HTTPSettings, error) {
 		return s, fmt.Errorf("upstream_bind_config.%w", err)
 	}
 	for _, th := range c.GetCircuitBreakers().GetThresholds() {
-		if th.GetPriority() == 0 && th.MaxConnections != nil {
-			s.MaxConnsPerHost = int(th.GetMaxConnections().GetValue())
+		// MaxUint32 is Istio's "unlimited" (every cluster's default):
+		// no cap, which spares net/http its per-host connection counting.
+		if n := th.GetMaxConnections().GetValue(); th.GetPriority() == 0 && th.MaxConnections != nil && n != math.MaxUint32 {
+			s.MaxConnsPerHost = int(n)
 		}
 	}
 	for k, a := range c.GetTypedExtensionProtocolOptions() {

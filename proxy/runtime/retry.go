@@ -354,7 +354,7 @@ func (f *forwarder) failureReply(fail route.Failure, err error) {
 	case route.FailRefusedStream:
 		f.localReply(http.StatusServiceUnavailable, bodyRefused, filter.UpstreamReset)
 	default:
-		f.p.log.Debug("upstream exchange failed", "err", err)
+		f.p.log.Debug("upstream exchange failed", "cluster", f.c.Name, "endpoint", f.ep.Address, "err", err)
 		if remoteReset(err) {
 			f.localReply(http.StatusServiceUnavailable, bodyRemoteReset, filter.UpstreamReset)
 			return

@@ -264,6 +264,7 @@ func originalDstCluster(name, source string) *cluster.Cluster {
 		ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_ORIGINAL_DST},
 		ConnectTimeout:       durationpb.New(ConnectTimeout),
 		LbPolicy:             cluster.Cluster_CLUSTER_PROVIDED,
+		CircuitBreakers:      defaultCircuitBreakers(),
 	}
 	if source != "" {
 		c.UpstreamBindConfig = inboundBind()

@@ -72,6 +72,7 @@ func edsCluster(name string) *cluster.Cluster {
 		EdsClusterConfig:     &cluster.Cluster_EdsClusterConfig{EdsConfig: adsSource(), ServiceName: name},
 		ConnectTimeout:       durationpb.New(ConnectTimeout),
 		LbPolicy:             cluster.Cluster_ROUND_ROBIN,
+		CircuitBreakers:      defaultCircuitBreakers(),
 	}
 }
 

@@ -197,13 +197,13 @@ func TestSubsetAndPortLevelPolicy(t *testing.T) {
 		port    uint32
 		subset  string
 		lb      cluster.Cluster_LbPolicy
-		maxConn uint32 // 0: no circuit breakers
+		maxConn uint32 // 0: the default, unlimited circuit breakers
 		outlier uint32 // consecutive_5xx, 0: no outlier detection
 	}{
 		{8080, "", cluster.Cluster_RANDOM, 10, 7},
 		{8080, "v1", cluster.Cluster_RANDOM, 10, 7},
 		{8080, "v2", cluster.Cluster_RING_HASH, 10, 7},
-		// Port-level settings replace the whole top-level policy: no pool, no outlier detection.
+		// Port-level settings replace the whole top-level policy: no pool (unlimited), no outlier detection.
 		{9090, "", cluster.Cluster_LEAST_REQUEST, 0, 0},
 		{9090, "v1", cluster.Cluster_LEAST_REQUEST, 0, 0},
 		// The subset's own port-level entry replaces every field, including the load balancer.
@@ -217,8 +217,12 @@ func TestSubsetAndPortLevelPolicy(t *testing.T) {
 		if c.GetLbPolicy() != tc.lb {
 			t.Errorf("%s: lb %v, want %v", name, c.GetLbPolicy(), tc.lb)
 		}
-		if got := c.GetCircuitBreakers().GetThresholds(); tc.maxConn == 0 && got != nil || tc.maxConn != 0 && got[0].GetMaxConnections().GetValue() != tc.maxConn {
-			t.Errorf("%s: circuit breakers %v, want max_connections %d", name, got, tc.maxConn)
+		want := tc.maxConn
+		if want == 0 {
+			want = math.MaxUint32
+		}
+		if got := c.GetCircuitBreakers().GetThresholds(); len(got) != 1 || got[0].GetMaxConnections().GetValue() != want {
+			t.Errorf("%s: circuit breakers %v, want max_connections %d", name, got, want)
 		}
 		if got := c.GetOutlierDetection(); tc.outlier == 0 && got != nil || tc.outlier != 0 && got.GetConsecutive_5Xx().GetValue() != tc.outlier {
 			t.Errorf("%s: outlier detection %v, want consecutive_5xx %d", name, got, tc.outlier)
@@ -298,5 +302,23 @@ func TestOutlierDetection(t *testing.T) {
 			c := generate(t, coolapp(catalogDR(&networking.TrafficPolicy{OutlierDetection: tc.in})), sidecarMeta()).Clusters[catalogCluster]
 			assertProto(t, "outlier_detection", c.GetOutlierDetection(), tc.want)
 		})
+	}
+}
+
+// TestDefaultCircuitBreakers: without a connectionPool every cluster's
+// limits are unlimited, as Istio writes them; Envoy's default of 3
+// concurrent retries would refuse retries (503 UO) during a rolling
+// update, when many connections end at once.
+func TestDefaultCircuitBreakers(t *testing.T) {
+	r := generate(t, coolapp(shop()), sidecarMeta())
+	if len(r.Clusters) == 0 {
+		t.Fatal("no clusters")
+	}
+	for name, c := range r.Clusters {
+		th := c.GetCircuitBreakers().GetThresholds()
+		if len(th) != 1 || th[0].GetMaxRetries().GetValue() != math.MaxUint32 || th[0].GetMaxConnections().GetValue() != math.MaxUint32 ||
+			th[0].GetMaxPendingRequests().GetValue() != math.MaxUint32 || th[0].GetMaxRequests().GetValue() != math.MaxUint32 {
+			t.Errorf("%s: circuit breakers %v, want every limit MaxUint32", name, th)
+		}
 	}
 }

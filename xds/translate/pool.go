@@ -29,27 +29,43 @@ const (
 	enforcingAlways           = 100
 )
 
-// applyConnectionPool translates connectionPool into circuit breakers,
-// connect_timeout and upstream HTTP protocol options. As in Istio, a limit
-// left unset means "unlimited" (MaxUint32), not Envoy's default of 1024:
-// writing a connectionPool for one limit must not impose the others.
-func applyConnectionPool(c *cluster.Cluster, port *model.Port, cp *networking.ConnectionPoolSettings) {
-	if cp == nil {
-		return
-	}
+// defaultCircuitBreakers are every cluster's circuit breakers when no
+// DestinationRule sets a connectionPool: unlimited, as Istio writes them.
+// Envoy's own defaults (1024 connections and requests, 3 concurrent
+// retries) would refuse retries (503 UO) exactly when they are needed: a
+// rolling update ends many connections at once, before the proxies have
+// the new endpoints.
+func defaultCircuitBreakers() *cluster.CircuitBreakers {
+	return circuitBreakers(nil)
+}
+
+// circuitBreakers are the thresholds of connectionPool cp (nil: none set).
+// As in Istio, a limit left unset means "unlimited" (MaxUint32), not
+// Envoy's default: writing a connectionPool for one limit must not impose
+// the others.
+func circuitBreakers(cp *networking.ConnectionPoolSettings) *cluster.CircuitBreakers {
 	limit := func(n int32) *wrapperspb.UInt32Value {
 		if n > 0 {
 			return wrapperspb.UInt32(uint32(n))
 		}
 		return wrapperspb.UInt32(math.MaxUint32)
 	}
-	c.CircuitBreakers = &cluster.CircuitBreakers{Thresholds: []*cluster.CircuitBreakers_Thresholds{{
+	return &cluster.CircuitBreakers{Thresholds: []*cluster.CircuitBreakers_Thresholds{{
 		Priority:           core.RoutingPriority_DEFAULT,
 		MaxConnections:     limit(cp.GetTcp().GetMaxConnections()),
 		MaxPendingRequests: limit(cp.GetHttp().GetHttp1MaxPendingRequests()),
 		MaxRequests:        limit(cp.GetHttp().GetHttp2MaxRequests()),
 		MaxRetries:         limit(cp.GetHttp().GetMaxRetries()),
 	}}}
+}
+
+// applyConnectionPool translates connectionPool into circuit breakers,
+// connect_timeout and upstream HTTP protocol options.
+func applyConnectionPool(c *cluster.Cluster, port *model.Port, cp *networking.ConnectionPoolSettings) {
+	if cp == nil {
+		return
+	}
+	c.CircuitBreakers = circuitBreakers(cp)
 	if ct := cp.GetTcp().GetConnectTimeout(); ct != nil {
 		c.ConnectTimeout = durationpb.New(ct.AsDuration())
 	}
