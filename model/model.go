@@ -6,6 +6,7 @@
 package model
 
 import (
+	"encoding/json"
 	"sort"
 	"strings"
 
@@ -43,6 +44,24 @@ type Service struct {
 	Resolution networking.ServiceEntry_Resolution
 	Selector   map[string]string
 	Endpoints  []*Endpoint // sorted by address and port
+	// Inactive are instances that get no traffic but exist: a Kubernetes
+	// Service's pods that are not ready yet or are terminating (from the
+	// ServiceEntry's AnnotationInactiveEndpoints). Only the instances
+	// themselves look at them: a pod keeps its inbound listeners while it
+	// starts and while it drains, as Istio's sidecars do.
+	Inactive []*Endpoint
+}
+
+// AnnotationInactiveEndpoints, on a ServiceEntry, lists instances of the
+// service that must get no traffic but still serve their own ports, as
+// JSON: [{"address": "10.244.0.5", "ports": {"http": 9080}}]. The
+// Kubernetes source writes it for pods that are not ready or terminating.
+const AnnotationInactiveEndpoints = "weft.io/inactive-endpoints"
+
+// InactiveEndpoint is one entry of AnnotationInactiveEndpoints.
+type InactiveEndpoint struct {
+	Address string            `json:"address"`
+	Ports   map[string]uint32 `json:"ports,omitempty"` // port name -> port, as WorkloadEntry ports
 }
 
 // Port is a ServiceEntry port.
@@ -154,6 +173,7 @@ func BuildWith(revision int64, objects []*config.Object, o Options) *Snapshot {
 			}
 			return eps[i].Workload < eps[j].Workload
 		})
+		inactive := inactiveEndpoints(o)
 		for _, h := range se.GetHosts() {
 			if _, dup := s.byHost[h]; dup {
 				continue // first ServiceEntry (by namespace/name) wins; the analyzer reports the clash
@@ -161,6 +181,7 @@ func BuildWith(revision int64, objects []*config.Object, o Options) *Snapshot {
 			svc := &Service{
 				Hostname: h, Name: shortName(h), Namespace: o.Meta.Namespace, Source: o.Key(), Addresses: se.GetAddresses(),
 				Ports: ports, Resolution: se.GetResolution(), Selector: se.GetWorkloadSelector().GetLabels(), Endpoints: eps,
+				Inactive: inactive,
 			}
 			s.byHost[h] = svc
 			s.services = append(s.services, svc)
@@ -169,6 +190,24 @@ func BuildWith(revision int64, objects []*config.Object, o Options) *Snapshot {
 	sort.Slice(s.services, func(i, j int) bool { return s.services[i].Hostname < s.services[j].Hostname })
 	s.indexSecurity()
 	return s
+}
+
+// inactiveEndpoints reads o's AnnotationInactiveEndpoints; an annotation
+// that does not parse lists none (the source writes it, users do not).
+func inactiveEndpoints(o *config.Object) []*Endpoint {
+	v := o.Meta.Annotations[AnnotationInactiveEndpoints]
+	if v == "" {
+		return nil
+	}
+	var list []InactiveEndpoint
+	if err := json.Unmarshal([]byte(v), &list); err != nil {
+		return nil
+	}
+	out := make([]*Endpoint, 0, len(list))
+	for _, e := range list {
+		out = append(out, &Endpoint{Address: e.Address, Ports: e.Ports, Namespace: o.Meta.Namespace, Weight: 1})
+	}
+	return out
 }
 
 // endpointOf makes the endpoint of a WorkloadEntry spec; meta is the
