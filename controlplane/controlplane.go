@@ -206,6 +206,8 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		c.electDone = make(chan struct{})
 		c.OnLeader(c.writeStatuses)
 		c.OnLeader(c.publishRootCert)
+		c.OnLeader(c.labelLeaderPod)
+		c.clearLeaderLabel(ctx)
 		go c.elect(ctx)
 	} else {
 		// Pods' endpoints come and go with their EndpointSlices; only

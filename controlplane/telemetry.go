@@ -66,7 +66,9 @@ func (c *ControlPlane) setupTelemetry(apiHandler http.Handler) (*http.ServeMux, 
 	hopts := tstore.HTTPOptions{Inventory: c.inventory, Protect: cons.Protect, ExtraMetrics: extra,
 		ProtectIntake: requireBearer(c.joinToken, "telemetry reports need the proxies' join token")}
 	if c.tokens != nil {
-		hopts.ProtectIntake = c.tokens.protect // proxies in a cluster hold ServiceAccount tokens, no join token
+		// Proxies in a cluster hold ServiceAccount tokens, no join token;
+		// in pods, reports go to the leader alone.
+		hopts.ProtectIntake = func(h http.Handler) http.Handler { return c.leaderOnlyIntake(c.tokens.protect(h)) }
 	}
 	if console.NeedsToken(c.opts.APIAddr) {
 		hopts.ProtectMetrics = cons.Protect // scrape with Authorization: Bearer API_TOKEN

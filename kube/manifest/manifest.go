@@ -84,7 +84,7 @@ func Objects(o Options) ([]*unstructured.Unstructured, error) {
 	}
 	objs = append(objs, Namespace())
 	objs = append(objs, rbac()...)
-	objs = append(objs, controlPlaneService(), gatewayService(), controlPlane(o), gateway(o),
+	objs = append(objs, controlPlaneService(), leaderService(), gatewayService(), controlPlane(o), gateway(o),
 		Injector(WebhookTarget{}), Validator(WebhookTarget{}))
 	out := make([]*unstructured.Unstructured, 0, len(objs))
 	for _, obj := range objs {
@@ -188,6 +188,26 @@ func controlPlaneService() *corev1.Service {
 			Ports: []corev1.ServicePort{
 				{Name: "grpc-xds", Port: inject.XDSPort, TargetPort: intstr.FromInt32(inject.XDSPort), Protocol: corev1.ProtocolTCP},
 				{Name: "https-webhook", Port: inject.WebhookServicePort, TargetPort: intstr.FromInt32(inject.WebhookPort), Protocol: corev1.ProtocolTCP},
+				{Name: "http-api", Port: inject.APIPort, TargetPort: intstr.FromInt32(inject.APIPort), Protocol: corev1.ProtocolTCP},
+			},
+		},
+	}
+}
+
+// leaderService routes to the leading control plane replica alone (its
+// pod labelled inject.LabelLeader by itself): the proxies' telemetry
+// reports and the console, which live in the leader's memory.
+func leaderService() *corev1.Service {
+	sel := map[string]string{inject.LabelLeader: "true"}
+	for k, v := range controlPlaneLabels {
+		sel[k] = v
+	}
+	return &corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: meta(inject.LeaderServiceName, controlPlaneLabels),
+		Spec: corev1.ServiceSpec{
+			Selector: sel,
+			Ports: []corev1.ServicePort{
 				{Name: "http-api", Port: inject.APIPort, TargetPort: intstr.FromInt32(inject.APIPort), Protocol: corev1.ProtocolTCP},
 			},
 		},
@@ -299,7 +319,8 @@ func controlPlane(o Options) *appsv1.Deployment {
 // kubelet gives every pod for the Services of its namespace, expanded by
 // Kubernetes in the arguments (no DNS needed).
 func gatewayArgs() []string {
-	host := "$(" + strings.ToUpper(inject.ControlPlaneName) + "_SERVICE_HOST)"
+	host := serviceHostEnv(inject.ControlPlaneName)
+	telemetryHost := serviceHostEnv(inject.LeaderServiceName)
 	portMap := make([]string, 0, len(gatewayPorts))
 	for _, p := range gatewayPorts[1:] {
 		portMap = append(portMap, fmt.Sprintf("%d=0.0.0.0:%d", p.port, p.targetPort))
@@ -319,8 +340,14 @@ func gatewayArgs() []string {
 		inject.FlagXDSServerName + "=" + inject.XDSServerName,
 		inject.FlagCARoot + "=" + inject.RootCertFile,
 		inject.FlagTokenFile + "=" + inject.TokenFile,
-		inject.FlagTelemetry + "=http://" + host + ":" + strconv.Itoa(inject.APIPort),
+		inject.FlagTelemetry + "=http://" + telemetryHost + ":" + strconv.Itoa(inject.APIPort),
 	}
+}
+
+// serviceHostEnv is the reference to the environment variable Kubernetes
+// gives pods for a Service of their namespace: $(ISTIOD_LEADER_SERVICE_HOST).
+func serviceHostEnv(service string) string {
+	return "$(" + strings.ToUpper(strings.ReplaceAll(service, "-", "_")) + "_SERVICE_HOST)"
 }
 
 func gateway(o Options) *appsv1.Deployment {
@@ -376,6 +403,8 @@ func rbac() []runtime.Object {
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
 		ObjectMeta: meta(name, nil),
 		Rules: []rbacv1.PolicyRule{
+			// The leader labels its own pod for Service istiod-leader.
+			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "patch"}},
 			// The CA (istio-ca-secret, or the plug-in cacerts) and leader election.
 			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch"}},
 			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
