@@ -374,10 +374,13 @@ func TestLeaderFailover(t *testing.T) {
 	if t.Failed() {
 		t.Logf("requests that did not answer 200, by the proxies' metrics:\n%s", m.failedSeries(ctx))
 	}
+	// The telemetry follows the leader: the console, through its Service,
+	// shows the traffic again.
+	graph := m.waitGraph(t, 2*time.Minute)
 	who := "the other replica"
 	if !slices.ContainsFunc(survivors, func(r replica) bool { return r.name == next }) {
 		who = "the Deployment's new replica"
 	}
-	t.Logf("leader failover: %s deleted (%d of our %d proxies on it); %s (%s) leads after %s; all proxies on the remaining replicas after %s; the new leader published a root certificate %s later",
-		leader, onLeader, len(ours), next, who, takeover.Round(time.Millisecond), reconnected.Round(time.Millisecond), rootCert.Round(time.Millisecond))
+	t.Logf("leader failover: %s deleted (%d of our %d proxies on it); %s (%s) leads after %s; all proxies on the remaining replicas after %s; the new leader published a root certificate %s later; the console showed Bookinfo's graph again %s after that",
+		leader, onLeader, len(ours), next, who, takeover.Round(time.Millisecond), reconnected.Round(time.Millisecond), rootCert.Round(time.Millisecond), graph.Round(time.Millisecond))
 }
