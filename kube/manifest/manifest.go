@@ -179,19 +179,26 @@ func noInject(l map[string]string) map[string]string {
 	return out
 }
 
-func controlPlaneService() *corev1.Service {
+// service is a Service in istio-system named name, labelled as the
+// control plane, selecting selector, with ports (port = target port but
+// for the webhooks').
+func service(name string, selector map[string]string, ports ...corev1.ServicePort) *corev1.Service {
 	return &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: meta(inject.ControlPlaneName, controlPlaneLabels),
-		Spec: corev1.ServiceSpec{
-			Selector: controlPlaneLabels,
-			Ports: []corev1.ServicePort{
-				{Name: "grpc-xds", Port: inject.XDSPort, TargetPort: intstr.FromInt32(inject.XDSPort), Protocol: corev1.ProtocolTCP},
-				{Name: "https-webhook", Port: inject.WebhookServicePort, TargetPort: intstr.FromInt32(inject.WebhookPort), Protocol: corev1.ProtocolTCP},
-				{Name: "http-api", Port: inject.APIPort, TargetPort: intstr.FromInt32(inject.APIPort), Protocol: corev1.ProtocolTCP},
-			},
-		},
+		ObjectMeta: meta(name, controlPlaneLabels),
+		Spec:       corev1.ServiceSpec{Selector: selector, Ports: ports},
 	}
+}
+
+func tcpPort(name string, port, target int32) corev1.ServicePort {
+	return corev1.ServicePort{Name: name, Port: port, TargetPort: intstr.FromInt32(target), Protocol: corev1.ProtocolTCP}
+}
+
+func controlPlaneService() *corev1.Service {
+	return service(inject.ControlPlaneName, controlPlaneLabels,
+		tcpPort("grpc-xds", inject.XDSPort, inject.XDSPort),
+		tcpPort("https-webhook", inject.WebhookServicePort, inject.WebhookPort),
+		tcpPort("http-api", inject.APIPort, inject.APIPort))
 }
 
 // leaderService routes to the leading control plane replica alone (its
@@ -202,16 +209,7 @@ func leaderService() *corev1.Service {
 	for k, v := range controlPlaneLabels {
 		sel[k] = v
 	}
-	return &corev1.Service{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: meta(inject.LeaderServiceName, controlPlaneLabels),
-		Spec: corev1.ServiceSpec{
-			Selector: sel,
-			Ports: []corev1.ServicePort{
-				{Name: "http-api", Port: inject.APIPort, TargetPort: intstr.FromInt32(inject.APIPort), Protocol: corev1.ProtocolTCP},
-			},
-		},
-	}
+	return service(inject.LeaderServiceName, sel, tcpPort("http-api", inject.APIPort, inject.APIPort))
 }
 
 // Gateway ports as Istio's chart maps them: Gateway port 80 listens on
