@@ -26,6 +26,9 @@ go vet ./...
 # binaries once (cached in ~/.cache/weft-k8s) and start it, unless one of
 # ours already runs, which is reused and left running. The tests read
 # WEFT_KUBECONFIG; without it they skip, except under CI=true, where they fail.
+# test/kube (the end-to-end tests of Kubernetes mode) installs weft in the
+# cluster for its run: the other packages' cluster tests wait for it
+# (kube/kubetest's lock), and it for them.
 if [ -z "${WEFT_KUBECONFIG:-}" ] && [ "$(id -u)" = 0 ] && [ "${WEFT_SKIP_KUBE:-}" != 1 ]; then
   scripts/k8s/cluster.sh build >/dev/null
   if ! scripts/k8s/cluster.sh running; then
@@ -33,6 +36,9 @@ if [ -z "${WEFT_KUBECONFIG:-}" ] && [ "$(id -u)" = 0 ] && [ "${WEFT_SKIP_KUBE:-}
     trap 'scripts/k8s/cluster.sh down' EXIT
   fi
   eval "export $(scripts/k8s/cluster.sh env | grep ^KUBECONFIG= | sed 's/^KUBECONFIG=/WEFT_KUBECONFIG=/')"
+  # Where kubectl is, and the cluster the tests import images into
+  # (test/kube runs scripts/k8s/cluster.sh import).
+  eval "export $(scripts/k8s/cluster.sh env | grep -E '^WEFT_K8S_(BIN|WORKDIR)=' | tr '\n' ' ')"
 fi
 
 go test -count=1 -timeout 60m "$@" ./...
