@@ -332,38 +332,44 @@ func TestLeaderFailover(t *testing.T) {
 	survivors := slices.DeleteFunc(all, func(r replica) bool { return r.name == leader })
 	l := m.startLoad(rps)
 	time.Sleep(2 * time.Second)
+	deleted := time.Now()
 	if err := m.c.Kube.CoreV1().Pods(inject.SystemNamespace).Delete(ctx, leader, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	var next string
-	takeover := kubetest.Poll(t, 15*time.Second, "another replica to lead", func() bool {
+	kubetest.Poll(t, 15*time.Second, "another replica to lead", func() bool {
 		next, _ = m.leader(ctx)
 		return next != "" && next != leader
 	})
-	var missing []string
-	reconnected := kubetest.Poll(t, 2*time.Minute, "every proxy connected to a remaining replica", func() bool {
+	takeover := time.Since(deleted)
+	eventually(t, 2*time.Minute, "every proxy connected to a remaining replica", func() error {
 		now, err := m.connected(ctx)
 		if err != nil {
-			return false
+			return err
 		}
-		missing = missing[:0]
+		var missing []string
 		for _, id := range ours {
 			if r, ok := now[id]; !ok || r.name == leader {
 				missing = append(missing, shortID(id))
 			}
 		}
-		return len(missing) == 0
+		if len(missing) > 0 {
+			return fmt.Errorf("not connected: %v", missing)
+		}
+		return nil
 	})
+	reconnected := time.Since(deleted)
 	// The new leader does the leader's work: a new namespace gets the
 	// mesh's root certificate.
 	ns, err := m.namespace("failover", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rootCert := kubetest.Poll(t, time.Minute, "the root certificate ConfigMap in a new namespace", func() bool {
+	kubetest.Poll(t, time.Minute, "the root certificate ConfigMap in a new namespace", func() bool {
 		_, err := m.c.Kube.CoreV1().ConfigMaps(ns).Get(ctx, inject.RootCertConfigMap, metav1.GetOptions{})
 		return err == nil
 	})
+	rootCert := time.Since(deleted)
 	if _, err := m.kubectl("", "rollout", "status", "-n", inject.SystemNamespace, "deployment/"+inject.ControlPlaneName, "--timeout=3m"); err != nil {
 		t.Fatal(err)
 	}
@@ -376,11 +382,12 @@ func TestLeaderFailover(t *testing.T) {
 	}
 	// The telemetry follows the leader: the console, through its Service,
 	// shows the traffic again.
-	graph := m.waitGraph(t, 2*time.Minute)
+	m.waitGraph(t, 2*time.Minute)
+	graph := time.Since(deleted)
 	who := "the other replica"
 	if !slices.ContainsFunc(survivors, func(r replica) bool { return r.name == next }) {
 		who = "the Deployment's new replica"
 	}
-	t.Logf("leader failover: %s deleted (%d of our %d proxies on it); %s (%s) leads after %s; all proxies on the remaining replicas after %s; the new leader published a root certificate %s later; the console showed Bookinfo's graph again %s after that",
+	t.Logf("leader failover: %s deleted (%d of our %d proxies on it); after the deletion: %s (%s) leads at %s, every proxy is on a remaining replica at %s, a new namespace has the root certificate at %s, the console shows Bookinfo's graph at %s",
 		leader, onLeader, len(ours), next, who, takeover.Round(time.Millisecond), reconnected.Round(time.Millisecond), rootCert.Round(time.Millisecond), graph.Round(time.Millisecond))
 }
