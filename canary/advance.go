@@ -311,16 +311,20 @@ func (rn *run) stepCanary(h Hosts, pw, cw int, mirrored bool) {
 		}
 		return
 	}
-	if !rn.confirm(config.WebhookConfirmPromotion) {
-		if rn.st.GetPhase() != PhaseWaitingPromotion {
-			rn.setPhase(PhaseWaitingPromotion)
-		}
-		rn.warn("Halt %s advancement waiting for promotion approval (confirm-promotion)", rn.id())
-		return
-	}
-	if rn.promote() {
+	if rn.promotionGate() && rn.promote() {
 		rn.setPhase(PhasePromoting)
 	}
+}
+
+// promotionGate runs the confirm-promotion gate; a no holds the canary in
+// WaitingPromotion.
+func (rn *run) promotionGate() bool {
+	if rn.confirm(config.WebhookConfirmPromotion) {
+		return true
+	}
+	rn.setPhase(PhaseWaitingPromotion)
+	rn.warn("Halt %s advancement waiting for promotion approval (confirm-promotion)", rn.id())
+	return false
 }
 
 // abTest routes the matched requests to the canary for the iterations,
@@ -336,9 +340,7 @@ func (rn *run) abTest(h Hosts) {
 		rn.info("Advance %s canary iteration %d/%d", rn.id(), st.GetIterations(), rn.a.GetIterations())
 		return
 	}
-	if !rn.confirm(config.WebhookConfirmPromotion) {
-		rn.setPhase(PhaseWaitingPromotion)
-		rn.warn("Halt %s advancement waiting for promotion approval (confirm-promotion)", rn.id())
+	if !rn.promotionGate() {
 		return
 	}
 	if rn.promote() {
@@ -362,9 +364,7 @@ func (rn *run) blueGreen(h Hosts, mirrored bool) {
 		rn.info("Advance %s canary iteration %d/%d", rn.id(), st.GetIterations(), rn.a.GetIterations())
 		return
 	}
-	if !rn.confirm(config.WebhookConfirmPromotion) {
-		rn.setPhase(PhaseWaitingPromotion)
-		rn.warn("Halt %s advancement waiting for promotion approval (confirm-promotion)", rn.id())
+	if !rn.promotionGate() {
 		return
 	}
 	if rn.a.GetIterations() == st.GetIterations() {
