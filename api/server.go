@@ -42,6 +42,15 @@ type Options struct {
 	// console's login cookie): for an API reachable from other hosts.
 	// /healthz stays open. Without a Token it has no effect.
 	ProtectReads bool
+	// Guard, when set, may refuse an apply or delete (409): objects a
+	// Canary owns are written by the canary analysis only.
+	Guard Guard
+	// Canaries answers /api/v1/canaries; nil makes them answer 503.
+	Canaries CanarySource
+	// LoadTester, when set, is served at /api/v1/loadtester/ (POST, like
+	// every write, needs the API token): the canary analysis' built-in
+	// load tester and gates.
+	LoadTester http.Handler
 }
 
 // Server serves the API over a Store.
@@ -50,6 +59,8 @@ type Server struct {
 	log      *slog.Logger
 	snapshot func(objs []*config.Object, rev int64) *model.Snapshot
 	proxies  ProxySource
+	guard    Guard
+	canaries CanarySource
 	mux      *http.ServeMux
 	auth     auth
 
@@ -61,7 +72,7 @@ type Server struct {
 // New returns a Server over st.
 func New(st store.Store, opts Options) *Server {
 	s := &Server{st: st, log: opts.Log, snapshot: opts.Snapshot, proxies: opts.Proxies, mux: http.NewServeMux(),
-		auth: newAuth(opts.Token, opts.ProtectReads)}
+		auth: newAuth(opts.Token, opts.ProtectReads), guard: opts.Guard, canaries: opts.Canaries}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -78,6 +89,11 @@ func New(st store.Store, opts Options) *Server {
 	s.mux.HandleFunc("POST /api/v1/analyze", s.analyzeSources)
 	s.mux.HandleFunc("GET /api/v1/proxies", s.listProxies)
 	s.mux.HandleFunc("GET /api/v1/proxies/{id}/config/{kind}", s.proxyConfig)
+	s.mux.HandleFunc("GET /api/v1/canaries/{namespace}/{name}", s.getCanary)
+	s.mux.HandleFunc("POST /api/v1/canaries/{namespace}/{name}/{action}", s.canaryCommand)
+	if opts.LoadTester != nil {
+		s.mux.Handle("POST /api/v1/loadtester/", http.StripPrefix("/api/v1/loadtester", opts.LoadTester))
+	}
 	return s
 }
 

@@ -25,6 +25,9 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
 
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	if !s.guardWrite(w, r, objs, nil) {
+		return
+	}
 	current, rev, err := s.st.List(r.Context(), "", "")
 	if err != nil {
 		s.storeError(w, r, "list", err)
@@ -184,6 +187,9 @@ func (s *Server) deleteKeys(w http.ResponseWriter, r *http.Request, keys []confi
 	}
 	if len(missing) > 0 && !ignoreNotFound {
 		writeError(w, http.StatusNotFound, strings.Join(missing, "\n"))
+		return
+	}
+	if !s.guardWrite(w, r, nil, present) {
 		return
 	}
 	resp := DeleteResponse{Results: []ObjectResult{}}

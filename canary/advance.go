@@ -488,7 +488,9 @@ func (rn *run) runHooks(typ, phase string) bool {
 			rn.warn("Halt %s advancement %s check %s failed %v", rn.id(), typ, w.GetName(), err)
 			return false
 		}
-		rn.info("%s check %s passed", typ, w.GetName())
+		if typ != config.WebhookRollout { // those run at every interval; their failures are news
+			rn.info("%s check %s passed", typ, w.GetName())
+		}
 	}
 	return true
 }
@@ -619,21 +621,21 @@ func (rn *run) deadline() time.Duration {
 func (rn *run) setPhase(p string) {
 	if rn.st.GetPhase() != p {
 		rn.st.Phase = p
-		rn.st.LastTransitionTime = timestamppb.New(rn.now)
+		rn.st.LastTransitionTime = stamp(rn.now)
 	}
 	rn.msg = ""
 }
 
 func (rn *run) setWeight(w int) {
 	if rn.st.CanaryWeight == nil || int(rn.st.GetCanaryWeight()) != w {
-		rn.st.LastTransitionTime = timestamppb.New(rn.now)
+		rn.st.LastTransitionTime = stamp(rn.now)
 	}
 	rn.st.CanaryWeight = proto.Int32(int32(w))
 }
 
 func (rn *run) setIterations(n int32) {
 	rn.st.Iterations = proto.Int32(n)
-	rn.st.LastTransitionTime = timestamppb.New(rn.now)
+	rn.st.LastTransitionTime = stamp(rn.now)
 }
 
 func (rn *run) id() string              { return rn.obj.Meta.Name + "." + rn.obj.Meta.Namespace }
@@ -695,7 +697,7 @@ func (rn *run) finish(old *flaggerv1beta1.CanaryStatus) {
 		}
 		setCondition(st, rn.msg, rn.now)
 	}
-	st.ObservedGeneration = rn.obj.Meta.Generation
+	st.ObservedGeneration = int32(rn.obj.Meta.Generation)
 	if !proto.Equal(old, st) {
 		if err := store.UpdateStatus(rn.ctx, rn.c.opts.Store, rn.obj.Key(), st); err != nil && rn.ctx.Err() == nil {
 			rn.c.log.Error("canary: write status", "canary", rn.obj.Meta.Namespace+"/"+rn.obj.Meta.Name, "err", err)
@@ -757,13 +759,16 @@ func setCondition(st *flaggerv1beta1.CanaryStatus, msg string, now time.Time) {
 		st.Conditions = append(st.Conditions, c)
 	}
 	if c.GetStatus() != status {
-		c.LastTransitionTime = timestamppb.New(now)
+		c.LastTransitionTime = stamp(now)
 	}
 	if c.GetStatus() != status || c.GetReason() != st.GetPhase() || c.GetMessage() != text {
-		c.LastUpdateTime = timestamppb.New(now)
+		c.LastUpdateTime = stamp(now)
 	}
 	c.Status, c.Reason, c.Message = status, st.GetPhase(), text
 }
+
+// stamp is a status time: seconds, as Kubernetes writes metav1.Time.
+func stamp(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t.Truncate(time.Second)) }
 
 func firstOf(s ...string) string {
 	for _, x := range s {

@@ -85,6 +85,8 @@ type ControlPlane struct {
 	xdsTLS              bool
 	jwks                *jwks.Cache
 	jwksChanged         chan struct{}
+	canaries            *canaries
+	runCtx              context.Context
 
 	apiLn, xdsLn net.Listener
 	httpSrv      *http.Server
@@ -110,7 +112,7 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
-	c := &ControlPlane{opts: opts, log: opts.Log, done: make(chan struct{}), jwksChanged: make(chan struct{}, 1)}
+	c := &ControlPlane{opts: opts, log: opts.Log, done: make(chan struct{}), jwksChanged: make(chan struct{}, 1), runCtx: ctx}
 	if err := c.setupSecurity(); err != nil {
 		return nil, err
 	}
@@ -163,8 +165,10 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)...)
 	c.xds.Register(c.grpcSrv)
+	c.setupCanaries()
 	apiSrv := api.New(st, api.Options{Log: opts.Log.With("component", "api"), Proxies: proxySource{c},
-		Token: c.apiToken, ProtectReads: console.NeedsToken(opts.APIAddr)})
+		Token: c.apiToken, ProtectReads: console.NeedsToken(opts.APIAddr),
+		Guard: c.canaryGuard, Canaries: c.canaries.controller, LoadTester: c.canaries.tester})
 	mux, err := c.setupTelemetry(apiSrv.Handler())
 	if err != nil {
 		return fail(err)
@@ -176,6 +180,10 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	go c.watch(ctx)
 	go c.reap(ctx)
 	go c.runTelemetry(ctx)
+	go func() {
+		c.canaries.controller.Run(ctx)
+		close(c.canaries.done)
+	}()
 	go func() {
 		<-ctx.Done()
 		c.stop()
@@ -211,6 +219,8 @@ func (c *ControlPlane) stop() {
 	if c.exporter != nil {
 		<-c.exporter.Done() // flushes queued spans, bounded by its timeout
 	}
+	<-c.canaries.done // its last status write lands before the store closes
+	c.canaries.tester.Close()
 	c.jwks.Close()
 	c.store.Close()
 	close(c.done)

@@ -48,7 +48,7 @@ func (c *ControlPlane) setupTelemetry(apiHandler http.Handler) (*http.ServeMux, 
 	c.consoleToken = token
 	cons := console.New(console.Options{Token: token})
 
-	var extra func(io.Writer)
+	extra := c.canaries.controller.WriteMetrics
 	if c.opts.OTLPEndpoint != "" {
 		exp, err := otlp.New(otlp.Options{Endpoint: c.opts.OTLPEndpoint, Log: c.log.With("component", "otlp")})
 		if err != nil {
@@ -56,7 +56,10 @@ func (c *ControlPlane) setupTelemetry(apiHandler http.Handler) (*http.ServeMux, 
 		}
 		c.exporter = exp
 		c.telemetry.Traces.OnSpans(exp.Enqueue)
-		extra = exp.WriteMetrics
+		extra = func(w io.Writer) {
+			exp.WriteMetrics(w)
+			c.canaries.controller.WriteMetrics(w)
+		}
 		c.log.Info("exporting spans over OTLP/HTTP", "url", exp.URL())
 	}
 

@@ -1042,7 +1042,7 @@ type CanaryStatus struct {
 	LastTransitionTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_transition_time,json=lastTransitionTime,proto3" json:"last_transition_time,omitempty"`
 	Conditions         []*CanaryCondition     `protobuf:"bytes,11,rep,name=conditions,proto3" json:"conditions,omitempty"`
 	// The Canary's metadata.generation this status was computed for.
-	ObservedGeneration int64 `protobuf:"varint,12,opt,name=observed_generation,json=observedGeneration,proto3" json:"observed_generation,omitempty"`
+	ObservedGeneration int32 `protobuf:"varint,12,opt,name=observed_generation,json=observedGeneration,proto3" json:"observed_generation,omitempty"`
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
 }
@@ -1154,7 +1154,7 @@ func (x *CanaryStatus) GetConditions() []*CanaryCondition {
 	return nil
 }
 
-func (x *CanaryStatus) GetObservedGeneration() int64 {
+func (x *CanaryStatus) GetObservedGeneration() int32 {
 	if x != nil {
 		return x.ObservedGeneration
 	}
@@ -1525,7 +1525,7 @@ const file_flagger_v1beta1_canary_proto_rawDesc = "" +
 	"\n" +
 	"conditions\x18\v \x03(\v2 .flagger.v1beta1.CanaryConditionR\n" +
 	"conditions\x12/\n" +
-	"\x13observed_generation\x18\f \x01(\x03R\x12observedGeneration\x1aA\n" +
+	"\x13observed_generation\x18\f \x01(\x05R\x12observedGeneration\x1aA\n" +
 	"\x13TrackedConfigsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x10\n" +
