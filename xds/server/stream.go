@@ -312,7 +312,7 @@ func (c *conn) advance() error {
 			if t != SecretType && !c.settled(SecretType) {
 				continue
 			}
-			if (t == translate.ListenerType || t == translate.RouteType) && !c.settled(translate.ClusterType) {
+			if (t == translate.ListenerType || t == translate.RouteType) && (!c.settled(translate.ClusterType) || !c.endpointsFollow()) {
 				continue
 			}
 			res := c.target(t)
@@ -343,6 +343,37 @@ func (c *conn) settled(t string) bool {
 		return t != translate.ClusterType
 	}
 	return st.sentNonce != "" && st.replied && st.sentVer == version(c.target(t))
+}
+
+// endpointsFollow reports whether the proxy holds the endpoints of every
+// EDS cluster it was sent: its EDS subscription names each of them and it
+// has replied to the current EDS. A proxy asks for a new cluster's
+// endpoints only after it took the CDS, so without this wait a route sent
+// on the CDS ACK could reach the proxy before the endpoints of a cluster
+// it names, and requests would fail with no healthy upstream (UH). A proxy
+// not subscribed to EDS yet (the first configuration) is not waited for:
+// it holds back its first configuration until it is complete.
+func (c *conn) endpointsFollow() bool {
+	st := c.types[translate.EndpointType]
+	if !st.subscribed {
+		return true
+	}
+	if !c.settled(translate.EndpointType) {
+		return false
+	}
+	if len(st.names) == 0 {
+		return true // a wildcard subscription gets every assignment
+	}
+	asked := make(map[string]bool, len(st.names))
+	for _, n := range st.names {
+		asked[n] = true
+	}
+	for _, m := range c.types[translate.ClusterType].sentRes {
+		if cl := m.(*cluster.Cluster); cl.GetType() == cluster.Cluster_EDS && !asked[cl.GetName()] {
+			return false
+		}
+	}
+	return true
 }
 
 // target returns the resources of type t to be sent now, sorted by name.
