@@ -91,26 +91,29 @@ type Observation struct {
 
 // Revision is one version of the target's workload.
 type Revision struct {
-	ID string
+	ID string `json:"id"`
 	// Ready reports that enough of its instances are ready
 	// (analysis.primaryReadyThreshold / canaryReadyThreshold); NotReady
 	// says why not.
-	Ready    bool
-	NotReady string
+	Ready    bool   `json:"ready"`
+	NotReady string `json:"notReady,omitempty"`
 	// Instances is the number of instances seen.
-	Instances int
+	Instances int `json:"instances"`
 	// Workloads are its destination_workload values in telemetry: what a
 	// MetricTemplate's {{ target }} matches.
-	Workloads []string
+	Workloads []string `json:"workloads,omitempty"`
 	// MetricLabels select the revision's traffic in weft's telemetry, as
 	// Istio metric labels (destination_app, destination_version, ...).
-	MetricLabels map[string]string
+	MetricLabels map[string]string `json:"metricLabels,omitempty"`
 }
 
 // Hosts names the services of a release.
 type Hosts struct {
-	Apex, Primary, Canary string // short names, in the Canary's namespace
-	Port                  uint32
+	// Short names, in the Canary's namespace.
+	Apex    string `json:"apex"`
+	Primary string `json:"primary"`
+	Canary  string `json:"canary"`
+	Port    uint32 `json:"port"`
 }
 
 // Clock tells the time; tests drive a fake one.

@@ -125,6 +125,18 @@ type canaryLoad struct {
 var echoVersion = regexp.MustCompile(`^echo (v\d+) from`)
 
 func startCanaryLoad(t *testing.T, m *mesh, qps float64) *canaryLoad {
+	t.Helper()
+	// Before the Canary took the routing over there was no route for
+	// echo.example at all: the load counts from the moment the gateway
+	// has it (ten answers from v1 in a row).
+	eventually(t, 30*time.Second, "the gateway routes echo.example", func() error {
+		for i := 0; i < 10; i++ {
+			if code, body, err := get(m.gateway, "echo.example", "/", nil); err != nil || code != 200 || !strings.HasPrefix(body, "echo v1") {
+				return fmt.Errorf("%d %q %v", code, body, err)
+			}
+		}
+		return nil
+	})
 	l := &canaryLoad{done: make(chan loadgen.Summary, 1), versions: map[string]int{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
@@ -317,12 +329,17 @@ func TestCanaryRollback(t *testing.T) {
 	load := startCanaryLoad(t, m, 120)
 	m.echo("default", "echo", "v2", "ECHO_FAIL=500", "ECHO_FAIL_EVERY=10")
 	st := m.waitPhase("echo", canary.PhaseFailed, 90*time.Second)
-	// v1 alone answers again.
-	before := load.counts()["v2"]
-	time.Sleep(3 * time.Second) // a window of traffic after the rollback (not a pass/fail timer)
-	if after := load.counts()["v2"]; after != before {
-		t.Errorf("v2 still answers after the rollback: %d -> %d", before, after)
-	}
+	// v1 alone answers again, once the proxies have the rolled-back routes.
+	eventually(t, 20*time.Second, "v1 alone answers after the rollback", func() error {
+		before, v1 := load.counts()["v2"], load.counts()["v1"]
+		for end := time.Now().Add(5 * time.Second); load.counts()["v1"] < v1+100 && time.Now().Before(end); {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if after := load.counts()["v2"]; after != before {
+			return fmt.Errorf("v2 answered %d of the last 100+ requests", after-before)
+		}
+		return nil
+	})
 	load.finish(t, 100)
 	info := m.canaryInfo("echo")
 	if st.FailedChecks < 3 || !strings.Contains(eventLines(info), "failed checks threshold reached") || !strings.Contains(eventLines(info), "request-success-rate") {
