@@ -13,7 +13,7 @@ import (
 
 // TestSeedCanary applies seed 004's Canary as the workshop gives it.
 func TestSeedCanary(t *testing.T) {
-	f, err := os.Open("testdata/flagger/reviews-canary.yaml")
+	f, err := os.Open("../demo/bookinfo/reviews-canary.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -110,9 +110,8 @@ func eventLines(info canary.Info) string {
 	return b.String()
 }
 
-// canaryLoad is steady load through the gateway for host echo.example,
-// counting the answers per version and the failures that are not the
-// canary's injected ones ("failing with").
+// canaryLoad is steady load, counting the answers per version and the
+// failures that are not the canary's injected ones.
 type canaryLoad struct {
 	cancel   context.CancelFunc
 	done     chan loadgen.Summary
@@ -122,8 +121,22 @@ type canaryLoad struct {
 	other    []string
 }
 
+// classify reads one answer: the version that gave it, or that it is a
+// failure the test injected on purpose; anything else failed.
+type classify func(status int, line string) (version string, injected bool)
+
 var echoVersion = regexp.MustCompile(`^echo (v\d+) from`)
 
+// echoAnswer: echo answers "echo VERSION from 'INSTANCE': N"; its
+// injected failures say "failing with".
+func echoAnswer(status int, line string) (string, bool) {
+	if m := echoVersion.FindStringSubmatch(line); status == 200 && m != nil {
+		return m[1], false
+	}
+	return "", status == 500 && strings.Contains(line, "failing with 500")
+}
+
+// startCanaryLoad loads echo through the gateway for host echo.example.
 func startCanaryLoad(t *testing.T, m *mesh, qps float64) *canaryLoad {
 	t.Helper()
 	// Before the Canary took the routing over there was no route for
@@ -137,24 +150,28 @@ func startCanaryLoad(t *testing.T, m *mesh, qps float64) *canaryLoad {
 		}
 		return nil
 	})
+	return startLoadClassified(t, "http://"+m.gateway+"/", "echo.example", qps, echoAnswer)
+}
+
+// startLoadClassified sends qps requests a second to url (at most four
+// minutes' worth) until finish.
+func startLoadClassified(t *testing.T, url, host string, qps float64, what classify) *canaryLoad {
 	l := &canaryLoad{done: make(chan loadgen.Summary, 1), versions: map[string]int{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
-	o := loadgen.Options{URL: "http://" + m.gateway + "/", Host: "echo.example", QPS: qps, Duration: 4 * time.Minute, Concurrency: 32, Timeout: 10 * time.Second,
+	o := loadgen.Options{URL: url, Host: host, QPS: qps, Duration: 4 * time.Minute, Concurrency: 32, Timeout: 10 * time.Second,
 		OnResult: func(r loadgen.Result, line string) {
 			l.mu.Lock()
 			defer l.mu.Unlock()
-			switch {
-			case r.Status == 200 && echoVersion.MatchString(line):
-				l.versions[echoVersion.FindStringSubmatch(line)[1]]++
-			case r.Status == 500 && strings.Contains(line, "failing with 500"):
+			switch v, injected := what(r.Status, line); {
+			case v != "":
+				l.versions[v]++
+			case injected:
 				l.injected++
+			case len(l.other) < 20:
+				l.other = append(l.other, fmt.Sprintf("%s %d %q %s", time.Now().Format("15:04:05.000"), r.Status, line, r.Err))
 			default:
-				if len(l.other) < 20 {
-					l.other = append(l.other, fmt.Sprintf("%s %d %q %s", time.Now().Format("15:04:05.000"), r.Status, line, r.Err))
-				} else {
-					l.other[19] = "... and more"
-				}
+				l.other[19] = "... and more"
 			}
 		}}
 	go func() {
@@ -217,7 +234,7 @@ func TestCanaryPromotion(t *testing.T) {
 	m := upMesh(t, "")
 	// The seed's own YAML applies unchanged (no reviews runs here: it
 	// waits, saying why).
-	b, err := os.ReadFile("../../config/testdata/flagger/reviews-canary.yaml")
+	b, err := os.ReadFile("../../demo/bookinfo/reviews-canary.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
