@@ -407,11 +407,16 @@ func TestConfirmGates(t *testing.T) {
 	promo := newHookServer(t, http.StatusForbidden)
 	rollout := newHookServer(t, http.StatusForbidden)
 	pre := newHookServer(t, http.StatusOK)
+	events := newHookServer(t, http.StatusOK)
 	f := newFixture(t, strings.Replace(seedCanary, "    metrics:", `    webhooks:
+    - {name: events, type: event, url: `+events.URL+`, metadata: {channel: ops}}
     - {name: gate, type: confirm-promotion, url: `+promo.URL+`}
     - {name: start, type: confirm-rollout, url: `+rollout.URL+`}
     - {name: pre, type: pre-rollout, url: `+pre.URL+`, metadata: {cmd: "hey -z 1m -q 10 -c 2 http://reviews-canary.default:9080/"}}
     metrics:`, 1))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go f.c.runEvents(ctx) // event webhooks are sent in the background
 	f.advance()
 	f.instance("v2", "")
 	f.tel.set("v2", 100, 0, 3)
@@ -430,6 +435,24 @@ func TestConfirmGates(t *testing.T) {
 	st := f.advance()
 	if st.GetPhase() != PhasePromoting {
 		t.Fatalf("phase %s after the gate opened", st.GetPhase())
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		events.mu.Lock()
+		var got []string
+		for _, p := range events.payloads {
+			got = append(got, p.Metadata["eventType"]+" "+p.Metadata["eventMessage"]+" "+p.Metadata["channel"])
+		}
+		events.mu.Unlock()
+		all := strings.Join(got, "\n")
+		if strings.Contains(all, "Normal Initialization done! reviews.default") && strings.Contains(all, "Warning Halt reviews.default advancement waiting for approval") &&
+			strings.Contains(all, " ops") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("event webhook got:\n%s", all)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	pre.mu.Lock()
 	defer pre.mu.Unlock()
