@@ -31,11 +31,7 @@ const readCanaryView = `(() => ({
 // and the events.
 func TestCanaryConsole(t *testing.T) {
 	bin := requireBinary(t, "/usr/bin/chromium")
-	m := upMesh(t, "")
-	m.apply("default", canaryGateway)
-	m.echo("default", "echo", "v1")
-	m.apply("default", echoCanary(2, ""))
-	m.waitPhase("echo", canary.PhaseInitialized, 30*time.Second)
+	m := echoRelease(t, echoCanary(2, ""))
 	load := startCanaryLoad(t, m, 60)
 	m.echo("default", "echo", "v2", "ECHO_FAIL=500", "ECHO_FAIL_EVERY=4")
 	m.waitPhase("echo", canary.PhaseFailed, 90*time.Second)

@@ -57,6 +57,18 @@ spec:
 %s`, threshold, extra)
 }
 
+// echoRelease runs a mesh with echo v1 behind the gateway and applies
+// the Canary yaml for it, returning once it is Initialized.
+func echoRelease(t *testing.T, yaml string) *mesh {
+	t.Helper()
+	m := upMesh(t, "")
+	m.apply("default", canaryGateway)
+	m.echo("default", "echo", "v1")
+	m.apply("default", yaml)
+	m.waitPhase("echo", canary.PhaseInitialized, 30*time.Second)
+	return m
+}
+
 // canaryState is the part of a Canary's status the tests follow.
 type canaryState struct {
 	Phase        string
@@ -338,11 +350,7 @@ func httpBody(t *testing.T, url string) string {
 // the success rate and is rolled back after threshold failed checks; the
 // switching itself fails no request at 100+ requests/s.
 func TestCanaryRollback(t *testing.T) {
-	m := upMesh(t, "")
-	m.apply("default", canaryGateway)
-	m.echo("default", "echo", "v1")
-	m.apply("default", echoCanary(3, ""))
-	m.waitPhase("echo", canary.PhaseInitialized, 30*time.Second)
+	m := echoRelease(t, echoCanary(3, ""))
 	load := startCanaryLoad(t, m, 120)
 	m.echo("default", "echo", "v2", "ECHO_FAIL=500", "ECHO_FAIL_EVERY=10")
 	st := m.waitPhase("echo", canary.PhaseFailed, 90*time.Second)
@@ -371,17 +379,13 @@ func TestCanaryRollback(t *testing.T) {
 // over 500 ms) and is rolled back; its traffic comes from the built-in
 // load tester, driven by the seed's webhook form.
 func TestCanaryLatency(t *testing.T) {
-	m := upMesh(t, "")
-	m.apply("default", canaryGateway)
-	m.echo("default", "echo", "v1")
-	m.apply("default", echoCanary(2, `    webhooks:
+	m := echoRelease(t, echoCanary(2, `    webhooks:
     - name: load-test
       url: http://flagger-loadtester.default/
       timeout: 5s
       metadata:
         cmd: "hey -z 1m -q 5 -c 2 http://echo-canary.default:8080/"
 `))
-	m.waitPhase("echo", canary.PhaseInitialized, 30*time.Second)
 	m.echo("default", "echo", "v2", "ECHO_DELAY=700ms")
 	m.waitPhase("echo", canary.PhaseFailed, 90*time.Second)
 	info := m.canaryInfo("echo")
@@ -400,15 +404,11 @@ func TestCanaryLatency(t *testing.T) {
 // (the built-in load tester's closed gate) holds the canary at its maximum
 // weight in WaitingPromotion until `weft canary promote`.
 func TestCanaryConfirmPromotion(t *testing.T) {
-	m := upMesh(t, "")
-	m.apply("default", canaryGateway)
-	m.echo("default", "echo", "v1")
-	m.apply("default", echoCanary(5, `    webhooks:
+	m := echoRelease(t, echoCanary(5, `    webhooks:
     - name: gate
       type: confirm-promotion
       url: http://flagger-loadtester.default/gate/check
 `))
-	m.waitPhase("echo", canary.PhaseInitialized, 30*time.Second)
 	load := startCanaryLoad(t, m, 100)
 	m.echo("default", "echo", "v2")
 	st := m.waitPhase("echo", canary.PhaseWaitingPromotion, 90*time.Second)
@@ -433,11 +433,7 @@ func TestCanaryConfirmPromotion(t *testing.T) {
 // TestCanaryProgressDeadline: a canary that never gets ready (registered,
 // its sidecar never connects) is rolled back after progressDeadlineSeconds.
 func TestCanaryProgressDeadline(t *testing.T) {
-	m := upMesh(t, "")
-	m.apply("default", canaryGateway)
-	m.echo("default", "echo", "v1")
-	m.apply("default", strings.Replace(echoCanary(5, ""), "progressDeadlineSeconds: 60", "progressDeadlineSeconds: 6", 1))
-	m.waitPhase("echo", canary.PhaseInitialized, 30*time.Second)
+	m := echoRelease(t, strings.Replace(echoCanary(5, ""), "progressDeadlineSeconds: 60", "progressDeadlineSeconds: 6", 1))
 	m.apply("default", `apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata:
@@ -508,11 +504,8 @@ spec:
 // restarted control plane carries on from it (the events, like
 // Kubernetes events, start over).
 func TestCanaryStatusSurvivesRestart(t *testing.T) {
-	m := upMesh(t, "")
-	m.apply("default", canaryGateway)
-	m.echo("default", "echo", "v1")
-	m.apply("default", echoCanary(5, ""))
-	before := m.waitPhase("echo", canary.PhaseInitialized, 30*time.Second)
+	m := echoRelease(t, echoCanary(5, ""))
+	before, _ := m.canaryStatus("echo")
 	out, _ := m.weft("", "get", "canary", "echo", "-o", "json")
 	m.up.stop(10 * time.Second)
 	m.up = start(t, m.dir, "weft up (again)", m.up.cmd.Args[1:]...)
