@@ -40,7 +40,9 @@ func TestCanaryGuardAndEndpoints(t *testing.T) {
 	var st store.Store
 	var ctl *canary.Controller
 	f := newFixture(t, api.Options{
-		Guard: func(ctx context.Context, w []*config.Object, d []config.Key) (string, error) { return canary.Guard(ctx, st, w, d) },
+		Guard: func(ctx context.Context, w []*config.Object, d []config.Key) (string, error) {
+			return canary.Guard(ctx, st, w, d)
+		},
 		Canaries: canaryProxy{&ctl},
 	})
 	st = f.store
