@@ -55,13 +55,14 @@ type Server struct {
 
 	// writeMu serializes applies and deletes made through the API, so the
 	// analysis an apply reports is of the state it actually writes over.
-	writeMu sync.Mutex
+	writeMu  sync.Mutex
+	analyses *analyses
 }
 
 // New returns a Server over st.
 func New(st store.Store, opts Options) *Server {
 	s := &Server{st: st, log: opts.Log, snapshot: opts.Snapshot, proxies: opts.Proxies, mux: http.NewServeMux(),
-		auth: newAuth(opts.Token, opts.ProtectReads)}
+		auth: newAuth(opts.Token, opts.ProtectReads), analyses: newAnalyses()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -83,6 +83,9 @@ func newApplyCmd(g *globals) *cobra.Command {
 				fmt.Printf("%s %s%s\n", resourceName(r.Kind, r.Name), r.Action, suffix)
 			}
 			printMessages(os.Stderr, resp.Messages)
+			if resp.OmittedMessages > 0 {
+				fmt.Fprintf(os.Stderr, "... and %d more findings (weft analyze lists them all)\n", resp.OmittedMessages)
+			}
 			return nil
 		},
 	}
