@@ -110,6 +110,9 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
+	if err := checkStateFiles(opts.StateDir); err != nil {
+		return nil, err
+	}
 	c := &ControlPlane{opts: opts, log: opts.Log, done: make(chan struct{}), jwksChanged: make(chan struct{}, 1)}
 	if err := c.setupSecurity(); err != nil {
 		return nil, err
