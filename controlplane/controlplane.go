@@ -24,6 +24,7 @@ import (
 	"github.com/weft-mesh/weft/api"
 	"github.com/weft-mesh/weft/ca"
 	"github.com/weft-mesh/weft/console"
+	"github.com/weft-mesh/weft/jointoken"
 	"github.com/weft-mesh/weft/jwks"
 	"github.com/weft-mesh/weft/model"
 	"github.com/weft-mesh/weft/store"
@@ -63,6 +64,10 @@ type Options struct {
 	// JWKSClient fetches RequestAuthentication jwksUri documents; nil: a
 	// default client.
 	JWKSClient *http.Client
+	// JoinTokenScope is JoinScopeIdentity (""; proxies join with tokens
+	// scoped to their identity) or JoinScopeMesh (the mesh-wide
+	// STATE_DIR/join-token is accepted too).
+	JoinTokenScope string
 }
 
 // DefaultReapAfter is the grace period before an orphaned workload is removed.
@@ -81,7 +86,8 @@ type ControlPlane struct {
 	consoleToken string
 
 	ca                  *ca.CA
-	joinToken, apiToken string
+	joinToken, apiToken string // joinToken: the mesh-wide one, "" unless JoinScopeMesh
+	tokens              *jointoken.Store
 	xdsTLS              bool
 	jwks                *jwks.Cache
 	jwksChanged         chan struct{}
@@ -145,7 +151,8 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	}
 	c.xds = server.New(generator{c}, server.Options{
 		Log:          opts.Log.With("component", "xds"),
-		Authenticate: server.TokenAuth(c.joinToken),
+		Authenticate: c.authenticate,
+		Revalidate:   c.revalidate,
 		Admit:        c.admit,
 		Issuer:       c.ca,
 		TrustDomain:  opts.TrustDomain,
@@ -167,7 +174,7 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	)...)
 	c.xds.Register(c.grpcSrv)
 	apiSrv := api.New(st, api.Options{Log: opts.Log.With("component", "api"), Proxies: proxySource{c},
-		Token: c.apiToken, ProtectReads: console.NeedsToken(opts.APIAddr)})
+		Token: c.apiToken, ProtectReads: console.NeedsToken(opts.APIAddr), Tokens: apiTokens{c}})
 	mux, err := c.setupTelemetry(apiSrv.Handler())
 	if err != nil {
 		return fail(err)

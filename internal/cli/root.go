@@ -67,7 +67,7 @@ func newRoot() *cobra.Command {
 		newUpCmd(g), newControlPlaneCmd(g),
 		newApplyCmd(g), newGetCmd(g), newDeleteCmd(g), newDescribeCmd(g), newAnalyzeCmd(g),
 		newRunCmd(g), newProxyCmd(g), newProxyConfigCmd(g), newDemoAppCmd(), newShiftCmd(g), newLoadCmd(g),
-		newDashboardCmd(g),
+		newDashboardCmd(g), newTokenCmd(g),
 	)
 	return root
 }

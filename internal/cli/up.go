@@ -40,6 +40,7 @@ type securityFlags struct {
 	trustDomain string
 	caCerts     string
 	certTTL     time.Duration
+	joinScope   string
 }
 
 func (s *securityFlags) register(cmd *cobra.Command) {
@@ -47,6 +48,7 @@ func (s *securityFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&s.trustDomain, "trust-domain", ca.DefaultTrustDomain, "SPIFFE trust domain of the mesh's identities")
 	fl.StringVar(&s.caCerts, "cacerts", "", "Istio plug-in CA directory (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem) to sign with; default: a self-signed root in STATE_DIR/ca")
 	fl.DurationVar(&s.certTTL, "cert-ttl", ca.DefaultCertTTL, "lifetime of workload certificates; each is renewed at half of it")
+	fl.StringVar(&s.joinScope, "join-token-scope", controlplane.JoinScopeIdentity, "identity: proxies join with tokens scoped to one namespace and service account (weft token create); mesh: also accept the mesh-wide STATE_DIR/join-token, whose holder may join as any identity")
 }
 
 func (s *securityFlags) apply(o *controlplane.Options) error {
@@ -54,7 +56,10 @@ func (s *securityFlags) apply(o *controlplane.Options) error {
 		// Certificates carry whole seconds; shorter lifetimes only churn.
 		return fmt.Errorf("--cert-ttl %v: want at least 1s", s.certTTL)
 	}
-	o.TrustDomain, o.CACertsDir, o.CertTTL = s.trustDomain, s.caCerts, s.certTTL
+	if s.joinScope != "" && s.joinScope != controlplane.JoinScopeIdentity && s.joinScope != controlplane.JoinScopeMesh {
+		return fmt.Errorf("--join-token-scope %q: want %s or %s", s.joinScope, controlplane.JoinScopeIdentity, controlplane.JoinScopeMesh)
+	}
+	o.TrustDomain, o.CACertsDir, o.CertTTL, o.JoinTokenScope = s.trustDomain, s.caCerts, s.certTTL, s.joinScope
 	return nil
 }
 
@@ -75,8 +80,11 @@ func xdsDialAddr(addr string) string {
 // they are.
 func printDoors(stateDir string, cp *controlplane.ControlPlane) {
 	fmt.Printf("identity: trust domain %s, CA root %s\n", cp.TrustDomain(), cp.CA().RootFile())
-	fmt.Printf("tokens: proxies join with %s, API writes need %s\n",
-		filepath.Join(stateDir, controlplane.JoinTokenFile), filepath.Join(stateDir, controlplane.APITokenFile))
+	join := "tokens scoped to their identity (weft token create)"
+	if cp.JoinToken() != "" {
+		join += " or the mesh-wide " + filepath.Join(stateDir, controlplane.JoinTokenFile)
+	}
+	fmt.Printf("tokens: API writes need %s; proxies join with %s\n", filepath.Join(stateDir, controlplane.APITokenFile), join)
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -152,10 +160,14 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 	// workloads, so requests in flight through it can finish.
 	gctx, stopGateway := context.WithCancel(context.Background())
 	defer stopGateway()
-	// The gateway runs in this process: it takes the join token from the
-	// control plane directly rather than from the file.
+	// The gateway runs in this process: its join token, scoped to its
+	// identity, comes from the control plane directly and dies with it.
+	gwToken, err := cp.MintJoinToken(gwMeta.Namespace, gwMeta.ServiceAccount, "weft up's ingress gateway")
+	if err != nil {
+		return fmt.Errorf("ingress gateway: join token: %w", err)
+	}
 	gwOpts := proxy.Options{Meta: gwMeta, XDSAddress: xdsDialAddr(cp.XDSAddr()), Log: log.With("component", "gateway"),
-		TelemetryURL: "http://" + cp.APIAddr(), JoinToken: cp.JoinToken()}
+		TelemetryURL: "http://" + cp.APIAddr(), JoinToken: gwToken}
 	if cp.XDSTLS() {
 		gwOpts.CARoot = cp.CA().RootFile()
 	}
@@ -216,8 +228,9 @@ func startDemo(ctx context.Context, g *globals, d *demo.Demo, cp *controlplane.C
 	if err != nil {
 		return err
 	}
-	// The workloads read the join and API tokens from the state dir, as
-	// any `weft run` on this host does; no secret goes on a command line.
+	// The workloads read the API token from the state dir, as any `weft
+	// run` on this host does, and mint their own join tokens with it; no
+	// secret goes on a command line.
 	stateDir, err := filepath.Abs(g.stateDir)
 	if err != nil {
 		return err

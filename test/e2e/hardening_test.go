@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -71,4 +73,121 @@ func TestStateFilePermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	startControlPlane(t, dir)
+}
+
+// adminReady reports whether a proxy's admin server answers /ready 200.
+func adminReady(admin string) bool {
+	code, _, err := get(admin, "", "/ready", nil)
+	return err == nil && code == 200
+}
+
+// createToken runs `weft token create` in the mesh's folder and returns
+// the token it prints on stdout.
+func (m *mesh) createToken(ns, sa string, env ...string) (string, string, error) {
+	m.t.Helper()
+	cmd := exec.Command(weftBin, "token", "create", "--server", "http://"+m.api, "-n", ns, "--service-account", sa)
+	cmd.Dir = m.dir
+	cmd.Env = append(os.Environ(), env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	return strings.TrimSpace(string(out)), stderr.String(), err
+}
+
+// TestJoinTokensAreScoped: issue 14 showed a proxy holding the mesh-wide
+// join token getting certificates for default/bookinfo-productpage,
+// istio-system's gateway, even kube-system/admin. Now there is no such
+// token by default: `weft token create` (with the API token) prints a token
+// for one identity, a proxy claiming another with it is refused with a
+// message naming both, one claiming that identity joins, and `weft run`
+// mints its own token and revokes it when it exits.
+func TestJoinTokensAreScoped(t *testing.T) {
+	m := upMesh(t, "")
+	if _, err := os.Stat(filepath.Join(m.dir, ".weft", "join-token")); err == nil {
+		t.Error("weft up made a mesh-wide join token without --join-token-scope mesh")
+	}
+	if _, stderr, err := m.createToken("default", "bookinfo-reviews", "WEFT_TOKEN=not-the-api-token"); err == nil || !strings.Contains(stderr, "wrong API token") {
+		t.Errorf("token create with a wrong API token: %v %s", err, stderr)
+	}
+	tok, stderr, err := m.createToken("default", "bookinfo-reviews")
+	if err != nil || tok == "" || !strings.Contains(stderr, "admits default/bookinfo-reviews") {
+		t.Fatalf("weft token create: %v %q %s", err, tok, stderr)
+	}
+	tokenFile := filepath.Join(m.dir, "reviews.token")
+	if err := os.WriteFile(tokenFile, []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sidecar := func(name, ns, sa string) (string, *proc) {
+		admin := freePort(t)
+		return admin, start(t, m.dir, "weft proxy "+name, "proxy", "sidecar", "--xds", m.xds, "--join-token-file", tokenFile,
+			"--name", name, "-n", ns, "--service-account", sa, "--labels", "app="+name, "--outbound", freePort(t), "--admin", admin)
+	}
+	_, forged := sidecar("forged", "default", "bookinfo-productpage")
+	_, admin := sidecar("forged-admin", "kube-system", "admin")
+	own, _ := sidecar("reviews", "default", "bookinfo-reviews")
+	eventually(t, 20*time.Second, "the proxy claiming the token's identity joins", func() error {
+		if !adminReady(own) {
+			return fmt.Errorf("not ready")
+		}
+		return nil
+	})
+	for p, claim := range map[*proc]string{forged: "default/bookinfo-productpage", admin: "kube-system/admin"} {
+		eventually(t, 20*time.Second, "the refusal of "+claim+" in the proxy's log", func() error {
+			if out := p.output(); !strings.Contains(out, "admits identity default/bookinfo-reviews only; the proxy claims "+claim) {
+				return fmt.Errorf("not yet:\n%s", out)
+			}
+			return nil
+		})
+	}
+	if out := m.up.output(); !strings.Contains(out, "the proxy claims default/bookinfo-productpage") {
+		t.Errorf("the control plane did not log the refusal:\n%s", out)
+	}
+
+	// weft run mints a token for its own identity, and revokes it at exit.
+	echo := m.echo("default", "echo", "v1")
+	m.apply("default", edge(""))
+	waitEcho(t, m)
+	out, code := m.weft("", "token", "list")
+	if code != 0 || !strings.Contains(out, "default/default") || !strings.Contains(out, "weft run default/echo") {
+		t.Fatalf("weft token list (%d):\n%s", code, out)
+	}
+	echo.stop(10 * time.Second)
+	out, _ = m.weft("", "token", "list")
+	if strings.Contains(out, "weft run default/echo") {
+		t.Errorf("weft run's token outlived it:\n%s", out)
+	}
+}
+
+// TestMeshWideJoinTokenOptIn: with --join-token-scope mesh the control
+// plane makes STATE_DIR/join-token, and a proxy holding it may join as any
+// identity, as before; the default refuses that same file.
+func TestMeshWideJoinTokenOptIn(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	_, cp := startControlPlane(t, dir, "--join-token-scope", "mesh")
+	xds := ""
+	eventually(t, 10*time.Second, "endpoints.json", func() error {
+		var e struct{ XDS string }
+		b, err := os.ReadFile(filepath.Join(state, "endpoints.json"))
+		if err == nil {
+			err = json.Unmarshal(b, &e)
+		}
+		if err == nil && e.XDS == "" {
+			err = fmt.Errorf("no xds address")
+		}
+		xds = e.XDS
+		return err
+	})
+	if !strings.Contains(cp.output(), "whoever holds") {
+		t.Errorf("no warning about the mesh-wide token:\n%s", cp.output())
+	}
+	admin := freePort(t)
+	start(t, dir, "weft proxy", "proxy", "sidecar", "--state-dir", state, "--xds", xds, "--join-token-file", filepath.Join(state, "join-token"),
+		"--name", "any", "-n", "kube-system", "--service-account", "admin", "--outbound", freePort(t), "--admin", admin)
+	eventually(t, 20*time.Second, "a proxy with the mesh-wide token joins as any identity", func() error {
+		if !adminReady(admin) {
+			return fmt.Errorf("not ready")
+		}
+		return nil
+	})
 }
