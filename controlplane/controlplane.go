@@ -64,6 +64,12 @@ type Options struct {
 	// JWKSClient fetches RequestAuthentication jwksUri documents; nil: a
 	// default client.
 	JWKSClient *http.Client
+	// APIHosts are more names the API and console answer to besides IP
+	// addresses, localhost, this machine's name and the API address's
+	// host: a DNS name clients use for a control plane reachable from
+	// other hosts. Requests naming any other Host are refused (DNS
+	// rebinding), as are cross-origin ones.
+	APIHosts []string
 	// JoinTokenScope is JoinScopeIdentity (""; proxies join with tokens
 	// scoped to their identity) or JoinScopeMesh (the mesh-wide
 	// STATE_DIR/join-token is accepted too).
@@ -179,7 +185,7 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if err != nil {
 		return fail(err)
 	}
-	c.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	c.httpSrv = &http.Server{Handler: c.guard(mux), ReadHeaderTimeout: 10 * time.Second}
 
 	go c.grpcSrv.Serve(c.xdsLn)
 	go c.httpSrv.Serve(c.apiLn)

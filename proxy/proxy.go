@@ -202,6 +202,9 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 	}
 	meta.Admin = adm.Addr()
 	h.admin = meta.Admin
+	if !IsLoopback(meta.Admin) {
+		log.Warn("the admin server is reachable from other hosts and has no authentication: whoever reaches it can read the configuration and stop the proxy (/quitquitquit); keep it on loopback unless that is meant", "admin", meta.Admin)
+	}
 	// The reporter outlives ctx until the drain is over, so its last
 	// report covers the requests that finished while draining.
 	reported := make(chan struct{})

@@ -41,6 +41,7 @@ type securityFlags struct {
 	caCerts     string
 	certTTL     time.Duration
 	joinScope   string
+	apiHosts    []string
 }
 
 func (s *securityFlags) register(cmd *cobra.Command) {
@@ -48,6 +49,7 @@ func (s *securityFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&s.trustDomain, "trust-domain", ca.DefaultTrustDomain, "SPIFFE trust domain of the mesh's identities")
 	fl.StringVar(&s.caCerts, "cacerts", "", "Istio plug-in CA directory (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem) to sign with; default: a self-signed root in STATE_DIR/ca")
 	fl.DurationVar(&s.certTTL, "cert-ttl", ca.DefaultCertTTL, "lifetime of workload certificates; each is renewed at half of it")
+	fl.StringSliceVar(&s.apiHosts, "api-allowed-hosts", nil, "more names the API and console answer to (besides IP addresses, localhost and this machine's name), e.g. the DNS name remote proxies use; requests for other names are refused (DNS rebinding)")
 	fl.StringVar(&s.joinScope, "join-token-scope", controlplane.JoinScopeIdentity, "identity: proxies join with tokens scoped to one namespace and service account (weft token create); mesh: also accept the mesh-wide STATE_DIR/join-token, whose holder may join as any identity")
 }
 
@@ -59,7 +61,7 @@ func (s *securityFlags) apply(o *controlplane.Options) error {
 	if s.joinScope != "" && s.joinScope != controlplane.JoinScopeIdentity && s.joinScope != controlplane.JoinScopeMesh {
 		return fmt.Errorf("--join-token-scope %q: want %s or %s", s.joinScope, controlplane.JoinScopeIdentity, controlplane.JoinScopeMesh)
 	}
-	o.TrustDomain, o.CACertsDir, o.CertTTL, o.JoinTokenScope = s.trustDomain, s.caCerts, s.certTTL, s.joinScope
+	o.TrustDomain, o.CACertsDir, o.CertTTL, o.JoinTokenScope, o.APIHosts = s.trustDomain, s.caCerts, s.certTTL, s.joinScope, s.apiHosts
 	return nil
 }
 
@@ -178,6 +180,8 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 	if err != nil {
 		return fmt.Errorf("start ingress gateway: %w", err)
 	}
+	gateway := superviseGateway(gctx, log.With("component", "gateway"), gw,
+		func(ctx context.Context) (*proxy.Handle, error) { return proxy.Start(ctx, gwOpts) })
 	if err := client.WriteEndpoints(g.stateDir, client.Endpoints{API: cp.APIAddr(), XDS: cp.XDSAddr(), Gateway: f.gatewayAddr}); err != nil {
 		return err
 	}
@@ -203,7 +207,7 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 	fmt.Println("shutting down")
 	wg.Wait() // workloads deregister and stop
 	stopGateway()
-	gw.Wait()
+	gateway.Wait()
 	stopCP()
 	<-cp.Done()
 	return nil

@@ -3,12 +3,16 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weft-mesh/weft/internal/rawhttp"
 )
 
 // This file holds the end-to-end checks of issue 14's findings: what an
@@ -190,4 +194,95 @@ func TestMeshWideJoinTokenOptIn(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// gatewayAdmin returns the ingress gateway's admin address, as the
+// control plane lists it.
+func gatewayAdmin(t *testing.T, m *mesh) string {
+	t.Helper()
+	var admin string
+	eventually(t, 20*time.Second, "the gateway in the proxy list", func() error {
+		var list struct {
+			Proxies []struct{ Type, Admin string }
+		}
+		if err := jsonGet("http://"+m.api+"/api/v1/proxies", &list); err != nil {
+			return err
+		}
+		for _, p := range list.Proxies {
+			if p.Type == "router" && p.Admin != "" {
+				admin = p.Admin
+				return nil
+			}
+		}
+		return fmt.Errorf("no gateway yet: %+v", list.Proxies)
+	})
+	return admin
+}
+
+// rawStatus sends one raw HTTP/1.1 request to addr and returns the
+// answer's status code.
+func rawStatus(t *testing.T, addr, req string) int {
+	t.Helper()
+	resp, err := rawhttp.Send(addr, req, 15*time.Second)
+	if err != nil {
+		t.Fatalf("no answer to %q: %v", req, err)
+	}
+	return resp.Status
+}
+
+// TestAdminAndAPIRefuseWebPages: issue 14 stopped `weft up`'s gateway for
+// good with a POST /quitquitquit any web page can send, and read
+// /config_dump under any Host. Now the gateway's admin server and the
+// control plane's API refuse cross-origin requests and foreign Host names
+// (DNS rebinding), and when the gateway does stop (a local
+// /quitquitquit), weft up says so and starts it again.
+func TestAdminAndAPIRefuseWebPages(t *testing.T) {
+	m := upMesh(t, "")
+	admin := gatewayAdmin(t, m)
+	_, port, _ := net.SplitHostPort(admin)
+
+	evil := "POST /quitquitquit HTTP/1.1\r\nHost: " + admin + "\r\nOrigin: http://evil.example\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n\r\nquit"
+	if code := rawStatus(t, admin, evil); code != http.StatusForbidden {
+		t.Errorf("cross-origin POST /quitquitquit: %d, want 403", code)
+	}
+	if code := rawStatus(t, admin, "GET /config_dump HTTP/1.1\r\nHost: evil.example:"+port+"\r\n\r\n"); code != http.StatusForbidden {
+		t.Errorf("GET /config_dump with Host evil.example: %d, want 403", code)
+	}
+	if code := rawStatus(t, admin, "GET /config_dump HTTP/1.1\r\nHost: localhost:"+port+"\r\n\r\n"); code != http.StatusOK {
+		t.Errorf("GET /config_dump with Host localhost: %d, want 200", code)
+	}
+	if !adminReady(admin) {
+		t.Fatal("the gateway stopped after the refused requests")
+	}
+	_, apiPort, _ := net.SplitHostPort(m.api)
+	if code := rawStatus(t, m.api, "GET /api/v1/objects HTTP/1.1\r\nHost: evil.example:"+apiPort+"\r\n\r\n"); code != http.StatusForbidden {
+		t.Errorf("API read with Host evil.example: %d, want 403", code)
+	}
+	tok, err := os.ReadFile(filepath.Join(m.dir, ".weft", "api-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply := "POST /api/v1/apply HTTP/1.1\r\nHost: " + m.api + "\r\nOrigin: http://evil.example\r\nAuthorization: Bearer " + strings.TrimSpace(string(tok)) +
+		"\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}"
+	if code := rawStatus(t, m.api, apply); code != http.StatusForbidden {
+		t.Errorf("cross-origin apply: %d, want 403", code)
+	}
+
+	// A local client may still stop the gateway; weft up brings it back.
+	if code := rawStatus(t, admin, "POST /quitquitquit HTTP/1.1\r\nHost: "+admin+"\r\nContent-Length: 0\r\n\r\n"); code != http.StatusOK {
+		t.Fatalf("local POST /quitquitquit: %d", code)
+	}
+	eventually(t, 30*time.Second, "weft up reports the exit and restarts the gateway", func() error {
+		out := m.up.output()
+		if !strings.Contains(out, "ingress gateway exited while the mesh is up") || !strings.Contains(out, "ingress gateway restarted") {
+			return fmt.Errorf("not in weft up's output yet")
+		}
+		if !adminReady(admin) {
+			return fmt.Errorf("gateway admin not ready")
+		}
+		return nil
+	})
+	m.echo("default", "echo", "v1")
+	m.apply("default", edge(""))
+	waitEcho(t, m)
 }
