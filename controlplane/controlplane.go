@@ -64,6 +64,10 @@ type Options struct {
 	// JWKSClient fetches RequestAuthentication jwksUri documents; nil: a
 	// default client.
 	JWKSClient *http.Client
+	// MaxRequestHeadersKB and MaxHeadersCount bound the request headers
+	// every proxy's HTTP listeners read (HCM max_request_headers_kb and
+	// max_headers_count); 0: Envoy's defaults, 60 KiB and 100 headers.
+	MaxRequestHeadersKB, MaxHeadersCount uint32
 	// APIHosts are more names the API and console answer to besides IP
 	// addresses, localhost, this machine's name and the API address's
 	// host: a DNS name clients use for a control plane reachable from
@@ -275,5 +279,6 @@ type generator struct{ c *ControlPlane }
 func (g generator) Generate(p *node.Meta) (*translate.Resources, error) {
 	// The trust domain names the SANs clients expect of their peers: the
 	// one the CA issues certificates in.
-	return translate.GenerateWith(g.c.snap.Load(), p, translate.Options{TrustDomain: g.c.opts.TrustDomain}), nil
+	return translate.GenerateWith(g.c.snap.Load(), p, translate.Options{TrustDomain: g.c.opts.TrustDomain,
+		MaxRequestHeadersKB: g.c.opts.MaxRequestHeadersKB, MaxHeadersCount: g.c.opts.MaxHeadersCount}), nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/weft-mesh/weft/controlplane"
 	"github.com/weft-mesh/weft/demo"
 	"github.com/weft-mesh/weft/proxy"
+	"github.com/weft-mesh/weft/proxy/listener"
 	"github.com/weft-mesh/weft/proxy/trace"
 	"github.com/weft-mesh/weft/workload"
 	"github.com/weft-mesh/weft/xds/node"
@@ -42,6 +43,8 @@ type securityFlags struct {
 	certTTL     time.Duration
 	joinScope   string
 	apiHosts    []string
+	headersKB   uint32
+	headers     uint32
 }
 
 func (s *securityFlags) register(cmd *cobra.Command) {
@@ -49,6 +52,8 @@ func (s *securityFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&s.trustDomain, "trust-domain", ca.DefaultTrustDomain, "SPIFFE trust domain of the mesh's identities")
 	fl.StringVar(&s.caCerts, "cacerts", "", "Istio plug-in CA directory (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem) to sign with; default: a self-signed root in STATE_DIR/ca")
 	fl.DurationVar(&s.certTTL, "cert-ttl", ca.DefaultCertTTL, "lifetime of workload certificates; each is renewed at half of it")
+	fl.Uint32Var(&s.headersKB, "max-request-headers-kb", 0, "largest request header section (request line and headers) proxies accept, in KiB, 1 to 8192; larger gets 431 (0: Envoy's default, 60)")
+	fl.Uint32Var(&s.headers, "max-headers-count", 0, "most request headers proxies accept; more gets 431 (0: Envoy's default, 100)")
 	fl.StringSliceVar(&s.apiHosts, "api-allowed-hosts", nil, "more names the API and console answer to (besides IP addresses, localhost and this machine's name), e.g. the DNS name remote proxies use; requests for other names are refused (DNS rebinding)")
 	fl.StringVar(&s.joinScope, "join-token-scope", controlplane.JoinScopeIdentity, "identity: proxies join with tokens scoped to one namespace and service account (weft token create); mesh: also accept the mesh-wide STATE_DIR/join-token, whose holder may join as any identity")
 }
@@ -61,7 +66,11 @@ func (s *securityFlags) apply(o *controlplane.Options) error {
 	if s.joinScope != "" && s.joinScope != controlplane.JoinScopeIdentity && s.joinScope != controlplane.JoinScopeMesh {
 		return fmt.Errorf("--join-token-scope %q: want %s or %s", s.joinScope, controlplane.JoinScopeIdentity, controlplane.JoinScopeMesh)
 	}
+	if s.headersKB > listener.MaxRequestHeadersKBLimit {
+		return fmt.Errorf("--max-request-headers-kb %d: want at most %d", s.headersKB, listener.MaxRequestHeadersKBLimit)
+	}
 	o.TrustDomain, o.CACertsDir, o.CertTTL, o.JoinTokenScope, o.APIHosts = s.trustDomain, s.caCerts, s.certTTL, s.joinScope, s.apiHosts
+	o.MaxRequestHeadersKB, o.MaxHeadersCount = s.headersKB, s.headers
 	return nil
 }
 

@@ -18,6 +18,9 @@ type Response struct {
 	Status int
 	Header http.Header
 	Body   string
+	// ConnectionClose reports that the answer said "Connection: close"
+	// (net/http moves that header out of Header).
+	ConnectionClose bool
 	// Closed reports whether the server closed the connection after
 	// answering (rather than keeping it open for another request).
 	Closed bool
@@ -57,7 +60,7 @@ func send(addr, req string, timeout time.Duration, watch bool) (*Response, error
 	if err != nil {
 		return nil, err
 	}
-	out := &Response{Status: resp.StatusCode, Header: resp.Header, Body: string(body)}
+	out := &Response{Status: resp.StatusCode, Header: resp.Header, Body: string(body), ConnectionClose: resp.Close}
 	if !watch {
 		return out, nil
 	}

@@ -67,6 +67,9 @@ type Spec struct {
 	TLSInspector bool
 	// InspectTimeout bounds waiting for that byte (listener_filters_timeout).
 	InspectTimeout time.Duration
+	// Limits bound an HTTP listener's request headers (the HCM's
+	// max_request_headers_kb and common_http_protocol_options.max_headers_count).
+	Limits Limits
 }
 
 // Transport protocols of filter_chain_match.transport_protocol.
@@ -255,7 +258,11 @@ func (s *Spec) Secrets() []mtls.SecretRef {
 
 func hcmSpec(hcm *hcmv3.HttpConnectionManager, s *Spec) error {
 	if err := contract.CheckFields(hcm, "stat_prefix", "codec_type", "rds", "route_config", "http_filters",
-		"use_remote_address", "generate_request_id", "normalize_path", "merge_slashes"); err != nil {
+		"use_remote_address", "generate_request_id", "normalize_path", "merge_slashes",
+		"max_request_headers_kb", "common_http_protocol_options"); err != nil {
+		return err
+	}
+	if err := headerLimits(hcm, s); err != nil {
 		return err
 	}
 	hf, err := httpFilters(hcm.GetHttpFilters(), filter.HCMOptions{UseRemoteAddress: hcm.GetUseRemoteAddress().GetValue()})

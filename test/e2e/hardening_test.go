@@ -196,29 +196,6 @@ func TestMeshWideJoinTokenOptIn(t *testing.T) {
 	})
 }
 
-// gatewayAdmin returns the ingress gateway's admin address, as the
-// control plane lists it.
-func gatewayAdmin(t *testing.T, m *mesh) string {
-	t.Helper()
-	var admin string
-	eventually(t, 20*time.Second, "the gateway in the proxy list", func() error {
-		var list struct {
-			Proxies []struct{ Type, Admin string }
-		}
-		if err := jsonGet("http://"+m.api+"/api/v1/proxies", &list); err != nil {
-			return err
-		}
-		for _, p := range list.Proxies {
-			if p.Type == "router" && p.Admin != "" {
-				admin = p.Admin
-				return nil
-			}
-		}
-		return fmt.Errorf("no gateway yet: %+v", list.Proxies)
-	})
-	return admin
-}
-
 // rawStatus sends one raw HTTP/1.1 request to addr and returns the
 // answer's status code.
 func rawStatus(t *testing.T, addr, req string) int {
@@ -237,8 +214,13 @@ func rawStatus(t *testing.T, addr, req string) int {
 // (DNS rebinding), and when the gateway does stop (a local
 // /quitquitquit), weft up says so and starts it again.
 func TestAdminAndAPIRefuseWebPages(t *testing.T) {
-	m := upMesh(t, "")
-	admin := gatewayAdmin(t, m)
+	m, admin := upMeshWith(t, "")
+	eventually(t, 20*time.Second, "the gateway is ready", func() error {
+		if !adminReady(admin) {
+			return fmt.Errorf("not ready")
+		}
+		return nil
+	})
 	_, port, _ := net.SplitHostPort(admin)
 
 	evil := "POST /quitquitquit HTTP/1.1\r\nHost: " + admin + "\r\nOrigin: http://evil.example\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n\r\nquit"
@@ -285,4 +267,82 @@ func TestAdminAndAPIRefuseWebPages(t *testing.T) {
 	m.echo("default", "echo", "v1")
 	m.apply("default", edge(""))
 	waitEcho(t, m)
+}
+
+// headerLines returns n header lines "X-Hi: i".
+func headerLines(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "X-H%d: %d\r\n", i, i)
+	}
+	return b.String()
+}
+
+// checkFraming sends issue 14's requests as raw bytes to an HTTP listener
+// of a running proxy (addr, reached with Host host) and checks each
+// answer: the smuggling shapes get 400 and a closed connection, header
+// sections over the limits 431, and a request within them reaches the
+// route (okStatus).
+func checkFraming(t *testing.T, what, addr, host string, okStatus, maxCount, maxKB int) {
+	t.Helper()
+	get := func(extra string) string {
+		return "GET / HTTP/1.1\r\nHost: " + host + "\r\n" + extra + "\r\n"
+	}
+	cases := []struct {
+		name, req string
+		status    int
+		closed    bool
+	}{
+		{"Content-Length with Transfer-Encoding", "POST / HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nX", 400, true},
+		{"obs-folded Transfer-Encoding", "POST / HTTP/1.1\r\nHost: " + host + "\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n", 400, true},
+		{"too many headers", get(headerLines(maxCount)), 431, true},
+		{"too large headers", get("X-Big: " + strings.Repeat("a", (maxKB+1)<<10) + "\r\n"), 431, true},
+		// Well within: proxies add headers of their own (x-request-id,
+		// x-forwarded-*, trace context) before the next hop counts them.
+		{"within the limits", get(headerLines(maxCount / 2)), okStatus, false},
+	}
+	for _, c := range cases {
+		send := rawhttp.Send
+		if c.closed {
+			send = rawhttp.SendWatchClose
+		}
+		resp, err := send(addr, c.req, 15*time.Second)
+		if err != nil {
+			t.Errorf("%s, %s: %v", what, c.name, err)
+			continue
+		}
+		if resp.Status != c.status || resp.Closed != c.closed {
+			t.Errorf("%s, %s: %d (closed %v) %q; want %d (closed %v)", what, c.name, resp.Status, resp.Closed, resp.Body, c.status, c.closed)
+		}
+	}
+}
+
+// TestRequestFramingAtEveryListener: issue 14 found the gateway reading
+// Content-Length with Transfer-Encoding, and an obs-folded
+// Transfer-Encoding, as chunked and keeping the connection, and taking
+// 1 MB of headers and 20,000 of them. Sent as raw bytes to the gateway and
+// to a sidecar's inbound listener of a running mesh, they are refused and
+// the connection closed; Envoy's limits apply by default and follow
+// --max-request-headers-kb and --max-headers-count.
+func TestRequestFramingAtEveryListener(t *testing.T) {
+	m := upMesh(t, "")
+	m.echo("default", "echo", "v1")
+	m.apply("default", edge("")+"---\n"+permissive)
+	waitEcho(t, m)
+	checkFraming(t, "gateway", m.gateway, "anything", 200, 100, 60)
+	in := m.inbound("default", "echo", "v1")
+	eventually(t, 20*time.Second, "the sidecar takes plaintext (PERMISSIVE)", func() error {
+		code, _, err := get(in, "", "/", nil)
+		if err != nil || code != 200 {
+			return fmt.Errorf("%d %v", code, err)
+		}
+		return nil
+	})
+	checkFraming(t, "sidecar inbound", in, "echo", 200, 100, 60)
+
+	c, _ := upMeshWith(t, "", "--max-request-headers-kb", "4", "--max-headers-count", "20")
+	c.echo("default", "echo", "v1")
+	c.apply("default", edge(""))
+	waitEcho(t, c)
+	checkFraming(t, "gateway with configured limits", c.gateway, "anything", 200, 20, 4)
 }
