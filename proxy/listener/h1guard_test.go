@@ -316,3 +316,44 @@ func BenchmarkFramingFeed(b *testing.B) {
 		}
 	}
 }
+
+// TestHTTP2HeaderLimits: HTTP/2 requests pass the framing guard untouched
+// and are held to the same limits by the handler.
+func TestHTTP2HeaderLimits(t *testing.T) {
+	addr, seen := guarded(t, Limits{MaxHeadersCount: 20, MaxRequestHeadersKB: 2})
+	p := new(http.Protocols)
+	p.SetUnencryptedHTTP2(true)
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Protocols: p}}
+	t.Cleanup(c.CloseIdleConnections)
+	do := func(n int, size int) (int, string) {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/h2", nil)
+		for i := range n {
+			req.Header.Set(fmt.Sprintf("X-H%d", i), "v")
+		}
+		if size > 0 {
+			req.Header.Set("X-Big", strings.Repeat("b", size))
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.ProtoMajor != 2 {
+			t.Fatalf("answered over %s, want HTTP/2", resp.Proto)
+		}
+		return resp.StatusCode, string(b)
+	}
+	if code, body := do(10, 0); code != 200 || !strings.Contains(body, "GET /h2") {
+		t.Errorf("10 headers: %d %q", code, body)
+	}
+	if code, body := do(25, 0); code != 431 || !strings.Contains(body, "more than 20") {
+		t.Errorf("25 headers: %d %q, want 431", code, body)
+	}
+	if code, body := do(1, 3000); code != 431 || !strings.Contains(body, "larger than 2 KiB") {
+		t.Errorf("3 KB header: %d %q, want 431", code, body)
+	}
+	if n := seen.Load(); n != 1 {
+		t.Errorf("handler saw %d requests, want 1", n)
+	}
+}

@@ -346,3 +346,30 @@ func TestRequestFramingAtEveryListener(t *testing.T) {
 	waitEcho(t, c)
 	checkFraming(t, "gateway with configured limits", c.gateway, "anything", 200, 20, 4)
 }
+
+// TestApplyManyConflictingVirtualServices: issue 14 applied 10,000
+// VirtualServices for one host and got 1.89 GB of findings back, each
+// naming every other object. Through the CLI, an apply of 300 answers 100
+// findings of each code with a count of the rest, each naming three
+// others; `weft analyze` lists them all.
+func TestApplyManyConflictingVirtualServices(t *testing.T) {
+	m := upMesh(t, "")
+	var b strings.Builder
+	for i := range 300 {
+		fmt.Fprintf(&b, "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: vs-%03d}\nspec:\n  hosts: [reviews]\n  http: [{route: [{destination: {host: reviews}}]}]\n", i)
+	}
+	out := m.apply("default", b.String())
+	if n := strings.Count(out, "[WEFT0104]"); n != 100 {
+		t.Errorf("apply printed %d WEFT0104 findings, want 100", n)
+	}
+	if !strings.Contains(out, "... and 400 more findings (weft analyze lists them all)") {
+		t.Errorf("apply does not count the findings it left out:\n%.2000s", out)
+	}
+	if !strings.Contains(out, "is also routed by VirtualService default/vs-001, default/vs-002, default/vs-003 and 296 more;") {
+		t.Errorf("a WEFT0104 finding does not name three others and count the rest:\n%.2000s", out)
+	}
+	all, code := m.weft("", "analyze", "-n", "default")
+	if code != 79 || strings.Count(all, "[WEFT0104]") != 300 || strings.Count(all, "[WEFT0102]") != 300 {
+		t.Errorf("weft analyze (%d): %d WEFT0104, %d WEFT0102; want 300 each", code, strings.Count(all, "[WEFT0104]"), strings.Count(all, "[WEFT0102]"))
+	}
+}
