@@ -72,8 +72,9 @@ type Options struct {
 	AccessLogOutput io.Writer
 
 	// JoinToken proves to the control plane that this proxy may join the
-	// mesh (STATE_DIR/join-token, see ReadJoinToken); it is sent on the
-	// xDS stream and never logged.
+	// mesh as the identity Meta claims (a token scoped to it, or the
+	// mesh-wide one); it is sent on the xDS stream and with telemetry
+	// reports, and never logged.
 	JoinToken string
 	// CARoot is a PEM file holding the mesh root the control plane's xDS
 	// certificate is verified against; set, the proxy dials xDS over TLS.
