@@ -73,8 +73,10 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
 			s.log.Info("applied", "object", x.Key.String(), "action", x.Action)
 		}
 	}
-	if resp.Revision == rev+1 {
-		// The store now holds exactly what "after" analyzed.
+	if now, err := s.revision(r.Context()); err == nil && resp.Revision == rev+1 && now == rev+1 {
+		// The store holds exactly what "after" analyzed: this apply was
+		// the one write since rev (writers outside the API, such as the
+		// reaper, do not take writeMu).
 		s.remember(rev+1, after)
 	}
 	writeJSON(w, http.StatusOK, resp)

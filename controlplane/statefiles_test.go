@@ -33,7 +33,13 @@ func TestRefusesUnprotectedStateFiles(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, ConsoleTokenFile), []byte("x\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{filepath.Join(CADir, ca.RootKeyFile), APITokenFile, ConsoleTokenFile} {
+	if err := os.WriteFile(filepath.Join(dir, JoinTokensFile), []byte(`{"tokens":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, JoinTokenFile), []byte("mesh-wide\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{filepath.Join(CADir, ca.RootKeyFile), APITokenFile, ConsoleTokenFile, JoinTokensFile, JoinTokenFile} {
 		path := filepath.Join(dir, name)
 		for _, mode := range []os.FileMode{0o644, 0o640, 0o604, 0o660} {
 			if err := os.Chmod(path, mode); err != nil {
