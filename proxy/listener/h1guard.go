@@ -166,10 +166,36 @@ func (c *h1Conn) Read(p []byte) (int, error) {
 func (c *h1Conn) refuse() (int, error) {
 	if !c.busy.Load() && !c.refusal.sent {
 		c.refusal.sent = true
-		_ = c.Conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		_, _ = io.WriteString(c.Conn, c.refusal.response())
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(refusalLinger))
+		if _, err := io.WriteString(c.Conn, c.refusal.response()); err == nil {
+			c.linger()
+		}
 	}
 	return 0, &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: errRefused}
+}
+
+// Closing a socket with unread bytes resets it, and a reset can make the
+// client drop the answer it has not read yet. So, as net/http does before
+// it closes a connection, a refusal half-closes and reads what the client
+// still sends, up to refusalDrain bytes for up to refusalLinger, first.
+const (
+	refusalLinger = time.Second
+	refusalDrain  = 256 << 10
+)
+
+func (c *h1Conn) linger() {
+	_ = c.CloseWrite()
+	_ = c.Conn.SetReadDeadline(time.Now().Add(refusalLinger))
+	_, _ = io.CopyN(io.Discard, c.Conn, refusalDrain)
+}
+
+// CloseWrite half-closes the connection (net/http does before closing,
+// to avoid resets).
+func (c *h1Conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
 }
 
 // setConnState follows net/http's connection states.
