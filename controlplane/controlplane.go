@@ -30,6 +30,7 @@ import (
 	"github.com/weft-mesh/weft/api"
 	"github.com/weft-mesh/weft/ca"
 	"github.com/weft-mesh/weft/console"
+	"github.com/weft-mesh/weft/jointoken"
 	"github.com/weft-mesh/weft/jwks"
 	"github.com/weft-mesh/weft/model"
 	"github.com/weft-mesh/weft/store"
@@ -76,6 +77,20 @@ type Options struct {
 	Kubernetes *KubeOptions
 	// Webhook turns on the Kubernetes admission webhooks (webhook.go).
 	Webhook WebhookOptions
+	// MaxRequestHeadersKB and MaxHeadersCount bound the request headers
+	// every proxy's HTTP listeners read (HCM max_request_headers_kb and
+	// max_headers_count); 0: Envoy's defaults, 60 KiB and 100 headers.
+	MaxRequestHeadersKB, MaxHeadersCount uint32
+	// APIHosts are more names the API and console answer to besides IP
+	// addresses, localhost, this machine's name and the API address's
+	// host: a DNS name clients use for a control plane reachable from
+	// other hosts. Requests naming any other Host are refused (DNS
+	// rebinding), as are cross-origin ones.
+	APIHosts []string
+	// JoinTokenScope is JoinScopeIdentity (""; proxies join with tokens
+	// scoped to their identity) or JoinScopeMesh (the mesh-wide
+	// STATE_DIR/join-token is accepted too).
+	JoinTokenScope string
 }
 
 // DefaultReapAfter is the grace period before an orphaned workload is removed.
@@ -95,7 +110,8 @@ type ControlPlane struct {
 
 	ca                  *ca.CA
 	caSource            string
-	joinToken, apiToken string
+	joinToken, apiToken string // joinToken: the mesh-wide one, "" unless JoinScopeMesh
+	tokens              *jointoken.Store
 	xdsTLS              bool
 	jwks                *jwks.Cache
 	jwksChanged         chan struct{}
@@ -103,7 +119,7 @@ type ControlPlane struct {
 	// Kubernetes mode: nil locally.
 	kube      *KubeOptions
 	kstore    *kstore.Store
-	tokens    *tokenReviewer
+	reviewer  *tokenReviewer
 	electDone chan struct{}
 	leader    leadership
 
@@ -159,13 +175,16 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if err := c.rebuild(ctx); err != nil {
 		return fail(err)
 	}
-	authenticate := server.TokenAuth(c.joinToken)
-	if c.tokens != nil {
-		authenticate = c.tokens.authenticate
+	// Locally proxies join with join tokens (scoped, or the mesh-wide one
+	// when allowed); in a cluster with their ServiceAccount tokens.
+	authenticate, revalidate := c.authenticate, c.revalidate
+	if c.reviewer != nil {
+		authenticate, revalidate = c.reviewer.authenticate, nil
 	}
 	c.xds = server.New(generator{c}, server.Options{
 		Log:          opts.Log.With("component", "xds"),
 		Authenticate: authenticate,
+		Revalidate:   revalidate,
 		Admit:        c.admit,
 		Issuer:       c.ca,
 		TrustDomain:  opts.TrustDomain,
@@ -187,12 +206,12 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	)...)
 	c.xds.Register(c.grpcSrv)
 	apiSrv := api.New(st, api.Options{Log: opts.Log.With("component", "api"), Proxies: proxySource{c},
-		Token: c.apiToken, ProtectReads: console.NeedsToken(opts.APIAddr)})
+		Token: c.apiToken, ProtectReads: console.NeedsToken(opts.APIAddr), Tokens: c.apiTokens()})
 	mux, err := c.setupTelemetry(apiSrv.Handler())
 	if err != nil {
 		return fail(err)
 	}
-	c.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	c.httpSrv = &http.Server{Handler: c.guard(mux), ReadHeaderTimeout: 10 * time.Second}
 	if err := c.startWebhooks(ctx); err != nil {
 		return fail(err)
 	}
@@ -235,6 +254,9 @@ func (c *ControlPlane) setupStore(ctx context.Context) error {
 	}
 	if err := os.MkdirAll(c.opts.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state dir: %w", err)
+	}
+	if err := checkStateFiles(c.opts.StateDir); err != nil {
+		return err
 	}
 	if err := c.setupSecurity(); err != nil {
 		return err
@@ -340,5 +362,6 @@ type generator struct{ c *ControlPlane }
 func (g generator) Generate(p *node.Meta) (*translate.Resources, error) {
 	// The trust domain names the SANs clients expect of their peers: the
 	// one the CA issues certificates in.
-	return translate.GenerateWith(g.c.snap.Load(), p, translate.Options{TrustDomain: g.c.opts.TrustDomain}), nil
+	return translate.GenerateWith(g.c.snap.Load(), p, translate.Options{TrustDomain: g.c.opts.TrustDomain,
+		MaxRequestHeadersKB: g.c.opts.MaxRequestHeadersKB, MaxHeadersCount: g.c.opts.MaxHeadersCount}), nil
 }

@@ -74,8 +74,9 @@ type Options struct {
 	AccessLogOutput io.Writer
 
 	// JoinToken proves to the control plane that this proxy may join the
-	// mesh (STATE_DIR/join-token, see ReadJoinToken); it is sent on the
-	// xDS stream and never logged.
+	// mesh as the identity Meta claims (a token scoped to it, or the
+	// mesh-wide one); it is sent on the xDS stream and with telemetry
+	// reports, and never logged.
 	JoinToken string
 	// JoinTokenFile, when set, holds the token instead of JoinToken and is
 	// read again at every (re)connect to the control plane and for every
@@ -233,6 +234,9 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 	}
 	meta.Admin = adm.Addr()
 	h.admin = meta.Admin
+	if !IsLoopback(meta.Admin) {
+		log.Warn("the admin server is reachable from other hosts and has no authentication: whoever reaches it can read the configuration and stop the proxy (/quitquitquit); keep it on loopback unless that is meant", "admin", meta.Admin)
+	}
 	var st *status.Server
 	if o.Pod != nil {
 		serving := func() bool { return isReady() && !draining.Load() }

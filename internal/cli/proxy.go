@@ -91,8 +91,16 @@ func proxySubCmdFlags(g *globals, t node.Type) (*cobra.Command, *proxyFlags) {
 				return fmt.Errorf("--name is required")
 			}
 			o := proxy.Options{Meta: m, XDSAddress: f.xds, Log: g.logger(), TelemetryURL: f.telemetry, CARoot: f.caRoot}
-			if o.JoinToken, err = findJoinToken(g.stateDir, f.joinTokenFile, os.Getenv); err != nil {
+			if o.JoinToken, err = findJoinToken(f.joinTokenFile, os.Getenv); err != nil {
 				return err
+			}
+			if o.JoinToken == "" {
+				tok, revoke, err := mintJoinToken(cmd.Context(), g.client(), ns, m.ServiceAccount, "weft proxy "+use+" "+ns+"/"+f.name)
+				if err != nil {
+					return err
+				}
+				defer revoke()
+				o.JoinToken = tok
 			}
 			if err := f.tf.apply(&o.TraceSampling, &o.AccessLog); err != nil {
 				return err
@@ -111,7 +119,7 @@ func proxySubCmdFlags(g *globals, t node.Type) (*cobra.Command, *proxyFlags) {
 		sa = gatewayServiceAccount
 	}
 	fl.StringVar(&f.serviceAccount, "service-account", sa, "service account: the proxy's identity is spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/SERVICE_ACCOUNT")
-	fl.StringVar(&f.joinTokenFile, "join-token-file", "", "file holding the join token presented to the control plane (default: $"+proxy.JoinTokenEnv+", else STATE_DIR/"+proxy.JoinTokenFile+")")
+	fl.StringVar(&f.joinTokenFile, "join-token-file", "", "file holding the join token presented to the control plane (default: $"+proxy.JoinTokenEnv+", else one minted through the API for the proxy's identity and revoked at exit)")
 	fl.StringVar(&f.caRoot, "ca-root", "", "PEM file of the mesh root (the control plane's STATE_DIR/ca/root-cert.pem) to verify a TLS xDS server with; required when --xds is not a loopback address")
 	fl.StringVar(&f.admin, "admin", "127.0.0.1:15000", "admin address (/ready, /config_dump, /stats/prometheus)")
 	fl.StringVar(&f.telemetry, "telemetry", "", "control plane API URL to report metrics and spans to, e.g. http://127.0.0.1:15080 (empty: no reports)")

@@ -122,10 +122,14 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 	// workloads, so requests in flight through it can finish.
 	gctx, stopGateway := context.WithCancel(context.Background())
 	defer stopGateway()
-	// The gateway runs in this process: it takes the join token from the
-	// control plane directly rather than from the file.
+	// The gateway runs in this process: its join token, scoped to its
+	// identity, comes from the control plane directly and dies with it.
+	gwToken, err := cp.MintJoinToken(gwMeta.Namespace, gwMeta.ServiceAccount, "weft up's ingress gateway")
+	if err != nil {
+		return fmt.Errorf("ingress gateway: join token: %w", err)
+	}
 	gwOpts := proxy.Options{Meta: gwMeta, XDSAddress: xdsDialAddr(cp.XDSAddr()), Log: log.With("component", "gateway"),
-		TelemetryURL: "http://" + cp.APIAddr(), JoinToken: cp.JoinToken()}
+		TelemetryURL: "http://" + cp.APIAddr(), JoinToken: gwToken}
 	if cp.XDSTLS() {
 		gwOpts.CARoot = cp.CA().RootFile()
 	}
@@ -136,6 +140,8 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 	if err != nil {
 		return fmt.Errorf("start ingress gateway: %w", err)
 	}
+	gateway := superviseGateway(gctx, log.With("component", "gateway"), gw,
+		func(ctx context.Context) (*proxy.Handle, error) { return proxy.Start(ctx, gwOpts) })
 	if err := client.WriteEndpoints(g.stateDir, client.Endpoints{API: cp.APIAddr(), XDS: cp.XDSAddr(), Gateway: f.gatewayAddr}); err != nil {
 		return err
 	}
@@ -173,7 +179,7 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 	fmt.Println("shutting down")
 	wg.Wait() // workloads deregister and stop
 	stopGateway()
-	gw.Wait()
+	gateway.Wait()
 	stopCP()
 	<-cp.Done()
 	return nil
@@ -197,8 +203,9 @@ func startDemo(ctx context.Context, g *globals, d *demo.Demo, c *client.Client, 
 	if err != nil {
 		return err
 	}
-	// The workloads read the join and API tokens from the state dir, as
-	// any `weft run` on this host does; no secret goes on a command line.
+	// The workloads read the API token from the state dir, as any `weft
+	// run` on this host does, and mint their own join tokens with it; no
+	// secret goes on a command line.
 	stateDir, err := filepath.Abs(g.stateDir)
 	if err != nil {
 		return err

@@ -71,7 +71,7 @@ func TestMutualTLSByDefault(t *testing.T) {
 		t.Errorf("sidecar certificate lives %v; want a short-lived SVID", ttl)
 	}
 
-	for _, f := range []string{".weft/api-token", ".weft/join-token", ".weft/ca/root-key.pem"} {
+	for _, f := range []string{".weft/api-token", ".weft/join-tokens.json", ".weft/ca/root-key.pem"} {
 		st, err := os.Stat(filepath.Join(m.dir, f))
 		if err != nil {
 			t.Fatal(err)

@@ -70,6 +70,11 @@ type Options struct {
 	// disconnected; a non-nil error ends the stream with PermissionDenied
 	// and the error's text. nil admits every proxy.
 	Admit func(*node.Meta) error
+	// Revalidate asks, at every regeneration and certificate renewal,
+	// whether a stream's principal still holds (say, its token was not
+	// revoked); a non-nil error, a gRPC status, ends the stream. nil: a
+	// principal holds for the stream's life.
+	Revalidate func(Principal) error
 	// Issuer signs the proxies' certificates (SDS secret "default") and
 	// provides the trust bundle (secret "ROOTCA"). nil: SDS answers with
 	// no secrets.

@@ -54,6 +54,7 @@ type conn struct {
 	s           *Server
 	stream      discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer
 	meta        *node.Meta
+	principal   Principal // who the stream authenticated as
 	nodeID      string
 	seq         uint64
 	connID      string
@@ -115,7 +116,7 @@ func (s *Server) StreamAggregatedResources(stream discovery.AggregatedDiscoveryS
 		return err
 	}
 	c := &conn{
-		s: s, stream: stream, meta: meta, nodeID: meta.ID(), connectedAt: time.Now(),
+		s: s, stream: stream, meta: meta, principal: principal, nodeID: meta.ID(), connectedAt: time.Now(),
 		pushCh:           make(chan struct{}, 1),
 		renewCh:          make(chan struct{}, 1),
 		retainedClusters: map[string]*cluster.Cluster{},
@@ -177,8 +178,7 @@ func (s *Server) StreamAggregatedResources(stream discovery.AggregatedDiscoveryS
 				return err
 			}
 		case <-c.renewCh:
-			if err := c.s.admit(c.meta); err != nil {
-				c.log.Warn("xds proxy no longer admitted; disconnecting", "err", err)
+			if err := c.stillAdmitted(); err != nil {
 				return err
 			}
 			c.renew()
@@ -216,8 +216,7 @@ func peerAddr(stream discovery.AggregatedDiscoveryService_StreamAggregatedResour
 // previous one stays. It first asks whether the proxy is still admitted:
 // the error it returns (PermissionDenied) ends the stream.
 func (c *conn) regenerate() error {
-	if err := c.s.admit(c.meta); err != nil {
-		c.log.Warn("xds proxy no longer admitted; disconnecting", "err", err)
+	if err := c.stillAdmitted(); err != nil {
 		return err
 	}
 	res, err := c.s.gen.Generate(c.meta)

@@ -64,6 +64,11 @@ type Options struct {
 	// TrustDomain is the SPIFFE trust domain of the mesh's identities
 	// (spiffe://TD/ns/NS/sa/SA); empty means ca.DefaultTrustDomain.
 	TrustDomain string
+	// MaxRequestHeadersKB and MaxHeadersCount bound the request headers of
+	// every HTTP listener (HCM max_request_headers_kb and
+	// common_http_protocol_options.max_headers_count); 0 leaves the field
+	// out, which means Envoy's default (60 KiB, 100 headers).
+	MaxRequestHeadersKB, MaxHeadersCount uint32
 }
 
 // Resources is everything one proxy should have, keyed by resource name.
@@ -143,6 +148,7 @@ func GenerateWith(s *model.Snapshot, p *node.Meta, o Options) *Resources {
 	default:
 		r.problem("node %s: unknown proxy type %q", p.ID(), p.Type)
 	}
+	g.headerLimits()
 	return r
 }
 
