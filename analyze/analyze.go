@@ -26,8 +26,34 @@ const (
 	Info    Level = "Info"    // worth knowing; may be intended
 )
 
+// rank orders the levels, most serious highest.
+var rank = map[Level]int{Info: 1, Warning: 2, Error: 3}
+
+// AtLeast reports whether l is as serious as min or more: a Warning is at
+// least Info and at least Warning, not at least Error.
+func (l Level) AtLeast(min Level) bool { return rank[l] >= rank[min] && rank[l] > 0 }
+
+// ParseLevel reads a level as istioctl's --failure-threshold takes it:
+// Info, Warning (or Warn) or Error, in any case.
+func ParseLevel(s string) (Level, error) {
+	switch strings.ToLower(s) {
+	case "info":
+		return Info, nil
+	case "warning", "warn":
+		return Warning, nil
+	case "error":
+		return Error, nil
+	}
+	return "", fmt.Errorf("level %q: want Info, Warning or Error", s)
+}
+
 // Message codes. They never change meaning; retired codes are not reused.
 const (
+	// Objects the Kubernetes store refuses (reported in their status, not
+	// by Analyze): it never sees invalid objects in the local store.
+	CodeInvalidObject        = "WEFT0001"
+	CodeShadowedServiceEntry = "WEFT0002"
+
 	CodeUndefinedSubset   = "WEFT0101"
 	CodeUnknownHost       = "WEFT0102"
 	CodeWeightSum         = "WEFT0103"
@@ -47,6 +73,22 @@ const (
 	CodeNonMemberWorkloads = "WEFT0204"
 	CodeIgnoredMemberRoll  = "WEFT0205"
 )
+
+// names are the codes' names, as Istio's analysis messages carry one
+// (status.validationMessages[].type.name).
+var names = map[string]string{
+	CodeInvalidObject: "InvalidObject", CodeShadowedServiceEntry: "ShadowedServiceEntry",
+	CodeUndefinedSubset: "UndefinedSubset", CodeUnknownHost: "UnknownHost", CodeWeightSum: "WeightSum",
+	CodeConflictingRoutes: "ConflictingRoutes", CodeUnknownGateway: "UnknownGateway", CodeEmptySubset: "EmptySubset",
+	CodeUnknownPort: "UnknownPort", CodeDuplicateHost: "DuplicateHost", CodeRetryBudget: "RetryBudget",
+	CodeHashNoEffect: "HashNoEffect", CodeIneffectiveFault: "IneffectiveFault", CodeProtocolMismatch: "ProtocolMismatch",
+	CodeUnknownPrincipal: "UnknownPrincipal", CodeMTLSConflict: "MTLSConflict", CodeUnservedMTLSPort: "UnservedMTLSPort",
+	CodeNonMemberWorkloads: "NonMemberWorkloads", CodeIgnoredMemberRoll: "IgnoredMemberRoll",
+}
+
+// Name returns a code's name, e.g. "UndefinedSubset" for WEFT0101; ""
+// for an unknown code.
+func Name(code string) string { return names[code] }
 
 // Message is one finding about one object.
 type Message struct {
@@ -84,6 +126,11 @@ type analyzer struct {
 	s    *model.Snapshot
 	msgs []Message
 	wls  []*workload // the registry's workloads, once listed
+	// wildcards are the services with a wildcard host, once listed:
+	// knownHost runs for every destination, which must not cost a scan
+	// of every service each time.
+	wildcards []*model.Service
+	listedWC  bool
 }
 
 func (a *analyzer) report(code string, level Level, o *config.Object, field, format string, args ...any) {
@@ -96,8 +143,16 @@ func (a *analyzer) knownHost(host string) bool {
 	if a.s.Service(host) != nil {
 		return true
 	}
-	for _, svc := range a.s.Services() {
-		if strings.HasPrefix(svc.Hostname, "*") && model.HostMatches(svc.Hostname, host) {
+	if !a.listedWC {
+		for _, svc := range a.s.Services() {
+			if strings.HasPrefix(svc.Hostname, "*") {
+				a.wildcards = append(a.wildcards, svc)
+			}
+		}
+		a.listedWC = true
+	}
+	for _, svc := range a.wildcards {
+		if model.HostMatches(svc.Hostname, host) {
 			return true
 		}
 	}

@@ -1,6 +1,7 @@
 package analyze
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -256,5 +257,84 @@ func TestNaturalLess(t *testing.T) {
 	}
 	if !naturalLess("spec.hosts[0]", "spec.http[0]") {
 		t.Error("names not compared as text")
+	}
+}
+
+func TestLevels(t *testing.T) {
+	for _, tc := range []struct {
+		l, min Level
+		want   bool
+	}{
+		{Error, Warning, true}, {Warning, Warning, true}, {Info, Warning, false},
+		{Warning, Error, false}, {Info, Info, true}, {Level("Bogus"), Info, false},
+	} {
+		if got := tc.l.AtLeast(tc.min); got != tc.want {
+			t.Errorf("%s.AtLeast(%s) = %v", tc.l, tc.min, got)
+		}
+	}
+	for in, want := range map[string]Level{"info": Info, "Warn": Warning, "WARNING": Warning, "error": Error} {
+		if got, err := ParseLevel(in); got != want || err != nil {
+			t.Errorf("ParseLevel(%q) = %q, %v", in, got, err)
+		}
+	}
+	if _, err := ParseLevel("fatal"); err == nil {
+		t.Error("ParseLevel(fatal): no error")
+	}
+}
+
+// TestEveryCodeNamed: the status writer needs a name for every code.
+func TestEveryCodeNamed(t *testing.T) {
+	for _, code := range []string{CodeInvalidObject, CodeShadowedServiceEntry, CodeUndefinedSubset, CodeUnknownHost, CodeWeightSum,
+		CodeConflictingRoutes, CodeUnknownGateway, CodeEmptySubset, CodeUnknownPort, CodeDuplicateHost, CodeRetryBudget,
+		CodeHashNoEffect, CodeIneffectiveFault, CodeProtocolMismatch, CodeUnknownPrincipal, CodeMTLSConflict,
+		CodeUnservedMTLSPort, CodeNonMemberWorkloads, CodeIgnoredMemberRoll} {
+		if Name(code) == "" {
+			t.Errorf("code %s has no name", code)
+		}
+	}
+}
+
+// TestConflictsNameAFewAndCountTheRest: n VirtualServices for one host get
+// one WEFT0104 each, naming three of the others and counting the rest, so
+// the analysis grows with n, not n² (issue 14: 10,000 of them made 1.89 GB
+// of messages).
+func TestConflictsNameAFewAndCountTheRest(t *testing.T) {
+	const n = 200
+	var objs []*config.Object
+	for i := range n {
+		o, err := config.Decode("vs.yaml", strings.NewReader(fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: vs-%03d, namespace: default}
+spec:
+  hosts: [reviews]
+  http: [{route: [{destination: {host: reviews}}]}]`, i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, o...)
+	}
+	total, count := 0, 0
+	for _, m := range Analyze(model.Build(1, objs)) {
+		if m.Code != CodeConflictingRoutes {
+			continue
+		}
+		count++
+		total += len(m.Text)
+		var named []string
+		for i := 0; len(named) < 3; i++ {
+			if name := fmt.Sprintf("vs-%03d", i); name != m.Object.Name {
+				named = append(named, "default/"+name)
+			}
+		}
+		want := "is also routed by VirtualService " + strings.Join(named, ", ") + " and 196 more;"
+		if !strings.Contains(m.Text, want) {
+			t.Fatalf("%s: %q\nwant it to contain %q", m.Object, m.Text, want)
+		}
+	}
+	if count != n {
+		t.Errorf("%d WEFT0104 messages, want one per VirtualService (%d)", count, n)
+	}
+	if total > 250*n {
+		t.Errorf("WEFT0104 texts total %d bytes for %d VirtualServices; want at most 250 each", total, n)
 	}
 }

@@ -31,8 +31,9 @@ type workload struct {
 	ports           map[uint32]bool // every number a policy may mean: endpoint, target and service ports
 }
 
-// workloads lists the WorkloadEntries, with the ports they serve through
-// the services that select them.
+// workloads lists the WorkloadEntries and the inline endpoints that name
+// their workload (pods), with the ports they serve through the services
+// that select them.
 func (a *analyzer) workloads() []*workload {
 	if a.wls != nil {
 		return a.wls
@@ -64,8 +65,23 @@ func (a *analyzer) workloads() []*workload {
 	for _, svc := range a.s.Services() {
 		for _, ep := range svc.Endpoints {
 			w := byKey[ep.Namespace+"/"+ep.Workload]
+			if w == nil && ep.Workload == "" && ep.Labels[config.LabelWorkload] != "" {
+				// An inline endpoint naming its workload is an instance of
+				// one: a pod, in Kubernetes mode (one per address, however
+				// many services select it).
+				key := ep.Namespace + "/" + ep.Address
+				if w = byKey[key]; w == nil {
+					sa := ep.ServiceAccount
+					if sa == "" {
+						sa = defaultServiceAccount
+					}
+					w = &workload{namespace: ep.Namespace, name: ep.Labels[config.LabelWorkload], sa: sa, labels: ep.Labels, ports: map[uint32]bool{}}
+					byKey[key] = w
+					a.wls = append(a.wls, w)
+				}
+			}
 			if w == nil {
-				continue // an inline endpoint: not a proxy policies apply to
+				continue // another inline endpoint: not a proxy policies apply to
 			}
 			for _, p := range svc.Ports {
 				w.ports[ep.PortFor(p)], w.ports[p.Number] = true, true
@@ -308,8 +324,8 @@ func (a *analyzer) memberRolls() {
 	}
 	outside := map[string][]string{}
 	for _, w := range a.workloads() {
-		if ok, _ := a.s.IsMember(w.namespace); !ok {
-			outside[w.namespace] = append(outside[w.namespace], w.name)
+		if ok, _ := a.s.IsMember(w.namespace); !ok && !slices.Contains(outside[w.namespace], w.name) {
+			outside[w.namespace] = append(outside[w.namespace], w.name) // pods of one workload once
 		}
 	}
 	for _, ns := range slices.Sorted(maps.Keys(outside)) {

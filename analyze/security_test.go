@@ -144,3 +144,35 @@ spec: {address: 127.0.0.3}`
 	expect(t, only(analyzeStrings(t, "shop", dbWorkloads, web, roll("shop", "shop")), CodeNonMemberWorkloads, CodeIgnoredMemberRoll),
 		`Warning [WEFT0205] ServiceMeshMemberRoll shop/default: a ServiceMeshMemberRoll takes effect only in the root namespace istio-system; this one is ignored`)
 }
+
+// TestPodsAreWorkloads: in Kubernetes mode pods are the inline endpoints
+// of their Services' ServiceEntries, naming their workload; policies see
+// them as workloads (principals, member rolls), once per workload.
+func TestPodsAreWorkloads(t *testing.T) {
+	pods := `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews, namespace: bookinfo, annotations: {weft.io/origin: kubernetes}}
+spec:
+  hosts: [reviews.bookinfo.svc.cluster.local]
+  resolution: STATIC
+  ports: [{number: 9080, name: http}]
+  endpoints:
+  - {address: 10.244.0.5, serviceAccount: bookinfo-reviews, labels: {app: reviews, weft.io/workload: reviews-v1}}
+  - {address: 10.244.0.6, serviceAccount: bookinfo-reviews, labels: {app: reviews, weft.io/workload: reviews-v1}}
+  - {address: 192.0.2.1}`
+	ap := `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: a, namespace: bookinfo}
+spec:
+  rules:
+  - from:
+    - source: {principals: [cluster.local/ns/bookinfo/sa/bookinfo-reviews, cluster.local/ns/bookinfo/sa/ghost]}`
+	expect(t, only(analyzeStrings(t, "bookinfo", pods, ap), CodeUnknownPrincipal),
+		`Warning [WEFT0201] AuthorizationPolicy bookinfo/a spec.rules[0].from[0].source.principals[1]: no workload runs as service account ghost in namespace bookinfo, so principal "cluster.local/ns/bookinfo/sa/ghost" matches no caller (yet)`)
+	roll := `apiVersion: maistra.io/v1
+kind: ServiceMeshMemberRoll
+metadata: {name: default, namespace: istio-system}
+spec: {members: [shop]}`
+	expect(t, only(analyzeStrings(t, "bookinfo", pods, roll), CodeNonMemberWorkloads),
+		`Warning [WEFT0204] ServiceMeshMemberRoll istio-system/default spec.members: namespace bookinfo has workloads (reviews-v1) but no member roll lists it: their proxies get no configuration and no certificate, and STRICT workloads refuse their traffic`)
+}

@@ -449,7 +449,7 @@ func TestErrorsAreJSON(t *testing.T) {
 			t.Errorf("%s %s: %d %q (%v), want %d with a JSON error", tc.method, tc.path, resp.StatusCode, body.Error, err, tc.status)
 		}
 	}
-	if err := f.c.Health(context.Background()); err != nil {
+	if _, err := f.c.Health(context.Background()); err != nil {
 		t.Errorf("Health: %v", err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/weft-mesh/weft/config"
+	"github.com/weft-mesh/weft/internal/version"
 	"github.com/weft-mesh/weft/model"
 	"github.com/weft-mesh/weft/store"
 )
@@ -42,6 +43,9 @@ type Options struct {
 	// console's login cookie): for an API reachable from other hosts.
 	// /healthz stays open. Without a Token it has no effect.
 	ProtectReads bool
+	// Tokens serves /api/v1/tokens (identity-scoped join tokens), which
+	// need the API token for reads too; nil makes them answer 503.
+	Tokens Tokens
 	// Guard, when set, may refuse an apply or delete (409): objects a
 	// Canary owns are written by the canary analysis only.
 	Guard Guard
@@ -59,6 +63,7 @@ type Server struct {
 	log      *slog.Logger
 	snapshot func(objs []*config.Object, rev int64) *model.Snapshot
 	proxies  ProxySource
+	tokens   Tokens
 	guard    Guard
 	canaries CanarySource
 	mux      *http.ServeMux
@@ -66,13 +71,14 @@ type Server struct {
 
 	// writeMu serializes applies and deletes made through the API, so the
 	// analysis an apply reports is of the state it actually writes over.
-	writeMu sync.Mutex
+	writeMu  sync.Mutex
+	analyses *analyses
 }
 
 // New returns a Server over st.
 func New(st store.Store, opts Options) *Server {
-	s := &Server{st: st, log: opts.Log, snapshot: opts.Snapshot, proxies: opts.Proxies, mux: http.NewServeMux(),
-		auth: newAuth(opts.Token, opts.ProtectReads), guard: opts.Guard, canaries: opts.Canaries}
+	s := &Server{st: st, log: opts.Log, snapshot: opts.Snapshot, proxies: opts.Proxies, tokens: opts.Tokens, mux: http.NewServeMux(),
+		auth: newAuth(opts.Token, opts.ProtectReads), analyses: newAnalyses(), guard: opts.Guard, canaries: opts.Canaries}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -89,6 +95,10 @@ func New(st store.Store, opts Options) *Server {
 	s.mux.HandleFunc("POST /api/v1/analyze", s.analyzeSources)
 	s.mux.HandleFunc("GET /api/v1/proxies", s.listProxies)
 	s.mux.HandleFunc("GET /api/v1/proxies/{id}/config/{kind}", s.proxyConfig)
+	s.mux.HandleFunc("GET /api/v1/sync", s.syncStatus)
+	s.mux.HandleFunc("POST /api/v1/tokens", s.createToken)
+	s.mux.HandleFunc("GET /api/v1/tokens", s.listTokens)
+	s.mux.HandleFunc("DELETE /api/v1/tokens/{id}", s.revokeToken)
 	s.mux.HandleFunc("GET /api/v1/canaries/{namespace}/{name}", s.getCanary)
 	s.mux.HandleFunc("POST /api/v1/canaries/{namespace}/{name}/{action}", s.canaryCommand)
 	if opts.LoadTester != nil {
@@ -160,7 +170,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "store: "+err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "revision": rev})
+	writeJSON(w, http.StatusOK, HealthResponse{Status: "ok", Revision: rev, Version: version.Get().String()})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -181,6 +191,8 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, op string, e
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, store.ErrReadOnly):
+		writeError(w, http.StatusConflict, err.Error())
 	case r.Context().Err() != nil:
 		writeError(w, http.StatusServiceUnavailable, op+": "+err.Error())
 	default:
@@ -205,22 +217,31 @@ func boolParam(r *http.Request, name string) (bool, error) {
 // readSources decodes a SourcesRequest body.
 func readSources(r *http.Request) ([]Source, error) {
 	var req SourcesRequest
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, fmt.Errorf("request body larger than %d bytes", tooBig.Limit)
-		}
-		return nil, fmt.Errorf("read request body: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("read request body: trailing data after the JSON object")
+	if err := readJSON(r, &req); err != nil {
+		return nil, err
 	}
 	if len(req.Sources) == 0 {
 		return nil, errors.New("no sources given")
 	}
 	return req.Sources, nil
+}
+
+// readJSON decodes a request body holding one JSON object with no
+// unknown fields into v.
+func readJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return fmt.Errorf("request body larger than %d bytes", tooBig.Limit)
+		}
+		return fmt.Errorf("read request body: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("read request body: trailing data after the JSON object")
+	}
+	return nil
 }
 
 // nsOptions are the namespace query parameters shared by apply, delete and
@@ -241,6 +262,18 @@ func readNSOptions(r *http.Request) (nsOptions, error) {
 		o.explicit = false
 	}
 	return o, nil
+}
+
+// DecodeSources decodes and validates sources as an apply does, with no
+// control plane: objects that name no namespace get ns; with explicit (the
+// user passed -n), an object naming another namespace is refused, and so is
+// an object given twice. It reports every problem at once. `weft validate`
+// and the CLI's offline checks call it.
+func DecodeSources(sources []Source, ns string, explicit bool) ([]*config.Object, config.ErrorList) {
+	if ns == "" {
+		ns, explicit = config.DefaultNamespace, false
+	}
+	return decodeSources(sources, nsOptions{namespace: ns, explicit: explicit})
 }
 
 // decodeSources decodes every source (config.Decode also validates), fills in namespaces and

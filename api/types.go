@@ -32,10 +32,14 @@ type ObjectResult struct {
 type ApplyResponse struct {
 	Results []ObjectResult `json:"results"`
 	// Messages are the analyzer's findings about the applied objects, and
-	// any finding elsewhere that this apply introduced.
+	// any finding elsewhere that this apply introduced: at most
+	// MaxApplyMessagesPerCode of each code.
 	Messages []analyze.Message `json:"messages"`
-	DryRun   bool              `json:"dryRun,omitempty"`
-	Revision int64             `json:"revision,omitempty"` // store revision after the write
+	// OmittedMessages counts the findings left out of Messages; GET
+	// /api/v1/analyze lists them all.
+	OmittedMessages int   `json:"omittedMessages,omitempty"`
+	DryRun          bool  `json:"dryRun,omitempty"`
+	Revision        int64 `json:"revision,omitempty"` // store revision after the write
 }
 
 // DeleteResponse is the body of a successful delete.
@@ -87,6 +91,47 @@ type ProxyInfo struct {
 	ConnectedAt time.Time         `json:"connectedAt,omitzero"`
 	Acked       map[string]string `json:"acked,omitempty"` // type URL (or short kind) -> acknowledged version
 	LastNack    string            `json:"lastNack,omitempty"`
+	// Revision is the store revision of the newest configuration generated
+	// for the proxy; Sync says whether the proxy ACKed all of it: synced,
+	// pending or nacked, with SyncDetail saying what is pending or refused.
+	Revision   int64  `json:"revision"`
+	Sync       string `json:"sync,omitempty"`
+	SyncDetail string `json:"syncDetail,omitempty"`
+	// SyncedRevision is the newest revision the proxy ACKed in full.
+	SyncedRevision int64 `json:"syncedRevision"`
+}
+
+// Sync states of a proxy for a revision (ProxySync.State, ProxyInfo.Sync).
+const (
+	SyncSynced  = "synced"  // the proxy ACKed the revision, or a later one, in full
+	SyncPending = "pending" // not yet
+	SyncNACKed  = "nacked"  // the proxy rejected the configuration of the revision
+)
+
+// SyncResponse is the body of GET /api/v1/sync?revision=N: whether every
+// connected proxy has ACKed the configuration of store revision N (or of
+// a later one), and which have not.
+type SyncResponse struct {
+	Revision int64       `json:"revision"` // the revision asked about (default: the store's current one)
+	Synced   bool        `json:"synced"`   // every connected proxy is synced
+	Proxies  []ProxySync `json:"proxies"`  // every connected proxy, by ID
+}
+
+// ProxySync is one proxy's state for the revision a SyncResponse is about.
+type ProxySync struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	State     string `json:"state"`            // SyncSynced, SyncPending or SyncNACKed
+	Revision  int64  `json:"revision"`         // the newest revision generated for the proxy
+	Detail    string `json:"detail,omitempty"` // what is pending, or what was refused
+}
+
+// HealthResponse is the body of GET /healthz.
+type HealthResponse struct {
+	Status   string `json:"status"`   // "ok"
+	Revision int64  `json:"revision"` // the store's current revision
+	Version  string `json:"version"`  // the control plane's weft version
 }
 
 // ProxySource is the control plane's view of connected proxies.

@@ -523,3 +523,54 @@ func TestSPIFFEIDDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestFromMemory loads the CA material a Kubernetes Secret holds: a
+// generated root (NewRoot, FromRoot) and plug-in material (FromPlugin),
+// with errors naming the source and key.
+func TestFromMemory(t *testing.T) {
+	certPEM, keyPEM, err := NewRoot("example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := FromRoot("secret ns/istio-ca-secret", certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RootFile() != "" || !bytes.Equal(c.RootPEM(), certPEM) || c.Certificate().Subject.Organization[0] != "example.org" {
+		t.Errorf("root CA: file %q, subject %v", c.RootFile(), c.Certificate().Subject)
+	}
+	s, err := c.Issue(testID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifySVID(t, s, c.Roots(), testID)
+	otherCert, _, err := NewRoot("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := FromRoot("secret ns/istio-ca-secret", otherCert, keyPEM); err == nil ||
+		!strings.Contains(err.Error(), "secret ns/istio-ca-secret ca-cert.pem with secret ns/istio-ca-secret ca-key.pem") {
+		t.Errorf("mismatched key: %v", err)
+	}
+
+	dir, root := pluginDir(t)
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	p := PluginPEM{Cert: read(PluginCertFile), Key: read(PluginKeyFile), Root: read(PluginRootFile), Chain: read(PluginChainFile)}
+	pc, err := FromPlugin("secret ns/cacerts", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(pc.RootPEM(), pemCert(root.Raw)) || pc.RootFile() != "" {
+		t.Error("plug-in RootPEM is not root-cert.pem")
+	}
+	p.Chain = read(PluginRootFile)
+	if _, err := FromPlugin("secret ns/cacerts", p); err == nil || !strings.Contains(err.Error(), "secret ns/cacerts cert-chain.pem") {
+		t.Errorf("bad chain: %v", err)
+	}
+}

@@ -112,60 +112,142 @@ func loadOrCreate(dir, trustDomain string, now func() time.Time) (*CA, error) {
 }
 
 func loadSelfSigned(certPath, keyPath string, now func() time.Time) (*CA, error) {
-	certs, err := readCerts(certPath)
+	certPEM, err := os.ReadFile(certPath)
+	if err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	keyPEM, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	c, err := selfSigned(certPath, keyPath, certPEM, keyPEM, now)
 	if err != nil {
 		return nil, err
+	}
+	c.rootFile = certPath
+	return c, nil
+}
+
+// selfSigned checks a self-signed root and its key; certName and keyName
+// say where they came from in errors.
+func selfSigned(certName, keyName string, certPEM, keyPEM []byte, now func() time.Time) (*CA, error) {
+	certs, err := parseCerts(certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("ca: %s: %w", certName, err)
 	}
 	if len(certs) != 1 {
-		return nil, fmt.Errorf("ca: %s: want exactly one certificate, found %d", certPath, len(certs))
+		return nil, fmt.Errorf("ca: %s: want exactly one certificate, found %d", certName, len(certs))
 	}
 	cert := certs[0]
-	key, err := readKey(keyPath)
+	key, err := ParseKey(keyPEM)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("ca: %s: %w", keyName, err)
 	}
 	if err := checkSigner(cert, key); err != nil {
-		return nil, fmt.Errorf("ca: %s with %s: %w", certPath, keyPath, err)
+		return nil, fmt.Errorf("ca: %s with %s: %w", certName, keyName, err)
 	}
 	if err := cert.CheckSignatureFrom(cert); err != nil {
-		return nil, fmt.Errorf("ca: %s: not a self-signed root: %w", certPath, err)
+		return nil, fmt.Errorf("ca: %s: not a self-signed root: %w", certName, err)
 	}
-	if err := checkValidity(certPath, cert, now()); err != nil {
+	if err := checkValidity(certName, cert, now()); err != nil {
 		return nil, err
 	}
-	return &CA{cert: cert, signer: key, roots: certs, rootPEM: pemCert(cert.Raw), rootFile: certPath, now: now}, nil
+	return &CA{cert: cert, signer: key, roots: certs, rootPEM: pemCert(cert.Raw), now: now}, nil
+}
+
+// PluginPEM is Istio's plug-in CA material held in memory, as the keys of
+// Secret istio-system/cacerts hold it.
+type PluginPEM struct {
+	Cert  []byte // ca-cert.pem: the signing certificate
+	Key   []byte // ca-key.pem: its private key
+	Root  []byte // root-cert.pem: the trust bundle
+	Chain []byte // cert-chain.pem: from the signing certificate to the root
+}
+
+// FromPlugin checks and loads plug-in CA material held in memory, with the
+// checks LoadPlugin makes; source names it in errors (e.g. "secret
+// istio-system/cacerts"). The CA's RootFile is "".
+func FromPlugin(source string, p PluginPEM) (*CA, error) {
+	return plugin(func(f string) string { return source + " " + f }, p, time.Now)
+}
+
+// FromRoot loads a self-signed root and its key held in memory (e.g. the
+// keys ca-cert.pem and ca-key.pem of Secret istio-system/istio-ca-secret);
+// source names them in errors. The CA's RootFile is "".
+func FromRoot(source string, certPEM, keyPEM []byte) (*CA, error) {
+	return selfSigned(source+" "+PluginCertFile, source+" "+PluginKeyFile, certPEM, keyPEM, time.Now)
+}
+
+// NewRoot generates a self-signed root for trustDomain, as LoadOrCreate
+// does, and returns the certificate and key as PEM for a caller that keeps
+// them itself (FromRoot loads them).
+func NewRoot(trustDomain string) (certPEM, keyPEM []byte, err error) {
+	if trustDomain == "" {
+		trustDomain = DefaultTrustDomain
+	}
+	cert, key, err := newSelfSigned(trustDomain, time.Now())
+	if err != nil {
+		return nil, nil, fmt.Errorf("ca: %w", err)
+	}
+	if keyPEM, err = encodeKey(key); err != nil {
+		return nil, nil, fmt.Errorf("ca: %w", err)
+	}
+	return pemCert(cert.Raw), keyPEM, nil
 }
 
 func loadPlugin(dir string, now func() time.Time) (*CA, error) {
 	path := func(name string) string { return filepath.Join(dir, name) }
-	certs, err := readCerts(path(PluginCertFile))
+	var p PluginPEM
+	for _, f := range []struct {
+		name string
+		dst  *[]byte
+	}{{PluginCertFile, &p.Cert}, {PluginKeyFile, &p.Key}, {PluginRootFile, &p.Root}, {PluginChainFile, &p.Chain}} {
+		data, err := os.ReadFile(path(f.name))
+		if err != nil {
+			return nil, fmt.Errorf("ca: %w", err)
+		}
+		*f.dst = data
+	}
+	c, err := plugin(path, p, now)
 	if err != nil {
 		return nil, err
+	}
+	c.rootFile = path(PluginRootFile)
+	return c, nil
+}
+
+// plugin checks plug-in material: ca-cert.pem is a CA certificate whose
+// key is ca-key.pem, cert-chain.pem starts with it, and it chains to a root
+// of root-cert.pem. name turns a file name into what errors call it.
+func plugin(name func(string) string, p PluginPEM, now func() time.Time) (*CA, error) {
+	certs, err := parseCerts(p.Cert)
+	if err != nil {
+		return nil, fmt.Errorf("ca: %s: %w", name(PluginCertFile), err)
 	}
 	cert := certs[0]
-	key, err := readKey(path(PluginKeyFile))
+	key, err := ParseKey(p.Key)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("ca: %s: %w", name(PluginKeyFile), err)
 	}
 	if err := checkSigner(cert, key); err != nil {
-		return nil, fmt.Errorf("ca: %s with %s: %w", path(PluginCertFile), path(PluginKeyFile), err)
+		return nil, fmt.Errorf("ca: %s with %s: %w", name(PluginCertFile), name(PluginKeyFile), err)
 	}
-	if err := checkValidity(path(PluginCertFile), cert, now()); err != nil {
+	if err := checkValidity(name(PluginCertFile), cert, now()); err != nil {
 		return nil, err
 	}
-	roots, err := readCerts(path(PluginRootFile))
+	roots, err := parseCerts(p.Root)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("ca: %s: %w", name(PluginRootFile), err)
 	}
-	chain, err := readCerts(path(PluginChainFile))
+	chain, err := parseCerts(p.Chain)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("ca: %s: %w", name(PluginChainFile), err)
 	}
 	// Peers verify a leaf through the chain sent after it, so the chain
 	// must begin with the certificate that signs the leaves.
 	if !chain[0].Equal(cert) {
 		return nil, fmt.Errorf("ca: %s: the first certificate (subject %q) is not %s (subject %q)",
-			path(PluginChainFile), chain[0].Subject, path(PluginCertFile), cert.Subject)
+			name(PluginChainFile), chain[0].Subject, name(PluginCertFile), cert.Subject)
 	}
 	pool, inter := x509.NewCertPool(), x509.NewCertPool()
 	for _, r := range roots {
@@ -179,7 +261,7 @@ func loadPlugin(dir string, now func() time.Time) (*CA, error) {
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	}); err != nil {
 		return nil, fmt.Errorf("ca: %s does not chain to a root of %s through %s: %w",
-			path(PluginCertFile), path(PluginRootFile), path(PluginChainFile), err)
+			name(PluginCertFile), name(PluginRootFile), name(PluginChainFile), err)
 	}
 	var rootPEM, chainPEM []byte
 	for _, r := range roots {
@@ -188,7 +270,7 @@ func loadPlugin(dir string, now func() time.Time) (*CA, error) {
 	for _, c := range chain {
 		chainPEM = append(chainPEM, pemCert(c.Raw)...)
 	}
-	return &CA{cert: cert, signer: key, chainPEM: chainPEM, roots: roots, rootPEM: rootPEM, rootFile: path(PluginRootFile), now: now}, nil
+	return &CA{cert: cert, signer: key, chainPEM: chainPEM, roots: roots, rootPEM: rootPEM, now: now}, nil
 }
 
 func checkValidity(path string, cert *x509.Certificate, now time.Time) error {
@@ -265,20 +347,6 @@ func parseCerts(data []byte) ([]*x509.Certificate, error) {
 		return nil, errors.New("text after the last PEM block is not PEM")
 	}
 	return out, nil
-}
-
-// readKey parses the single private key of a PEM file: PKCS#8, SEC 1
-// (EC PRIVATE KEY) or PKCS#1 (RSA PRIVATE KEY).
-func readKey(path string) (crypto.Signer, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("ca: %w", err)
-	}
-	k, err := ParseKey(data)
-	if err != nil {
-		return nil, fmt.Errorf("ca: %s: %w", path, err)
-	}
-	return k, nil
 }
 
 // ParseKey parses one PEM private key: PKCS#8, SEC 1 (EC PRIVATE KEY) or

@@ -50,6 +50,33 @@ func Decode(source string, r io.Reader) ([]*Object, error) {
 	return objs, nil
 }
 
+// DecodeObject decodes one object from its JSON, as the Kubernetes API
+// server returns a custom resource, with the same checks as Decode (the
+// path `weft apply` takes) and Validate. source names the object in error
+// messages (e.g. "cluster"). Server-set metadata (resourceVersion,
+// generation, uid, ...) and status are accepted and left out of the
+// result; callers that need them read them from the JSON themselves.
+func DecodeObject(source string, js []byte) (*Object, error) {
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, ErrorList{{Source: source, Msg: "invalid JSON: " + err.Error()}}
+	}
+	top, ok := v.(map[string]any)
+	if !ok {
+		return nil, ErrorList{{Source: source, Msg: "want an object with apiVersion, kind, metadata and spec, got " + describe(v)}}
+	}
+	o, errs := decodeObject(top)
+	for _, e := range errs {
+		e.Source = source
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return o, nil
+}
+
 // document is the text of one YAML document and where it starts in the input.
 type document struct {
 	text      []byte

@@ -345,3 +345,33 @@ func TestErrorListDefaultNamespace(t *testing.T) {
 		t.Errorf("got %q, want %q", list.Error(), want)
 	}
 }
+
+// TestDecodeObject reads a custom resource as the API server returns it:
+// server-set metadata and status are accepted, and a bad spec is refused
+// with the field named, as `weft apply` would.
+func TestDecodeObject(t *testing.T) {
+	good := `{"apiVersion":"networking.istio.io/v1","kind":"VirtualService",
+	  "metadata":{"name":"r","namespace":"ns","uid":"u-1","resourceVersion":"42","generation":3,
+	    "creationTimestamp":"2025-01-01T00:00:00Z","managedFields":[{"manager":"kubectl"}]},
+	  "spec":{"hosts":["r"],"http":[{"route":[{"destination":{"host":"r"}}]}]},
+	  "status":{"observedGeneration":2}}`
+	o, err := DecodeObject("cluster", []byte(good))
+	if err != nil {
+		t.Fatalf("DecodeObject: %v", err)
+	}
+	if o.Key() != (Key{KindVirtualService, "ns", "r"}) || o.Spec.(*networking.VirtualService).GetHosts()[0] != "r" {
+		t.Fatalf("decoded %v %v", o.Key(), o.Spec)
+	}
+	bad := `{"apiVersion":"networking.istio.io/v1","kind":"VirtualService","metadata":{"name":"r","namespace":"ns"},
+	  "spec":{"hosts":["r"],"http":[{"route":[{"destination":{"host":"r"},"weight":-5}]}]}}`
+	_, err = DecodeObject("cluster", []byte(bad))
+	var list ErrorList
+	if !errors.As(err, &list) || !strings.Contains(err.Error(), "cluster: VirtualService ns/r: spec.http[0].route[0].weight") {
+		t.Fatalf("want a field error naming the object, got %v", err)
+	}
+	for _, in := range []string{`[1]`, `{`, `{"kind":"List","apiVersion":"v1","items":[]}`} {
+		if _, err := DecodeObject("cluster", []byte(in)); err == nil {
+			t.Errorf("DecodeObject(%s): want an error", in)
+		}
+	}
+}

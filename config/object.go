@@ -13,6 +13,8 @@ package config
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -74,25 +76,65 @@ var Kinds = []KindInfo{
 	{KindAuthorizationPolicy, "security.istio.io", securityVersions, "authorizationpolicies", []string{"ap"}, func() proto.Message { return &security.AuthorizationPolicy{} }},
 	{KindRateLimit, "weft.io", []string{"v1alpha1"}, "ratelimits", []string{"rl"}, func() proto.Message { return &weftv1alpha1.RateLimit{} }},
 	{KindServiceMeshMemberRoll, "maistra.io", []string{"v1"}, "servicemeshmemberrolls", []string{"smmr"}, func() proto.Message { return &maistrav1.ServiceMeshMemberRoll{} }},
-	{KindCanary, "flagger.app", []string{"v1beta1"}, "canaries", []string{"canary"}, func() proto.Message { return &flaggerv1beta1.Canary{} }},
+	{KindCanary, "flagger.app", []string{"v1beta1"}, "canaries", nil, func() proto.Message { return &flaggerv1beta1.Canary{} }},
 	{KindMetricTemplate, "flagger.app", []string{"v1beta1"}, "metrictemplates", nil, func() proto.Message { return &flaggerv1beta1.MetricTemplate{} }},
 }
 
-// LookupKind finds a kind by its name, plural, singular or short name,
-// case-insensitively ("VirtualService", "virtualservices", "vs").
+// LookupKind finds a kind the ways kubectl takes a resource type,
+// case-insensitively: its name, plural, singular or short name
+// ("VirtualService", "virtualservices", "virtualservice", "vs"), and the
+// plural or singular qualified by its group, optionally with a version
+// ("virtualservice.networking.istio.io",
+// "virtualservices.v1beta1.networking.istio.io").
 func LookupKind(name string) (KindInfo, bool) {
+	resource, qualifier, qualified := strings.Cut(name, ".")
 	for _, k := range Kinds {
-		if equalFold(name, string(k.Kind)) || equalFold(name, k.Plural) || equalFold(name, k.Plural[:len(k.Plural)-1]) {
-			return k, true
-		}
-		for _, s := range k.Short {
-			if equalFold(name, s) {
+		if qualified {
+			if k.namedBy(resource, false) && k.qualifiedBy(qualifier) {
 				return k, true
 			}
+			continue
+		}
+		if k.namedBy(name, true) {
+			return k, true
 		}
 	}
 	return KindInfo{}, false
 }
+
+// namedBy reports whether name is the kind, its plural or singular, or
+// (with short) one of its short names.
+func (k KindInfo) namedBy(name string, short bool) bool {
+	if equalFold(name, string(k.Kind)) || equalFold(name, k.Plural) {
+		return true
+	}
+	if short {
+		for _, s := range k.Short {
+			if equalFold(name, s) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// qualifiedBy reports whether q is the kind's group, or VERSION.GROUP
+// with a version the kind accepts.
+func (k KindInfo) qualifiedBy(q string) bool {
+	if equalFold(q, k.Group) {
+		return true
+	}
+	v, group, ok := strings.Cut(q, ".")
+	return ok && equalFold(group, k.Group) && slices.Contains(k.Versions, strings.ToLower(v))
+}
+
+// Singular is the kind's lower-case singular, as kubectl prints it in
+// "virtualservice.networking.istio.io/reviews".
+func (k KindInfo) Singular() string { return strings.ToLower(string(k.Kind)) }
+
+// FullName is the singular qualified by the group:
+// "virtualservice.networking.istio.io".
+func (k KindInfo) FullName() string { return k.Singular() + "." + k.Group }
 
 func equalFold(a, b string) bool {
 	if len(a) != len(b) {
@@ -172,3 +214,12 @@ const (
 	// so accepts mutual TLS; its value is "istio" (`weft run` sets it).
 	LabelTLSMode = "security.istio.io/tlsMode"
 )
+
+// ValidateNamespace checks a namespace name as Kubernetes does: a DNS
+// label.
+func ValidateNamespace(ns string) error {
+	if !isDNS1123Label(ns) {
+		return fmt.Errorf("%q is not a valid namespace: use lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters", ns)
+	}
+	return nil
+}

@@ -344,3 +344,46 @@ func TestCheckJWKS(t *testing.T) {
 		}
 	}
 }
+
+// kubectl's spellings of a resource type: short names, and plural or
+// singular qualified by the group, with or without a version.
+func TestLookupKindFullNames(t *testing.T) {
+	for name, want := range map[string]Kind{
+		"vs": KindVirtualService, "dr": KindDestinationRule, "gw": KindGateway, "se": KindServiceEntry, "we": KindWorkloadEntry,
+		"virtualservice.networking.istio.io":           KindVirtualService,
+		"virtualservices.networking.istio.io":          KindVirtualService,
+		"VirtualService.networking.istio.io":           KindVirtualService,
+		"destinationrules.v1beta1.networking.istio.io": KindDestinationRule,
+		"serviceentry.networking.istio.io":             KindServiceEntry,
+		"authorizationpolicies.security.istio.io":      KindAuthorizationPolicy,
+		"peerauthentication.v1.security.istio.io":      KindPeerAuthentication,
+		"ratelimits.weft.io":                           KindRateLimit,
+		"servicemeshmemberrolls.maistra.io":            KindServiceMeshMemberRoll,
+	} {
+		if info, ok := LookupKind(name); !ok || info.Kind != want {
+			t.Errorf("LookupKind(%q) = %v, %v; want %s", name, info.Kind, ok, want)
+		}
+	}
+	for _, name := range []string{
+		"virtualservice.security.istio.io", // wrong group
+		"vs.networking.istio.io",           // kubectl takes no short name with a group
+		"virtualservices.v2.networking.istio.io",
+		"serviceentrie", // a plural with its last letter cut off is no singular
+		"virtualservice.", "",
+	} {
+		if info, ok := LookupKind(name); ok {
+			t.Errorf("LookupKind(%q) = %v, want none", name, info.Kind)
+		}
+	}
+	if got := Kinds[1].FullName(); got != "virtualservice.networking.istio.io" {
+		t.Errorf("FullName = %q", got)
+	}
+}
+
+func TestValidateNamespace(t *testing.T) {
+	for ns, ok := range map[string]bool{"coolapp": true, "a-1": true, "": false, "Cool": false, "-x": false, "a.b": false} {
+		if err := ValidateNamespace(ns); (err == nil) != ok {
+			t.Errorf("ValidateNamespace(%q) = %v", ns, err)
+		}
+	}
+}

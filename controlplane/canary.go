@@ -44,6 +44,22 @@ func (c *ControlPlane) setupCanaries() {
 	})
 }
 
+// runCanaries runs the analysis as a writer of the leader's term (locally,
+// the control plane's life). In Kubernetes mode it does not run yet: its
+// target there (Deployments, NAME-primary) is not built, and the local one
+// reads WorkloadEntries only (canary/README.md).
+func (c *ControlPlane) runCanaries() {
+	if c.kube != nil {
+		close(c.canaries.done)
+		c.log.Info("canary analysis runs in local mode only for now; Canaries in the cluster are stored and validated, not acted on")
+		return
+	}
+	c.OnLeader(func(term context.Context) {
+		c.canaries.controller.Run(term)
+		close(c.canaries.done) // one term: the local control plane's life
+	})
+}
+
 // Canaries returns the canary analysis (for the API and tests).
 func (c *ControlPlane) Canaries() *canary.Controller { return c.canaries.controller }
 

@@ -4,6 +4,11 @@
 // present the join token on their xDS stream, API writers the API token.
 //
 //	store.Changed() -> model.BuildWith -> xds.Push -> translate.GenerateWith per proxy
+//
+// Locally the store is a bbolt file in the state directory. In Kubernetes
+// mode (Options.Kubernetes) it is the cluster (store/kube), the CA and the
+// API token live in Secrets, proxies present their ServiceAccount tokens,
+// and the replica elected leader writes status and root certificates.
 package controlplane
 
 import (
@@ -15,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,10 +30,12 @@ import (
 	"github.com/weft-mesh/weft/api"
 	"github.com/weft-mesh/weft/ca"
 	"github.com/weft-mesh/weft/console"
+	"github.com/weft-mesh/weft/jointoken"
 	"github.com/weft-mesh/weft/jwks"
 	"github.com/weft-mesh/weft/model"
 	"github.com/weft-mesh/weft/store"
 	"github.com/weft-mesh/weft/store/bolt"
+	kstore "github.com/weft-mesh/weft/store/kube"
 	"github.com/weft-mesh/weft/telemetry/otlp"
 	tstore "github.com/weft-mesh/weft/telemetry/store"
 	"github.com/weft-mesh/weft/xds/node"
@@ -63,6 +71,26 @@ type Options struct {
 	// JWKSClient fetches RequestAuthentication jwksUri documents; nil: a
 	// default client.
 	JWKSClient *http.Client
+
+	// Kubernetes, when set, runs the control plane against a cluster
+	// instead of the state directory (which it then does not use).
+	Kubernetes *KubeOptions
+	// Webhook turns on the Kubernetes admission webhooks (webhook.go).
+	Webhook WebhookOptions
+	// MaxRequestHeadersKB and MaxHeadersCount bound the request headers
+	// every proxy's HTTP listeners read (HCM max_request_headers_kb and
+	// max_headers_count); 0: Envoy's defaults, 60 KiB and 100 headers.
+	MaxRequestHeadersKB, MaxHeadersCount uint32
+	// APIHosts are more names the API and console answer to besides IP
+	// addresses, localhost, this machine's name and the API address's
+	// host: a DNS name clients use for a control plane reachable from
+	// other hosts. Requests naming any other Host are refused (DNS
+	// rebinding), as are cross-origin ones.
+	APIHosts []string
+	// JoinTokenScope is JoinScopeIdentity (""; proxies join with tokens
+	// scoped to their identity) or JoinScopeMesh (the mesh-wide
+	// STATE_DIR/join-token is accepted too).
+	JoinTokenScope string
 }
 
 // DefaultReapAfter is the grace period before an orphaned workload is removed.
@@ -81,14 +109,27 @@ type ControlPlane struct {
 	consoleToken string
 
 	ca                  *ca.CA
-	joinToken, apiToken string
+	caSource            string
+	joinToken, apiToken string // joinToken: the mesh-wide one, "" unless JoinScopeMesh
+	tokens              *jointoken.Store
 	xdsTLS              bool
 	jwks                *jwks.Cache
 	jwksChanged         chan struct{}
 	canaries            *canaries
 	runCtx              context.Context
 
+	// Kubernetes mode: nil locally.
+	kube      *KubeOptions
+	kstore    *kstore.Store
+	reviewer  *tokenReviewer
+	electDone chan struct{}
+	leader    leadership
+
+	snapMu      sync.Mutex
+	snapChanged chan struct{} // closed (and replaced) at every rebuild
+
 	apiLn, xdsLn net.Listener
+	webhookLn    net.Listener
 	httpSrv      *http.Server
 	grpcSrv      *grpc.Server
 	done         chan struct{}
@@ -109,18 +150,12 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if opts.CertTTL <= 0 {
 		opts.CertTTL = ca.DefaultCertTTL
 	}
-	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("state dir: %w", err)
-	}
-	c := &ControlPlane{opts: opts, log: opts.Log, done: make(chan struct{}), jwksChanged: make(chan struct{}, 1), runCtx: ctx}
-	if err := c.setupSecurity(); err != nil {
+	c := &ControlPlane{opts: opts, log: opts.Log, done: make(chan struct{}), jwksChanged: make(chan struct{}, 1),
+		snapChanged: make(chan struct{}), runCtx: ctx}
+	if err := c.setupStore(ctx); err != nil {
 		return nil, err
 	}
-	st, err := bolt.Open(filepath.Join(opts.StateDir, "store.db"))
-	if err != nil {
-		return nil, err
-	}
-	c.store = st
+	st := c.store
 	// A changed key set is a model change: the watch loop rebuilds and
 	// pushes, as for a store write.
 	c.jwks = jwks.New(jwks.Options{Client: opts.JWKSClient, Logger: opts.Log.With("component", "jwks"), OnChange: func() {
@@ -142,9 +177,16 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if err := c.rebuild(ctx); err != nil {
 		return fail(err)
 	}
+	// Locally proxies join with join tokens (scoped, or the mesh-wide one
+	// when allowed); in a cluster with their ServiceAccount tokens.
+	authenticate, revalidate := c.authenticate, c.revalidate
+	if c.reviewer != nil {
+		authenticate, revalidate = c.reviewer.authenticate, nil
+	}
 	c.xds = server.New(generator{c}, server.Options{
 		Log:          opts.Log.With("component", "xds"),
-		Authenticate: server.TokenAuth(c.joinToken),
+		Authenticate: authenticate,
+		Revalidate:   revalidate,
 		Admit:        c.admit,
 		Issuer:       c.ca,
 		TrustDomain:  opts.TrustDomain,
@@ -167,30 +209,69 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	c.xds.Register(c.grpcSrv)
 	c.setupCanaries()
 	apiSrv := api.New(st, api.Options{Log: opts.Log.With("component", "api"), Proxies: proxySource{c},
-		Token: c.apiToken, ProtectReads: console.NeedsToken(opts.APIAddr),
+		Token: c.apiToken, ProtectReads: console.NeedsToken(opts.APIAddr), Tokens: c.apiTokens(),
 		Guard: c.canaryGuard, Canaries: c.canaries.controller, LoadTester: c.canaries.tester})
 	mux, err := c.setupTelemetry(apiSrv.Handler())
 	if err != nil {
 		return fail(err)
 	}
-	c.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	c.httpSrv = &http.Server{Handler: c.guard(mux), ReadHeaderTimeout: 10 * time.Second}
+	if err := c.startWebhooks(ctx); err != nil {
+		return fail(err)
+	}
 
 	go c.grpcSrv.Serve(c.xdsLn)
 	go c.httpSrv.Serve(c.apiLn)
 	go c.watch(ctx)
-	go c.reap(ctx)
 	go c.runTelemetry(ctx)
-	go func() {
-		c.canaries.controller.Run(ctx)
-		close(c.canaries.done)
-	}()
+	if c.kube != nil {
+		// Every replica serves; the leader alone writes to the cluster.
+		c.electDone = make(chan struct{})
+		c.OnLeader(c.writeStatuses)
+		c.OnLeader(c.publishRootCert)
+		go c.elect(ctx)
+	} else {
+		// Pods' endpoints come and go with their EndpointSlices; only
+		// locally registered workloads need reaping.
+		go c.reap(ctx)
+		c.startTerm(ctx)
+	}
+	c.runCanaries()
 	go func() {
 		<-ctx.Done()
 		c.stop()
 	}()
-	c.log.Info("control plane up", "api", c.APIAddr(), "xds", c.XDSAddr(), "xds_tls", c.xdsTLS, "state", opts.StateDir,
-		"trust_domain", opts.TrustDomain, "ca_root", c.ca.RootFile())
+	where := []any{"api", c.APIAddr(), "xds", c.XDSAddr(), "xds_tls", c.xdsTLS, "trust_domain", opts.TrustDomain, "ca", c.caSource}
+	if c.kube != nil {
+		where = append(where, "cluster", c.kube.Clients.Source, "namespace", c.kube.Namespace, "identity", c.kube.Identity)
+	} else {
+		where = append(where, "state", opts.StateDir)
+	}
+	c.log.Info("control plane up", where...)
 	return c, nil
+}
+
+// setupStore opens the store and the credentials that go with it: the
+// cluster's in Kubernetes mode, else the state directory's.
+func (c *ControlPlane) setupStore(ctx context.Context) error {
+	if c.opts.Kubernetes != nil {
+		return c.setupKube(ctx)
+	}
+	if err := os.MkdirAll(c.opts.StateDir, 0o700); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	if err := checkStateFiles(c.opts.StateDir); err != nil {
+		return err
+	}
+	if err := c.setupSecurity(); err != nil {
+		return err
+	}
+	st, err := bolt.Open(filepath.Join(c.opts.StateDir, "store.db"))
+	if err != nil {
+		return err
+	}
+	c.store = st
+	return nil
 }
 
 // APIAddr is the bound HTTP API address.
@@ -219,6 +300,14 @@ func (c *ControlPlane) stop() {
 	if c.exporter != nil {
 		<-c.exporter.Done() // flushes queued spans, bounded by its timeout
 	}
+	if c.electDone != nil {
+		// Released on the way out, the Lease passes to another replica at
+		// once instead of after it expires.
+		select {
+		case <-c.electDone:
+		case <-time.After(c.kube.RenewDeadline):
+		}
+	}
 	<-c.canaries.done // its last status write lands before the store closes
 	c.canaries.tester.Close()
 	c.jwks.Close()
@@ -236,6 +325,10 @@ func (c *ControlPlane) rebuild(ctx context.Context) error {
 	}
 	snap := model.BuildWith(rev, objs, model.Options{JWKS: c.jwks.Get})
 	c.snap.Store(snap)
+	c.snapMu.Lock()
+	close(c.snapChanged)
+	c.snapChanged = make(chan struct{})
+	c.snapMu.Unlock()
 	uris := jwksURIs(snap)
 	c.jwks.Retain(func(uri string) bool { return uris[uri] })
 	return nil
@@ -264,10 +357,18 @@ func (c *ControlPlane) watch(ctx context.Context) {
 	}
 }
 
+// snapshotChanged returns a channel closed at the next model rebuild.
+func (c *ControlPlane) snapshotChanged() <-chan struct{} {
+	c.snapMu.Lock()
+	defer c.snapMu.Unlock()
+	return c.snapChanged
+}
+
 type generator struct{ c *ControlPlane }
 
 func (g generator) Generate(p *node.Meta) (*translate.Resources, error) {
 	// The trust domain names the SANs clients expect of their peers: the
 	// one the CA issues certificates in.
-	return translate.GenerateWith(g.c.snap.Load(), p, translate.Options{TrustDomain: g.c.opts.TrustDomain}), nil
+	return translate.GenerateWith(g.c.snap.Load(), p, translate.Options{TrustDomain: g.c.opts.TrustDomain,
+		MaxRequestHeadersKB: g.c.opts.MaxRequestHeadersKB, MaxHeadersCount: g.c.opts.MaxHeadersCount}), nil
 }

@@ -30,11 +30,15 @@ func (p proxySource) Proxies() []api.ProxyInfo {
 			ID: ci.ID, Name: ci.Meta.Name, Namespace: ci.Meta.Namespace, Workload: ci.Meta.WorkloadName,
 			Type: string(ci.Meta.Type), Admin: ci.Meta.Admin, Labels: ci.Meta.Labels, Connected: true, ConnectedAt: ci.ConnectedAt,
 			Acked: ci.Acked, LastNack: ci.LastNack,
+			Revision: ci.Sync.Revision, Sync: apiSyncState[ci.Sync.State], SyncDetail: ci.Sync.Detail, SyncedRevision: ci.Sync.SyncedRevision,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
+
+// apiSyncState names the xDS server's sync states in the API's terms.
+var apiSyncState = map[string]string{server.Synced: api.SyncSynced, server.Pending: api.SyncPending, server.NACKed: api.SyncNACKed}
 
 var typeURLs = map[string]string{
 	"listeners": resource.ListenerType,

@@ -24,7 +24,7 @@ import (
 
 // Files in the state directory.
 const (
-	// JoinTokenFile holds the token proxies present on their xDS stream.
+	// JoinTokenFile holds the mesh-wide join token (JoinScopeMesh only).
 	JoinTokenFile = "join-token"
 	// APITokenFile holds the token the HTTP API requires for writes.
 	APITokenFile = "api-token"
@@ -64,11 +64,10 @@ func loadOrCreateToken(path string) (string, error) {
 		if !errors.Is(err, fs.ErrNotExist) {
 			return "", fmt.Errorf("token file: %w", err)
 		}
-		var raw [32]byte
-		if _, err := rand.Read(raw[:]); err != nil {
-			return "", fmt.Errorf("generate token: %w", err)
+		tok, err := newToken()
+		if err != nil {
+			return "", err
 		}
-		tok := base64.RawURLEncoding.EncodeToString(raw[:])
 		// O_EXCL: a second control plane starting on the same directory
 		// at the same moment reads the first one's token instead.
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -91,6 +90,15 @@ func loadOrCreateToken(path string) (string, error) {
 	return "", fmt.Errorf("token file %s: created and removed concurrently", path)
 }
 
+// newToken returns a fresh secret token: 32 random bytes, base64url.
+func newToken() (string, error) {
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("generate token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(raw[:]), nil
+}
+
 // setupSecurity loads or creates the CA and both tokens.
 func (c *ControlPlane) setupSecurity() error {
 	authority, err := ca.Load(ca.Options{
@@ -100,8 +108,12 @@ func (c *ControlPlane) setupSecurity() error {
 		return err
 	}
 	c.ca = authority
-	if c.joinToken, err = loadOrCreateToken(filepath.Join(c.opts.StateDir, JoinTokenFile)); err != nil {
-		return fmt.Errorf("join token: %w", err)
+	c.caSource = c.opts.CACertsDir
+	if c.caSource == "" {
+		c.caSource = filepath.Join(c.opts.StateDir, CADir)
+	}
+	if err := c.setupJoinTokens(); err != nil {
+		return err
 	}
 	if c.apiToken, err = loadOrCreateToken(filepath.Join(c.opts.StateDir, APITokenFile)); err != nil {
 		return fmt.Errorf("API token: %w", err)
@@ -131,6 +143,11 @@ func (c *ControlPlane) xdsServerOptions() ([]grpc.ServerOption, error) {
 	hosts, err := certHosts(c.opts.XDSAddr)
 	if err != nil {
 		return nil, fmt.Errorf("xds address: %w", err)
+	}
+	if c.kube != nil {
+		// Injected proxies dial the Service istiod in the control plane's
+		// namespace, as Istio's do.
+		hosts = append(hosts, "istiod."+c.kube.Namespace+".svc", "istiod."+c.kube.Namespace+".svc.cluster.local")
 	}
 	sc, err := c.ca.NewServerCert(hosts, []string{ControlPlaneID(c.opts.TrustDomain)}, xdsCertTTL)
 	if err != nil {
@@ -200,8 +217,10 @@ func jwksURIs(snap *model.Snapshot) map[string]bool {
 // CA returns the mesh's certificate authority.
 func (c *ControlPlane) CA() *ca.CA { return c.ca }
 
-// JoinToken returns the token proxies present on their xDS stream (also in
-// STATE_DIR/join-token), for proxies this process starts itself.
+// JoinToken returns the mesh-wide join token (also in
+// STATE_DIR/join-token), "" unless Options.JoinTokenScope is
+// JoinScopeMesh. Proxies this process starts take a scoped one from
+// MintJoinToken instead.
 func (c *ControlPlane) JoinToken() string { return c.joinToken }
 
 // APIToken returns the token the HTTP API requires for writes (also in

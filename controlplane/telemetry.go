@@ -2,13 +2,10 @@ package controlplane
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"strings"
+	"slices"
 	"time"
 
 	networking "istio.io/api/networking/v1alpha3"
@@ -66,7 +63,10 @@ func (c *ControlPlane) setupTelemetry(apiHandler http.Handler) (*http.ServeMux, 
 	mux := http.NewServeMux()
 	mux.Handle("/", apiHandler)
 	hopts := tstore.HTTPOptions{Inventory: c.inventory, Protect: cons.Protect, ExtraMetrics: extra,
-		ProtectIntake: requireBearer(c.joinToken, "telemetry reports need the proxies' join token")}
+		ProtectIntake: c.requireJoinToken}
+	if c.reviewer != nil {
+		hopts.ProtectIntake = c.reviewer.protect // proxies in a cluster hold ServiceAccount tokens, no join token
+	}
 	if console.NeedsToken(c.opts.APIAddr) {
 		hopts.ProtectMetrics = cons.Protect // scrape with Authorization: Bearer API_TOKEN
 	}
@@ -140,7 +140,15 @@ func (c *ControlPlane) inventory() *tstore.Inventory {
 		is := tstore.InventoryService{Host: svc.Hostname, Name: svc.Name, Namespace: svc.Namespace}
 		for _, ep := range svc.Endpoints {
 			if ep.Workload == "" {
-				continue // an inline endpoint: no workload to draw
+				// An inline endpoint is a workload when it says which
+				// (weft.io/workload): a pod in Kubernetes mode.
+				if name := ep.Labels[config.LabelWorkload]; name != "" {
+					id := addWorkload(tstore.InventoryWorkload{Namespace: ep.Namespace, Name: name, App: ep.Labels["app"], Version: ep.Labels["version"]})
+					if !slices.Contains(is.Workloads, id) {
+						is.Workloads = append(is.Workloads, id)
+					}
+				}
+				continue
 			}
 			o := snap.Object(config.KindWorkloadEntry, ep.Namespace, ep.Workload)
 			if o == nil {
@@ -204,24 +212,4 @@ func localHost(addr string) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
-}
-
-// requireBearer admits requests carrying "Authorization: Bearer TOKEN" and
-// answers others 401 with msg. Tokens are compared by digest in constant
-// time.
-func requireBearer(token, msg string) func(http.Handler) http.Handler {
-	want := sha256.Sum256([]byte(token))
-	return func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			sum := sha256.Sum256([]byte(got))
-			if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusUnauthorized)
-				_, _ = fmt.Fprintf(w, "{\"error\": %q}\n", msg)
-				return
-			}
-			h.ServeHTTP(w, r)
-		})
-	}
 }

@@ -12,6 +12,7 @@ import (
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/weft-mesh/weft/config"
+	"github.com/weft-mesh/weft/model"
 	"github.com/weft-mesh/weft/telemetry"
 )
 
@@ -57,7 +58,11 @@ func TestRoutesAPIConsoleAndTelemetry(t *testing.T) {
 		"destination_service": "reviews.default.svc.cluster.local", "destination_workload": "reviews-v1",
 		"destination_workload_namespace": "default", "response_code": "200", "request_protocol": "http"}
 	rep, _ := json.Marshal(telemetry.Report{Node: "n", Requests: []telemetry.RequestStat{{Labels: l, Count: 4}}})
-	if code, _, b := fetch(t, "POST", base+"/api/v1/telemetry", string(rep), cp.JoinToken()); code != 204 {
+	scoped, err := cp.MintJoinToken("default", "productpage", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, b := fetch(t, "POST", base+"/api/v1/telemetry", string(rep), scoped); code != 204 {
 		t.Fatalf("intake = %d %s", code, b)
 	}
 	code, ct, b := fetch(t, "GET", base+"/metrics", "")
@@ -88,7 +93,7 @@ func TestRoutesAPIConsoleAndTelemetry(t *testing.T) {
 }
 
 func TestConsoleTokenProtectsReads(t *testing.T) {
-	cp := startCP(t, Options{ConsoleToken: "tok"})
+	cp := startCP(t, Options{ConsoleToken: "tok", JoinTokenScope: JoinScopeMesh})
 	base := "http://" + cp.APIAddr()
 	if code, _, _ := fetch(t, "GET", base+"/api/v1/graph", ""); code != http.StatusUnauthorized {
 		t.Fatalf("graph without token = %d", code)
@@ -134,5 +139,24 @@ func TestWorkloadOfMarksVMs(t *testing.T) {
 		if w.Name != c.name || w.VM != c.vm {
 			t.Errorf("%s: got %s vm=%v, want %s vm=%v", c.o.Meta.Name, w.Name, w.VM, c.name, c.vm)
 		}
+	}
+}
+
+// TestInventoryInlineEndpoints: pods (inline endpoints naming their
+// workload) are drawn as workloads of their service in the graph.
+func TestInventoryInlineEndpoints(t *testing.T) {
+	c := &ControlPlane{}
+	c.snap.Store(model.Build(1, []*config.Object{{Kind: config.KindServiceEntry, Meta: config.Meta{Name: "reviews", Namespace: "shop"},
+		Spec: &networking.ServiceEntry{Hosts: []string{"reviews.shop.svc.cluster.local"}, Endpoints: []*networking.WorkloadEntry{
+			{Address: "10.0.0.1", Labels: map[string]string{config.LabelWorkload: "reviews-v1", "app": "reviews", "version": "v1"}},
+			{Address: "10.0.0.2", Labels: map[string]string{config.LabelWorkload: "reviews-v1", "app": "reviews", "version": "v1"}},
+			{Address: "10.0.0.3"},
+		}}}}))
+	inv := c.inventory()
+	if len(inv.Workloads) != 1 || inv.Workloads[0].Name != "reviews-v1" || inv.Workloads[0].Version != "v1" {
+		t.Fatalf("workloads %+v", inv.Workloads)
+	}
+	if len(inv.Services) != 1 || len(inv.Services[0].Workloads) != 1 {
+		t.Errorf("services %+v", inv.Services)
 	}
 }

@@ -30,10 +30,15 @@ type Snapshot struct {
 
 // Service is one host of a ServiceEntry, with its endpoints.
 type Service struct {
-	Hostname   string // FQDN as written in the ServiceEntry hosts
-	Name       string // short name: first label of an in-cluster host, else the host
-	Namespace  string
-	Source     config.Key // the ServiceEntry
+	Hostname  string // FQDN as written in the ServiceEntry hosts
+	Name      string // short name: first label of an in-cluster host, else the host
+	Namespace string
+	Source    config.Key // the ServiceEntry
+	// Addresses are the ServiceEntry's addresses: IPs or CIDRs the service
+	// is reached on (a Kubernetes Service's clusterIPs), for a captured
+	// sidecar to match a connection's original destination by. Empty for
+	// a headless service.
+	Addresses  []string
 	Ports      []*Port
 	Resolution networking.ServiceEntry_Resolution
 	Selector   map[string]string
@@ -154,7 +159,7 @@ func BuildWith(revision int64, objects []*config.Object, o Options) *Snapshot {
 				continue // first ServiceEntry (by namespace/name) wins; the analyzer reports the clash
 			}
 			svc := &Service{
-				Hostname: h, Name: shortName(h), Namespace: o.Meta.Namespace, Source: o.Key(),
+				Hostname: h, Name: shortName(h), Namespace: o.Meta.Namespace, Source: o.Key(), Addresses: se.GetAddresses(),
 				Ports: ports, Resolution: se.GetResolution(), Selector: se.GetWorkloadSelector().GetLabels(), Endpoints: eps,
 			}
 			s.byHost[h] = svc

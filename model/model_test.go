@@ -90,3 +90,41 @@ func TestHostMatches(t *testing.T) {
 		}
 	}
 }
+
+// TestInlineEndpointsWithAddresses is a Kubernetes Service as store/kube
+// synthesizes it: a ClusterIP in addresses, inline endpoints carrying the
+// pods' labels, and a named target port resolved per endpoint.
+func TestInlineEndpointsWithAddresses(t *testing.T) {
+	host := "reviews.shop.svc.cluster.local"
+	s := Build(1, []*config.Object{obj(config.KindServiceEntry, "shop", "reviews", &networking.ServiceEntry{
+		Hosts: []string{host}, Addresses: []string{"10.96.0.20"}, Location: networking.ServiceEntry_MESH_INTERNAL,
+		Resolution: networking.ServiceEntry_STATIC,
+		Ports:      []*networking.ServicePort{{Number: 9080, Name: "http", TargetPort: 9080}},
+		Endpoints: []*networking.WorkloadEntry{
+			{Address: "10.244.0.7", Ports: map[string]uint32{"http": 8080}, ServiceAccount: "bookinfo-reviews", Locality: "r1/z1",
+				Labels: map[string]string{"app": "reviews", "version": "v2", config.LabelWorkload: "reviews-v2", config.LabelTLSMode: "istio"}},
+			{Address: "10.244.0.5", ServiceAccount: "bookinfo-reviews",
+				Labels: map[string]string{"app": "reviews", "version": "v1", config.LabelWorkload: "reviews-v1"}},
+		},
+	})})
+	svc := s.Service(host)
+	if svc == nil || len(svc.Addresses) != 1 || svc.Addresses[0] != "10.96.0.20" {
+		t.Fatalf("service addresses: %+v", svc)
+	}
+	v1, v2 := svc.Endpoints[0], svc.Endpoints[1]
+	if v1.Address != "10.244.0.5" || v1.WorkloadName != "reviews-v1" || v1.Sidecar || v1.Workload != "" {
+		t.Errorf("v1 endpoint: %+v", v1)
+	}
+	if v2.WorkloadName != "reviews-v2" || !v2.Sidecar || v2.ServiceAccount != "bookinfo-reviews" || v2.Locality != "r1/z1" {
+		t.Errorf("v2 endpoint: %+v", v2)
+	}
+	if p := v2.PortFor(svc.Ports[0]); p != 8080 {
+		t.Errorf("v2 PortFor = %d, want its resolved named target port 8080", p)
+	}
+	if p := v1.PortFor(svc.Ports[0]); p != 9080 {
+		t.Errorf("v1 PortFor = %d, want the targetPort 9080", p)
+	}
+	if !v2.Matches(map[string]string{"version": "v2"}) || v1.Matches(map[string]string{"version": "v2"}) {
+		t.Error("subset labels select on the pods' labels")
+	}
+}

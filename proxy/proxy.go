@@ -18,11 +18,13 @@ import (
 
 	"github.com/weft-mesh/weft/proxy/accesslog"
 	"github.com/weft-mesh/weft/proxy/admin"
+	"github.com/weft-mesh/weft/proxy/capture"
 	"github.com/weft-mesh/weft/proxy/mtls"
 	"github.com/weft-mesh/weft/proxy/observe"
 	"github.com/weft-mesh/weft/proxy/runtime"
 	"github.com/weft-mesh/weft/proxy/sds"
 	"github.com/weft-mesh/weft/proxy/stats"
+	"github.com/weft-mesh/weft/proxy/status"
 	"github.com/weft-mesh/weft/proxy/trace"
 	"github.com/weft-mesh/weft/proxy/xdsclient"
 	"github.com/weft-mesh/weft/xds/node"
@@ -72,14 +74,38 @@ type Options struct {
 	AccessLogOutput io.Writer
 
 	// JoinToken proves to the control plane that this proxy may join the
-	// mesh (STATE_DIR/join-token, see ReadJoinToken); it is sent on the
-	// xDS stream and never logged.
+	// mesh as the identity Meta claims (a token scoped to it, or the
+	// mesh-wide one); it is sent on the xDS stream and with telemetry
+	// reports, and never logged.
 	JoinToken string
+	// JoinTokenFile, when set, holds the token instead of JoinToken and is
+	// read again at every (re)connect to the control plane and for every
+	// telemetry report: in a pod it is the projected ServiceAccount token,
+	// which the kubelet rotates.
+	JoinTokenFile string
 	// CARoot is a PEM file holding the mesh root the control plane's xDS
 	// certificate is verified against; set, the proxy dials xDS over TLS.
 	// Empty means plaintext xDS, allowed only to a loopback address so the
 	// join token never crosses a network in clear.
 	CARoot string
+
+	// Pod, when set, starts the status servers of a sidecar in a pod
+	// (readiness, app probes, stats on Istio's ports; see proxy/status).
+	Pod *PodOptions
+}
+
+// PodOptions are a pod sidecar's status servers. Empty addresses default
+// to Istio's ports on all addresses.
+type PodOptions struct {
+	// HealthAddr serves /healthz/ready (":15021").
+	HealthAddr string
+	// StatusAddr serves the app probes (":15020").
+	StatusAddr string
+	// StatsAddr serves /stats/prometheus (":15090").
+	StatsAddr string
+	// Probes are the app's original probes (status.ParseProbers of
+	// ISTIO_KUBE_APP_PROBERS), performed against the pod's IP (Meta.IP).
+	Probes map[string]*status.Probe
 }
 
 // Handle is a started proxy.
@@ -134,9 +160,15 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 	meta := *o.Meta // the bound admin address may differ; do not write back
 	log = log.With("node", meta.ID())
 
+	token, err := tokenSource(o)
+	if err != nil {
+		return nil, err
+	}
+
 	ctx, stop := context.WithCancel(ctx)
 	h := &Handle{ready: make(chan struct{}), done: make(chan struct{})}
 	var readyOnce sync.Once
+	var draining atomic.Bool
 	isReady := func() bool {
 		select {
 		case <-h.ready:
@@ -202,6 +234,19 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 	}
 	meta.Admin = adm.Addr()
 	h.admin = meta.Admin
+	if !IsLoopback(meta.Admin) {
+		log.Warn("the admin server is reachable from other hosts and has no authentication: whoever reaches it can read the configuration and stop the proxy (/quitquitquit); keep it on loopback unless that is meant", "admin", meta.Admin)
+	}
+	var st *status.Server
+	if o.Pod != nil {
+		serving := func() bool { return isReady() && !draining.Load() }
+		if st, err = startStatus(o.Pod, &meta, serving, tel, log); err != nil {
+			stop()
+			_ = adm.Shutdown(context.Background())
+			tel.accessLog.Close()
+			return nil, err
+		}
+	}
 	// The reporter outlives ctx until the drain is over, so its last
 	// report covers the requests that finished while draining.
 	reported := make(chan struct{})
@@ -209,7 +254,7 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 	if o.TelemetryURL != "" {
 		rep := observe.NewReporter(observe.ReporterOptions{
 			URL: o.TelemetryURL, Node: meta.ID(), Stats: tel.stats, Spans: tel.spans,
-			Interval: o.ReportInterval, Log: log.With("component", "telemetry"), Token: o.JoinToken,
+			Interval: o.ReportInterval, Log: log.With("component", "telemetry"), TokenSource: token,
 		})
 		go func() { defer close(reported); rep.Run(repCtx) }()
 	} else {
@@ -217,12 +262,12 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 	}
 
 	xc := xdsclient.New(xdsclient.Options{
-		Server: o.XDSAddress,
-		Node:   meta.Node(),
-		Apply:  apply,
-		Log:    log.With("component", "xds"),
-		Token:  o.JoinToken,
-		TLS:    xdsTLS,
+		Server:      o.XDSAddress,
+		Node:        meta.Node(),
+		Apply:       apply,
+		Log:         log.With("component", "xds"),
+		TokenSource: token,
+		TLS:         xdsTLS,
 	})
 	src.Store(xc)
 	xdsDone := make(chan error, 1)
@@ -234,7 +279,8 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 		// Waiting for the client first means no Apply can race the drain.
 		runErr := <-xdsDone // before ctx ends, only for unusable options
 		stop()
-		h.err = shutdown(log, adm, rt, runErr)
+		draining.Store(true) // readiness fails first, so callers stop sending
+		h.err = shutdown(log, adm, st, rt, runErr)
 		sockets.closeUnused()
 		stopReporter()
 		<-reported
@@ -244,8 +290,9 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 }
 
 // shutdown drains the proxy: readiness fails first so callers stop sending,
-// then the listeners drain, then the admin server stops.
-func shutdown(log *slog.Logger, adm *admin.Server, rt *runtime.Proxy, runErr error) error {
+// then the listeners drain, then the status (st, may be nil) and admin
+// servers stop.
+func shutdown(log *slog.Logger, adm *admin.Server, st *status.Server, rt *runtime.Proxy, runErr error) error {
 	adm.SetDraining()
 	log.Info("proxy draining", "grace", DrainGrace)
 	dctx, cancel := context.WithTimeout(context.Background(), DrainGrace)
@@ -257,6 +304,11 @@ func shutdown(log *slog.Logger, adm *admin.Server, rt *runtime.Proxy, runErr err
 	}
 	actx, cancel2 := context.WithTimeout(context.Background(), adminGrace)
 	defer cancel2()
+	if st != nil {
+		if err := st.Shutdown(actx); err != nil {
+			log.Warn("status servers shutdown", "err", err)
+		}
+	}
 	if err := adm.Shutdown(actx); err != nil {
 		log.Warn("admin shutdown", "err", err)
 	}
@@ -265,6 +317,47 @@ func shutdown(log *slog.Logger, adm *admin.Server, rt *runtime.Proxy, runErr err
 		return fmt.Errorf("proxy: xds client: %w", runErr)
 	}
 	return nil
+}
+
+// startStatus starts a pod sidecar's status servers.
+func startStatus(po *PodOptions, meta *node.Meta, ready func() bool, tel *telemetry, log *slog.Logger) (*status.Server, error) {
+	addr := func(a string, port int) string {
+		if a != "" {
+			return a
+		}
+		return fmt.Sprintf(":%d", port)
+	}
+	st, err := status.Start(status.Options{
+		HealthAddr:  addr(po.HealthAddr, node.HealthPort),
+		StatusAddr:  addr(po.StatusAddr, node.StatusPort),
+		StatsAddr:   addr(po.StatsAddr, node.StatsPort),
+		Ready:       ready,
+		Stats:       tel.stats.Handler(),
+		Probes:      po.Probes,
+		PodIP:       meta.IP,
+		ProbeSource: capture.InboundPassthroughSource.String(),
+		Log:         log.With("component", "status"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	log.Info("status servers started", "health", st.Addr("health"), "status", st.Addr("status"), "stats", st.Addr("stats"), "app_probes", len(po.Probes))
+	return st, nil
+}
+
+// tokenSource returns how the proxy finds its token for each connection
+// and report: JoinTokenFile read anew each time (it must be readable now),
+// else JoinToken, else none.
+func tokenSource(o Options) (func() (string, error), error) {
+	if o.JoinTokenFile == "" {
+		tok := o.JoinToken
+		return func() (string, error) { return tok, nil }, nil
+	}
+	path := o.JoinTokenFile
+	if _, err := ReadJoinTokenFile(path); err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	return func() (string, error) { return ReadJoinTokenFile(path) }, nil
 }
 
 func adminAddress(a string) string {

@@ -80,18 +80,18 @@ func TestXDSTransportChoice(t *testing.T) {
 	}
 }
 
-func TestReadJoinToken(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := ReadJoinToken(dir); err == nil {
+func TestReadJoinTokenFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "token")
+	if _, err := ReadJoinTokenFile(path); err == nil {
 		t.Error("missing file: no error")
 	}
-	os.WriteFile(filepath.Join(dir, JoinTokenFile), []byte("  abc123\n"), 0o600)
-	if tok, err := ReadJoinToken(dir); err != nil || tok != "abc123" {
-		t.Errorf("ReadJoinToken = %q, %v", tok, err)
+	os.WriteFile(path, []byte("  abc123\n"), 0o600)
+	if tok, err := ReadJoinTokenFile(path); err != nil || tok != "abc123" {
+		t.Errorf("ReadJoinTokenFile = %q, %v", tok, err)
 	}
 	for _, bad := range []string{"\n", "two words"} {
-		os.WriteFile(filepath.Join(dir, JoinTokenFile), []byte(bad), 0o600)
-		if _, err := ReadJoinToken(dir); err == nil {
+		os.WriteFile(path, []byte(bad), 0o600)
+		if _, err := ReadJoinTokenFile(path); err == nil {
 			t.Errorf("token file %q accepted", bad)
 		}
 	}

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the observability end-to-end tests drive:
-# prometheus (/usr/bin/prometheus) and chromium (/usr/bin/chromium).
+# prometheus (/usr/bin/prometheus) and chromium (/usr/bin/chromium); and
+# iproute2 (ip), with which the transparent-capture tests make their
+# network namespaces.
 # Idempotent: does nothing when both are present. Needs root (apt-get).
 #
 # The tests start their own prometheus on a random loopback port; the
@@ -12,6 +14,7 @@ set -euo pipefail
 missing=()
 command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ] || missing+=(prometheus)
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
@@ -51,5 +54,9 @@ for b in /usr/bin/prometheus /usr/bin/chromium; do
     exit 1
   fi
 done
+if ! command -v ip >/dev/null 2>&1; then
+  echo "install-test-deps: ip (iproute2) missing after install" >&2
+  exit 1
+fi
 echo "install-test-deps: $(/usr/bin/prometheus --version 2>&1 | head -1)"
 echo "install-test-deps: $(/usr/bin/chromium --version 2>/dev/null | head -1)"

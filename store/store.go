@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 
 	"google.golang.org/protobuf/proto"
 
@@ -16,6 +17,11 @@ import (
 
 // ErrNotFound is returned when a key names no stored object.
 var ErrNotFound = errors.New("not found")
+
+// ErrReadOnly is returned (wrapped, saying why) for a write to an object
+// the store derives from another source, such as the ServiceEntry a
+// Kubernetes Service becomes: change the source instead.
+var ErrReadOnly = errors.New("read-only")
 
 // Action says what a write did to one object.
 type Action string
@@ -75,4 +81,28 @@ func UpdateStatus(ctx context.Context, st Store, key config.Key, status proto.Me
 		return fmt.Errorf("update status of %s: the store (%T) keeps no status", key, st)
 	}
 	return sw.UpdateStatus(ctx, key, status)
+}
+
+// SortObjects sorts objects the way List returns them: by kind, in the
+// order of config.Kinds, then namespace, then name.
+func SortObjects(objs []*config.Object) {
+	sort.Slice(objs, func(i, j int) bool {
+		a, b := objs[i].Key(), objs[j].Key()
+		if a.Kind != b.Kind {
+			return kindRank(a.Kind) < kindRank(b.Kind)
+		}
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		return a.Name < b.Name
+	})
+}
+
+func kindRank(k config.Kind) int {
+	for i, info := range config.Kinds {
+		if info.Kind == k {
+			return i
+		}
+	}
+	return len(config.Kinds)
 }

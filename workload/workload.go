@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -46,12 +47,22 @@ type Options struct {
 	// policies match. Empty means "default", as in Kubernetes.
 	ServiceAccount string
 
-	API *client.Client // control plane HTTP API
-	XDS string         // control plane xDS address
-	Log *slog.Logger
+	API       *client.Client // control plane HTTP API
+	XDS       string         // control plane xDS address
+	XDSOrigin string         // where XDS came from ("from --xds"), for messages
+	Log       *slog.Logger
 
-	// JoinToken is the secret the sidecar presents on its xDS stream
-	// (STATE_DIR/join-token) to get its configuration and certificate.
+	// ReadyTimeout bounds the wait for the sidecar's configuration and for
+	// the app to listen on $PORT; past it the app is stopped and Run fails
+	// saying which it waited for. 0 waits as long as it takes. Every
+	// NoticeEvery (default 5s) of waiting, Run logs a warning saying what
+	// it waits for.
+	ReadyTimeout time.Duration
+	NoticeEvery  time.Duration
+
+	// JoinToken is the secret the sidecar presents on its xDS stream to
+	// get its configuration and a certificate: a join token admitting
+	// Namespace/ServiceAccount (see `weft token create`).
 	JoinToken string
 	// CARoot is the PEM file of the mesh root the sidecar verifies the
 	// xDS server against; empty means plaintext xDS (a loopback control
@@ -189,6 +200,7 @@ func Run(ctx context.Context, o Options) error {
 
 	// Register once both the sidecar has its config and the app listens,
 	// so no caller is routed to an instance that cannot answer.
+	var appStage atomic.Bool // false: waiting for the sidecar; true: for the app
 	ready := make(chan error, 1)
 	go func() {
 		select {
@@ -197,17 +209,27 @@ func Run(ctx context.Context, o Options) error {
 			ready <- pctx.Err()
 			return
 		}
+		appStage.Store(true)
 		ready <- waitListening(pctx, meta.App, exited)
 	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			return err
+	waitingFor := func() string {
+		if !appStage.Load() {
+			where := o.XDS
+			if o.XDSOrigin != "" {
+				where += " (" + o.XDSOrigin + ")"
+			}
+			return fmt.Sprintf("the sidecar's configuration from the control plane at %s: is `weft up` running?", where)
 		}
-	case err := <-exited:
+		return fmt.Sprintf("%s to listen on %s: the app must listen on 127.0.0.1:$PORT (PORT=%d)", o.Command[0], meta.App, appPort)
+	}
+	if err := awaitReady(ctx, o, log, ready, exited, waitingFor); err != nil {
+		if errors.Is(err, errGaveUp) {
+			stopCommand(cmd, exited)
+		}
+		if errors.Is(err, errInterrupted) {
+			return stopCommand(cmd, exited)
+		}
 		return err
-	case <-ctx.Done():
-		return stopCommand(cmd, exited)
 	}
 	if err := register(ctx, o, meta, labels); err != nil {
 		stopCommand(cmd, exited)
@@ -226,6 +248,50 @@ func Run(ctx context.Context, o Options) error {
 		deregister()
 		time.Sleep(time.Second)
 		return stopCommand(cmd, exited)
+	}
+}
+
+var (
+	errGaveUp      = errors.New("gave up")
+	errInterrupted = errors.New("interrupted")
+)
+
+// awaitReady waits for ready (the sidecar configured and the app
+// listening), logging every o.NoticeEvery what it waits for. It fails
+// with errGaveUp after o.ReadyTimeout, errInterrupted when ctx is done,
+// and with the app's exit error (nil for a clean exit, which it says)
+// when the app exits first.
+func awaitReady(ctx context.Context, o Options, log *slog.Logger, ready <-chan error, exited <-chan error, waitingFor func() string) error {
+	every := o.NoticeEvery
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var deadline <-chan time.Time
+	if o.ReadyTimeout > 0 {
+		t := time.NewTimer(o.ReadyTimeout)
+		defer t.Stop()
+		deadline = t.C
+	}
+	start := time.Now()
+	for {
+		select {
+		case err := <-ready:
+			return err
+		case err := <-exited:
+			log.Warn(fmt.Sprintf("%s exited before it was ready, so it was never registered; it waited for %s", o.Command[0], waitingFor()), "err", err)
+			if err == nil {
+				return fmt.Errorf("%s exited before it listened on $PORT: nothing to register", o.Command[0])
+			}
+			return err
+		case <-ctx.Done():
+			return errInterrupted
+		case <-tick.C:
+			log.Warn("waiting for "+waitingFor(), "waited", time.Since(start).Round(time.Second))
+		case <-deadline:
+			return fmt.Errorf("%w after %v waiting for %s", errGaveUp, o.ReadyTimeout, waitingFor())
+		}
 	}
 }
 

@@ -2,9 +2,13 @@ package workload
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"log/slog"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	networking "istio.io/api/networking/v1alpha3"
 
@@ -88,5 +92,33 @@ func TestRegistrationCarriesIdentity(t *testing.T) {
 	}
 	if objs := registration(o, meta, labels, false); len(objs) != 1 {
 		t.Errorf("existing service: %d objects, want the WorkloadEntry only", len(objs))
+	}
+}
+
+// While an instance is not ready, Run says every NoticeEvery what it waits
+// for, gives up after ReadyTimeout saying the same, and says so when the
+// app exits before listening.
+func TestAwaitReadySaysWhatItWaitsFor(t *testing.T) {
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	o := Options{Command: []string{"my-app"}, ReadyTimeout: 150 * time.Millisecond, NoticeEvery: 40 * time.Millisecond}
+	waiting := func() string { return "my-app to listen on 127.0.0.1:1234 ($PORT)" }
+	err := awaitReady(context.Background(), o, log, make(chan error), make(chan error), waiting)
+	if !errors.Is(err, errGaveUp) || !strings.Contains(err.Error(), "after 150ms waiting for my-app to listen on 127.0.0.1:1234 ($PORT)") {
+		t.Errorf("timeout: %v", err)
+	}
+	if !strings.Contains(logs.String(), "waiting for my-app to listen") {
+		t.Errorf("no notice while waiting:\n%s", logs.String())
+	}
+	exited := make(chan error, 1)
+	exited <- nil
+	o.ReadyTimeout = 0
+	if err := awaitReady(context.Background(), o, log, make(chan error), exited, waiting); err == nil || !strings.Contains(err.Error(), "exited before it listened on $PORT") {
+		t.Errorf("clean exit before ready: %v", err)
+	}
+	ready := make(chan error, 1)
+	ready <- nil
+	if err := awaitReady(context.Background(), o, log, ready, make(chan error), waiting); err != nil {
+		t.Errorf("ready: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -19,6 +20,7 @@ import (
 	"github.com/weft-mesh/weft/analyze"
 	"github.com/weft-mesh/weft/api"
 	"github.com/weft-mesh/weft/config"
+	"github.com/weft-mesh/weft/internal/version"
 )
 
 // Wire types, re-exported so callers need only this package.
@@ -44,6 +46,7 @@ type Client struct {
 
 	token       string // sent as "Authorization: Bearer" when set
 	tokenOrigin string // where the token came from or was looked for
+	origin      string // where the API address came from, for UnreachableError
 }
 
 // Option configures a Client.
@@ -60,6 +63,13 @@ func WithToken(token string) Option {
 // says where to look.
 func WithTokenOrigin(origin string) Option {
 	return func(c *Client) { c.tokenOrigin = origin }
+}
+
+// WithOrigin says where the API address came from ("--server",
+// ".weft/endpoints.json"), so an UnreachableError tells the user where the
+// control plane was looked for.
+func WithOrigin(origin string) Option {
+	return func(c *Client) { c.origin = origin }
 }
 
 // New returns a client for the API at baseURL, either a URL
@@ -89,6 +99,41 @@ func (e *APIError) Error() string {
 		return fmt.Sprintf("control plane answered %d %s", e.Status, http.StatusText(e.Status))
 	}
 	return e.Message
+}
+
+// UnreachableError says that no control plane answered at the API
+// address: nothing listens there, or the address does not resolve.
+type UnreachableError struct {
+	URL    string // the API base URL tried
+	Origin string // where that URL came from (WithOrigin), if known
+	Err    error  // the dial error
+}
+
+func (e *UnreachableError) Error() string {
+	where := e.URL
+	if e.Origin != "" {
+		where += " (" + e.Origin + ")"
+	}
+	return fmt.Sprintf("no control plane answers at %s: is `weft up` running? (%v)", where, e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// IsUnreachable reports whether err says that no control plane answered.
+func IsUnreachable(err error) bool {
+	var e *UnreachableError
+	return errors.As(err, &e)
+}
+
+// unreachable reports whether err, from sending a request, means nothing
+// answers at the address (as opposed to a request that failed midway).
+func unreachable(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	var dns *net.DNSError
+	return errors.As(err, &dns)
 }
 
 // IsNotFound reports whether err is an APIError with status 404.
@@ -288,10 +333,32 @@ func (c *Client) ProxyConfig(ctx context.Context, id, kind string) ([]byte, erro
 	return data, err
 }
 
-// Health checks that the control plane answers.
-func (c *Client) Health(ctx context.Context) error {
-	_, _, err := c.do(ctx, http.MethodGet, "/healthz", nil, nil)
-	return err
+// Health checks that the control plane answers, and returns what it says
+// about itself: its store revision and weft version.
+func (c *Client) Health(ctx context.Context) (*api.HealthResponse, error) {
+	var h api.HealthResponse
+	if err := c.doJSON(ctx, http.MethodGet, "/healthz", nil, nil, &h); err != nil {
+		return nil, err
+	}
+	return &h, nil
+}
+
+// SyncResponse is the answer to Sync.
+type SyncResponse = api.SyncResponse
+
+// Sync says whether every connected proxy has ACKed the configuration of
+// store revision rev (an apply's or delete's Revision), and which have
+// not; rev 0 means the store's current revision.
+func (c *Client) Sync(ctx context.Context, rev int64) (*SyncResponse, error) {
+	q := url.Values{}
+	if rev > 0 {
+		q.Set("revision", strconv.FormatInt(rev, 10))
+	}
+	var resp SyncResponse
+	if err := c.doJSON(ctx, http.MethodGet, "/api/v1/sync", q, nil, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
 }
 
 func objectPath(kind, ns, name string) string {
@@ -352,9 +419,22 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, payl
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
+	req.Header.Set("User-Agent", version.UserAgent())
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return nil, nil, fmt.Errorf("control plane at %s: %w", c.base, err)
+		if unreachable(err) && ctx.Err() == nil {
+			cause := err
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				cause = ue.Err // the dial error, without the request's method and URL
+			}
+			return nil, nil, &UnreachableError{URL: c.base, Origin: c.origin, Err: cause}
+		}
+		where := c.base
+		if c.origin != "" {
+			where += " (" + c.origin + ")"
+		}
+		return nil, nil, fmt.Errorf("control plane at %s: %w", where, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)

@@ -3,24 +3,21 @@ package echo
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"sync"
+
+	"github.com/weft-mesh/weft/demo/internal/demoapp"
 )
 
-// ServeTCP runs the TCP echo app on 127.0.0.1:$PORT until ctx is done: each
-// line a client sends comes back prefixed with the app's version and
-// instance, "v1 INSTANCE: LINE".
+// ServeTCP runs the TCP echo app on $LISTEN_HOST:$PORT (demoapp.Listen)
+// until ctx is done: each line a client sends comes back prefixed with the
+// app's version and instance, "v1 INSTANCE: LINE".
 func ServeTCP(ctx context.Context) error {
-	port := os.Getenv("PORT")
-	if port == "" {
-		return errors.New("echo tcp: $PORT is not set (run me with `weft run --protocol tcp`)")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:"+port)
+	ln, err := demoapp.Listen("echo tcp")
 	if err != nil {
-		return fmt.Errorf("echo tcp: %w", err)
+		return err
 	}
 	return serveTCP(ctx, ln, os.Getenv("VERSION"), os.Getenv("HOSTNAME"))
 }

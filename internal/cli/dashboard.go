@@ -66,7 +66,8 @@ macOS) when a desktop session is available.`,
 			url := dashboardURL(g)
 			fmt.Println(url)
 			if err := probe(cmd.Context(), url); err != nil {
-				fmt.Fprintf(os.Stderr, "warning: %v (is `weft up` running?)\n", err)
+				_, origin := g.apiEndpoint()
+				fmt.Fprintf(os.Stderr, "warning: %v (%s): is `weft up` running?\n", err, origin)
 			}
 			if !noOpen {
 				openBrowser(url)

@@ -19,6 +19,7 @@ type proxyFlags struct {
 	inbound, outbound, app, admin, portMap                 string
 	telemetry                                              string
 	joinTokenFile, caRoot                                  string
+	interception, podLabels                                string
 	tf                                                     telemetryFlags
 }
 
@@ -35,6 +36,12 @@ func newProxyCmd(g *globals) *cobra.Command {
 }
 
 func proxySubCmd(g *globals, t node.Type) *cobra.Command {
+	cmd, _ := proxySubCmdFlags(g, t)
+	return cmd
+}
+
+// proxySubCmdFlags is proxySubCmd, also returning where its flags land.
+func proxySubCmdFlags(g *globals, t node.Type) (*cobra.Command, *proxyFlags) {
 	f := &proxyFlags{}
 	use := "sidecar"
 	if t == node.Router {
@@ -45,6 +52,20 @@ func proxySubCmd(g *globals, t node.Type) *cobra.Command {
 		Short: "Run a " + use + " proxy configured over xDS",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if t == node.Sidecar {
+				pod, err := podMode(cmd, f)
+				if err != nil {
+					return err
+				}
+				if pod {
+					o, err := podOptions(cmd, g, f, os.Getenv)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(os.Stderr, "weft proxy sidecar %s (captured): xds %s\n", o.Meta.ID(), o.XDSAddress)
+					return proxy.Run(cmd.Context(), o)
+				}
+			}
 			labels, err := workload.ParseLabels(f.labels)
 			if err != nil {
 				return fmt.Errorf("--labels: %w", err)
@@ -70,8 +91,16 @@ func proxySubCmd(g *globals, t node.Type) *cobra.Command {
 				return fmt.Errorf("--name is required")
 			}
 			o := proxy.Options{Meta: m, XDSAddress: f.xds, Log: g.logger(), TelemetryURL: f.telemetry, CARoot: f.caRoot}
-			if o.JoinToken, err = findJoinToken(g.stateDir, f.joinTokenFile, os.Getenv); err != nil {
+			if o.JoinToken, err = findJoinToken(f.joinTokenFile, os.Getenv); err != nil {
 				return err
+			}
+			if o.JoinToken == "" {
+				tok, revoke, err := mintJoinToken(cmd.Context(), g.client(), ns, m.ServiceAccount, "weft proxy "+use+" "+ns+"/"+f.name)
+				if err != nil {
+					return err
+				}
+				defer revoke()
+				o.JoinToken = tok
 			}
 			if err := f.tf.apply(&o.TraceSampling, &o.AccessLog); err != nil {
 				return err
@@ -90,7 +119,7 @@ func proxySubCmd(g *globals, t node.Type) *cobra.Command {
 		sa = gatewayServiceAccount
 	}
 	fl.StringVar(&f.serviceAccount, "service-account", sa, "service account: the proxy's identity is spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/SERVICE_ACCOUNT")
-	fl.StringVar(&f.joinTokenFile, "join-token-file", "", "file holding the join token presented to the control plane (default: $"+proxy.JoinTokenEnv+", else STATE_DIR/"+proxy.JoinTokenFile+")")
+	fl.StringVar(&f.joinTokenFile, "join-token-file", "", "file holding the join token presented to the control plane (default: $"+proxy.JoinTokenEnv+", else one minted through the API for the proxy's identity and revoked at exit)")
 	fl.StringVar(&f.caRoot, "ca-root", "", "PEM file of the mesh root (the control plane's STATE_DIR/ca/root-cert.pem) to verify a TLS xDS server with; required when --xds is not a loopback address")
 	fl.StringVar(&f.admin, "admin", "127.0.0.1:15000", "admin address (/ready, /config_dump, /stats/prometheus)")
 	fl.StringVar(&f.telemetry, "telemetry", "", "control plane API URL to report metrics and spans to, e.g. http://127.0.0.1:15080 (empty: no reports)")
@@ -99,10 +128,13 @@ func proxySubCmd(g *globals, t node.Type) *cobra.Command {
 		fl.StringVar(&f.inbound, "inbound", "", "address callers reach this workload on (empty: no inbound)")
 		fl.StringVar(&f.outbound, "outbound", "", "address the app uses as its HTTP proxy (empty: no outbound)")
 		fl.StringVar(&f.app, "app", "", "the local app's address, e.g. 127.0.0.1:9080")
+		fl.StringVar(&f.interception, "interception", "", "REDIRECT: run as a captured sidecar in a pod (env "+envInterception+"): identity from "+
+			envPodName+", "+envPodNamespace+", "+envInstanceIP+", "+envServiceAccount+" and the labels file, capture ports 15001/15006, status ports 15020/15021/15090")
+		fl.StringVar(&f.podLabels, "pod-labels", DefaultPodLabelsFile, "captured sidecar: the pod's labels file (downward API; env "+envPodLabels+")")
 	} else {
 		fl.StringVar(&f.portMap, "port-map", "80=127.0.0.1:8080", "Gateway server ports to local addresses, e.g. 80=127.0.0.1:8080,443=127.0.0.1:8443")
 	}
-	return cmd
+	return cmd, f
 }
 
 func parsePortMap(s string) (map[uint32]string, error) {
@@ -122,48 +154,4 @@ func parsePortMap(s string) (map[uint32]string, error) {
 		m[p] = v
 	}
 	return m, nil
-}
-
-func newProxyConfigCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "proxy-config listeners|routes|clusters|endpoints|secrets WORKLOAD",
-		Short: "Show what a proxy ACKed, as Envoy JSON (private keys redacted)",
-		Long:  "WORKLOAD is a proxy's instance name, workload name or node ID (as `weft proxy-config` lists when it does not match).",
-		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			kind := args[0]
-			switch kind {
-			case "listener", "route", "cluster", "endpoint", "secret":
-				kind += "s"
-			}
-			c := g.client()
-			proxies, err := c.Proxies(cmd.Context())
-			if err != nil {
-				return explainAPIError(err)
-			}
-			var ids, names []string
-			for _, p := range proxies {
-				names = append(names, p.Name)
-				if p.ID == args[1] || p.Name == args[1] || p.Workload == args[1] || p.Name+"."+p.Namespace == args[1] {
-					ids = append(ids, p.ID)
-				}
-			}
-			switch len(ids) {
-			case 0:
-				return fmt.Errorf("no connected proxy named %q (connected: %s)", args[1], strings.Join(names, ", "))
-			case 1:
-			default:
-				return fmt.Errorf("%q matches several proxies, name one: %s", args[1], strings.Join(ids, ", "))
-			}
-			b, err := c.ProxyConfig(cmd.Context(), ids[0], kind)
-			if err != nil {
-				return explainAPIError(err)
-			}
-			os.Stdout.Write(b)
-			if len(b) > 0 && b[len(b)-1] != '\n' {
-				fmt.Println()
-			}
-			return nil
-		},
-	}
 }

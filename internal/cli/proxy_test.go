@@ -1,6 +1,16 @@
 package cli
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weft-mesh/weft/proxy/status"
+	"github.com/weft-mesh/weft/xds/node"
+)
 
 func TestParsePortMap(t *testing.T) {
 	m, err := parsePortMap("80=127.0.0.1:8080,443=127.0.0.1:8443")
@@ -11,5 +21,95 @@ func TestParsePortMap(t *testing.T) {
 		if _, err := parsePortMap(bad); err == nil {
 			t.Errorf("parsePortMap(%q) succeeded, want error", bad)
 		}
+	}
+}
+
+// podCmd is `weft proxy sidecar` with args parsed, not run.
+func podCmd(t *testing.T, args ...string) (*cobra.Command, *globals, *proxyFlags) {
+	t.Helper()
+	g := &globals{}
+	cmd, f := proxySubCmdFlags(g, node.Sidecar)
+	cmd.PersistentFlags().StringVarP(&g.namespace, "namespace", "n", "", "")
+	if err := cmd.ParseFlags(args); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, g, f
+}
+
+func TestPodSidecarOptions(t *testing.T) {
+	dir := t.TempDir()
+	labels := filepath.Join(dir, "labels")
+	if err := os.WriteFile(labels, []byte("app=\"reviews\"\nversion=\"v1\"\npod-template-hash=\"5d8f\"\nnote=\"a \\\"quoted\\\" value\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		envPodName: "reviews-v1-5d8f-x2", envPodNamespace: "bookinfo", envInstanceIP: "10.1.0.5",
+		envServiceAccount: "bookinfo-reviews", envWorkloadName: "reviews-v1", envPodLabels: labels,
+		status.ProbersEnv: `{"/app-health/reviews/readyz":{"httpGet":{"path":"/health","port":9080,"scheme":"HTTP"},"timeoutSeconds":1}}`,
+	}
+	cmd, g, f := podCmd(t, "--interception", "REDIRECT", "--labels", "extra=yes")
+	if pod, err := podMode(cmd, f); err != nil || !pod {
+		t.Fatalf("podMode = %v, %v", pod, err)
+	}
+	o, err := podOptions(cmd, g, f, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := o.Meta
+	if m.Name != "reviews-v1-5d8f-x2" || m.Namespace != "bookinfo" || m.IP != "10.1.0.5" || m.ServiceAccount != "bookinfo-reviews" ||
+		m.WorkloadName != "reviews-v1" || !m.Captured() || m.Admin != "127.0.0.1:15000" {
+		t.Errorf("meta %+v", m)
+	}
+	if m.Labels["app"] != "reviews" || m.Labels["note"] != `a "quoted" value` || m.Labels["extra"] != "yes" || len(m.Labels) != 5 {
+		t.Errorf("labels %v", m.Labels)
+	}
+	if o.XDSAddress != DefaultPodXDS || o.CARoot != DefaultPodCARoot || o.JoinTokenFile != DefaultPodTokenFile || o.JoinToken != "" {
+		t.Errorf("xds %s root %s token file %s", o.XDSAddress, o.CARoot, o.JoinTokenFile)
+	}
+	if o.Pod == nil || o.Pod.Probes["/app-health/reviews/readyz"].HTTPGet.Port != 9080 {
+		t.Errorf("pod options %+v", o.Pod)
+	}
+	if m.Node().GetMetadata().GetFields()[node.KeyInterception].GetStringValue() != node.InterceptRedirect {
+		t.Error("the node does not say REDIRECT")
+	}
+
+	// Flags win over the environment, the environment over the defaults.
+	env[envXDSAddress], env[envCARoot], env[envJoinTokenFile] = "cp:15012", "/root.pem", "/tok"
+	cmd, g, f = podCmd(t, "--interception", "REDIRECT", "--xds", "other:15012", "-n", "override")
+	if o, err = podOptions(cmd, g, f, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if o.XDSAddress != "other:15012" || o.CARoot != "/root.pem" || o.JoinTokenFile != "/tok" || o.Meta.Namespace != "override" {
+		t.Errorf("precedence: xds %s root %s token %s namespace %s", o.XDSAddress, o.CARoot, o.JoinTokenFile, o.Meta.Namespace)
+	}
+
+	bad := func(what string, edit func(map[string]string), want string) {
+		t.Helper()
+		e := map[string]string{}
+		for k, v := range env {
+			e[k] = v
+		}
+		edit(e)
+		cmd, g, f := podCmd(t, "--interception", "REDIRECT")
+		if _, err := podOptions(cmd, g, f, func(k string) string { return e[k] }); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want %q", what, err, want)
+		}
+	}
+	bad("no pod name", func(e map[string]string) { delete(e, envPodName) }, envPodName+" is not set")
+	bad("no pod IP", func(e map[string]string) { e[envInstanceIP] = "" }, envInstanceIP)
+	bad("bad probes", func(e map[string]string) { e[status.ProbersEnv] = `{"/app-health/a/readyz":{}}` }, status.ProbersEnv)
+	bad("no labels file", func(e map[string]string) { e[envPodLabels] = filepath.Join(dir, "missing") }, "labels:")
+	broken := filepath.Join(dir, "broken")
+	os.WriteFile(broken, []byte("app=reviews\n"), 0o644)
+	bad("unquoted label", func(e map[string]string) { e[envPodLabels] = broken }, broken+":1: want key=\"value\"")
+
+	cmd, _, f = podCmd(t, "--interception", "TPROXY")
+	if _, err := podMode(cmd, f); err == nil || !strings.Contains(err.Error(), "--interception \"TPROXY\"") {
+		t.Errorf("TPROXY: %v", err)
+	}
+	cmd, _, f = podCmd(t)
+	t.Setenv(envInterception, "REDIRECT")
+	if pod, err := podMode(cmd, f); err != nil || !pod {
+		t.Errorf("INTERCEPTION_MODE=REDIRECT: %v %v", pod, err)
 	}
 }

@@ -21,6 +21,7 @@ func newShiftCmd(g *globals) *cobra.Command {
 	var from, to, vsName string
 	var steps []int
 	var interval time.Duration
+	var wf waitFlags
 	cmd := &cobra.Command{
 		Use:   "shift SERVICE --from SUBSET --to SUBSET [--steps 10,25,50,75,90,100] [--interval 10s]",
 		Short: "Move a service's traffic from one subset to another, step by step",
@@ -29,7 +30,9 @@ SERVICE) so that, at each step, that percentage of the traffic its routes send
 to subset --from goes to subset --to instead: step 10 is 90% --from, 10% --to.
 The --to destination is added to a route that lacks it. Both subsets must be
 defined by the host's DestinationRule: otherwise nothing is applied and shift
-exits non-zero. Each step is one apply; Ctrl-C stops between steps and leaves
+exits non-zero. Each step is one apply, and shift waits until every connected
+proxy has ACKed it (--wait, default on; --timeout per step) before it reports
+the step and starts the next interval; Ctrl-C stops between steps and leaves
 the last applied weights.`,
 		Example: `  weft shift service-b --from vm --to v1 --steps 10,25,50,75,90,100 --interval 10s
   weft shift reviews --from v1 --to v3 --steps 50 -n default`,
@@ -38,7 +41,7 @@ the last applied weights.`,
 			if vsName == "" {
 				vsName = args[0]
 			}
-			return runShift(cmd.Context(), g, g.client(), shiftOptions{service: args[0], vs: vsName, from: from, to: to, steps: steps, interval: interval})
+			return runShift(cmd.Context(), g, g.client(), shiftOptions{service: args[0], vs: vsName, from: from, to: to, steps: steps, interval: interval, wait: wf})
 		},
 	}
 	f := cmd.Flags()
@@ -47,6 +50,7 @@ the last applied weights.`,
 	f.IntSliceVar(&steps, "steps", []int{10, 25, 50, 75, 90, 100}, "percentages of the traffic sent to --to, one apply each")
 	f.DurationVar(&interval, "interval", 10*time.Second, "wait between steps")
 	f.StringVar(&vsName, "vs", "", "VirtualService to rewrite (default: SERVICE)")
+	wf.register(cmd, true, "weights of each step before going on")
 	cmd.MarkFlagRequired("from")
 	cmd.MarkFlagRequired("to")
 	return cmd
@@ -56,6 +60,7 @@ type shiftOptions struct {
 	service, vs, from, to string
 	steps                 []int
 	interval              time.Duration
+	wait                  waitFlags
 }
 
 func runShift(ctx context.Context, g *globals, c *client.Client, o shiftOptions) error {
@@ -123,6 +128,11 @@ func runShift(ctx context.Context, g *globals, c *client.Client, o shiftOptions)
 			fmt.Printf("%s %s\n", resourceName(r.Kind, r.Name), r.Action)
 		}
 		printMessages(os.Stderr, resp.Messages)
+		if o.wait.wait {
+			if err := waitSynced(stepCtx, c, resp.Revision, o.wait.timeout); err != nil {
+				return err
+			}
+		}
 		last = describeSplit(o.from, o.to, 100-step, step)
 		fmt.Println(last)
 	}

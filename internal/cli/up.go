@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/weft-mesh/weft/api/client"
-	"github.com/weft-mesh/weft/ca"
 	"github.com/weft-mesh/weft/controlplane"
 	"github.com/weft-mesh/weft/demo"
 	"github.com/weft-mesh/weft/proxy"
@@ -32,51 +31,7 @@ type upFlags struct {
 	tf                                       telemetryFlags
 	cpTel                                    cpTelemetryFlags // control plane: OTLP export, console token
 	sec                                      securityFlags
-}
-
-// securityFlags are the control plane's CA flags, shared by `weft up` and
-// `weft controlplane`.
-type securityFlags struct {
-	trustDomain string
-	caCerts     string
-	certTTL     time.Duration
-}
-
-func (s *securityFlags) register(cmd *cobra.Command) {
-	fl := cmd.Flags()
-	fl.StringVar(&s.trustDomain, "trust-domain", ca.DefaultTrustDomain, "SPIFFE trust domain of the mesh's identities")
-	fl.StringVar(&s.caCerts, "cacerts", "", "Istio plug-in CA directory (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem) to sign with; default: a self-signed root in STATE_DIR/ca")
-	fl.DurationVar(&s.certTTL, "cert-ttl", ca.DefaultCertTTL, "lifetime of workload certificates; each is renewed at half of it")
-}
-
-func (s *securityFlags) apply(o *controlplane.Options) error {
-	if s.certTTL < time.Second {
-		// Certificates carry whole seconds; shorter lifetimes only churn.
-		return fmt.Errorf("--cert-ttl %v: want at least 1s", s.certTTL)
-	}
-	o.TrustDomain, o.CACertsDir, o.CertTTL = s.trustDomain, s.caCerts, s.certTTL
-	return nil
-}
-
-// xdsDialAddr is how a process on this host reaches the xDS address: an
-// unspecified host (all interfaces) is dialed on loopback.
-func xdsDialAddr(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		return net.JoinHostPort("127.0.0.1", port)
-	}
-	return addr
-}
-
-// printDoors tells the user where the mesh's credentials are, never what
-// they are.
-func printDoors(stateDir string, cp *controlplane.ControlPlane) {
-	fmt.Printf("identity: trust domain %s, CA root %s\n", cp.TrustDomain(), cp.CA().RootFile())
-	fmt.Printf("tokens: proxies join with %s, API writes need %s\n",
-		filepath.Join(stateDir, controlplane.JoinTokenFile), filepath.Join(stateDir, controlplane.APITokenFile))
+	fresh                                    bool
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -87,7 +42,12 @@ func newUpCmd(g *globals) *cobra.Command {
 		Long: `Run a local mesh in the foreground: the control plane (state in --state-dir),
 the ingress gateway, and with --demo the demo's workloads, each a real process
 behind its own sidecar. Gateway server port 80 is served on --gateway-addr;
-another Gateway port N is served on the same host at N (N >= 1024) or N+8000.`,
+another Gateway port N is served on the same host at N (N >= 1024) or N+8000.
+
+The configuration persists in the state dir across runs and demos: up says
+when it resumes one and what it holds; --fresh (or ` + "`weft reset`" + ` beforehand)
+starts with none. It prints a short summary; its log shows only warnings
+unless --log-level is given, and goes whole to --log-file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.demo != "" && !cmd.Flags().Changed("trace-sampling") {
@@ -102,6 +62,7 @@ another Gateway port N is served on the same host at N (N >= 1024) or N+8000.`,
 	fl.StringVar(&f.gatewayAddr, "gateway-addr", "127.0.0.1:8080", "ingress gateway address for Gateway port 80")
 	fl.StringVar(&f.adminAddr, "gateway-admin-addr", "127.0.0.1:15000", "ingress gateway admin address")
 	fl.StringVar(&f.demo, "demo", "", "start a demo: "+strings.Join(demo.Names(), ", "))
+	fl.BoolVar(&f.fresh, "fresh", false, "start with no configuration: remove the stored one first (as `weft reset`; the CA and tokens stay)")
 	f.tf.register(cmd, trace.DefaultSampling)
 	f.cpTel.register(cmd)
 	f.sec.register(cmd)
@@ -110,6 +71,7 @@ another Gateway port N is served on the same host at N (N >= 1024) or N+8000.`,
 }
 
 func runUp(ctx context.Context, g *globals, f *upFlags) error {
+	g.quietLogs = true // the summary is what the terminal shows; the log is for --log-level and --log-file
 	log := g.logger()
 	var d *demo.Demo
 	if f.demo != "" {
@@ -129,12 +91,20 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 	if err := f.sec.apply(&cpOpts); err != nil {
 		return err
 	}
+	_, err := os.Stat(filepath.Join(g.stateDir, storeFile))
+	existed := err == nil
+	if f.fresh && existed {
+		if _, err := resetState(g.stateDir, false); err != nil {
+			return err
+		}
+	}
 	cpCtx, stopCP := context.WithCancel(context.Background())
 	defer stopCP()
 	cp, err := controlplane.Start(cpCtx, cpOpts)
 	if err != nil {
 		return err
 	}
+	state := describeState(g.stateDir, existed, f.fresh && existed, cp.Snapshot())
 	if err := writeConsoleToken(g.stateDir, cp.ConsoleToken()); err != nil {
 		return err
 	}
@@ -152,10 +122,14 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 	// workloads, so requests in flight through it can finish.
 	gctx, stopGateway := context.WithCancel(context.Background())
 	defer stopGateway()
-	// The gateway runs in this process: it takes the join token from the
-	// control plane directly rather than from the file.
+	// The gateway runs in this process: its join token, scoped to its
+	// identity, comes from the control plane directly and dies with it.
+	gwToken, err := cp.MintJoinToken(gwMeta.Namespace, gwMeta.ServiceAccount, "weft up's ingress gateway")
+	if err != nil {
+		return fmt.Errorf("ingress gateway: join token: %w", err)
+	}
 	gwOpts := proxy.Options{Meta: gwMeta, XDSAddress: xdsDialAddr(cp.XDSAddr()), Log: log.With("component", "gateway"),
-		TelemetryURL: "http://" + cp.APIAddr(), JoinToken: cp.JoinToken()}
+		TelemetryURL: "http://" + cp.APIAddr(), JoinToken: gwToken}
 	if cp.XDSTLS() {
 		gwOpts.CARoot = cp.CA().RootFile()
 	}
@@ -166,17 +140,24 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 	if err != nil {
 		return fmt.Errorf("start ingress gateway: %w", err)
 	}
+	gateway := superviseGateway(gctx, log.With("component", "gateway"), gw,
+		func(ctx context.Context) (*proxy.Handle, error) { return proxy.Start(ctx, gwOpts) })
 	if err := client.WriteEndpoints(g.stateDir, client.Endpoints{API: cp.APIAddr(), XDS: cp.XDSAddr(), Gateway: f.gatewayAddr}); err != nil {
 		return err
 	}
 	defer os.Remove(filepath.Join(g.stateDir, "endpoints.json"))
-	fmt.Printf("weft is up: gateway http://%s  api http://%s  xds %s  state %s\n", f.gatewayAddr, cp.APIAddr(), cp.XDSAddr(), g.stateDir)
-	fmt.Printf("console: %s\n", cp.ConsoleURL())
-	printDoors(g.stateDir, cp)
+	printUpSummary(os.Stdout, g, []summaryLine{
+		{"gateway", "http://" + f.gatewayAddr},
+		{"api", "http://" + cp.APIAddr()},
+		{"console", cp.ConsoleURL()},
+		{"xds", cp.XDSAddr()},
+		{"state", state},
+	}, cp)
 
 	var wg sync.WaitGroup
 	if d != nil {
-		if err := startDemo(ctx, g, d, cp, &f.tf, &wg); err != nil {
+		c := client.New("http://"+cp.APIAddr(), client.WithToken(cp.APIToken()))
+		if err := startDemo(ctx, g, d, c, cp, &f.tf, &wg); err != nil {
 			cancel()
 			wg.Wait()
 			return err
@@ -185,13 +166,20 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 		if try == "" {
 			try = "/"
 		}
-		fmt.Printf("demo %s: try  curl http://%s%s\n", d.Name, f.gatewayAddr, try)
+		up := waitDemoRegistered(ctx, c, d.Namespace, len(d.Workloads), 30*time.Second)
+		ready := fmt.Sprintf("%s up", countOf(up, "workload", "workloads"))
+		if up < len(d.Workloads) {
+			ready = fmt.Sprintf("%d of %d workloads up after 30s (see the log: --log-level info)", up, len(d.Workloads))
+		}
+		if ctx.Err() == nil { // not when interrupted while waiting
+			fmt.Printf("demo %s: %s in namespace %s; try  curl http://%s%s\n", d.Name, ready, d.Namespace, f.gatewayAddr, try)
+		}
 	}
 	<-ctx.Done()
 	fmt.Println("shutting down")
 	wg.Wait() // workloads deregister and stop
 	stopGateway()
-	gw.Wait()
+	gateway.Wait()
 	stopCP()
 	<-cp.Done()
 	return nil
@@ -199,8 +187,7 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 
 // startDemo applies the demo's initial YAML and starts each workload as a
 // `weft run` child process.
-func startDemo(ctx context.Context, g *globals, d *demo.Demo, cp *controlplane.ControlPlane, tf *telemetryFlags, wg *sync.WaitGroup) error {
-	c := client.New("http://"+cp.APIAddr(), client.WithToken(cp.APIToken()))
+func startDemo(ctx context.Context, g *globals, d *demo.Demo, c *client.Client, cp *controlplane.ControlPlane, tf *telemetryFlags, wg *sync.WaitGroup) error {
 	var sources []client.Source
 	for _, name := range d.Initial {
 		b, err := fs.ReadFile(d.Files, name)
@@ -216,14 +203,16 @@ func startDemo(ctx context.Context, g *globals, d *demo.Demo, cp *controlplane.C
 	if err != nil {
 		return err
 	}
-	// The workloads read the join and API tokens from the state dir, as
-	// any `weft run` on this host does; no secret goes on a command line.
+	// The workloads read the API token from the state dir, as any `weft
+	// run` on this host does, and mint their own join tokens with it; no
+	// secret goes on a command line.
 	stateDir, err := filepath.Abs(g.stateDir)
 	if err != nil {
 		return err
 	}
 	for _, w := range d.Workloads {
-		args := []string{"run", "--state-dir", stateDir, "--server", "http://" + cp.APIAddr(), "--xds", xdsDialAddr(cp.XDSAddr()), "--log-level", g.logLevel,
+		args := []string{"run", "--state-dir", stateDir, "--server", "http://" + cp.APIAddr(), "--xds", xdsDialAddr(cp.XDSAddr()),
+			"--log-level", g.logLevel, "--stderr-log-level", g.terminalLogLevel(),
 			"--service", w.Service, "--port", strconv.Itoa(int(w.Port)), "-n", d.Namespace,
 			"--labels", workload.FormatLabels(w.Labels),
 			"--trace-sampling", strconv.FormatFloat(tf.sampling, 'g', -1, 64), "--access-log", tf.accessLog}
@@ -236,6 +225,9 @@ func startDemo(ctx context.Context, g *globals, d *demo.Demo, cp *controlplane.C
 		}
 		if cp.XDSTLS() {
 			args = append(args, "--ca-root", cp.CA().RootFile())
+		}
+		if g.logOut != nil {
+			args = append(args, "--log-file", g.logOut.Name())
 		}
 		args = append(args, "--", self, "demo-app", d.Name, w.App)
 		cmd := exec.Command(self, args...)
@@ -263,45 +255,4 @@ func startDemo(ctx context.Context, g *globals, d *demo.Demo, cp *controlplane.C
 		}()
 	}
 	return nil
-}
-
-func newControlPlaneCmd(g *globals) *cobra.Command {
-	var apiAddr, xdsAddr string
-	var reap time.Duration
-	var tf cpTelemetryFlags
-	var sec securityFlags
-	cmd := &cobra.Command{
-		Use:   "controlplane",
-		Short: "Run the control plane alone (API and xDS), without a gateway",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			o := controlplane.Options{
-				StateDir: g.stateDir, APIAddr: apiAddr, XDSAddr: xdsAddr, Log: g.logger(), ReapAfter: reap,
-				OTLPEndpoint: tf.otlpEndpoint, ConsoleToken: tf.consoleToken,
-			}
-			if err := sec.apply(&o); err != nil {
-				return err
-			}
-			cp, err := controlplane.Start(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			if err := writeConsoleToken(g.stateDir, cp.ConsoleToken()); err != nil {
-				return err
-			}
-			fmt.Printf("console: %s\n", cp.ConsoleURL())
-			printDoors(g.stateDir, cp)
-			if err := client.WriteEndpoints(g.stateDir, client.Endpoints{API: cp.APIAddr(), XDS: cp.XDSAddr()}); err != nil {
-				return err
-			}
-			<-cp.Done()
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&apiAddr, "api-addr", "127.0.0.1:15080", "HTTP API address")
-	cmd.Flags().StringVar(&xdsAddr, "xds-addr", "127.0.0.1:15010", "xDS (gRPC) address")
-	cmd.Flags().DurationVar(&reap, "reap-after", controlplane.DefaultReapAfter, "remove a registered workload whose sidecar has been disconnected this long")
-	tf.register(cmd)
-	sec.register(cmd)
-	return cmd
 }

@@ -23,6 +23,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 
+	"github.com/weft-mesh/weft/proxy/capture"
 	"github.com/weft-mesh/weft/proxy/lb"
 	"github.com/weft-mesh/weft/proxy/lb/leastrequest"
 	"github.com/weft-mesh/weft/proxy/lb/maglev"
@@ -88,6 +89,20 @@ func (c *Cluster) Pick(r *http.Request, h lb.Hash) *lb.Endpoint {
 	return c.currentPicker().b.Pick(r, h)
 }
 
+// PickConn returns the endpoint for a TCP connection down: for an
+// ORIGINAL_DST cluster its original destination (none when down was not
+// redirected: it would lead back to where it already is), otherwise what
+// Pick chooses without a request.
+func (c *Cluster) PickConn(down net.Conn) *lb.Endpoint {
+	if c.Policy == lb.ClusterProvided {
+		if dst, ok := capture.Destination(down); ok {
+			return originaldst.Endpoint(dst)
+		}
+		return nil
+	}
+	return c.Pick(nil, lb.Hash{})
+}
+
 // AssignmentName returns the name of the ClusterLoadAssignment an EDS cluster
 // reads its endpoints from: eds_cluster_config.service_name if set, else the
 // cluster's name.
@@ -112,7 +127,7 @@ func (s *State) compile(c *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignm
 		"lb_policy", "load_assignment", "metadata", "alt_stat_name", "circuit_breakers",
 		"outlier_detection", "typed_extension_protocol_options", "ring_hash_lb_config",
 		"maglev_lb_config", "original_dst_lb_config", "cleanup_interval", "common_lb_config",
-		"transport_socket", "transport_socket_matches"); err != nil {
+		"transport_socket", "transport_socket_matches", "upstream_bind_config"); err != nil {
 		return nil, err
 	}
 	if c.GetName() == "" {

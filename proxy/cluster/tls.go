@@ -159,13 +159,14 @@ func (c *Cluster) transportOf(ep *lb.Endpoint) *transport {
 // TransportFor returns the transport to send a request to ep with: the
 // cluster's transport for ep's socket (TLS or plaintext), HTTP/2 when h2 is
 // set (gRPC). It returns nil for h2 to a plaintext endpoint: the caller's
-// shared h2c transport serves those.
+// shared h2c transport serves those, unless the cluster connects from a
+// source address of its own.
 func (c *Cluster) TransportFor(ep *lb.Endpoint, h2 bool) http.RoundTripper {
 	t := c.transportOf(ep)
 	if !h2 {
 		return t.rt
 	}
-	if t.tls == nil {
+	if t.tls == nil && t.settings.SourceAddress == "" {
 		return nil
 	}
 	return t.h2()

@@ -11,11 +11,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 )
 
@@ -56,10 +58,19 @@ type HTTPSettings struct {
 	// Key), "" for plaintext: a TLS and a plaintext connection to one
 	// address never share a pool, nor do different TLS settings.
 	TLS string
+	// SourceAddress is upstream_bind_config.source_address: the local IP
+	// upstream connections are made from, "" for the system's choice. A
+	// captured sidecar reaches its own app from 127.0.0.6, which the
+	// capture rules let through.
+	SourceAddress string
 }
 
 func httpSettings(c *clusterv3.Cluster, out *Cluster) (HTTPSettings, error) {
 	s := HTTPSettings{ConnectTimeout: out.ConnectTimeout, Protocol: ProtocolHTTP1}
+	var err error
+	if s.SourceAddress, err = sourceAddress(c.GetUpstreamBindConfig()); err != nil {
+		return s, fmt.Errorf("upstream_bind_config.%w", err)
+	}
 	for _, th := range c.GetCircuitBreakers().GetThresholds() {
 		if th.GetPriority() == 0 && th.MaxConnections != nil {
 			s.MaxConnsPerHost = int(th.GetMaxConnections().GetValue())
@@ -112,6 +123,35 @@ func httpSettings(c *clusterv3.Cluster, out *Cluster) (HTTPSettings, error) {
 	return s, nil
 }
 
+// sourceAddress validates upstream_bind_config: a source_address with an
+// IP and port 0 (any).
+func sourceAddress(b *corev3.BindConfig) (string, error) {
+	if b == nil {
+		return "", nil
+	}
+	if err := contract.CheckFields(b, "source_address"); err != nil {
+		return "", err
+	}
+	sa := b.GetSourceAddress()
+	if sa == nil {
+		return "", fmt.Errorf("source_address: required")
+	}
+	if err := contract.CheckFields(sa, "address", "port_value", "protocol"); err != nil {
+		return "", fmt.Errorf("source_address.%w", err)
+	}
+	ip, err := netip.ParseAddr(sa.GetAddress())
+	if err != nil {
+		return "", fmt.Errorf("source_address.address: %q is not an IP address", sa.GetAddress())
+	}
+	if sa.GetPortValue() != 0 {
+		return "", fmt.Errorf("source_address.port_value: must be 0 (each connection takes a free port)")
+	}
+	if sa.GetProtocol() != corev3.SocketAddress_TCP {
+		return "", fmt.Errorf("source_address.protocol: unsupported %s", sa.GetProtocol())
+	}
+	return ip.String(), nil
+}
+
 // Transport returns the cluster's upstream transport: HTTP/1.1 (cleartext
 // HTTP/2 with prior knowledge when the cluster's explicit_http_config asks
 // for it) honouring connect_timeout, max_connections as a per-endpoint
@@ -139,6 +179,9 @@ type transport struct {
 
 func newTransport(s HTTPSettings, up *mtls.Upstream, o StateOptions) *transport {
 	d := &net.Dialer{Timeout: s.ConnectTimeout, KeepAlive: 30 * time.Second}
+	if s.SourceAddress != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(s.SourceAddress)}
+	}
 	td := &tlsDialer{d: d, timeout: s.ConnectTimeout, log: o.Log}
 	dial := d.DialContext
 	var h1TLS, h2TLS, rawTLS *tls.Config

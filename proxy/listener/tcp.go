@@ -25,42 +25,42 @@ func isTCP(fs []*listenerv3.Filter) bool {
 	return len(fs) > 0 && fs[len(fs)-1].GetName() == TCPProxy
 }
 
-// tcpSpec fills s from a filter chain's filters: any envoy.filters.network.rbac
+// tcpSpec fills s from a filter chain group's filters: any envoy.filters.network.rbac
 // (LOG, DENY, ALLOW in that order, each at most once), then envoy.filters.network.tcp_proxy. Errors name the
 // field relative to the listener.
-func tcpSpec(fs []*listenerv3.Filter, s *Spec) (*Spec, error) {
+func tcpSpec(fs []*listenerv3.Filter, s *Spec) error {
 	last := -1 // rank of the previous RBAC action: LOG 0, DENY 1, ALLOW 2
 	for i, f := range fs {
 		if err := contract.CheckFields(f, "name", "typed_config"); err != nil {
-			return nil, fmt.Errorf("filter_chains[0].filters[%d].%w", i, err)
+			return fmt.Errorf("%s.filters[%d].%w", s.Field, i, err)
 		}
 		if f.GetTypedConfig() == nil {
-			return nil, fmt.Errorf("filter_chains[0].filters[%d].typed_config: required", i)
+			return fmt.Errorf("%s.filters[%d].typed_config: required", s.Field, i)
 		}
 		if i == len(fs)-1 {
 			tcp, err := tcpproxy.Parse(f.GetTypedConfig())
 			if err != nil {
-				return nil, fmt.Errorf("filter_chains[0].filters[%d].%w", i, err)
+				return fmt.Errorf("%s.filters[%d].%w", s.Field, i, err)
 			}
 			s.TCP = tcp
 			break
 		}
 		if f.GetName() != NetworkRBAC {
-			return nil, fmt.Errorf("filter_chains[0].filters[%d].name: unsupported filter %q before %s (want %s)", i, f.GetName(), TCPProxy, NetworkRBAC)
+			return fmt.Errorf("%s.filters[%d].name: unsupported filter %q before %s (want %s)", s.Field, i, f.GetName(), TCPProxy, NetworkRBAC)
 		}
 		n, err := rbac.ParseNetwork(f.GetTypedConfig())
 		if err != nil {
-			return nil, underTypedConfig(fmt.Sprintf("filter_chains[0].filters[%d]", i), err)
+			return underTypedConfig(fmt.Sprintf("%s.filters[%d]", s.Field, i), err)
 		}
 		if n == nil {
 			continue // no rules: enforces nothing
 		}
 		rank := actionRank(n.Engine().Action())
 		if rank <= last {
-			return nil, fmt.Errorf("filter_chains[0].filters[%d]: %s with action %v out of order (want LOG, DENY, ALLOW, each at most once)", i, NetworkRBAC, n.Engine().Action())
+			return fmt.Errorf("%s.filters[%d]: %s with action %v out of order (want LOG, DENY, ALLOW, each at most once)", s.Field, i, NetworkRBAC, n.Engine().Action())
 		}
 		last = rank
 		s.ConnFilters = append(s.ConnFilters, filter.ConnFilter(n))
 	}
-	return s, nil
+	return nil
 }

@@ -39,6 +39,9 @@ type ReporterOptions struct {
 	// Token, when set, is sent as "Authorization: Bearer TOKEN": the
 	// control plane takes reports only from proxies holding the join token.
 	Token string
+	// TokenSource, when set, is called for every report instead of Token
+	// (a rotated token file is read anew).
+	TokenSource func() (string, error)
 	// Client sends the reports; nil uses one that ignores proxy settings.
 	Client *http.Client
 }
@@ -135,8 +138,14 @@ func (r *Reporter) post(ctx context.Context, rep *telemetry.Report) error {
 		return fmt.Errorf("report: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if r.o.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+r.o.Token)
+	tok := r.o.Token
+	if r.o.TokenSource != nil {
+		if tok, err = r.o.TokenSource(); err != nil {
+			return fmt.Errorf("report: token: %w", err)
+		}
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := r.o.Client.Do(req)
 	if err != nil {

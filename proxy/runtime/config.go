@@ -7,6 +7,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -60,8 +61,12 @@ func (e *IncompleteError) Is(target error) bool { return target == ErrIncomplete
 // Config is a compiled, immutable set of resources.
 type Config struct {
 	listeners map[string]*Listener
-	routes    map[string]*route.Table
-	clusters  map[string]*cluster.Cluster
+	// handoff indexes the listeners that bind no socket (bind_to_port:
+	// false) by address: where a use_original_dst listener hands a
+	// redirected connection.
+	handoff  map[netip.AddrPort]string
+	routes   map[string]*route.Table
+	clusters map[string]*cluster.Cluster
 	// secrets are published to store when the Config is served; TLS
 	// settings read them from there at handshake time.
 	secrets map[string]*sds.Secret
@@ -76,6 +81,52 @@ type Listener struct {
 	Routes *route.Table
 	// Selector picks each new connection's filter chain (TLS or not).
 	Selector *listener.Selector
+	// ByPort are the listener's destination_port chain groups, compiled
+	// (Spec.ByDestinationPort); the runtime serves each as a listener of
+	// its own that binds no socket.
+	ByPort map[uint32]*Listener
+}
+
+// tcp reports whether the listener's connections are served by the TCP
+// proxy: it has a tcp_proxy, or no chains of its own (only port groups:
+// what they do not take is closed).
+func (l *Listener) tcp() bool { return l.TCP != nil || len(l.Chains) == 0 }
+
+// steers reports whether the runtime looks at each new connection before
+// its filter chains: to recover its original destination, hand it to
+// another listener or to one of its port groups.
+func (l *Listener) steers() bool { return l.Captured() || len(l.ByPort) > 0 }
+
+// lkey names what the runtime serves: a listener (port 0), or one of its
+// destination_port groups.
+type lkey struct {
+	name string
+	port uint32
+}
+
+// lookup returns the listener or port group k names, or nil.
+func (c *Config) lookup(k lkey) *Listener {
+	l := c.listeners[k.name]
+	if l == nil || k.port == 0 {
+		return l
+	}
+	return l.ByPort[k.port]
+}
+
+// units calls fn for every listener and port group of c.
+func (c *Config) units(fn func(lkey, *Listener) error) error {
+	for _, name := range sortedKeys(c.listeners) {
+		l := c.listeners[name]
+		if err := fn(lkey{name: name}, l); err != nil {
+			return err
+		}
+		for _, p := range sortedPorts(l.ByPort) {
+			if err := fn(lkey{name: name, port: p}, l.ByPort[p]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Compile validates and compiles r into a Config whose clusters have fresh
@@ -112,6 +163,7 @@ func (p *Proxy) Compile(r *Resources) (*Config, error) { return compile(r, p.sta
 func compile(r *Resources, state *cluster.State) (*Config, error) {
 	c := &Config{
 		listeners: map[string]*Listener{},
+		handoff:   map[netip.AddrPort]string{},
 		routes:    map[string]*route.Table{},
 		clusters:  map[string]*cluster.Cluster{},
 		secrets:   map[string]*sds.Secret{},
@@ -167,29 +219,62 @@ func compile(r *Resources, state *cluster.State) (*Config, error) {
 			return nil, fmt.Errorf("listener %q: address: %s already used by listener %q", name, spec.Address, other)
 		}
 		bound[spec.Address] = name
-		if err := c.checkSecrets(spec.Secrets(), fmt.Sprintf("listener %q", name)); err != nil {
+		l, err := c.compileListener(name, spec)
+		if err != nil {
 			return nil, err
 		}
-		l := &Listener{Spec: spec, Selector: listener.NewSelector(spec, c.store)}
-		switch {
-		case spec.TCP != nil:
-			// Clusters are looked up per connection; a missing one is NC.
-		case spec.RouteConfig != nil:
-			if l.Routes, err = route.Compile(spec.RouteConfig); err != nil {
-				return nil, fmt.Errorf("listener %q: filter_chains[0].filters[0].typed_config.route_config: %w", name, err)
-			}
-		default:
-			if l.Routes = c.routes[spec.RouteConfigName]; l.Routes == nil {
-				return nil, &IncompleteError{
-					Kind:     "RouteConfiguration",
-					Name:     spec.RouteConfigName,
-					Referrer: fmt.Sprintf("listener %q: filter_chains[0].filters[0].typed_config.rds.route_config_name", name),
-				}
+		if !spec.BindToPort {
+			if ap, err := netip.ParseAddrPort(spec.Address); err == nil {
+				c.handoff[unmapAddrPort(ap)] = name
 			}
 		}
 		c.listeners[name] = l
 	}
 	return c, nil
+}
+
+// compileListener compiles spec, a listener or one of its port groups, and
+// its port groups.
+func (c *Config) compileListener(name string, spec *listener.Spec) (*Listener, error) {
+	if err := c.checkSecrets(spec.Secrets(), fmt.Sprintf("listener %q", name)); err != nil {
+		return nil, err
+	}
+	l := &Listener{Spec: spec, Selector: listener.NewSelector(spec, c.store)}
+	field := spec.Field + ".filters[0].typed_config"
+	var err error
+	switch {
+	case spec.TCP != nil, len(spec.Chains) == 0:
+		// Clusters are looked up per connection; a missing one is NC.
+	case spec.RouteConfig != nil:
+		if l.Routes, err = route.Compile(spec.RouteConfig); err != nil {
+			return nil, fmt.Errorf("listener %q: %s.route_config: %w", name, field, err)
+		}
+	default:
+		if l.Routes = c.routes[spec.RouteConfigName]; l.Routes == nil {
+			return nil, &IncompleteError{
+				Kind:     "RouteConfiguration",
+				Name:     spec.RouteConfigName,
+				Referrer: fmt.Sprintf("listener %q: %s.rds.route_config_name", name, field),
+			}
+		}
+	}
+	for _, p := range sortedPorts(spec.ByDestinationPort) {
+		u, err := c.compileListener(name, spec.ByDestinationPort[p])
+		if err != nil {
+			return nil, err
+		}
+		if l.ByPort == nil {
+			l.ByPort = map[uint32]*Listener{}
+		}
+		l.ByPort[p] = u
+	}
+	return l, nil
+}
+
+// unmapAddrPort turns an IPv4-mapped address into IPv4, as connections
+// report them.
+func unmapAddrPort(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // checkSecrets makes sure the secrets refs name have arrived, and are of the
@@ -235,6 +320,15 @@ func (c *Config) Clusters() []*cluster.Cluster {
 
 // RouteTable returns the named RDS route table, or nil.
 func (c *Config) RouteTable(name string) *route.Table { return c.routes[name] }
+
+func sortedPorts[V any](m map[uint32]V) []uint32 {
+	out := make([]uint32, 0, len(m))
+	for p := range m {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))

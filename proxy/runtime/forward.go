@@ -104,19 +104,20 @@ type Result struct {
 	RBACPolicy string
 }
 
-// handler serves one listener: it reads the current Config once per request.
+// handler serves one listener (or destination-port group): it reads the
+// current Config once per request.
 type handler struct {
 	p       *Proxy
-	name    string
+	key     lkey
 	retired atomic.Pointer[Config]
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cfg := h.p.cur.Load()
-	l := cfg.listeners[h.name]
+	l := cfg.lookup(h.key)
 	if l == nil {
 		if cfg = h.retired.Load(); cfg != nil {
-			l = cfg.listeners[h.name]
+			l = cfg.lookup(h.key)
 		}
 	}
 	if l != nil && !l.Selector.Admits(r.TLS != nil) {
@@ -127,7 +128,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if l == nil || l.Routes == nil {
 		var res *Result
 		if h.p.observed {
-			res = h.p.begin(r, h.name, l != nil && l.Inbound, requestAuthority(r))
+			res = h.p.begin(r, h.key.name, l != nil && l.Inbound, requestAuthority(r))
 		}
 		filter.WriteReply(w, http.StatusNotFound, "")
 		h.p.report(res, w, nil, "", nil, http.StatusNotFound, filter.NoRoute, 0)

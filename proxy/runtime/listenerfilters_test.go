@@ -322,7 +322,7 @@ func serveDirect(t testing.TB, hfs []*hcmv3.HttpFilter) func() {
 	}
 	p := New(Options{})
 	p.cur.Store(cfg)
-	h := &handler{p: p, name: "l"}
+	h := &handler{p: p, key: lkey{name: "l"}}
 	req := httptest.NewRequest("GET", "/items", nil)
 	w := &nopWriter{h: http.Header{}}
 	return func() {

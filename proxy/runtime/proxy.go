@@ -71,9 +71,13 @@ type Proxy struct {
 	state *cluster.State
 
 	mu      sync.Mutex // guards servers, closed; serializes Update/Shutdown
-	servers map[string]*server
+	servers map[lkey]*server
 	closed  bool
 	drains  sync.WaitGroup
+	// queues are the hand-off queues of the servers that bind no socket
+	// (listeners with bind_to_port false, and destination-port groups),
+	// read per connection by steering; replaced whole under mu.
+	queues atomic.Pointer[map[lkey]*handoff]
 }
 
 // bound is a serving socket: listener.Server (HTTP) or tcpproxy.Server.
@@ -85,11 +89,13 @@ type bound interface {
 	Shutdown(ctx context.Context) error
 }
 
-// server is a bound listener and its handler.
+// server is a served listener (or destination-port group) and its handler.
 type server struct {
 	bound
-	addr    string // configured address, the listener's identity with its name and kind
+	addr    string // configured address, the listener's identity with its key, kind and socket
 	tcp     bool
+	socket  bool                    // binds a socket; else takes connections from queue
+	queue   *handoff                // nil when socket
 	retired *atomic.Pointer[Config] // the handler's Config once the listener is gone
 }
 
@@ -113,7 +119,11 @@ func New(opts Options) *Proxy {
 	if opts.Server.ErrorLog == nil {
 		opts.Server.ErrorLog = slog.NewLogLogger(opts.Log.Handler(), slog.LevelDebug)
 	}
-	p := &Proxy{opts: opts, log: opts.Log, servers: map[string]*server{}, observed: opts.Tap != nil || opts.OnRequest != nil}
+	if opts.Server.ConnContext == nil {
+		opts.Server.ConnContext = withOriginalDst
+	}
+	p := &Proxy{opts: opts, log: opts.Log, servers: map[lkey]*server{}, observed: opts.Tap != nil || opts.OnRequest != nil}
+	p.queues.Store(&map[lkey]*handoff{})
 	p.state = cluster.NewState(cluster.StateOptions{
 		Log:                 opts.Log,
 		MaxIdleConnsPerHost: opts.MaxIdleConnsPerHost,
@@ -132,23 +142,26 @@ func (p *Proxy) Current() *Config { return p.cur.Load() }
 func (p *Proxy) ListenerAddr(name string) net.Addr {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if s := p.servers[name]; s != nil {
+	if s := p.servers[lkey{name: name}]; s != nil {
 		return s.Addr()
 	}
 	return nil
 }
 
-// Update makes c the current Config. Listeners new in c (by name, address
-// and kind, HTTP or TCP) are bound first; if one cannot bind, nothing changes
-// and the error is returned (the xDS client NACKs it). Then c is swapped in
-// atomically: new requests and connections use it while in-flight ones finish
-// on the Config they started with. c's secrets are published just before
-// the swap: the next TLS handshake uses them, open connections go on.
-// Listeners absent from c stop accepting at once and drain in the
-// background. Listeners unchanged keep their sockets, and pick the filter
-// chain of each new connection from c (a TLS mode change needs no rebind).
-// Finally the cluster state of clusters and transports c no longer uses is
-// released.
+// Update makes c the current Config. Listeners new in c (by name, address,
+// kind, HTTP or TCP, and whether they bind a socket) are bound first; if
+// one cannot bind, nothing changes and the error is returned (the xDS
+// client NACKs it). Then c is swapped in atomically: new requests and
+// connections use it while in-flight ones finish on the Config they
+// started with. c's secrets are published just before the swap: the next
+// TLS handshake uses them, open connections go on. Listeners absent from c
+// stop accepting at once and drain in the background. Listeners unchanged
+// keep their sockets, and pick the filter chain of each new connection
+// from c (a TLS mode change needs no rebind). A listener's
+// destination-port groups, and listeners with bind_to_port false, are
+// served the same way without a socket: their connections are handed to
+// them (see steering). Finally the cluster state of clusters and
+// transports c no longer uses is released.
 func (p *Proxy) Update(c *Config) error {
 	if c == nil {
 		return errors.New("runtime: update with nil config")
@@ -158,56 +171,87 @@ func (p *Proxy) Update(c *Config) error {
 	if p.closed {
 		return errors.New("runtime: proxy is shut down")
 	}
-	started := map[string]*server{}
-	for _, l := range c.Listeners() {
-		old := p.servers[l.Name]
-		if old != nil && old.addr == l.Address && old.tcp == (l.TCP != nil) {
-			continue
+	started := map[lkey]*server{}
+	err := c.units(func(k lkey, l *Listener) error {
+		socket := k.port == 0 && l.BindToPort
+		old := p.servers[k]
+		if old != nil && old.addr == l.Address && old.tcp == l.tcp() && old.socket == socket {
+			return nil
 		}
-		if old != nil && old.addr == l.Address {
+		if old != nil && old.socket && socket && old.addr == l.Address {
 			// Same address, other kind: free the port first. The old
 			// listener is retired below either way.
 			old.StopAccepting()
 		}
-		s, err := p.bind(l)
+		s, err := p.bind(k, l, socket)
 		if err != nil {
-			for _, s := range started {
-				p.retire(s, nil)
-			}
 			return err
 		}
-		started[l.Name] = s
+		started[k] = s
+		return nil
+	})
+	if err != nil {
+		for _, s := range started {
+			p.retire(s, nil)
+		}
+		return err
 	}
+	p.publishQueues(started)
 	c.store.Publish(c.secrets)
 	old := p.cur.Swap(c)
-	for name, s := range p.servers {
-		if l := c.Listener(name); l == nil || started[name] != nil {
+	for k, s := range p.servers {
+		if l := c.lookup(k); l == nil || started[k] != nil {
 			p.retire(s, old)
-			delete(p.servers, name)
+			delete(p.servers, k)
 		}
 	}
-	for name, s := range p.servers {
-		if s.tcp && started[name] == nil {
-			p.closeRefused(name, s, c.Listener(name))
+	for k, s := range p.servers {
+		if s.tcp && started[k] == nil {
+			p.closeRefused(k, s, c.lookup(k))
 		}
 	}
-	for name, s := range started {
-		p.servers[name] = s
+	for k, s := range started {
+		p.servers[k] = s
 		kind := "http"
 		if s.tcp {
 			kind = "tcp"
 		}
-		p.log.Info("listener started", "name", name, "address", s.Addr().String(), "kind", kind)
+		args := []any{"name", k.name, "address", s.Addr().String(), "kind", kind}
+		if k.port != 0 {
+			args = append(args, "destination_port", k.port)
+		}
+		if !s.socket {
+			args = append(args, "bound", false)
+		}
+		p.log.Info("listener started", args...)
 	}
+	p.publishQueues(nil)
 	p.state.Retain(c.Clusters())
 	return nil
+}
+
+// publishQueues makes the hand-off queues of the current servers, and of
+// started (which replace servers of the same key), what steering finds.
+func (p *Proxy) publishQueues(started map[lkey]*server) {
+	m := map[lkey]*handoff{}
+	for k, s := range p.servers {
+		if s.queue != nil {
+			m[k] = s.queue
+		}
+	}
+	for k, s := range started {
+		if s.queue != nil {
+			m[k] = s.queue
+		}
+	}
+	p.queues.Store(&m)
 }
 
 // closeRefused closes the open connections of TCP listener s that l's
 // filter chains no longer admit, e.g. plaintext ones after the listener
 // became STRICT. (HTTP listeners close such a connection at its next
 // request, see handler.ServeHTTP.)
-func (p *Proxy) closeRefused(name string, s *server, l *Listener) {
+func (p *Proxy) closeRefused(k lkey, s *server, l *Listener) {
 	ts, ok := s.bound.(*tcpproxy.Server)
 	if !ok || l == nil {
 		return
@@ -217,51 +261,72 @@ func (p *Proxy) closeRefused(name string, s *server, l *Listener) {
 		return !l.Selector.Admits(isTLS)
 	})
 	if n > 0 {
-		p.log.Info("closed connections the new filter chains refuse", "listener", name, "count", n)
+		p.log.Info("closed connections the new filter chains refuse", "listener", k.name, "destination_port", k.port, "count", n)
 	}
 }
 
-// bind binds l's socket and starts serving it. Every connection goes
-// through listener.Dispatch first, which picks its filter chain (TLS or
-// plaintext) from the Config current when it arrives.
-func (p *Proxy) bind(l *Listener) (*server, error) {
+// bind starts serving listener (or port group) l under key k: on a socket
+// it binds (or was handed, Options.Sockets) when socket is set, else on a
+// hand-off queue. Every connection goes through listener.Dispatch, which
+// picks its filter chain (TLS or plaintext) from the Config current when
+// it arrives; a listener that steers sees it first (see steering).
+func (p *Proxy) bind(k lkey, l *Listener, socket bool) (*server, error) {
+	s := &server{addr: l.Address, tcp: l.tcp(), socket: socket}
 	var ln net.Listener
-	if p.opts.Sockets != nil {
-		ln = p.opts.Sockets(l.Address)
-	}
-	if ln == nil {
-		var err error
-		if ln, err = net.Listen("tcp", l.Address); err != nil {
-			return nil, fmt.Errorf("listener %q: bind %s: %w", l.Name, l.Address, err)
+	if socket {
+		if p.opts.Sockets != nil {
+			ln = p.opts.Sockets(l.Address)
 		}
+		if ln == nil {
+			var err error
+			if ln, err = net.Listen("tcp", l.Address); err != nil {
+				return nil, fmt.Errorf("listener %q: bind %s: %w", l.Name, l.Address, err)
+			}
+		}
+	} else {
+		s.queue = newHandoff(l.Address)
+		ln = s.queue
 	}
-	if l.TCP != nil {
-		h := &tcpHandler{p: p, name: l.Name}
-		ln = listener.Dispatch(ln, p.selector(l, &h.retired))
-		return &server{bound: tcpproxy.ServeListener(l.Name, ln, h.serve), addr: l.Address, tcp: true, retired: &h.retired}, nil
+	var th *tcpHandler
+	var hh *handler
+	if s.tcp {
+		th = &tcpHandler{p: p, key: k}
+		s.retired = &th.retired
+	} else {
+		hh = &handler{p: p, key: k}
+		s.retired = &hh.retired
 	}
-	h := &handler{p: p, name: l.Name}
-	ln = listener.Dispatch(ln, p.selector(l, &h.retired))
-	return &server{bound: listener.Serve(l.Name, ln, h, p.opts.Server), addr: l.Address, retired: &h.retired}, nil
+	current := p.current(k, l, s.retired)
+	if k.port == 0 && l.steers() {
+		ln = &steering{Listener: ln, p: p, current: current}
+	}
+	ln = listener.Dispatch(ln, func() *listener.Selector {
+		if u := current(); u != nil {
+			return u.Selector
+		}
+		return nil
+	})
+	if s.tcp {
+		s.bound = tcpproxy.ServeListener(l.Name, ln, th.serve)
+	} else {
+		s.bound = listener.Serve(l.Name, ln, hh, p.opts.Server)
+	}
+	return s, nil
 }
 
-// selector returns how listener l's socket finds the filter chains of a
-// new connection: in the current Config, else (the listener being drained)
-// in the Config it was last part of, else (bound, not yet swapped in) in
-// the Config that bound it.
-func (p *Proxy) selector(l *Listener, retired *atomic.Pointer[Config]) func() *listener.Selector {
-	name, initial := l.Name, l.Selector
-	return func() *listener.Selector {
+// current returns how the server of key k finds its listener for a new
+// connection: in the current Config, else (the listener being drained) in
+// the Config it was last part of, else (bound, not yet swapped in) initial,
+// from the Config that bound it. nil means the connection is closed.
+func (p *Proxy) current(k lkey, initial *Listener, retired *atomic.Pointer[Config]) func() *Listener {
+	return func() *Listener {
 		if cfg := p.cur.Load(); cfg != nil {
-			if l := cfg.listeners[name]; l != nil {
-				return l.Selector
+			if l := cfg.lookup(k); l != nil {
+				return l
 			}
 		}
 		if cfg := retired.Load(); cfg != nil {
-			if l := cfg.listeners[name]; l != nil {
-				return l.Selector
-			}
-			return nil
+			return cfg.lookup(k)
 		}
 		return initial
 	}
@@ -292,7 +357,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.mu.Lock()
 	p.closed = true
 	servers := p.servers
-	p.servers = map[string]*server{}
+	p.servers = map[lkey]*server{}
 	p.mu.Unlock()
 
 	errs := make(chan error, len(servers))

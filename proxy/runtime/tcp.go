@@ -12,11 +12,11 @@ import (
 	"github.com/weft-mesh/weft/proxy/tcpproxy"
 )
 
-// tcpHandler serves one TCP listener: every connection is proxied with the
-// Config current when it was accepted.
+// tcpHandler serves one TCP listener (or destination-port group): every
+// connection is proxied with the Config current when it was accepted.
 type tcpHandler struct {
 	p       *Proxy
-	name    string
+	key     lkey
 	retired atomic.Pointer[Config]
 }
 
@@ -28,16 +28,16 @@ func (h *tcpHandler) serve(conn net.Conn) {
 	// knows the peer's identity.
 	if tc, ok := conn.(*tls.Conn); ok {
 		if err := mtls.Handshake(tc, tlsHandshakeTimeout); err != nil {
-			h.p.log.Debug("downstream TLS handshake failed", "listener", h.name, "err", err)
+			h.p.log.Debug("downstream TLS handshake failed", "listener", h.key.name, "err", err)
 			conn.Close()
 			return
 		}
 	}
 	cfg := h.p.cur.Load()
-	l := cfg.listeners[h.name]
+	l := cfg.lookup(h.key)
 	if l == nil || l.TCP == nil {
 		if cfg = h.retired.Load(); cfg != nil {
-			l = cfg.listeners[h.name]
+			l = cfg.lookup(h.key)
 		}
 	}
 	if l == nil || l.TCP == nil {
@@ -50,14 +50,14 @@ func (h *tcpHandler) serve(conn net.Conn) {
 	lookup := func(name string) *cluster.Cluster { return cfg.clusters[name] }
 	tap := h.p.opts.Tap
 	if tap == nil {
-		res := tcpproxy.Serve(conn, h.name, l.TCP, lookup)
+		res := tcpproxy.Serve(conn, h.key.name, l.TCP, lookup)
 		if hook := h.p.opts.OnConnection; hook != nil {
 			hook(res)
 		}
 		return
 	}
 	inbound := l.Inbound
-	res := tcpproxy.ServeObserved(conn, h.name, l.TCP, lookup, func(r *tcpproxy.Result) { tap.TCPOpened(r, inbound) })
+	res := tcpproxy.ServeObserved(conn, h.key.name, l.TCP, lookup, func(r *tcpproxy.Result) { tap.TCPOpened(r, inbound) })
 	tap.TCPClosed(res, inbound)
 	if hook := h.p.opts.OnConnection; hook != nil {
 		hook(res)
@@ -82,7 +82,7 @@ func (h *tcpHandler) allowed(conn net.Conn, l *Listener) bool {
 		}
 	}
 	conn.Close()
-	res := &tcpproxy.Result{Listener: h.name, Start: start, Duration: time.Since(start), Flags: FlagRBACDenied,
+	res := &tcpproxy.Result{Listener: h.key.name, Start: start, Duration: time.Since(start), Flags: FlagRBACDenied,
 		MutualTLS: info.Cert != nil, PeerPrincipal: info.Principal}
 	if tap := h.p.opts.Tap; tap != nil {
 		tap.TCPClosed(res, l.Inbound)

@@ -89,7 +89,7 @@ func ServeObserved(down net.Conn, listener string, s *Spec, clusters Lookup, ope
 		return res
 	}
 	defer c.ReleaseConnection()
-	ep := c.Pick(nil, lb.Hash{})
+	ep := c.PickConn(down)
 	if ep == nil {
 		res.Flags = FlagNoHealthy
 		return res

@@ -75,6 +75,10 @@ type Options struct {
 	// Token is the join token sent on every stream as gRPC metadata
 	// "authorization: Bearer TOKEN"; empty sends none.
 	Token string
+	// TokenSource, when set, is called before every stream instead of
+	// Token (a token file the kubelet rotates is read anew); an error
+	// fails the attempt, which is retried with backoff.
+	TokenSource func() (string, error)
 	// TLS, when set, secures the connection (verify the control plane's
 	// certificate against the mesh root); nil dials plaintext, for a
 	// control plane on a loopback address.
@@ -219,8 +223,14 @@ func (c *Client) stream(ctx context.Context) (healthy bool, err error) {
 
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if c.opts.Token != "" {
-		sctx = metadata.AppendToOutgoingContext(sctx, "authorization", "Bearer "+c.opts.Token)
+	tok := c.opts.Token
+	if c.opts.TokenSource != nil {
+		if tok, err = c.opts.TokenSource(); err != nil {
+			return false, fmt.Errorf("token for %s: %w", c.opts.Server, err)
+		}
+	}
+	if tok != "" {
+		sctx = metadata.AppendToOutgoingContext(sctx, "authorization", "Bearer "+tok)
 	}
 	st, err := discovery.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(sctx)
 	if err != nil {

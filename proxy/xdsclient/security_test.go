@@ -3,7 +3,10 @@ package xdsclient
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -130,4 +133,47 @@ func TestTLS(t *testing.T) {
 	go func() { done2 <- good.Run(ctx2) }()
 	defer func() { cancel2(); <-done2 }()
 	converge(t, f, rec)
+}
+
+// TestTokenSourceAtEachStream: a TokenSource is asked again for every
+// stream, so a rotated token reaches the control plane at the next
+// reconnect; one that fails opens no stream.
+func TestTokenSourceAtEachStream(t *testing.T) {
+	f := newFakeADS(t, "127.0.0.1:0")
+	var calls atomic.Int32
+	c := New(Options{Server: f.addr, Node: testNode(), Apply: newRecorder().apply,
+		TokenSource: func() (string, error) { return fmt.Sprintf("tok-%d", calls.Add(1)), nil },
+		BackoffMin:  20 * time.Millisecond, BackoffMax: 100 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	auth := func() string {
+		f.waitStream(t)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return strings.Join(f.auth, ",")
+	}
+	if got := auth(); got != "Bearer tok-1" {
+		t.Fatalf("first stream: authorization %q", got)
+	}
+	f.srv.Stop()
+	f.start(t, f.addr)
+	if got := auth(); got == "Bearer tok-1" || !strings.HasPrefix(got, "Bearer tok-") {
+		t.Fatalf("after a reconnect: authorization %q, want a token read anew", got)
+	}
+
+	g := newFakeADS(t, "127.0.0.1:0")
+	failing := New(Options{Server: g.addr, Node: testNode(), Apply: newRecorder().apply,
+		TokenSource: func() (string, error) { return "", errors.New("token file gone") },
+		BackoffMin:  20 * time.Millisecond, BackoffMax: 100 * time.Millisecond})
+	fctx, fcancel := context.WithCancel(context.Background())
+	fdone := make(chan error, 1)
+	go func() { fdone <- failing.Run(fctx) }()
+	defer func() { fcancel(); <-fdone }()
+	select {
+	case <-g.stream:
+		t.Fatal("a stream was opened without a token")
+	case <-time.After(300 * time.Millisecond):
+	}
 }

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -169,7 +168,7 @@ func (s *Store) Apply(ctx context.Context, objs []*config.Object) ([]store.Resul
 				return fmt.Errorf("apply aborted: %w", err)
 			}
 			key := o.Key()
-			if kindRank(key.Kind) == len(config.Kinds) {
+			if info, ok := config.LookupKind(string(key.Kind)); !ok || info.Kind != key.Kind {
 				return fmt.Errorf("apply %s: unknown kind", key)
 			}
 			if key.Name == "" || key.Namespace == "" {
@@ -319,26 +318,8 @@ func (s *Store) List(ctx context.Context, kind config.Kind, namespace string) ([
 	}
 	rev := s.rev
 	s.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i].Key(), out[j].Key()
-		if a.Kind != b.Kind {
-			return kindRank(a.Kind) < kindRank(b.Kind)
-		}
-		if a.Namespace != b.Namespace {
-			return a.Namespace < b.Namespace
-		}
-		return a.Name < b.Name
-	})
+	store.SortObjects(out)
 	return out, rev, nil
-}
-
-func kindRank(k config.Kind) int {
-	for i, info := range config.Kinds {
-		if info.Kind == k {
-			return i
-		}
-	}
-	return len(config.Kinds)
 }
 
 // Revision returns the current store revision (0 for a new store).

@@ -69,6 +69,14 @@ func start(t *testing.T, dir, name string, args ...string) *proc {
 // startEnv is start with extra environment variables.
 func startEnv(t *testing.T, dir, name string, env []string, args ...string) *proc {
 	t.Helper()
+	return startWith(t, dir, name, env, nil, args...)
+}
+
+// startWith is startEnv, where launch (when not nil) starts the command
+// instead of exec.Cmd.Start, say inside a network namespace, and may set
+// more of its SysProcAttr first.
+func startWith(t *testing.T, dir, name string, env []string, launch func(*exec.Cmd) error, args ...string) *proc {
+	t.Helper()
 	p := &proc{name: name, log: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan struct{})}
 	p.cmd = exec.Command(weftBin, args...)
 	p.cmd.Dir = dir
@@ -77,7 +85,10 @@ func startEnv(t *testing.T, dir, name string, env []string, args ...string) *pro
 	p.cmd.Stderr = lockedWriter{p.mu, p.log}
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p.cmd.WaitDelay = 2 * time.Second // a child holding the output pipe must not block Wait
-	if err := p.cmd.Start(); err != nil {
+	if launch == nil {
+		launch = (*exec.Cmd).Start
+	}
+	if err := launch(p.cmd); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
 	go func() { p.cmd.Wait(); close(p.done) }()

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,8 +14,8 @@ import (
 
 // TestRemoteProxyJoinsOverTLS: a control plane whose xDS port is reachable
 // from other hosts serves xDS over TLS. A proxy that trusts the mesh root
-// and holds the join token gets its configuration; one trusting another
-// root, or holding no token, does not. (The port is bound on all
+// and holds a join token for its identity gets its configuration; one
+// trusting another root, or holding no valid token, does not. (The port is bound on all
 // interfaces, but every connection here goes to 127.0.0.1.)
 func TestRemoteProxyJoinsOverTLS(t *testing.T) {
 	dir := t.TempDir()
@@ -50,8 +51,18 @@ func TestRemoteProxyJoinsOverTLS(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	}
-	good, _ := sidecar("good", root, filepath.Join(state, "join-token"))
-	forged, forgedP := sidecar("forged-root", wrongRoot, filepath.Join(state, "join-token"))
+	// A token for the sidecars' identity, made as an operator would.
+	tokenFile := filepath.Join(dir, "default.token")
+	create := exec.Command(weftBin, "token", "create", "--state-dir", state, "--server", "http://"+api, "-n", "default", "--service-account", "default")
+	tok, err := create.Output()
+	if err != nil {
+		t.Fatalf("weft token create: %v", err)
+	}
+	if err := os.WriteFile(tokenFile, tok, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	good, _ := sidecar("good", root, tokenFile)
+	forged, forgedP := sidecar("forged-root", wrongRoot, tokenFile)
 	tokenless, tokenlessP := sidecar("wrong-token", root, empty)
 	eventually(t, 20*time.Second, "the proxy with the root and the token is served", func() error {
 		if !ready(good) {

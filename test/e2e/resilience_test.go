@@ -283,13 +283,22 @@ func TestFaultInjection(t *testing.T) {
 	m.apply("default", edge(`    fault:
       abort: {httpStatus: 500, percentage: {value: 30}}
 `))
-	eventually(t, 60*time.Second, "aborts injected", func() error {
+	// Aborts happen before routing, so a 500 alone does not mean echo is
+	// registered yet: wait for a 200 too before counting.
+	eventually(t, 60*time.Second, "aborts injected and echo answering", func() error {
+		var aborts, oks int
 		for i := 0; i < 40; i++ {
-			if code, _, err := get(m.gateway, "", "/", nil); err == nil && code == 500 {
-				return nil
+			switch code, _, err := get(m.gateway, "", "/", nil); {
+			case err == nil && code == 500:
+				aborts++
+			case err == nil && code == 200:
+				oks++
 			}
 		}
-		return fmt.Errorf("no 500 seen")
+		if aborts == 0 || oks == 0 {
+			return fmt.Errorf("%d aborts and %d answers of 40", aborts, oks)
+		}
+		return nil
 	})
 	const n = 1000
 	aborted := 0

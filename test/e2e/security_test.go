@@ -71,7 +71,7 @@ func TestMutualTLSByDefault(t *testing.T) {
 		t.Errorf("sidecar certificate lives %v; want a short-lived SVID", ttl)
 	}
 
-	for _, f := range []string{".weft/api-token", ".weft/join-token", ".weft/ca/root-key.pem"} {
+	for _, f := range []string{".weft/api-token", ".weft/join-tokens.json", ".weft/ca/root-key.pem"} {
 		st, err := os.Stat(filepath.Join(m.dir, f))
 		if err != nil {
 			t.Fatal(err)
@@ -81,9 +81,14 @@ func TestMutualTLSByDefault(t *testing.T) {
 		}
 	}
 
-	out, _ := m.weft("", "proxy-config", "secret", proxyName(t, m, "echo-v1"))
-	if strings.Contains(out, "PRIVATE KEY") || !strings.Contains(out, "[redacted]") {
-		t.Errorf("proxy-config secret shows a private key or no redaction:\n%.600s", out)
+	for _, format := range []string{"json", "yaml"} {
+		out, _ := m.weft("", "proxy-config", "secret", proxyName(t, m, "echo-v1"), "-o", format)
+		if strings.Contains(out, "PRIVATE KEY") || !strings.Contains(out, "[redacted]") {
+			t.Errorf("proxy-config secret -o %s shows a private key or no redaction:\n%.600s", format, out)
+		}
+	}
+	if out, _ := m.weft("", "proxy-config", "secret", proxyName(t, m, "echo-v1")); strings.Contains(out, "PRIVATE KEY") || !strings.Contains(out, "Cert Chain   true") {
+		t.Errorf("proxy-config secret table:\n%.600s", out)
 	}
 
 	resp, err := http.Post("http://"+m.api+"/api/v1/apply", "application/json", strings.NewReader(`{"sources":[]}`))

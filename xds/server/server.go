@@ -70,6 +70,11 @@ type Options struct {
 	// disconnected; a non-nil error ends the stream with PermissionDenied
 	// and the error's text. nil admits every proxy.
 	Admit func(*node.Meta) error
+	// Revalidate asks, at every regeneration and certificate renewal,
+	// whether a stream's principal still holds (say, its token was not
+	// revoked); a non-nil error, a gRPC status, ends the stream. nil: a
+	// principal holds for the stream's life.
+	Revalidate func(Principal) error
 	// Issuer signs the proxies' certificates (SDS secret "default") and
 	// provides the trust bundle (secret "ROOTCA"). nil: SDS answers with
 	// no secrets.
@@ -108,6 +113,31 @@ type ConnInfo struct {
 	ConnectedAt time.Time
 	Acked       map[string]string // type URL -> last ACKed version
 	LastNack    string            // "TYPE VERSION: message" of the last NACK, if any
+	Sync        SyncStatus
+}
+
+// A proxy's sync states, for SyncStatus.State.
+const (
+	Synced  = "synced"  // the proxy ACKed everything generated for the revision
+	Pending = "pending" // something generated for the revision is not ACKed yet
+	NACKed  = "nacked"  // the proxy rejected part of the revision
+)
+
+// SyncStatus says how far a proxy has taken its configuration, in model
+// revisions (the store revisions applies report): what `weft apply --wait`
+// waits for.
+type SyncStatus struct {
+	// Revision is the model revision of the newest configuration generated
+	// for the proxy; 0 before the first.
+	Revision int64
+	// State is Synced, Pending or NACKed, for Revision.
+	State string
+	// Detail says what is pending, or what the proxy rejected.
+	Detail string
+	// SyncedRevision is the newest revision the proxy ACKed in full: every
+	// resource of every type it subscribes to, and a subscription to every
+	// endpoint set and route table it needs.
+	SyncedRevision int64
 }
 
 // New returns a server generating resources with gen.

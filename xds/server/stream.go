@@ -40,6 +40,7 @@ type typeState struct {
 	sentVer    string
 	sentRes    []proto.Message
 	replied    bool // the proxy ACKed or NACKed sentNonce
+	nacked     bool // ... and it was a NACK
 }
 
 type ackedState struct {
@@ -53,6 +54,7 @@ type conn struct {
 	s           *Server
 	stream      discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer
 	meta        *node.Meta
+	principal   Principal // who the stream authenticated as
 	nodeID      string
 	seq         uint64
 	connID      string
@@ -61,6 +63,7 @@ type conn struct {
 	log         *slog.Logger
 
 	desired *translate.Resources
+	genErr  string // why the newest model could not be generated; "" when it was
 	// Clusters (and their assignments) the proxy was sent but the desired
 	// state dropped. They stay in CDS/EDS until the proxy has replied to
 	// the LDS and RDS that stop routing to them: the "break" half of
@@ -81,6 +84,7 @@ type conn struct {
 	mu       sync.Mutex
 	acked    map[string]ackedState
 	lastNack string
+	sync     SyncStatus
 }
 
 // StreamAggregatedResources serves one proxy: it authenticates the
@@ -112,7 +116,7 @@ func (s *Server) StreamAggregatedResources(stream discovery.AggregatedDiscoveryS
 		return err
 	}
 	c := &conn{
-		s: s, stream: stream, meta: meta, nodeID: meta.ID(), connectedAt: time.Now(),
+		s: s, stream: stream, meta: meta, principal: principal, nodeID: meta.ID(), connectedAt: time.Now(),
 		pushCh:           make(chan struct{}, 1),
 		renewCh:          make(chan struct{}, 1),
 		retainedClusters: map[string]*cluster.Cluster{},
@@ -165,6 +169,7 @@ func (s *Server) StreamAggregatedResources(stream discovery.AggregatedDiscoveryS
 		if err := c.advance(); err != nil {
 			return err
 		}
+		c.publishSync()
 		select {
 		case req := <-reqs:
 			c.handle(req)
@@ -173,8 +178,7 @@ func (s *Server) StreamAggregatedResources(stream discovery.AggregatedDiscoveryS
 				return err
 			}
 		case <-c.renewCh:
-			if err := c.s.admit(c.meta); err != nil {
-				c.log.Warn("xds proxy no longer admitted; disconnecting", "err", err)
+			if err := c.stillAdmitted(); err != nil {
 				return err
 			}
 			c.renew()
@@ -197,7 +201,7 @@ func (c *conn) info() ConnInfo {
 	for t, a := range c.acked {
 		acked[t] = a.version
 	}
-	return ConnInfo{ID: c.nodeID, ConnID: c.connID, Meta: c.meta, ConnectedAt: c.connectedAt, Acked: acked, LastNack: c.lastNack}
+	return ConnInfo{ID: c.nodeID, ConnID: c.connID, Meta: c.meta, ConnectedAt: c.connectedAt, Acked: acked, LastNack: c.lastNack, Sync: c.sync}
 }
 
 // peerAddr is the remote address of a stream, for logs.
@@ -212,19 +216,21 @@ func peerAddr(stream discovery.AggregatedDiscoveryService_StreamAggregatedResour
 // previous one stays. It first asks whether the proxy is still admitted:
 // the error it returns (PermissionDenied) ends the stream.
 func (c *conn) regenerate() error {
-	if err := c.s.admit(c.meta); err != nil {
-		c.log.Warn("xds proxy no longer admitted; disconnecting", "err", err)
+	if err := c.stillAdmitted(); err != nil {
 		return err
 	}
 	res, err := c.s.gen.Generate(c.meta)
 	if err != nil {
 		c.log.Error("xds generate failed; keeping previous resources", "err", err)
+		c.genErr = err.Error()
 		return nil
 	}
 	if err := res.Validate(); err != nil {
 		c.log.Error("xds generated invalid resources; push skipped", "err", err)
+		c.genErr = fmt.Sprintf("revision %d: invalid resources: %v", res.Revision, err)
 		return nil
 	}
+	c.genErr = ""
 	// Anything the proxy holds that the new state drops is retained until
 	// the new routes are in place.
 	for _, m := range c.types[translate.ClusterType].sentRes {
@@ -263,18 +269,18 @@ func (c *conn) handle(req *discovery.DiscoveryRequest) {
 	case req.GetResponseNonce() == "":
 		// A (re)subscription: answer it even if the version is unchanged.
 		st.subscribed, st.names = true, req.GetResourceNames()
-		st.sentNonce, st.sentVer, st.sentRes, st.replied = "", "", nil, false
+		st.sentNonce, st.sentVer, st.sentRes, st.replied, st.nacked = "", "", nil, false, false
 	case req.GetResponseNonce() != st.sentNonce:
 		// Reply to a response we have since superseded; xDS says ignore it.
 	case req.GetErrorDetail() != nil:
-		st.replied = true
+		st.replied, st.nacked = true, true
 		msg := fmt.Sprintf("%s %s: %s", shortType(req.GetTypeUrl()), st.sentVer, req.GetErrorDetail().GetMessage())
 		c.mu.Lock()
 		c.lastNack = msg
 		c.mu.Unlock()
 		c.log.Warn("xds NACK", "type", shortType(req.GetTypeUrl()), "version", st.sentVer, "error", req.GetErrorDetail().GetMessage())
 	default:
-		st.replied = true
+		st.replied, st.nacked = true, false
 		c.mu.Lock()
 		c.acked[req.GetTypeUrl()] = ackedState{version: st.sentVer, res: st.sentRes}
 		c.mu.Unlock()
@@ -416,7 +422,7 @@ func (c *conn) send(t, ver string, res []proto.Message) error {
 		return fmt.Errorf("send %s %s to %s: %w", shortType(t), ver, c.nodeID, err)
 	}
 	st := c.types[t]
-	st.sentNonce, st.sentVer, st.sentRes, st.replied = nonce, ver, res, false
+	st.sentNonce, st.sentVer, st.sentRes, st.replied, st.nacked = nonce, ver, res, false, false
 	c.log.Debug("xds sent", "type", shortType(t), "version", ver, "nonce", nonce, "resources", len(res))
 	return nil
 }

@@ -102,6 +102,21 @@ func (g *generator) findInboundPort() uint32 {
 // holds the same network filters.
 func (g *generator) inboundListener(addr *core.Address, filters []*listener.Filter) *listener.Listener {
 	l := &listener.Listener{Name: InboundListener, Address: addr, TrafficDirection: core.TrafficDirection_INBOUND}
+	var inspect bool
+	l.FilterChains, inspect = mtlsChains(g.s.InboundMTLS(g.p.Namespace, g.p.Labels, g.inboundPort()), filters, 0, "")
+	if inspect {
+		l.ListenerFilters = []*listener.ListenerFilter{tlsInspector()}
+	}
+	return l
+}
+
+// mtlsChains returns the server-side filter chains PeerAuthentication mode
+// calls for, each holding a copy of filters: STRICT one TLS chain,
+// PERMISSIVE the TLS chain then a plaintext one (told apart by transport
+// protocol, so inspect is set: the listener needs the tls_inspector),
+// DISABLE one plaintext chain matching any transport. A port other than 0
+// is the chains' destination_port, and suffix ends their names.
+func mtlsChains(mode model.MTLSMode, filters []*listener.Filter, port uint32, suffix string) (chains []*listener.FilterChain, inspect bool) {
 	plaintext := func(match bool) *listener.FilterChain {
 		fc := &listener.FilterChain{Name: InboundPlaintextChain, Filters: cloneFilters(filters)}
 		if match {
@@ -109,21 +124,32 @@ func (g *generator) inboundListener(addr *core.Address, filters []*listener.Filt
 		}
 		return fc
 	}
-	switch g.s.InboundMTLS(g.p.Namespace, g.p.Labels, g.inboundPort()) {
+	switch mode {
 	case model.MTLSDisable:
-		l.FilterChains = []*listener.FilterChain{plaintext(false)}
-		return l
+		chains = []*listener.FilterChain{plaintext(false)}
 	case model.MTLSPermissive:
-		l.FilterChains = []*listener.FilterChain{inboundTLSChain(filters), plaintext(true)}
+		chains, inspect = []*listener.FilterChain{inboundTLSChain(filters), plaintext(true)}, true
 	default:
 		// STRICT, and anything the model could add later: fail closed.
-		l.FilterChains = []*listener.FilterChain{inboundTLSChain(filters)}
+		chains, inspect = []*listener.FilterChain{inboundTLSChain(filters)}, true
 	}
-	l.ListenerFilters = []*listener.ListenerFilter{{
+	for _, fc := range chains {
+		fc.Name += suffix
+		if port != 0 {
+			if fc.FilterChainMatch == nil {
+				fc.FilterChainMatch = &listener.FilterChainMatch{}
+			}
+			fc.FilterChainMatch.DestinationPort = wrapperspb.UInt32(port)
+		}
+	}
+	return chains, inspect
+}
+
+func tlsInspector() *listener.ListenerFilter {
+	return &listener.ListenerFilter{
 		Name:       TLSInspectorFilter,
 		ConfigType: &listener.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspector.TlsInspector{})},
-	}}
-	return l
+	}
 }
 
 func cloneFilters(fs []*listener.Filter) []*listener.Filter {

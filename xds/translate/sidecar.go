@@ -19,8 +19,13 @@ import (
 )
 
 // sidecar emits the outbound listener and route table and, when the node
-// fronts a local app, the inbound listener and its static cluster.
+// fronts a local app, the inbound listener and its static cluster. A
+// sidecar whose traffic is captured gets capturedSidecar's instead.
 func (g *generator) sidecar() {
+	if g.p.Captured() {
+		g.capturedSidecar()
+		return
+	}
 	if g.p.Outbound != "" {
 		addr, _, err := socketAddress(g.p.Outbound)
 		if err != nil {
@@ -105,12 +110,7 @@ func (g *generator) outboundRoutes() *route.RouteConfiguration {
 			if !port.IsHTTP() {
 				continue
 			}
-			vh := &route.VirtualHost{Name: fmt.Sprintf("%s:%d", svc.Hostname, port.Number)}
-			if vs != nil {
-				vh.Routes = g.vsRoutes(vs, routeScope{port: port.Number, listenPort: port.Number})
-			} else {
-				vh.Routes = []*route.Route{g.defaultOutboundRoute(ClusterName(port.Number, "", svc.Hostname))}
-			}
+			vh := g.serviceVirtualHost(vs, svc, port)
 			for _, c := range sidecarDomains(svc, port.Number, g.p.Namespace) {
 				c.vhost = len(rc.VirtualHosts)
 				cands = append(cands, c)
@@ -120,6 +120,19 @@ func (g *generator) outboundRoutes() *route.RouteConfiguration {
 	}
 	assignDomains(rc.VirtualHosts, cands)
 	return rc
+}
+
+// serviceVirtualHost is the virtual host of svc's HTTP port: the routes of
+// its mesh VirtualService vs for that port, or the default route to the
+// service's cluster. Domains are the caller's.
+func (g *generator) serviceVirtualHost(vs *config.Object, svc *model.Service, port *model.Port) *route.VirtualHost {
+	vh := &route.VirtualHost{Name: fmt.Sprintf("%s:%d", svc.Hostname, port.Number)}
+	if vs != nil {
+		vh.Routes = g.vsRoutes(vs, routeScope{port: port.Number, listenPort: port.Number})
+	} else {
+		vh.Routes = []*route.Route{g.defaultOutboundRoute(ClusterName(port.Number, "", svc.Hostname))}
+	}
+	return vh
 }
 
 // domainCandidate is a domain a virtual host would like; lower rank wins
@@ -195,11 +208,18 @@ func (g *generator) inbound() {
 	}
 	name := InboundClusterName(port)
 	g.r.Clusters[name] = staticCluster(name, app)
+	g.r.Listeners[InboundListener] = g.inboundListener(laddr, g.inboundFilters(port, strings.EqualFold(g.p.InboundProtocol, "TCP")))
+}
+
+// inboundFilters are the network filters that hand a connection to the
+// local app's port through cluster inbound|PORT||: the security filters,
+// then a tcp_proxy (tcp) or an HCM whose inline route config sends every
+// request there.
+func (g *generator) inboundFilters(port uint32, tcp bool) []*listener.Filter {
+	name := InboundClusterName(port)
 	sec := g.security()
-	if strings.EqualFold(g.p.InboundProtocol, "TCP") {
-		filters := append(sec.tcp(), networkFilter(tcpProxyFilterName, mustAny(tcpProxy(name, []target{{name: name, weight: 1}}))))
-		g.r.Listeners[InboundListener] = g.inboundListener(laddr, filters)
-		return
+	if tcp {
+		return append(sec.tcp(), networkFilter(tcpProxyFilterName, mustAny(tcpProxy(name, []target{{name: name, weight: 1}}))))
 	}
 	rc := &route.RouteConfiguration{
 		Name: name,
@@ -211,8 +231,7 @@ func (g *generator) inbound() {
 	}
 	g.applyRouteLimits(rc)
 	m := &hcm.HttpConnectionManager{RouteSpecifier: &hcm.HttpConnectionManager_RouteConfig{RouteConfig: rc}}
-	hf := networkFilter(hcmFilterName, mustAny(httpManager("inbound", m, sec.http)))
-	g.r.Listeners[InboundListener] = g.inboundListener(laddr, []*listener.Filter{hf})
+	return []*listener.Filter{networkFilter(hcmFilterName, mustAny(httpManager("inbound", m, sec.http)))}
 }
 
 // staticCluster is a cluster of the one address app.

@@ -64,6 +64,11 @@ type Options struct {
 	// TrustDomain is the SPIFFE trust domain of the mesh's identities
 	// (spiffe://TD/ns/NS/sa/SA); empty means ca.DefaultTrustDomain.
 	TrustDomain string
+	// MaxRequestHeadersKB and MaxHeadersCount bound the request headers of
+	// every HTTP listener (HCM max_request_headers_kb and
+	// common_http_protocol_options.max_headers_count); 0 leaves the field
+	// out, which means Envoy's default (60 KiB, 100 headers).
+	MaxRequestHeadersKB, MaxHeadersCount uint32
 }
 
 // Resources is everything one proxy should have, keyed by resource name.
@@ -72,6 +77,11 @@ type Resources struct {
 	Routes    map[string]*route.RouteConfiguration
 	Clusters  map[string]*cluster.Cluster
 	Endpoints map[string]*endpoint.ClusterLoadAssignment
+
+	// Revision is the model revision the resources were generated from
+	// (the store revision an apply reports), so the ADS server can tell
+	// which revision each proxy has taken.
+	Revision int64
 
 	// problems are inputs Generate could not translate (e.g. a malformed
 	// node address). Generate has no error result, so they surface from
@@ -127,6 +137,7 @@ func GenerateWith(s *model.Snapshot, p *node.Meta, o Options) *Resources {
 		o.TrustDomain = ca.DefaultTrustDomain
 	}
 	r := newResources()
+	r.Revision = s.Revision
 	g := &generator{s: s, p: p, r: r, opts: o, hashes: map[string]*route.RouteAction_HashPolicy{}}
 	g.clusters()
 	switch p.Type {
@@ -137,6 +148,7 @@ func GenerateWith(s *model.Snapshot, p *node.Meta, o Options) *Resources {
 	default:
 		r.problem("node %s: unknown proxy type %q", p.ID(), p.Type)
 	}
+	g.headerLimits()
 	return r
 }
 

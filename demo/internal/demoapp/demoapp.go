@@ -14,17 +14,16 @@ import (
 	"time"
 )
 
-// Serve runs h on 127.0.0.1:$PORT (set by `weft run`) until ctx is done.
+// Serve runs h on $LISTEN_HOST:$PORT until ctx is done. `weft run` sets
+// PORT and leaves LISTEN_HOST unset: 127.0.0.1, so the app is reachable
+// only through its sidecar. In a pod the manifest sets both (0.0.0.0, or
+// the pod IP from the downward API), as any app there listens.
 func Serve(ctx context.Context, name string, h http.Handler) error {
-	port := os.Getenv("PORT")
-	if port == "" {
-		return fmt.Errorf("%s: $PORT is not set (run me with `weft run`)", name)
+	ln, err := Listen(name)
+	if err != nil {
+		return err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	ln, err := net.Listen("tcp", "127.0.0.1:"+port)
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -35,6 +34,24 @@ func Serve(ctx context.Context, name string, h http.Handler) error {
 		return err
 	}
 	return nil
+}
+
+// Listen binds the app's address, $LISTEN_HOST:$PORT (LISTEN_HOST
+// defaults to 127.0.0.1), naming the app in errors.
+func Listen(name string) (net.Listener, error) {
+	port := os.Getenv("PORT")
+	if port == "" {
+		return nil, fmt.Errorf("%s: $PORT is not set (run me with `weft run`, or set PORT in the pod)", name)
+	}
+	host := os.Getenv("LISTEN_HOST")
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return ln, nil
 }
 
 // Client returns an HTTP client whose requests go through $HTTP_PROXY, the

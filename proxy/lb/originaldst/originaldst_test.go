@@ -1,9 +1,12 @@
 package originaldst
 
 import (
+	"net"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
 
+	"github.com/weft-mesh/weft/proxy/capture"
 	"github.com/weft-mesh/weft/proxy/lb"
 )
 
@@ -31,5 +34,21 @@ func TestPick(t *testing.T) {
 	r.Header.Set(DefaultHeader, "10.9.9.9:7000")
 	if got := hb.Pick(r, lb.Hash{}); got.Address != "10.9.9.9:7000" {
 		t.Errorf("header: picked %s", got.Address)
+	}
+}
+
+// A request on a redirected connection goes where the connection was
+// going, whatever its Host says; the configured header still wins.
+func TestPickOriginalDestination(t *testing.T) {
+	dst := netip.MustParseAddrPort("10.96.0.20:9080")
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Host = "reviews:9080"
+	r = r.WithContext(capture.WithConn(r.Context(), capture.NewConn(&net.TCPConn{}, dst)))
+	if got := (&Balancer{}).Pick(r, lb.Hash{}); got == nil || got.Address != "10.96.0.20:9080" {
+		t.Errorf("picked %v, want the original destination", got)
+	}
+	r.Header.Set(DefaultHeader, "10.9.9.9:7000")
+	if got := (&Balancer{Header: DefaultHeader}).Pick(r, lb.Hash{}); got == nil || got.Address != "10.9.9.9:7000" {
+		t.Errorf("with the header: picked %v", got)
 	}
 }

@@ -108,16 +108,64 @@ spec:
 		t.Fatal(err)
 	}
 	var b strings.Builder
-	printTable(&b, objs, false, false)
+	printTable(&b, objs, tableOptions{})
 	out := b.String()
 	for _, want := range []string{
 		"NAME      MODE         AGE", "default   PERMISSIVE",
 		"NAME     ACTION   AGE", "deny-x   DENY",
-		"NAME      LIMIT              ROUTES   AGE", "ingress   100/1s burst 200   [a,b]",
-		"NAME      MEMBERS              AGE", "default   [bookinfo,coolapp]",
+		"NAME      LIMIT              ROUTES      AGE", `ingress   100/1s burst 200   ["a","b"]`,
+		"NAME      MEMBERS                  AGE", `default   ["bookinfo","coolapp"]`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// List columns print as kubectl prints them: arrays as JSON, not Go's
+// [a b]; get all names each row KIND.GROUP/NAME, each kind its own table.
+func TestPrintColumnsAsKubectl(t *testing.T) {
+	const docs = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: catalog, namespace: coolapp}
+spec:
+  hosts: [catalog]
+  gateways: [coolapp-gateway, mesh]
+  http:
+  - route: [{destination: {host: catalog}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: catalog, namespace: coolapp}
+spec:
+  host: catalog
+`
+	objs, err := config.Decode("t.yaml", strings.NewReader(docs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	printTable(&b, objs, tableOptions{})
+	if out := b.String(); !strings.Contains(out, `catalog   ["coolapp-gateway","mesh"]   ["catalog"]`) || strings.Contains(out, "[catalog]") {
+		t.Errorf("get vs:\n%s", out)
+	}
+	b.Reset()
+	printTable(&b, objs, tableOptions{withKind: true, withNS: true})
+	out := b.String()
+	for _, want := range []string{
+		"NAMESPACE   NAME                                         GATEWAYS",
+		"coolapp     virtualservice.networking.istio.io/catalog   ",
+		"coolapp     destinationrule.networking.istio.io/catalog   catalog",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("get all -A lacks %q:\n%s", want, out)
+		}
+	}
+	b.Reset()
+	printKinds(&b)
+	for _, want := range []string{"NAME", "SHORTNAMES", "virtualservices", "vs", "networking.istio.io/v1", "VirtualService", "authorizationpolicies"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("kinds list lacks %q:\n%s", want, b.String())
 		}
 	}
 }
