@@ -86,6 +86,10 @@ func (c *ControlPlane) connected(id string) bool {
 	return false
 }
 
+// loadTesterAccount is the load tester's service account, in every
+// namespace it sends load from (its SPIFFE identity there).
+const loadTesterAccount = "flagger-loadtester"
+
 // loadTesterClient returns a client whose requests go through the load
 // tester's sidecar in namespace, starting the sidecar on first use.
 func (c *ControlPlane) loadTesterClient(ctx context.Context, namespace string) (*http.Client, error) {
@@ -107,16 +111,28 @@ func (c *ControlPlane) loadTesterClient(ctx context.Context, namespace string) (
 		socks = append(socks, l)
 	}
 	meta := &node.Meta{Type: node.Sidecar, IP: "127.0.0.1", Name: "flagger-loadtester-" + namespace, Namespace: namespace,
-		WorkloadName: "flagger-loadtester", Labels: map[string]string{"app": "flagger-loadtester"},
+		WorkloadName: "flagger-loadtester", Labels: map[string]string{"app": "flagger-loadtester"}, ServiceAccount: loadTesterAccount,
 		Outbound: socks[0].Addr().String(), Admin: socks[1].Addr().String()}
+	closeAll := func() {
+		for _, s := range socks {
+			s.Close()
+		}
+	}
+	// The sidecar joins as its own identity, with a token scoped to it.
+	token, err := c.MintJoinToken(namespace, loadTesterAccount, "the canary analysis' load tester")
+	if err != nil {
+		closeAll()
+		return nil, fmt.Errorf("load tester sidecar: join token: %w", err)
+	}
 	opts := proxy.Options{Meta: meta, XDSAddress: localHost(c.XDSAddr()), Log: c.log.With("component", "loadtester-sidecar", "namespace", namespace),
 		Sockets: map[string]net.Listener{meta.Outbound: socks[0], meta.Admin: socks[1]}, TelemetryURL: "http://" + localHost(c.APIAddr()),
-		JoinToken: c.joinToken}
+		JoinToken: token}
 	if c.xdsTLS {
 		opts.CARoot = c.ca.RootFile()
 	}
 	h, err := proxy.Start(c.runCtx, opts)
 	if err != nil {
+		closeAll()
 		return nil, fmt.Errorf("load tester sidecar: %w", err)
 	}
 	select {
