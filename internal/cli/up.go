@@ -28,6 +28,7 @@ import (
 
 type upFlags struct {
 	apiAddr, xdsAddr, gatewayAddr, adminAddr string
+	gatewayPortMap                           string
 	demo                                     string
 	tf                                       telemetryFlags
 	cpTel                                    cpTelemetryFlags // control plane: OTLP export, console token
@@ -86,8 +87,14 @@ func newUpCmd(g *globals) *cobra.Command {
 		Short: "Run a local mesh: control plane, ingress gateway and (optionally) a demo",
 		Long: `Run a local mesh in the foreground: the control plane (state in --state-dir),
 the ingress gateway, and with --demo the demo's workloads, each a real process
-behind its own sidecar. Gateway server port 80 is served on --gateway-addr;
-another Gateway port N is served on the same host at N (N >= 1024) or N+8000.`,
+behind its own sidecar. Gateway server port 80 is served on --gateway-addr,
+ports in --gateway-port-map on their addresses; another Gateway port N is
+served on the same host at N (N >= 1024) or N+8000.
+
+Every address above is bound before anything starts (port 0: one the kernel
+picks, recorded in STATE_DIR/endpoints.json); weft up fails if one is taken,
+or if the gateway cannot serve its configuration, rather than report a
+gateway that does not serve.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.demo != "" && !cmd.Flags().Changed("trace-sampling") {
@@ -101,6 +108,7 @@ another Gateway port N is served on the same host at N (N >= 1024) or N+8000.`,
 	fl.StringVar(&f.xdsAddr, "xds-addr", "127.0.0.1:15010", "control plane xDS (gRPC) address")
 	fl.StringVar(&f.gatewayAddr, "gateway-addr", "127.0.0.1:8080", "ingress gateway address for Gateway port 80")
 	fl.StringVar(&f.adminAddr, "gateway-admin-addr", "127.0.0.1:15000", "ingress gateway admin address")
+	fl.StringVar(&f.gatewayPortMap, "gateway-port-map", "", "more Gateway server ports to bind at start, e.g. 443=127.0.0.1:8443,31400=127.0.0.1:0")
 	fl.StringVar(&f.demo, "demo", "", "start a demo: "+strings.Join(demo.Names(), ", "))
 	f.tf.register(cmd, trace.DefaultSampling)
 	f.cpTel.register(cmd)
@@ -118,109 +126,144 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 			return err
 		}
 	}
+	gwHost, _, err := net.SplitHostPort(f.gatewayAddr)
+	if err != nil {
+		return fmt.Errorf("--gateway-addr %q: %w", f.gatewayAddr, err)
+	}
+	socks, err := bindUp(f)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// The control plane outlives ctx: workloads deregister through it
 	// while the mesh shuts down.
 	cpOpts := controlplane.Options{
 		StateDir: g.stateDir, APIAddr: f.apiAddr, XDSAddr: f.xdsAddr, Log: log,
+		APIListener: socks.api, XDSListener: socks.xds,
 		OTLPEndpoint: f.cpTel.otlpEndpoint, ConsoleToken: f.cpTel.consoleToken,
 	}
 	if err := f.sec.apply(&cpOpts); err != nil {
+		socks.close()
 		return err
 	}
 	cpCtx, stopCP := context.WithCancel(context.Background())
 	defer stopCP()
 	cp, err := controlplane.Start(cpCtx, cpOpts)
 	if err != nil {
+		socks.close()
 		return err
 	}
-	if err := writeConsoleToken(g.stateDir, cp.ConsoleToken()); err != nil {
-		return err
-	}
-	gwHost, _, err := net.SplitHostPort(f.gatewayAddr)
-	if err != nil {
-		return fmt.Errorf("--gateway-addr %q: %w", f.gatewayAddr, err)
-	}
+	adminAddr := socks.adminAddr(f.adminAddr)
 	gwMeta := &node.Meta{
 		Type: node.Router, IP: "127.0.0.1", Name: "istio-ingressgateway", Namespace: "istio-system",
 		WorkloadName: "istio-ingressgateway", Labels: map[string]string{"istio": "ingressgateway", "app": "istio-ingressgateway"},
 		ServiceAccount: gatewayServiceAccount,
-		Admin:          f.adminAddr, GatewayPorts: map[uint32]string{80: f.gatewayAddr}, GatewayHost: gwHost,
+		Admin:          adminAddr, GatewayPorts: socks.addrs, GatewayHost: gwHost,
 	}
 	// The gateway outlives ctx by its drain: it is stopped after the
 	// workloads, so requests in flight through it can finish.
 	gctx, stopGateway := context.WithCancel(context.Background())
 	defer stopGateway()
+	onNACK, nacks := gatewayNACKs(log)
 	// The gateway runs in this process: it takes the join token from the
 	// control plane directly rather than from the file.
 	gwOpts := proxy.Options{Meta: gwMeta, XDSAddress: xdsDialAddr(cp.XDSAddr()), Log: log.With("component", "gateway"),
-		TelemetryURL: "http://" + cp.APIAddr(), JoinToken: cp.JoinToken()}
+		TelemetryURL: "http://" + cp.APIAddr(), JoinToken: cp.JoinToken(),
+		Sockets: socks.proxySockets(adminAddr), OnNACK: onNACK}
 	if cp.XDSTLS() {
 		gwOpts.CARoot = cp.CA().RootFile()
 	}
+	stopAll := func() {
+		stopCP()
+		<-cp.Done()
+	}
 	if err := f.tf.apply(&gwOpts.TraceSampling, &gwOpts.AccessLog); err != nil {
+		socks.close()
+		stopAll()
 		return err
 	}
 	gw, err := proxy.Start(gctx, gwOpts)
 	if err != nil {
+		socks.close()
+		stopAll()
 		return fmt.Errorf("start ingress gateway: %w", err)
 	}
-	if err := client.WriteEndpoints(g.stateDir, client.Endpoints{API: cp.APIAddr(), XDS: cp.XDSAddr(), Gateway: f.gatewayAddr}); err != nil {
+	stopAll = func() {
+		stopGateway()
+		gw.Wait()
+		stopCP()
+		<-cp.Done()
+	}
+	if err := waitGatewayReady(ctx, gw, nacks); err != nil {
+		stopAll()
+		return err
+	}
+	if err := writeConsoleToken(g.stateDir, cp.ConsoleToken()); err != nil {
+		stopAll()
+		return err
+	}
+	gwAddr := socks.addrs[80]
+	if err := client.WriteEndpoints(g.stateDir, client.Endpoints{API: cp.APIAddr(), XDS: cp.XDSAddr(), Gateway: gwAddr,
+		GatewayPorts: socks.addrs, GatewayAdmin: gw.Admin()}); err != nil {
+		stopAll()
 		return err
 	}
 	defer os.Remove(filepath.Join(g.stateDir, "endpoints.json"))
-	fmt.Printf("weft is up: gateway http://%s  api http://%s  xds %s  state %s\n", f.gatewayAddr, cp.APIAddr(), cp.XDSAddr(), g.stateDir)
+	fmt.Printf("weft is up: gateway http://%s  api http://%s  xds %s  state %s\n", gwAddr, cp.APIAddr(), cp.XDSAddr(), g.stateDir)
 	fmt.Printf("console: %s\n", cp.ConsoleURL())
 	printDoors(g.stateDir, cp)
 
 	var wg sync.WaitGroup
 	if d != nil {
-		if err := startDemo(ctx, g, d, cp, &f.tf, &wg); err != nil {
+		rev, err := startDemo(ctx, g, d, cp, &f.tf, &wg)
+		if err == nil {
+			err = waitGatewayServes(ctx, cp, gw, rev, nacks)
+		}
+		if err != nil {
 			cancel()
 			wg.Wait()
-			return err
+			stopAll()
+			return fmt.Errorf("demo %s: %w", d.Name, err)
 		}
 		try := d.Try
 		if try == "" {
 			try = "/"
 		}
-		fmt.Printf("demo %s: try  curl http://%s%s\n", d.Name, f.gatewayAddr, try)
+		fmt.Printf("demo %s: try  curl http://%s%s\n", d.Name, gwAddr, try)
 	}
 	<-ctx.Done()
 	fmt.Println("shutting down")
 	wg.Wait() // workloads deregister and stop
-	stopGateway()
-	gw.Wait()
-	stopCP()
-	<-cp.Done()
+	stopAll()
 	return nil
 }
 
 // startDemo applies the demo's initial YAML and starts each workload as a
-// `weft run` child process.
-func startDemo(ctx context.Context, g *globals, d *demo.Demo, cp *controlplane.ControlPlane, tf *telemetryFlags, wg *sync.WaitGroup) error {
+// `weft run` child process. It returns the store revision of the apply.
+func startDemo(ctx context.Context, g *globals, d *demo.Demo, cp *controlplane.ControlPlane, tf *telemetryFlags, wg *sync.WaitGroup) (int64, error) {
 	c := client.New("http://"+cp.APIAddr(), client.WithToken(cp.APIToken()))
 	var sources []client.Source
 	for _, name := range d.Initial {
 		b, err := fs.ReadFile(d.Files, name)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		sources = append(sources, client.Source{Name: name, Content: string(b)})
 	}
-	if _, err := c.Apply(ctx, sources, client.ApplyOptions{Namespace: d.Namespace}); err != nil {
-		return fmt.Errorf("demo %s: apply: %w", d.Name, err)
+	applied, err := c.Apply(ctx, sources, client.ApplyOptions{Namespace: d.Namespace})
+	if err != nil {
+		return 0, fmt.Errorf("apply: %w", err)
 	}
 	self, err := os.Executable()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	// The workloads read the join and API tokens from the state dir, as
 	// any `weft run` on this host does; no secret goes on a command line.
 	stateDir, err := filepath.Abs(g.stateDir)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for _, w := range d.Workloads {
 		args := []string{"run", "--state-dir", stateDir, "--server", "http://" + cp.APIAddr(), "--xds", xdsDialAddr(cp.XDSAddr()), "--log-level", g.logLevel,
@@ -242,7 +285,7 @@ func startDemo(ctx context.Context, g *globals, d *demo.Demo, cp *controlplane.C
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 		if err := cmd.Start(); err != nil {
-			return fmt.Errorf("demo %s: start %s: %w", d.Name, w.Service, err)
+			return 0, fmt.Errorf("start %s: %w", w.Service, err)
 		}
 		wg.Add(1)
 		go func() {
@@ -262,7 +305,7 @@ func startDemo(ctx context.Context, g *globals, d *demo.Demo, cp *controlplane.C
 			}
 		}()
 	}
-	return nil
+	return applied.Revision, nil
 }
 
 func newControlPlaneCmd(g *globals) *cobra.Command {

@@ -138,6 +138,18 @@ func (p *Proxy) ListenerAddr(name string) net.Addr {
 	return nil
 }
 
+// Listeners returns the bound address of every listener being served, by
+// name.
+func (p *Proxy) Listeners() map[string]net.Addr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]net.Addr, len(p.servers))
+	for name, s := range p.servers {
+		out[name] = s.Addr()
+	}
+	return out
+}
+
 // Update makes c the current Config. Listeners new in c (by name, address
 // and kind, HTTP or TCP) are bound first; if one cannot bind, nothing changes
 // and the error is returned (the xDS client NACKs it). Then c is swapped in

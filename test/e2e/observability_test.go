@@ -18,22 +18,6 @@ import (
 	"time"
 )
 
-// upMeshWith is upMesh with extra `weft up` flags; it also returns the
-// ingress gateway's admin address.
-func upMeshWith(t *testing.T, demo string, extra ...string) (*mesh, string) {
-	t.Helper()
-	m := &mesh{t: t, dir: t.TempDir(), api: freePort(t), xds: freePort(t), gateway: freePort(t)}
-	admin := freePort(t)
-	args := []string{"up", "--api-addr", m.api, "--xds-addr", m.xds, "--gateway-addr", m.gateway, "--gateway-admin-addr", admin}
-	if demo != "" {
-		args = append(args, "--demo", demo)
-	}
-	args = append(args, extra...)
-	m.up = start(t, m.dir, "weft up", args...)
-	m.waitAPI()
-	return m, admin
-}
-
 // requireBinary returns the path of an external program a test drives.
 // Outside CI a missing program skips the test; in CI (CI=true, where
 // scripts/install-test-deps.sh has run) it fails it.
@@ -81,13 +65,16 @@ type prometheus struct {
 	targets string // file_sd file of the proxies' admin addresses
 }
 
+// promListening is prometheus' log line naming the address it bound.
+var promListening = regexp.MustCompile(`msg="Listening on" address=(\S+)`)
+
 // startPrometheus runs /usr/bin/prometheus scraping every second the
 // proxies' /stats/prometheus (file_sd, see setProxies) and the control
 // plane's /metrics.
 func startPrometheus(t *testing.T, bin, controlPlane string) *prometheus {
 	t.Helper()
 	dir := t.TempDir()
-	p := &prometheus{t: t, addr: freePort(t), targets: filepath.Join(dir, "proxies.json")}
+	p := &prometheus{t: t, targets: filepath.Join(dir, "proxies.json")}
 	if err := os.WriteFile(p.targets, []byte("[]"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +98,9 @@ scrape_configs:
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "--config.file="+cfgFile, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+p.addr, "--storage.tsdb.retention.time=1h", "--log.level=warn")
+		// Port 0: prometheus binds a port the kernel picks and logs it
+		// (at info level, "Listening on" address=...).
+		"--web.listen-address="+anyPort, "--storage.tsdb.retention.time=1h", "--log.level=info")
 	cmd.Dir = dir
 	logf, err := os.Create(filepath.Join(dir, "prometheus.log"))
 	if err != nil {
@@ -144,6 +133,14 @@ scrape_configs:
 			b, _ := os.ReadFile(logf.Name())
 			t.Fatalf("prometheus exited:\n%s", b)
 		default:
+		}
+		if p.addr == "" {
+			b, _ := os.ReadFile(logf.Name())
+			mm := promListening.FindSubmatch(b)
+			if mm == nil {
+				return fmt.Errorf("no %q line in its log yet", "Listening on")
+			}
+			p.addr = string(mm[1])
 		}
 		resp, err := http.Get("http://" + p.addr + "/-/ready")
 		if err != nil {
