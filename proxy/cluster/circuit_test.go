@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -151,5 +152,27 @@ func TestCircuitBreakerOverflowsAtOnce(t *testing.T) {
 	// transport opened was accepted and counted before its request ended.
 	if n := conns.Load(); n != 1 {
 		t.Errorf("%d upstream connections with max_connections 1", n)
+	}
+}
+
+// TestUnlimitedThresholds: Istio's defaults, every threshold at the
+// maximum, admit any number of concurrent requests and retries, and put
+// no per-endpoint connection cap on the transport.
+func TestUnlimitedThresholds(t *testing.T) {
+	const max = math.MaxUint32
+	pc := static(t, "c", "127.0.0.1:1")
+	pc.CircuitBreakers = breakers(max, max, max, max)
+	c := mustCompile(t, NewState(StateOptions{}), pc)
+	if c.Limits != (Thresholds{max, max, max, max}) || c.HTTP.MaxConnsPerHost != 0 {
+		t.Fatalf("limits %+v, MaxConnsPerHost %d", c.Limits, c.HTTP.MaxConnsPerHost)
+	}
+	const n = 10000 // far beyond Envoy's 3 retries and 1024 requests
+	for i := range n {
+		if !c.AdmitRequest() || !c.AdmitRetry() {
+			t.Fatalf("refused at %d outstanding", i)
+		}
+	}
+	if req, ret, _ := c.Active(); req != n || ret != n {
+		t.Fatalf("active %d requests, %d retries", req, ret)
 	}
 }
