@@ -47,7 +47,8 @@ type Options struct {
 	APIListener, XDSListener net.Listener
 	Log                      *slog.Logger
 	// ReapAfter is how long a registered workload may have no xDS stream
-	// before its WorkloadEntry is removed. Zero means DefaultReapAfter.
+	// before its WorkloadEntry is removed (its endpoints leave load
+	// balancing at once). Zero means DefaultReapAfter.
 	ReapAfter time.Duration
 	// OTLPEndpoint, when set, is an OTLP/HTTP collector (http://HOST:4318)
 	// that receives every span proxies report.
@@ -90,6 +91,7 @@ type ControlPlane struct {
 	xdsTLS              bool
 	jwks                *jwks.Cache
 	jwksChanged         chan struct{}
+	health              *proxyHealth
 
 	apiLn, xdsLn net.Listener
 	httpSrv      *http.Server
@@ -128,7 +130,7 @@ func start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
-	c := &ControlPlane{opts: opts, log: opts.Log, done: make(chan struct{}), jwksChanged: make(chan struct{}, 1)}
+	c := &ControlPlane{opts: opts, log: opts.Log, done: make(chan struct{}), jwksChanged: make(chan struct{}, 1), health: newProxyHealth()}
 	if err := c.setupSecurity(); err != nil {
 		return nil, err
 	}
@@ -165,6 +167,7 @@ func start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		Issuer:       c.ca,
 		TrustDomain:  opts.TrustDomain,
 		CertTTL:      opts.CertTTL,
+		OnStream:     c.onStream,
 	})
 	grpcOpts, err := c.xdsServerOptions()
 	if err != nil {
@@ -289,7 +292,7 @@ func (c *ControlPlane) Resources(p *node.Meta) (*translate.Resources, int64) {
 // names the SANs clients expect of their peers: the one the CA issues
 // certificates in.
 func (c *ControlPlane) translateOptions() translate.Options {
-	return translate.Options{TrustDomain: c.opts.TrustDomain}
+	return translate.Options{TrustDomain: c.opts.TrustDomain, ProxyDown: c.health.isDown}
 }
 
 func (g generator) Generate(p *node.Meta) (*translate.Resources, error) {

@@ -64,6 +64,12 @@ type Options struct {
 	// TrustDomain is the SPIFFE trust domain of the mesh's identities
 	// (spiffe://TD/ns/NS/sa/SA); empty means ca.DefaultTrustDomain.
 	TrustDomain string
+	// ProxyDown, when set, reports whether the sidecar with xDS node ID id
+	// has lost its stream to the control plane. The endpoints it
+	// registered (model.Endpoint.Proxy) are then sent with health_status
+	// UNHEALTHY, which takes them out of load balancing until the sidecar
+	// is back or its WorkloadEntry is removed.
+	ProxyDown func(id string) bool
 }
 
 // Resources is everything one proxy should have, keyed by resource name.
