@@ -71,7 +71,7 @@ func TestSecretsAndToken(t *testing.T) {
 	}
 	f.push(t, typeSecret, "s2", next[1])
 	f.next(t, typeSecret)
-	rec.none(t, 50*time.Millisecond)
+	rec.noneYet(t)
 
 	a := c.Acked()[typeSecret]
 	if a.Version != "s2" || len(a.Resources) != 1 {
