@@ -216,7 +216,7 @@ spec:
       consistentHash:
         httpCookie: {name: affinity, ttl: 3600s}
 `)
-	waitServing(t, m, 1)
+	waitServing(t, m, 3) // all three: an instance joining later would move keys
 	// The first answer sets the cookie; with it every request sticks.
 	var cookie string
 	eventually(t, 10*time.Second, "Set-Cookie for session affinity", func() error {
@@ -285,13 +285,19 @@ func TestFaultInjection(t *testing.T) {
 	m.apply("default", edge(`    fault:
       abort: {httpStatus: 500, percentage: {value: 30}}
 `))
-	eventually(t, 60*time.Second, "aborts injected", func() error {
+	// The gateway injects aborts as soon as it has the route, whether or
+	// not echo is registered yet: wait for both kinds of answer.
+	eventually(t, 60*time.Second, "aborts injected and echo answering", func() error {
+		seen := map[int]bool{}
 		for i := 0; i < 40; i++ {
-			if code, _, err := get(m.gateway, "", "/", nil); err == nil && code == 500 {
-				return nil
+			if code, _, err := get(m.gateway, "", "/", nil); err == nil {
+				seen[code] = true
 			}
 		}
-		return fmt.Errorf("no 500 seen")
+		if !seen[500] || !seen[200] {
+			return fmt.Errorf("answers %v, want 500 and 200", seen)
+		}
+		return nil
 	})
 	const n = 1000
 	aborted := 0
@@ -347,8 +353,9 @@ func TestRouteTimeout(t *testing.T) {
 	if err != nil || code != 504 || body != "upstream request timeout" {
 		t.Fatalf("want 504 upstream request timeout, got %d %q %v", code, body, err)
 	}
-	// It fired at the route timeout, not when the upstream answered.
-	if elapsed < 500*time.Millisecond || elapsed > 9*time.Second {
+	// The 504 is the route timeout's (the upstream would have answered
+	// 200 after 10 s), and a timer never fires early.
+	if elapsed < 500*time.Millisecond {
 		t.Fatalf("timeout of 500ms fired after %v", elapsed)
 	}
 }
