@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -10,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -235,28 +238,90 @@ func (p *prometheus) scalar(q string) (float64, error) {
 	return s[0].Value, nil
 }
 
-// stable waits until q yields the same single value on three queries a
-// scrape and a half apart (the counters it sums stopped moving and were
-// scraped) and returns it.
-func (p *prometheus) stable(q string) float64 {
-	p.t.Helper()
-	var last []float64
-	var v float64
-	eventually(p.t, 30*time.Second, "stable value of "+q, func() error {
-		x, err := p.scalar(q)
+// selector is a PromQL series selector of istio_requests_total on the
+// proxies: label -> value, or "~" + regexp for a regexp match.
+type selector map[string]string
+
+func (sel selector) promQL(metric string) string {
+	parts := []string{`job="weft-proxies"`}
+	for _, k := range slices.Sorted(maps.Keys(sel)) {
+		if re, ok := strings.CutPrefix(sel[k], "~"); ok {
+			parts = append(parts, fmt.Sprintf("%s=~%q", k, re))
+		} else {
+			parts = append(parts, fmt.Sprintf("%s=%q", k, sel[k]))
+		}
+	}
+	return "sum(" + metric + "{" + strings.Join(parts, ",") + "})"
+}
+
+var exposedSample = regexp.MustCompile(`^(\w+)\{(.*)\} (\S+)$`)
+var exposedLabel = regexp.MustCompile(`(\w+)="((?:[^"\\]|\\.)*)"`)
+
+// direct sums metric{sel} as the proxies expose it on their admin
+// /stats/prometheus right now: the counts themselves, not a scrape of them.
+func direct(admins map[string]string, metric string, sel selector) (float64, error) {
+	var sum float64
+	for _, a := range admins {
+		resp, err := http.Get("http://" + a + "/stats/prometheus")
 		if err != nil {
-			last = nil
+			return 0, err
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return 0, err
+		}
+	lines:
+		for _, line := range strings.Split(string(b), "\n") {
+			mm := exposedSample.FindStringSubmatch(line)
+			if mm == nil || mm[1] != metric {
+				continue
+			}
+			labels := map[string]string{}
+			for _, l := range exposedLabel.FindAllStringSubmatch(mm[2], -1) {
+				labels[l[1]] = l[2]
+			}
+			for k, want := range sel {
+				if re, ok := strings.CutPrefix(want, "~"); ok {
+					if !regexp.MustCompile("^(?:" + re + ")$").MatchString(labels[k]) {
+						continue lines
+					}
+				} else if labels[k] != want {
+					continue lines
+				}
+			}
+			v, err := strconv.ParseFloat(mm[3], 64)
+			if err != nil {
+				return 0, fmt.Errorf("%s: %q: %v", a, line, err)
+			}
+			sum += v
+		}
+	}
+	return sum, nil
+}
+
+// settled waits until Prometheus's sum of metric{sel} equals what the
+// proxies count themselves (no traffic runs meanwhile: that is the final
+// count, once scraped) and returns it. The proxies' own numbers are the
+// positive sign that the scrapes caught up, rather than a value that did
+// not move for a while.
+func (p *prometheus) settled(admins map[string]string, metric string, sel selector) float64 {
+	p.t.Helper()
+	q := sel.promQL(metric)
+	var v float64
+	eventually(p.t, 30*time.Second, "prometheus has the proxies' count of "+q, func() error {
+		want, err := direct(admins, metric, sel)
+		if err != nil {
 			return err
 		}
-		last = append(last, x)
-		if len(last) > 3 {
-			last = last[1:]
+		got, err := p.scalar(q)
+		if err != nil {
+			return err
 		}
-		time.Sleep(1500 * time.Millisecond)
-		if len(last) < 3 || last[0] != last[1] || last[1] != last[2] {
-			return fmt.Errorf("values %v", last)
+		if got != want {
+			return fmt.Errorf("prometheus %v, the proxies %v", got, want)
 		}
-		v = x
+		v = got
 		return nil
 	})
 	return v
@@ -325,16 +390,17 @@ func TestPrometheusScrapesIstioMetrics(t *testing.T) {
 		return nil
 	})
 
-	const (
-		srcCatalog = `istio_requests_total{job="weft-proxies",reporter="source",destination_service_name="catalog"}`
-		srcV2      = `istio_requests_total{job="weft-proxies",reporter="source",destination_service_name="catalog",destination_version="v2"}`
-		dstCatalog = `istio_requests_total{job="weft-proxies",reporter="destination",destination_workload_namespace="coolapp",destination_workload=~"catalog-.*"}`
+	const requests = "istio_requests_total"
+	var (
+		srcCatalog = selector{"reporter": "source", "destination_service_name": "catalog"}
+		srcV2      = selector{"reporter": "source", "destination_service_name": "catalog", "destination_version": "v2"}
+		dstCatalog = selector{"reporter": "destination", "destination_workload_namespace": "coolapp", "destination_workload": "~catalog-.*"}
 	)
 	// Counters give exact counts: the increase over the load equals what
 	// the client saw, request for request, on both sides of the hop.
-	before := prom.stable(`sum(` + srcCatalog + `)`)
-	beforeV2 := prom.stable(`sum(` + srcV2 + `)`)
-	beforeDst := prom.stable(`sum(` + dstCatalog + `)`)
+	before := prom.settled(admins, requests, srcCatalog)
+	beforeV2 := prom.settled(admins, requests, srcV2)
+	beforeDst := prom.settled(admins, requests, dstCatalog)
 	const n = 800
 	begin := time.Now()
 	c := catalogLoad(t, m.gateway, n, 2*time.Minute)
@@ -343,7 +409,7 @@ func TestPrometheusScrapesIstioMetrics(t *testing.T) {
 		t.Fatalf("80/20 split over %d requests: got %v", n, c)
 	}
 	eventually(t, 30*time.Second, "prometheus counts every request", func() error {
-		after, err := prom.scalar(`sum(` + srcCatalog + `)`)
+		after, err := prom.scalar(srcCatalog.promQL(requests))
 		if err != nil {
 			return err
 		}
@@ -352,7 +418,7 @@ func TestPrometheusScrapesIstioMetrics(t *testing.T) {
 		}
 		return nil
 	})
-	afterV2 := prom.stable(`sum(` + srcV2 + `)`)
+	afterV2 := prom.settled(admins, requests, srcV2)
 	if got := int(afterV2 - beforeV2); got != c["v2"] {
 		t.Errorf("prometheus counted %d requests to catalog v2, the client %d", got, c["v2"])
 	}
@@ -371,10 +437,10 @@ func TestPrometheusScrapesIstioMetrics(t *testing.T) {
 	}
 
 	// The destination side (catalog's sidecars) counted the same requests.
-	if got := prom.stable(`sum(`+dstCatalog+`)`) - beforeDst; got != n {
+	if got := prom.settled(admins, requests, dstCatalog) - beforeDst; got != n {
 		t.Errorf("catalog's sidecars counted %v requests of the load, want %d", got, n)
 	}
-	src := prom.stable(`sum(` + srcCatalog + `)`)
+	src := prom.settled(admins, requests, srcCatalog)
 
 	// Both reporters name the destination workload alike, as Istio does
 	// (the workload, e.g. catalog-v1, not the instance).
