@@ -72,6 +72,9 @@ func TestRetryHidesFlakyInstance(t *testing.T) {
 	m.echo("default", "echo", "v1")
 	m.echo("default", "echo", "v2", "ECHO_FAIL=503", "ECHO_FAIL_EVERY=2")
 	m.apply("default", edge("    retries: {attempts: 0}\n"))
+	// Both instances registered (a 503 before that is the gateway's "no
+	// healthy upstream", not the flaky instance's).
+	waitServing(t, m, 2)
 	// Without retries the flaky instance shows through.
 	eventually(t, 60*time.Second, "failures visible without retries", func() error {
 		for i := 0; i < 40; i++ {
