@@ -395,35 +395,39 @@ spec:
 `
 
 // inbound returns the registered (sidecar inbound) address of the first
-// instance of service svc with version v.
+// instance of service svc with version v, waiting for it to register.
 func (m *mesh) inbound(ns, svc, v string) string {
 	m.t.Helper()
-	var list struct {
-		Items []struct {
-			Metadata struct{ Name string }
-			Spec     struct {
-				Address string
-				Ports   map[string]int
-				Labels  map[string]string
-			}
-		}
-	}
-	if err := jsonGet("http://"+m.api+"/api/v1/objects?kind=WorkloadEntry&namespace="+ns, &list); err != nil {
-		m.t.Fatal(err)
-	}
-	for _, it := range list.Items {
-		if it.Spec.Labels["app"] == svc && it.Spec.Labels["version"] == v {
-			port := it.Spec.Ports["http"]
-			for _, p := range it.Spec.Ports {
-				if port == 0 {
-					port = p // a TCP workload's one port
+	var addr string
+	eventually(m.t, 60*time.Second, fmt.Sprintf("an instance of %s %s registered", svc, v), func() error {
+		var list struct {
+			Items []struct {
+				Metadata struct{ Name string }
+				Spec     struct {
+					Address string
+					Ports   map[string]int
+					Labels  map[string]string
 				}
 			}
-			return fmt.Sprintf("%s:%d", it.Spec.Address, port)
 		}
-	}
-	m.t.Fatalf("no registered instance of %s %s", svc, v)
-	return ""
+		if err := jsonGet("http://"+m.api+"/api/v1/objects?kind=WorkloadEntry&namespace="+ns, &list); err != nil {
+			return err
+		}
+		for _, it := range list.Items {
+			if it.Spec.Labels["app"] == svc && it.Spec.Labels["version"] == v {
+				port := it.Spec.Ports["http"]
+				for _, p := range it.Spec.Ports {
+					if port == 0 {
+						port = p // a TCP workload's one port
+					}
+				}
+				addr = fmt.Sprintf("%s:%d", it.Spec.Address, port)
+				return nil
+			}
+		}
+		return fmt.Errorf("none among %d WorkloadEntries", len(list.Items))
+	})
+	return addr
 }
 
 var client = &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64, Proxy: nil}}
