@@ -26,6 +26,9 @@ type loadOptions struct {
 	concurrency        int
 	headers            []string
 	quiet, failOnError bool
+	// dial, when set, opens the connections instead of the network (tests
+	// run load against an in-memory server on a fake clock).
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 func newLoadCmd(g *globals) *cobra.Command {
@@ -86,7 +89,7 @@ func runLoad(ctx context.Context, o loadOptions, out io.Writer) error {
 		Timeout: o.timeout,
 		// Show redirects as they are (a login answers 302), don't follow.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Transport:     &http.Transport{Proxy: nil, MaxIdleConnsPerHost: o.concurrency, IdleConnTimeout: 30 * time.Second},
+		Transport:     &http.Transport{Proxy: nil, DialContext: o.dial, MaxIdleConnsPerHost: o.concurrency, IdleConnTimeout: 30 * time.Second},
 	}
 	total := int(math.Ceil(o.qps * o.duration.Seconds()))
 	period := time.Duration(float64(time.Second) / o.qps)
