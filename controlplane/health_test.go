@@ -87,7 +87,15 @@ func connectSidecar(t *testing.T, cp *ControlPlane, meta *node.Meta) (disconnect
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+cp.JoinToken()))
+	sa := meta.ServiceAccount
+	if sa == "" {
+		sa = "default"
+	}
+	tok, err := cp.MintJoinToken(meta.Namespace, sa, "test sidecar "+meta.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+tok))
 	st, err := discovery.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
 	if err != nil {
 		t.Fatal(err)
