@@ -48,9 +48,15 @@ type Options struct {
 	StateDir string // holds the store; created if missing
 	APIAddr  string // HTTP API, e.g. 127.0.0.1:15080
 	XDSAddr  string // gRPC ADS, e.g. 127.0.0.1:15010
-	Log      *slog.Logger
+	// APIListener and XDSListener, when set, are sockets already bound
+	// (at APIAddr and XDSAddr) to serve instead of binding those addresses:
+	// `weft up` binds every address it serves before starting anything.
+	// The control plane owns them from Start on.
+	APIListener, XDSListener net.Listener
+	Log                      *slog.Logger
 	// ReapAfter is how long a registered workload may have no xDS stream
-	// before its WorkloadEntry is removed. Zero means DefaultReapAfter.
+	// before its WorkloadEntry is removed (its endpoints leave load
+	// balancing at once). Zero means DefaultReapAfter.
 	ReapAfter time.Duration
 	// OTLPEndpoint, when set, is an OTLP/HTTP collector (http://HOST:4318)
 	// that receives every span proxies report.
@@ -117,6 +123,7 @@ type ControlPlane struct {
 	jwksChanged         chan struct{}
 	canaries            *canaries
 	runCtx              context.Context
+	health              *proxyHealth
 
 	// Kubernetes mode: nil locally.
 	kube      *KubeOptions
@@ -136,8 +143,21 @@ type ControlPlane struct {
 	err          error
 }
 
-// Start opens the store, binds both addresses and begins serving.
+// Start opens the store, binds both addresses (unless given their
+// sockets) and begins serving.
 func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
+	c, err := start(ctx, opts)
+	if err != nil {
+		for _, l := range []net.Listener{opts.APIListener, opts.XDSListener} {
+			if l != nil {
+				l.Close()
+			}
+		}
+	}
+	return c, err
+}
+
+func start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
@@ -151,7 +171,7 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		opts.CertTTL = ca.DefaultCertTTL
 	}
 	c := &ControlPlane{opts: opts, log: opts.Log, done: make(chan struct{}), jwksChanged: make(chan struct{}, 1),
-		snapChanged: make(chan struct{}), runCtx: ctx}
+		snapChanged: make(chan struct{}), health: newProxyHealth(), runCtx: ctx}
 	if err := c.setupStore(ctx); err != nil {
 		return nil, err
 	}
@@ -191,17 +211,22 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		Issuer:       c.ca,
 		TrustDomain:  opts.TrustDomain,
 		CertTTL:      opts.CertTTL,
+		OnStream:     c.onStream,
 	})
 	grpcOpts, err := c.xdsServerOptions()
 	if err != nil {
 		return fail(err)
 	}
 
-	if c.xdsLn, err = net.Listen("tcp", opts.XDSAddr); err != nil {
-		return fail(fmt.Errorf("xds address: %w", err))
+	if c.xdsLn = opts.XDSListener; c.xdsLn == nil {
+		if c.xdsLn, err = net.Listen("tcp", opts.XDSAddr); err != nil {
+			return fail(fmt.Errorf("xds address: %w", err))
+		}
 	}
-	if c.apiLn, err = net.Listen("tcp", opts.APIAddr); err != nil {
-		return fail(fmt.Errorf("api address: %w", err))
+	if c.apiLn = opts.APIListener; c.apiLn == nil {
+		if c.apiLn, err = net.Listen("tcp", opts.APIAddr); err != nil {
+			return fail(fmt.Errorf("api address: %w", err))
+		}
 	}
 	c.grpcSrv = grpc.NewServer(append(grpcOpts,
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
@@ -209,7 +234,7 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	c.xds.Register(c.grpcSrv)
 	c.setupCanaries()
 	apiSrv := api.New(st, api.Options{Log: opts.Log.With("component", "api"), Proxies: proxySource{c},
-		Token: c.apiToken, ProtectReads: console.NeedsToken(opts.APIAddr), Tokens: c.apiTokens(),
+		Token: c.apiToken, ProtectReads: console.NeedsToken(c.APIAddr()), Tokens: c.apiTokens(),
 		Guard: c.canaryGuard, Canaries: c.canaries.controller, LoadTester: c.canaries.tester})
 	mux, err := c.setupTelemetry(apiSrv.Handler())
 	if err != nil {
@@ -366,9 +391,21 @@ func (c *ControlPlane) snapshotChanged() <-chan struct{} {
 
 type generator struct{ c *ControlPlane }
 
+// Resources returns what the xDS server sends a proxy with metadata p now,
+// and the store revision it reflects.
+func (c *ControlPlane) Resources(p *node.Meta) (*translate.Resources, int64) {
+	snap := c.snap.Load()
+	return translate.GenerateWith(snap, p, c.translateOptions()), snap.Revision
+}
+
+// translateOptions are the options every generation uses. The trust domain
+// names the SANs clients expect of their peers: the one the CA issues
+// certificates in.
+func (c *ControlPlane) translateOptions() translate.Options {
+	return translate.Options{TrustDomain: c.opts.TrustDomain, ProxyDown: c.health.isDown,
+		MaxRequestHeadersKB: c.opts.MaxRequestHeadersKB, MaxHeadersCount: c.opts.MaxHeadersCount}
+}
+
 func (g generator) Generate(p *node.Meta) (*translate.Resources, error) {
-	// The trust domain names the SANs clients expect of their peers: the
-	// one the CA issues certificates in.
-	return translate.GenerateWith(g.c.snap.Load(), p, translate.Options{TrustDomain: g.c.opts.TrustDomain,
-		MaxRequestHeadersKB: g.c.opts.MaxRequestHeadersKB, MaxHeadersCount: g.c.opts.MaxHeadersCount}), nil
+	return translate.GenerateWith(g.c.snap.Load(), p, g.c.translateOptions()), nil
 }

@@ -39,6 +39,10 @@ type Options struct {
 	// the environment). The load tester passes one whose transport goes
 	// through its sidecar.
 	Client *http.Client
+	// Dial, when set (and Client is nil), opens the direct client's
+	// connections instead of the network: tests run load against an
+	// in-memory server on a fake clock.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// OnResult, when set, sees every answer and a one-line rendering of it
 	// (the body on one line, prefixed by the status when it is not 2xx),
 	// one call at a time.
@@ -89,7 +93,7 @@ func Run(ctx context.Context, o Options) (s Summary, err error) {
 		client = &http.Client{
 			// Show redirects as they are (a login answers 302), don't follow.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-			Transport:     &http.Transport{Proxy: nil, MaxIdleConnsPerHost: o.Concurrency, IdleConnTimeout: 30 * time.Second},
+			Transport:     &http.Transport{Proxy: nil, DialContext: o.Dial, MaxIdleConnsPerHost: o.Concurrency, IdleConnTimeout: 30 * time.Second},
 		}
 	}
 	total := int(math.Ceil(o.QPS * o.Duration.Seconds()))

@@ -34,7 +34,7 @@ func TestStartOverTLSWithJoinToken(t *testing.T) {
 	}
 	backend := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer backend.Close()
-	ads := &scriptedADS{res: resources(t, freePort(t), backend.Listener.Addr().String()),
+	ads := &scriptedADS{res: resources(t, "127.0.0.1:0", backend.Listener.Addr().String()),
 		nodes: make(chan *core.Node, 8), auth: make(chan []string, 8)}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -186,6 +187,9 @@ func newControlPlaneCmd(g *globals) *cobra.Command {
 			if err := client.WriteEndpoints(g.stateDir, client.Endpoints{API: cp.APIAddr(), XDS: cp.XDSAddr()}); err != nil {
 				return err
 			}
+			// Addresses of a stopped control plane would send the CLI (and
+			// a restart's readers) to ports someone else may hold by then.
+			defer os.Remove(filepath.Join(g.stateDir, client.EndpointsFile))
 			<-cp.Done()
 			return nil
 		},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -20,6 +21,9 @@ type loadOptions struct {
 	concurrency        int
 	headers            []string
 	quiet, failOnError bool
+	// dial, when set, opens the connections instead of the network (tests
+	// run load against an in-memory server on a fake clock).
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 func newLoadCmd(g *globals) *cobra.Command {
@@ -58,7 +62,7 @@ func runLoad(ctx context.Context, o loadOptions, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-H: %w", err)
 	}
-	lo := loadgen.Options{URL: o.url, Header: hdr, Host: host, QPS: o.qps, Duration: o.duration, Concurrency: o.concurrency, Timeout: o.timeout}
+	lo := loadgen.Options{URL: o.url, Header: hdr, Host: host, QPS: o.qps, Duration: o.duration, Concurrency: o.concurrency, Timeout: o.timeout, Dial: o.dial}
 	if !o.quiet {
 		lo.OnResult = func(_ loadgen.Result, line string) { fmt.Fprintln(out, line) }
 	}

@@ -1,7 +1,7 @@
 // Package admin is the proxy's admin HTTP server, shaped after Envoy's so the
 // same probes and tooling work: /ready, /healthz, /config_dump and
 // /quitquitquit, plus the handlers the proxy adds (/stats/prometheus,
-// /stats), bound at the node's ADMIN_ADDRESS (loopback unless told
+// /stats, /listeners), bound at the node's ADMIN_ADDRESS (loopback unless told
 // otherwise). It refuses cross-origin requests and Host names that are not
 // its own (see internal/hostguard).
 package admin

@@ -3,6 +3,7 @@ package cluster
 import (
 	"github.com/weft-mesh/weft/proxy/contract"
 	"github.com/weft-mesh/weft/proxy/mtls"
+	"math"
 
 	"context"
 	"crypto/tls"
@@ -72,7 +73,9 @@ func httpSettings(c *clusterv3.Cluster, out *Cluster) (HTTPSettings, error) {
 		return s, fmt.Errorf("upstream_bind_config.%w", err)
 	}
 	for _, th := range c.GetCircuitBreakers().GetThresholds() {
-		if th.GetPriority() == 0 && th.MaxConnections != nil {
+		// The maximum (Istio's default) is no cap: the transport then keeps
+		// no per-host connection count at all.
+		if th.GetPriority() == 0 && th.MaxConnections != nil && th.GetMaxConnections().GetValue() != math.MaxUint32 {
 			s.MaxConnsPerHost = int(th.GetMaxConnections().GetValue())
 		}
 	}

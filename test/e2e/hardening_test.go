@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -18,33 +17,13 @@ import (
 // This file holds the end-to-end checks of issue 14's findings: what an
 // adversarial review of the local mesh got through.
 
-// startControlPlane runs `weft controlplane` with its state in dir/state
-// and waits until its API answers.
-func startControlPlane(t *testing.T, dir string, extra ...string) (api string, p *proc) {
-	t.Helper()
-	api = freePort(t)
-	args := append([]string{"controlplane", "--state-dir", filepath.Join(dir, "state"), "--api-addr", api, "--xds-addr", freePort(t)}, extra...)
-	p = start(t, dir, "weft controlplane", args...)
-	eventually(t, 20*time.Second, "control plane API answers", func() error {
-		select {
-		case <-p.done:
-			return fmt.Errorf("exited:\n%s", p.output())
-		default:
-		}
-		_, err := httpGet("http://" + api + "/healthz")
-		return err
-	})
-	return api, p
-}
-
 // TestStateFilePermissions: after chmod 644 on the CA key and the API
 // token and 777 on the state directory, the control plane refuses to
 // start, naming each file and the chmod that fixes it (it restarted
 // silently before). Fixed, it starts again.
 func TestStateFilePermissions(t *testing.T) {
-	dir := t.TempDir()
-	state := filepath.Join(dir, "state")
-	_, cp := startControlPlane(t, dir)
+	m, cp := startControlPlane(t)
+	dir, state := m.dir, filepath.Join(m.dir, ".weft")
 	cp.stop(10 * time.Second)
 
 	key, apiTok := filepath.Join(state, "ca", "root-key.pem"), filepath.Join(state, "api-token")
@@ -53,7 +32,7 @@ func TestStateFilePermissions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p := start(t, dir, "weft controlplane (loose modes)", "controlplane", "--state-dir", state, "--api-addr", freePort(t), "--xds-addr", freePort(t))
+	p := start(t, dir, "weft controlplane (loose modes)", "controlplane", "--api-addr", anyPort, "--xds-addr", anyPort)
 	select {
 	case <-p.done:
 	case <-time.After(30 * time.Second):
@@ -76,7 +55,9 @@ func TestStateFilePermissions(t *testing.T) {
 	if err := os.Chmod(state, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	startControlPlane(t, dir)
+	fixed := start(t, dir, "weft controlplane (fixed modes)", "controlplane", "--api-addr", anyPort, "--xds-addr", anyPort)
+	m.readEndpoints(fixed)
+	m.waitAPI()
 }
 
 // adminReady reports whether a proxy's admin server answers /ready 200.
@@ -122,9 +103,9 @@ func TestJoinTokensAreScoped(t *testing.T) {
 		t.Fatal(err)
 	}
 	sidecar := func(name, ns, sa string) (string, *proc) {
-		admin := freePort(t)
-		return admin, start(t, m.dir, "weft proxy "+name, "proxy", "sidecar", "--xds", m.xds, "--join-token-file", tokenFile,
-			"--name", name, "-n", ns, "--service-account", sa, "--labels", "app="+name, "--outbound", freePort(t), "--admin", admin)
+		p, admin := m.startProxy("weft proxy "+name, "sidecar", "--xds", m.xds, "--join-token-file", tokenFile,
+			"--name", name, "-n", ns, "--service-account", sa, "--labels", "app="+name, "--outbound", anyPort)
+		return admin, p
 	}
 	_, forged := sidecar("forged", "default", "bookinfo-productpage")
 	_, admin := sidecar("forged-admin", "kube-system", "admin")
@@ -166,28 +147,13 @@ func TestJoinTokensAreScoped(t *testing.T) {
 // plane makes STATE_DIR/join-token, and a proxy holding it may join as any
 // identity, as before; the default refuses that same file.
 func TestMeshWideJoinTokenOptIn(t *testing.T) {
-	dir := t.TempDir()
-	state := filepath.Join(dir, "state")
-	_, cp := startControlPlane(t, dir, "--join-token-scope", "mesh")
-	xds := ""
-	eventually(t, 10*time.Second, "endpoints.json", func() error {
-		var e struct{ XDS string }
-		b, err := os.ReadFile(filepath.Join(state, "endpoints.json"))
-		if err == nil {
-			err = json.Unmarshal(b, &e)
-		}
-		if err == nil && e.XDS == "" {
-			err = fmt.Errorf("no xds address")
-		}
-		xds = e.XDS
-		return err
-	})
+	m, cp := startControlPlane(t, "--join-token-scope", "mesh")
+	state := filepath.Join(m.dir, ".weft")
 	if !strings.Contains(cp.output(), "whoever holds") {
 		t.Errorf("no warning about the mesh-wide token:\n%s", cp.output())
 	}
-	admin := freePort(t)
-	start(t, dir, "weft proxy", "proxy", "sidecar", "--state-dir", state, "--xds", xds, "--join-token-file", filepath.Join(state, "join-token"),
-		"--name", "any", "-n", "kube-system", "--service-account", "admin", "--outbound", freePort(t), "--admin", admin)
+	_, admin := m.startProxy("weft proxy", "sidecar", "--xds", m.xds, "--join-token-file", filepath.Join(state, "join-token"),
+		"--name", "any", "-n", "kube-system", "--service-account", "admin", "--outbound", anyPort)
 	eventually(t, 20*time.Second, "a proxy with the mesh-wide token joins as any identity", func() error {
 		if !adminReady(admin) {
 			return fmt.Errorf("not ready")
@@ -214,7 +180,8 @@ func rawStatus(t *testing.T, addr, req string) int {
 // (DNS rebinding), and when the gateway does stop (a local
 // /quitquitquit), weft up says so and starts it again.
 func TestAdminAndAPIRefuseWebPages(t *testing.T) {
-	m, admin := upMeshWith(t, "")
+	// weft up's terminal shows warnings only; the restart is logged at info.
+	m, admin := upMeshWith(t, "", "--log-level", "info")
 	eventually(t, 20*time.Second, "the gateway is ready", func() error {
 		if !adminReady(admin) {
 			return fmt.Errorf("not ready")

@@ -2,7 +2,6 @@ package server
 
 import (
 	"testing"
-	"time"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -20,37 +19,32 @@ func TestRoutesWaitForNewClustersEndpoints(t *testing.T) {
 	s, addr := start(t, gen)
 	c := dial(t, addr, sidecar("web"))
 	c.subscribeAll()
-	var edsNames []string
-	var eds *discovery.DiscoveryResponse
-	for _, r := range c.drain(200 * time.Millisecond) {
-		if r.TypeUrl == translate.ClusterType {
-			edsNames = edsClusterNames(t, r)
-		}
-		if r.TypeUrl == translate.EndpointType {
-			eds = r
-		}
+	initial := c.expect(5)
+	cds, eds := initial[1], initial[2]
+	if cds.TypeUrl != translate.ClusterType || eds.TypeUrl != translate.EndpointType {
+		t.Fatalf("initial order %v", types(initial))
 	}
 	// Subscribe by name, as the weft proxy and Envoy do.
-	c.send(&discovery.DiscoveryRequest{TypeUrl: translate.EndpointType, VersionInfo: eds.VersionInfo, ResponseNonce: eds.Nonce, ResourceNames: edsNames})
-	c.drain(200 * time.Millisecond)
+	edsRequest := func(names []string) *discovery.DiscoveryRequest {
+		return &discovery.DiscoveryRequest{TypeUrl: translate.EndpointType, VersionInfo: eds.VersionInfo, ResponseNonce: eds.Nonce, ResourceNames: names}
+	}
+	c.send(edsRequest(edsClusterNames(t, cds)))
+	c.settle()
 
 	gen.set("catalog", "reviews")
 	s.Push("reviews added")
-	cds := c.next(time.Second)
-	if cds == nil || cds.TypeUrl != translate.ClusterType {
-		t.Fatalf("first push response %v", cds)
+	got := c.expect(1)
+	if got[0].TypeUrl != translate.ClusterType {
+		t.Fatalf("first push response %v", types(got))
 	}
-	c.ack(cds)
-	for r := c.next(300 * time.Millisecond); r != nil; r = c.next(300 * time.Millisecond) {
-		if r.TypeUrl == translate.RouteType || r.TypeUrl == translate.ListenerType {
-			t.Fatalf("%s sent before the proxy asked for the new cluster's endpoints", shortType(r.TypeUrl))
-		}
-		c.ack(r)
+	cds = got[0]
+	// The CDS is ACKed; the proxy has not asked for the new cluster's
+	// endpoints yet: nothing may route to it.
+	if got = c.settle(); len(got) != 0 {
+		t.Fatalf("sent %v before the proxy asked for the new cluster's endpoints", types(got))
 	}
-	c.send(&discovery.DiscoveryRequest{TypeUrl: translate.EndpointType, VersionInfo: eds.VersionInfo, ResponseNonce: eds.Nonce,
-		ResourceNames: edsClusterNames(t, cds)})
-	got := c.drain(300 * time.Millisecond)
-	if !eq(types(got), []string{"EDS", "RDS"}) {
+	c.send(edsRequest(edsClusterNames(t, cds)))
+	if got = c.expect(2); !eq(types(got), []string{"EDS", "RDS"}) {
 		t.Errorf("after the EDS subscription: %v, want EDS then RDS", types(got))
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
@@ -32,7 +31,7 @@ func TestRevalidateEndsStream(t *testing.T) {
 	s, addr, _ := startWith(t, gen, Options{Authenticate: auth, Revalidate: revalidate})
 	c := dial(t, addr, sidecar("web"))
 	c.subscribeAll()
-	if got := c.drain(200 * time.Millisecond); len(got) != 5 {
+	if got := c.expect(5); len(got) != 5 {
 		t.Fatalf("got %v", types(got))
 	}
 	revoked.Store(true)

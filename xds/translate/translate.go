@@ -69,6 +69,12 @@ type Options struct {
 	// common_http_protocol_options.max_headers_count); 0 leaves the field
 	// out, which means Envoy's default (60 KiB, 100 headers).
 	MaxRequestHeadersKB, MaxHeadersCount uint32
+	// ProxyDown, when set, reports whether the sidecar with xDS node ID id
+	// has lost its stream to the control plane. The endpoints it
+	// registered (model.Endpoint.Proxy) are then sent with health_status
+	// UNHEALTHY, which takes them out of load balancing until the sidecar
+	// is back or its WorkloadEntry is removed.
+	ProxyDown func(id string) bool
 }
 
 // Resources is everything one proxy should have, keyed by resource name.
