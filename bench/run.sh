@@ -667,7 +667,7 @@ EOF
     write_config "$TMP/gateway.yaml" "$P_BACKEND"
     apply "$TMP/gateway.yaml"
     log "starting weft gateway on 127.0.0.1:$P_GW (cpu $PROXY_CPU)"
-    start GW_PID "$PROXY_CPU" "$TMP/gateway.log" "$WEFT" proxy gateway --xds "127.0.0.1:$P_XDS" --join-token-file "$TMP/state/join-token" \
+    start GW_PID "$PROXY_CPU" "$TMP/gateway.log" "$WEFT" proxy gateway --xds "127.0.0.1:$P_XDS" --server "http://127.0.0.1:$P_API" --token-file "$TMP/state/api-token" \
       --name ingressgateway --namespace istio-system --labels istio=ingressgateway \
       --port-map "80=127.0.0.1:$P_GW" --admin "127.0.0.1:$P_GWADMIN"
     wait_200 "weft gateway /ready" 30 "$GW_PID" "$TMP/gateway.log" "http://127.0.0.1:$P_GWADMIN/ready"
@@ -681,10 +681,10 @@ EOF
     write_config "$TMP/mesh.yaml" "$P_IN" "$first"
     apply "$TMP/mesh.yaml"
     log "starting weft sidecars: client outbound :$P_OUT, backend inbound :$P_IN (both cpu $PROXY_CPU)"
-    start SA_PID "$PROXY_CPU" "$TMP/sidecar-client.log" "$WEFT" proxy sidecar --xds "127.0.0.1:$P_XDS" --join-token-file "$TMP/state/join-token" \
+    start SA_PID "$PROXY_CPU" "$TMP/sidecar-client.log" "$WEFT" proxy sidecar --xds "127.0.0.1:$P_XDS" --server "http://127.0.0.1:$P_API" --token-file "$TMP/state/api-token" \
       --name client-1 --namespace default --workload client --labels app=client \
       --outbound "127.0.0.1:$P_OUT" --admin "127.0.0.1:$P_CADMIN"
-    start SB_PID "$PROXY_CPU" "$TMP/sidecar-backend.log" "$WEFT" proxy sidecar --xds "127.0.0.1:$P_XDS" --join-token-file "$TMP/state/join-token" \
+    start SB_PID "$PROXY_CPU" "$TMP/sidecar-backend.log" "$WEFT" proxy sidecar --xds "127.0.0.1:$P_XDS" --server "http://127.0.0.1:$P_API" --token-file "$TMP/state/api-token" \
       --name backend-1 --namespace default --workload backend --labels app=backend \
       --inbound "127.0.0.1:$P_IN" --app "127.0.0.1:$P_BACKEND" --admin "127.0.0.1:$P_BADMIN"
     wait_200 "weft sidecar client-1 /ready" 30 "$SA_PID" "$TMP/sidecar-client.log" "http://127.0.0.1:$P_CADMIN/ready"

@@ -134,7 +134,7 @@ func (c *ControlPlane) setupKube(ctx context.Context) error {
 		return err
 	}
 	c.store, c.kstore = st, st
-	c.tokens = newTokenReviewer(kube, k.Audience)
+	c.reviewer = newTokenReviewer(kube, k.Audience)
 	return nil
 }
 

@@ -99,6 +99,11 @@ type Endpoint struct {
 	// security.istio.io/tlsMode: istio, or the WorkloadEntry has annotation
 	// weft.io/proxy.
 	Sidecar bool
+	// Proxy is the xDS node ID of the sidecar that registered the
+	// WorkloadEntry (annotation weft.io/proxy), "" when none did: the
+	// control plane takes such an endpoint out of load balancing while that
+	// sidecar has no xDS stream.
+	Proxy string
 }
 
 // PortFor returns the port the endpoint serves p on: the WorkloadEntry's
@@ -224,8 +229,17 @@ func endpointOf(ns, name string, we *networking.WorkloadEntry, meta *config.Meta
 	return &Endpoint{
 		Address: we.GetAddress(), Ports: we.GetPorts(), Labels: we.GetLabels(), Namespace: ns, Workload: name,
 		WorkloadName: wl, ServiceAccount: we.GetServiceAccount(), Locality: we.GetLocality(), Weight: w,
-		Sidecar: hasSidecar(we.GetLabels(), meta),
+		Sidecar: hasSidecar(we.GetLabels(), meta), Proxy: registeredBy(meta),
 	}
+}
+
+// registeredBy is the node ID of the sidecar that registered a
+// WorkloadEntry, "" for none (or an inline endpoint, meta nil).
+func registeredBy(meta *config.Meta) string {
+	if meta == nil {
+		return ""
+	}
+	return meta.Annotations[config.AnnotationProxy]
 }
 
 func mergeLabels(a, b map[string]string) map[string]string {

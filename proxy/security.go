@@ -5,23 +5,13 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/weft-mesh/weft/ca"
 )
 
-// JoinTokenFile is the join token's file in the control plane's state
-// directory, written (0600) on its first start.
-const JoinTokenFile = "join-token"
-
 // JoinTokenEnv is the environment variable that may hold the join token.
 const JoinTokenEnv = "WEFT_JOIN_TOKEN"
-
-// ReadJoinToken reads the join token from STATE_DIR/join-token.
-func ReadJoinToken(stateDir string) (string, error) {
-	return ReadJoinTokenFile(filepath.Join(stateDir, JoinTokenFile))
-}
 
 // ReadJoinTokenFile reads a join token file: its content without
 // surrounding white space, which must be one non-empty word.

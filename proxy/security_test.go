@@ -34,7 +34,7 @@ func TestStartOverTLSWithJoinToken(t *testing.T) {
 	}
 	backend := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer backend.Close()
-	ads := &scriptedADS{res: resources(t, freePort(t), backend.Listener.Addr().String()),
+	ads := &scriptedADS{res: resources(t, "127.0.0.1:0", backend.Listener.Addr().String()),
 		nodes: make(chan *core.Node, 8), auth: make(chan []string, 8)}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -80,7 +80,7 @@ func TestXDSServerName(t *testing.T) {
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(sc.TLSConfig())))
-	discovery.RegisterAggregatedDiscoveryServiceServer(gs, &scriptedADS{res: resources(t, freePort(t), "127.0.0.1:1"),
+	discovery.RegisterAggregatedDiscoveryServiceServer(gs, &scriptedADS{res: resources(t, "127.0.0.1:0", "127.0.0.1:1"),
 		nodes: make(chan *core.Node, 8), auth: make(chan []string, 8)})
 	go gs.Serve(lis)
 	defer gs.Stop()
@@ -131,18 +131,18 @@ func TestXDSTransportChoice(t *testing.T) {
 	}
 }
 
-func TestReadJoinToken(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := ReadJoinToken(dir); err == nil {
+func TestReadJoinTokenFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "token")
+	if _, err := ReadJoinTokenFile(path); err == nil {
 		t.Error("missing file: no error")
 	}
-	os.WriteFile(filepath.Join(dir, JoinTokenFile), []byte("  abc123\n"), 0o600)
-	if tok, err := ReadJoinToken(dir); err != nil || tok != "abc123" {
-		t.Errorf("ReadJoinToken = %q, %v", tok, err)
+	os.WriteFile(path, []byte("  abc123\n"), 0o600)
+	if tok, err := ReadJoinTokenFile(path); err != nil || tok != "abc123" {
+		t.Errorf("ReadJoinTokenFile = %q, %v", tok, err)
 	}
 	for _, bad := range []string{"\n", "two words"} {
-		os.WriteFile(filepath.Join(dir, JoinTokenFile), []byte(bad), 0o600)
-		if _, err := ReadJoinToken(dir); err == nil {
+		os.WriteFile(path, []byte(bad), 0o600)
+		if _, err := ReadJoinTokenFile(path); err == nil {
 			t.Errorf("token file %q accepted", bad)
 		}
 	}

@@ -26,9 +26,6 @@ go vet ./...
 # binaries once (cached in ~/.cache/weft-k8s) and start it, unless one of
 # ours already runs, which is reused and left running. The tests read
 # WEFT_KUBECONFIG; without it they skip, except under CI=true, where they fail.
-# test/kube (the end-to-end tests of Kubernetes mode) installs weft in the
-# cluster for its run: the other packages' cluster tests wait for it
-# (kube/kubetest's lock), and it for them.
 if [ -z "${WEFT_KUBECONFIG:-}" ] && [ "$(id -u)" = 0 ] && [ "${WEFT_SKIP_KUBE:-}" != 1 ]; then
   scripts/k8s/cluster.sh build >/dev/null
   if ! scripts/k8s/cluster.sh running; then
@@ -41,4 +38,12 @@ if [ -z "${WEFT_KUBECONFIG:-}" ] && [ "$(id -u)" = 0 ] && [ "${WEFT_SKIP_KUBE:-}
   eval "export $(scripts/k8s/cluster.sh env | grep -E '^WEFT_K8S_(BIN|WORKDIR)=' | tr '\n' ' ')"
 fi
 
-go test -count=1 -timeout 60m "$@" ./...
+# test/kube installs weft cluster-wide (istio-system, webhooks for every
+# namespace), which other packages' cluster tests must not see: it runs
+# after them, on its own (and kube/kubetest's lock file keeps other test
+# runs on this machine's cluster out of its way).
+pkgs=$(go list ./... | grep -v '/test/kube$')
+go test -count=1 -timeout 60m "$@" $pkgs
+if [ -d test/kube ]; then
+  go test -count=1 -timeout 30m "$@" ./test/kube
+fi

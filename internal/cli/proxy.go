@@ -72,6 +72,14 @@ func proxySubCmdFlags(g *globals, t node.Type) (*cobra.Command, *proxyFlags) {
 				return err
 			}
 			m := o.Meta
+			if o.JoinToken == "" && o.JoinTokenFile == "" {
+				tok, revoke, err := mintJoinToken(cmd.Context(), g.client(), m.Namespace, m.ServiceAccount, "weft proxy "+use+" "+m.Namespace+"/"+f.name)
+				if err != nil {
+					return err
+				}
+				defer revoke()
+				o.JoinToken = tok
+			}
 			fmt.Fprintf(os.Stderr, "weft proxy %s %s: xds %s\n", use, m.ID(), f.xds)
 			return proxy.Run(cmd.Context(), o)
 		},
@@ -86,7 +94,7 @@ func proxySubCmdFlags(g *globals, t node.Type) (*cobra.Command, *proxyFlags) {
 		sa = gatewayServiceAccount
 	}
 	fl.StringVar(&f.serviceAccount, "service-account", sa, "service account: the proxy's identity is spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/SERVICE_ACCOUNT")
-	fl.StringVar(&f.joinTokenFile, "join-token-file", "", "file holding the join token presented to the control plane (default: $"+proxy.JoinTokenEnv+", else STATE_DIR/"+proxy.JoinTokenFile+")")
+	fl.StringVar(&f.joinTokenFile, "join-token-file", "", "file holding the join token presented to the control plane (default: $"+proxy.JoinTokenEnv+", else one minted through the API for the proxy's identity and revoked at exit)")
 	fl.StringVar(&f.caRoot, "ca-root", "", "PEM file of the mesh root (the control plane's STATE_DIR/ca/root-cert.pem) to verify a TLS xDS server with; required when --xds is not a loopback address")
 	fl.StringVar(&f.xdsServerName, "xds-server-name", "", "name to verify on the control plane's xDS certificate when --xds is an IP address, e.g. istiod.istio-system.svc (needs --ca-root; captured sidecar: env "+envXDSServerName+")")
 	fl.StringVar(&f.admin, "admin", "127.0.0.1:15000", "admin address (/ready, /config_dump, /stats/prometheus)")
@@ -144,14 +152,15 @@ func hostOptions(g *globals, f *proxyFlags, t node.Type, getenv func(string) str
 		return proxy.Options{}, fmt.Errorf("--name is required")
 	}
 	// A token file is read anew at every connection: in a pod it is the
-	// projected ServiceAccount token, which the kubelet rotates.
+	// projected ServiceAccount token, which the kubelet rotates. Without
+	// one, $WEFT_JOIN_TOKEN, else the caller mints one through the API.
 	if f.joinTokenFile != "" {
 		if _, err := proxy.ReadJoinTokenFile(f.joinTokenFile); err != nil {
 			return proxy.Options{}, fmt.Errorf("--join-token-file: %w", err)
 		}
 		o.JoinTokenFile = f.joinTokenFile
-	} else if o.JoinToken, err = findJoinToken(g.stateDir, "", getenv); err != nil {
-		return proxy.Options{}, err
+	} else {
+		o.JoinToken = strings.TrimSpace(getenv(proxy.JoinTokenEnv))
 	}
 	if err := f.tf.apply(&o.TraceSampling, &o.AccessLog); err != nil {
 		return proxy.Options{}, err

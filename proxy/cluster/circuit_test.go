@@ -2,9 +2,11 @@ package cluster
 
 import (
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -97,6 +99,10 @@ func TestCircuitBreakerOverflowsAtOnce(t *testing.T) {
 		at   time.Time
 	}
 	results := make(chan outcome, 3)
+	// waiting counts admitted requests that reached the transport and asked
+	// it for a connection.
+	waiting := make(chan struct{}, 3)
+	trace := &httptrace.ClientTrace{GetConn: func(string) { waiting <- struct{}{} }}
 	var wg sync.WaitGroup
 	for range 3 {
 		wg.Go(func() {
@@ -106,7 +112,7 @@ func TestCircuitBreakerOverflowsAtOnce(t *testing.T) {
 			}
 			defer c.ReleaseRequest()
 			req, _ := http.NewRequest("GET", "http://"+c.Pick(nil, lb.Hash{}).Address+"/", nil)
-			resp, err := c.Transport().RoundTrip(req)
+			resp, err := c.Transport().RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
 			if err != nil {
 				t.Error(err)
 				results <- outcome{0, time.Now()}
@@ -121,9 +127,14 @@ func TestCircuitBreakerOverflowsAtOnce(t *testing.T) {
 	if first.code != 503 {
 		t.Fatalf("first result %d, want an immediate 503 overflow", first.code)
 	}
-	time.Sleep(50 * time.Millisecond)
-	if n := conns.Load(); n != 1 {
-		t.Errorf("%d upstream connections with max_connections 1", n)
+	// Both admitted requests are in the transport at once, one of them
+	// waiting for the only connection max_connections allows.
+	for range 2 {
+		select {
+		case <-waiting:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the admitted requests never asked the transport for a connection")
+		}
 	}
 	close(release)
 	wg.Wait()
@@ -136,5 +147,32 @@ func TestCircuitBreakerOverflowsAtOnce(t *testing.T) {
 	}
 	if ok != 2 {
 		t.Errorf("%d requests succeeded, want the 2 admitted", ok)
+	}
+	// Both were served, the second after waiting: every connection the
+	// transport opened was accepted and counted before its request ended.
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d upstream connections with max_connections 1", n)
+	}
+}
+
+// TestUnlimitedThresholds: Istio's defaults, every threshold at the
+// maximum, admit any number of concurrent requests and retries, and put
+// no per-endpoint connection cap on the transport.
+func TestUnlimitedThresholds(t *testing.T) {
+	const max = math.MaxUint32
+	pc := static(t, "c", "127.0.0.1:1")
+	pc.CircuitBreakers = breakers(max, max, max, max)
+	c := mustCompile(t, NewState(StateOptions{}), pc)
+	if c.Limits != (Thresholds{max, max, max, max}) || c.HTTP.MaxConnsPerHost != 0 {
+		t.Fatalf("limits %+v, MaxConnsPerHost %d", c.Limits, c.HTTP.MaxConnsPerHost)
+	}
+	const n = 10000 // far beyond Envoy's 3 retries and 1024 requests
+	for i := range n {
+		if !c.AdmitRequest() || !c.AdmitRetry() {
+			t.Fatalf("refused at %d outstanding", i)
+		}
+	}
+	if req, ret, _ := c.Active(); req != n || ret != n {
+		t.Fatalf("active %d requests, %d retries", req, ret)
 	}
 }

@@ -3,12 +3,12 @@ package cluster
 import (
 	"github.com/weft-mesh/weft/proxy/contract"
 	"github.com/weft-mesh/weft/proxy/mtls"
+	"math"
 
 	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -73,10 +73,10 @@ func httpSettings(c *clusterv3.Cluster, out *Cluster) (HTTPSettings, error) {
 		return s, fmt.Errorf("upstream_bind_config.%w", err)
 	}
 	for _, th := range c.GetCircuitBreakers().GetThresholds() {
-		// MaxUint32 is Istio's "unlimited" (every cluster's default):
-		// no cap, which spares net/http its per-host connection counting.
-		if n := th.GetMaxConnections().GetValue(); th.GetPriority() == 0 && th.MaxConnections != nil && n != math.MaxUint32 {
-			s.MaxConnsPerHost = int(n)
+		// The maximum (Istio's default) is no cap: the transport then keeps
+		// no per-host connection count at all.
+		if th.GetPriority() == 0 && th.MaxConnections != nil && th.GetMaxConnections().GetValue() != math.MaxUint32 {
+			s.MaxConnsPerHost = int(th.GetMaxConnections().GetValue())
 		}
 	}
 	for k, a := range c.GetTypedExtensionProtocolOptions() {

@@ -28,9 +28,10 @@ type ServerOptions struct {
 // Server serves one listener's socket. HTTP/1.1 and h2c with prior knowledge
 // (what gRPC clients speak) share the port; an HTTP/1.1 "Upgrade: h2c" request
 // is answered over HTTP/1.1, which RFC 9113 permits (it deprecates that
-// upgrade). Connections the socket hands over as *tls.Conn (see Dispatch)
-// are handshaken on their own goroutine and then speak HTTP/1.1 or, when
-// ALPN picked it, h2; their requests carry r.TLS.
+// upgrade). Connections the socket hands over behind the HTTP/1.1 framing
+// guard (see Dispatch) are checked as HTTP/1.1 is read; TLS ones are
+// handshaken on their own goroutine and then speak HTTP/1.1 or, when ALPN
+// picked it, h2; their requests carry r.TLS.
 type Server struct {
 	name   string
 	ln     net.Listener
@@ -70,7 +71,11 @@ func Serve(name string, ln net.Listener, h http.Handler, o ServerOptions) *Serve
 		ReadHeaderTimeout: o.ReadHeaderTimeout,
 		IdleTimeout:       o.IdleTimeout,
 		ErrorLog:          o.ErrorLog,
-		ConnContext:       o.ConnContext,
+		// The framing guard enforces the listener's own limit (at most
+		// this) on HTTP/1.1; HTTP/2 requests are checked by the handler.
+		MaxHeaderBytes: MaxRequestHeadersKBLimit << 10,
+		ConnContext:    chainConnContext(guardContext, o.ConnContext),
+		ConnState:      guardState,
 	}
 	go func() {
 		defer close(s.served)
@@ -126,5 +131,25 @@ type counting struct {
 func (c counting) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.s.active.Add(1)
 	defer c.s.active.Add(-1)
+	if g := guardOf(r.Context()); g != nil {
+		if r.TLS == nil {
+			r.TLS = g.tlsState() // handshaken by the guard, not net/http
+		}
+		if r.ProtoMajor == 2 && !g.h2WithinLimits(w, r) {
+			return
+		}
+	}
 	c.h.ServeHTTP(w, r)
+}
+
+// chainConnContext runs the framing guard's ConnContext, then the
+// listener's own (the captured connection's original destination), so
+// both see every connection.
+func chainConnContext(first, then func(context.Context, net.Conn) context.Context) func(context.Context, net.Conn) context.Context {
+	if then == nil {
+		return first
+	}
+	return func(ctx context.Context, c net.Conn) context.Context {
+		return then(first(ctx, c), c)
+	}
 }

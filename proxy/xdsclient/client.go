@@ -86,6 +86,9 @@ type Options struct {
 	// DialOptions are added to the gRPC dial, after the transport
 	// credentials TLS selects.
 	DialOptions []grpc.DialOption
+	// OnNACK, when set, is called with the reason of every response the
+	// client rejects, before the NACK is sent, from the stream's goroutine.
+	OnNACK func(error)
 }
 
 // AckedType is what the client last ACKed for one resource type.
@@ -344,7 +347,7 @@ func (s *session) handle(resp *discovery.DiscoveryResponse) error {
 	s.nonces[t] = resp.GetNonce()
 	if !isKnown(t) {
 		err := fmt.Errorf("unsupported resource type %q", t)
-		c.log.Warn("xds NACK", "type", t, "version", resp.GetVersionInfo(), "err", err)
+		c.nack(t, resp.GetVersionInfo(), err)
 		return s.send(t, err)
 	}
 
@@ -355,7 +358,7 @@ func (s *session) handle(resp *discovery.DiscoveryResponse) error {
 		err = c.apply(t, cand)
 	}
 	if err != nil {
-		c.log.Warn("xds NACK", "type", shortType(t), "version", resp.GetVersionInfo(), "err", err)
+		c.nack(shortType(t), resp.GetVersionInfo(), err)
 		return s.send(t, err)
 	}
 
@@ -375,6 +378,14 @@ func (s *session) handle(resp *discovery.DiscoveryResponse) error {
 		return s.resubscribe(typeRoute)
 	}
 	return nil
+}
+
+// nack reports a rejected response: logged, and handed to OnNACK.
+func (c *Client) nack(typ, version string, err error) {
+	c.log.Warn("xds NACK", "type", typ, "version", version, "err", err)
+	if c.opts.OnNACK != nil {
+		c.opts.OnNACK(err)
+	}
 }
 
 // apply hands cand to the Apply callback once it can be a whole config, and

@@ -118,5 +118,24 @@ func TestConsole(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("the graph without the token: %d, want 401", resp.StatusCode)
 	}
+	// The Service's names are the console's own; another name is a web
+	// page rebinding its name (internal/hostguard).
+	for host, want := range map[string]int{
+		inject.LeaderServiceName + "." + inject.SystemNamespace + ".svc:15080": http.StatusOK,
+		inject.ControlPlaneName + "." + inject.SystemNamespace + ".svc.cluster.local:15080": http.StatusOK,
+		"evil.example:15080": http.StatusForbidden,
+	} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/graph", nil)
+		req.Host = host
+		req.Header.Set("Authorization", "Bearer "+m.apiToken)
+		resp, err := apiClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("the graph with Host %s: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
 	t.Logf("the console's graph holds Bookinfo's traffic after %s", m.waitGraph(t, 2*time.Minute).Round(time.Millisecond))
 }

@@ -54,6 +54,7 @@ type conn struct {
 	s           *Server
 	stream      discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer
 	meta        *node.Meta
+	principal   Principal // who the stream authenticated as
 	nodeID      string
 	seq         uint64
 	connID      string
@@ -115,7 +116,7 @@ func (s *Server) StreamAggregatedResources(stream discovery.AggregatedDiscoveryS
 		return err
 	}
 	c := &conn{
-		s: s, stream: stream, meta: meta, nodeID: meta.ID(), connectedAt: time.Now(),
+		s: s, stream: stream, meta: meta, principal: principal, nodeID: meta.ID(), connectedAt: time.Now(),
 		pushCh:           make(chan struct{}, 1),
 		renewCh:          make(chan struct{}, 1),
 		retainedClusters: map[string]*cluster.Cluster{},
@@ -177,8 +178,7 @@ func (s *Server) StreamAggregatedResources(stream discovery.AggregatedDiscoveryS
 				return err
 			}
 		case <-c.renewCh:
-			if err := c.s.admit(c.meta); err != nil {
-				c.log.Warn("xds proxy no longer admitted; disconnecting", "err", err)
+			if err := c.stillAdmitted(); err != nil {
 				return err
 			}
 			c.renew()
@@ -216,8 +216,7 @@ func peerAddr(stream discovery.AggregatedDiscoveryService_StreamAggregatedResour
 // previous one stays. It first asks whether the proxy is still admitted:
 // the error it returns (PermissionDenied) ends the stream.
 func (c *conn) regenerate() error {
-	if err := c.s.admit(c.meta); err != nil {
-		c.log.Warn("xds proxy no longer admitted; disconnecting", "err", err)
+	if err := c.stillAdmitted(); err != nil {
 		return err
 	}
 	res, err := c.s.gen.Generate(c.meta)
@@ -319,7 +318,7 @@ func (c *conn) advance() error {
 			if t != SecretType && !c.settled(SecretType) {
 				continue
 			}
-			if (t == translate.ListenerType || t == translate.RouteType) && !c.settled(translate.ClusterType) {
+			if (t == translate.ListenerType || t == translate.RouteType) && (!c.settled(translate.ClusterType) || !c.endpointsFollow()) {
 				continue
 			}
 			res := c.target(t)
@@ -350,6 +349,37 @@ func (c *conn) settled(t string) bool {
 		return t != translate.ClusterType
 	}
 	return st.sentNonce != "" && st.replied && st.sentVer == version(c.target(t))
+}
+
+// endpointsFollow reports whether the proxy holds the endpoints of every
+// EDS cluster it was sent: its EDS subscription names each of them and it
+// has replied to the current EDS. A proxy asks for a new cluster's
+// endpoints only after it took the CDS, so without this wait a route sent
+// on the CDS ACK could reach the proxy before the endpoints of a cluster
+// it names, and requests would fail with no healthy upstream (UH). A proxy
+// not subscribed to EDS yet (the first configuration) is not waited for:
+// it holds back its first configuration until it is complete.
+func (c *conn) endpointsFollow() bool {
+	st := c.types[translate.EndpointType]
+	if !st.subscribed {
+		return true
+	}
+	if !c.settled(translate.EndpointType) {
+		return false
+	}
+	if len(st.names) == 0 {
+		return true // a wildcard subscription gets every assignment
+	}
+	asked := make(map[string]bool, len(st.names))
+	for _, n := range st.names {
+		asked[n] = true
+	}
+	for _, m := range c.types[translate.ClusterType].sentRes {
+		if cl := m.(*cluster.Cluster); cl.GetType() == cluster.Cluster_EDS && !asked[cl.GetName()] {
+			return false
+		}
+	}
+	return true
 }
 
 // target returns the resources of type t to be sent now, sorted by name.

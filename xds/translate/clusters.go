@@ -72,12 +72,12 @@ func edsCluster(name string) *cluster.Cluster {
 		EdsClusterConfig:     &cluster.Cluster_EdsClusterConfig{EdsConfig: adsSource(), ServiceName: name},
 		ConnectTimeout:       durationpb.New(ConnectTimeout),
 		LbPolicy:             cluster.Cluster_ROUND_ROBIN,
-		CircuitBreakers:      defaultCircuitBreakers(),
 	}
 }
 
 // loadAssignment groups the service's endpoints (those carrying every label
-// in subset) by locality.
+// in subset) by locality. Endpoints whose sidecar lost its xDS stream
+// (Options.ProxyDown) are UNHEALTHY.
 func (g *generator) loadAssignment(name string, svc *model.Service, port *model.Port, subset map[string]string) *endpoint.ClusterLoadAssignment {
 	groups := map[string]*endpoint.LocalityLbEndpoints{}
 	for _, e := range svc.Endpoints {
@@ -89,14 +89,22 @@ func (g *generator) loadAssignment(name string, svc *model.Service, port *model.
 			grp = &endpoint.LocalityLbEndpoints{Locality: locality(e.Locality)}
 			groups[e.Locality] = grp
 		}
-		grp.LbEndpoints = append(grp.LbEndpoints, lbEndpoint(e, port, g.endpointMetadata(e), g.endpointSidecarTLS(e, port)))
+		le := lbEndpoint(e, port, g.endpointMetadata(e), g.endpointSidecarTLS(e, port))
+		if e.Proxy != "" && g.opts.ProxyDown != nil && g.opts.ProxyDown(e.Proxy) {
+			le.HealthStatus = core.HealthStatus_UNHEALTHY
+		}
+		grp.LbEndpoints = append(grp.LbEndpoints, le)
 	}
 	cla := &endpoint.ClusterLoadAssignment{ClusterName: name}
 	for _, l := range sortedKeys(groups) {
 		grp := groups[l]
+		// The sum of the endpoints taking traffic: an unhealthy one's share
+		// goes to the others, as if it had left.
 		var sum uint32
 		for _, le := range grp.LbEndpoints {
-			sum += le.GetLoadBalancingWeight().GetValue()
+			if le.GetHealthStatus() != core.HealthStatus_UNHEALTHY {
+				sum += le.GetLoadBalancingWeight().GetValue()
+			}
 		}
 		grp.LoadBalancingWeight = wrapperspb.UInt32(max(sum, 1))
 		cla.Endpoints = append(cla.Endpoints, grp)

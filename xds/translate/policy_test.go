@@ -197,13 +197,13 @@ func TestSubsetAndPortLevelPolicy(t *testing.T) {
 		port    uint32
 		subset  string
 		lb      cluster.Cluster_LbPolicy
-		maxConn uint32 // 0: the default, unlimited circuit breakers
+		maxConn uint32 // 0: Istio's defaults, every threshold unlimited
 		outlier uint32 // consecutive_5xx, 0: no outlier detection
 	}{
 		{8080, "", cluster.Cluster_RANDOM, 10, 7},
 		{8080, "v1", cluster.Cluster_RANDOM, 10, 7},
 		{8080, "v2", cluster.Cluster_RING_HASH, 10, 7},
-		// Port-level settings replace the whole top-level policy: no pool (unlimited), no outlier detection.
+		// Port-level settings replace the whole top-level policy: no pool, no outlier detection.
 		{9090, "", cluster.Cluster_LEAST_REQUEST, 0, 0},
 		{9090, "v1", cluster.Cluster_LEAST_REQUEST, 0, 0},
 		// The subset's own port-level entry replaces every field, including the load balancer.
@@ -222,7 +222,7 @@ func TestSubsetAndPortLevelPolicy(t *testing.T) {
 			want = math.MaxUint32
 		}
 		if got := c.GetCircuitBreakers().GetThresholds(); len(got) != 1 || got[0].GetMaxConnections().GetValue() != want {
-			t.Errorf("%s: circuit breakers %v, want max_connections %d", name, got, want)
+			t.Errorf("%s: circuit breakers %v, want max_connections %d", name, got, tc.maxConn)
 		}
 		if got := c.GetOutlierDetection(); tc.outlier == 0 && got != nil || tc.outlier != 0 && got.GetConsecutive_5Xx().GetValue() != tc.outlier {
 			t.Errorf("%s: outlier detection %v, want consecutive_5xx %d", name, got, tc.outlier)
@@ -241,7 +241,7 @@ func TestConnectionPool(t *testing.T) {
 	c := generate(t, coolapp(catalogDR(tp)), sidecarMeta()).Clusters[catalogCluster]
 	assertProto(t, "circuit_breakers", c.GetCircuitBreakers(), &cluster.CircuitBreakers{Thresholds: []*cluster.CircuitBreakers_Thresholds{{
 		MaxConnections: wrapperspb.UInt32(100), MaxPendingRequests: wrapperspb.UInt32(5),
-		MaxRequests: wrapperspb.UInt32(50), MaxRetries: wrapperspb.UInt32(3),
+		MaxRequests: wrapperspb.UInt32(50), MaxRetries: wrapperspb.UInt32(3), TrackRemaining: true,
 	}}})
 	if c.GetConnectTimeout().AsDuration() != 250*time.Millisecond {
 		t.Errorf("connect_timeout %v", c.GetConnectTimeout())
@@ -266,6 +266,29 @@ func TestConnectionPool(t *testing.T) {
 	}
 	if c.GetTypedExtensionProtocolOptions() != nil || c.GetConnectTimeout().AsDuration() != ConnectTimeout {
 		t.Errorf("cluster %v", c)
+	}
+}
+
+// TestDefaultCircuitBreakers: without a connectionPool every cluster,
+// outbound and a sidecar's inbound one, gets Istio's thresholds, all at
+// the maximum, not Envoy's 3 concurrent retries per cluster that fail
+// requests with UO while an instance goes away under load.
+func TestDefaultCircuitBreakers(t *testing.T) {
+	want := &cluster.CircuitBreakers{Thresholds: []*cluster.CircuitBreakers_Thresholds{{
+		MaxConnections: wrapperspb.UInt32(4294967295), MaxPendingRequests: wrapperspb.UInt32(4294967295),
+		MaxRequests: wrapperspb.UInt32(4294967295), MaxRetries: wrapperspb.UInt32(4294967295), TrackRemaining: true,
+	}}}
+	for name, r := range map[string]*Resources{
+		"no DestinationRule": generate(t, coolapp(), sidecarMeta()),
+		"a DestinationRule without connectionPool": generate(t, coolapp(catalogDR(&networking.TrafficPolicy{
+			LoadBalancer: &networking.LoadBalancerSettings{LbPolicy: &networking.LoadBalancerSettings_Simple{Simple: networking.LoadBalancerSettings_RANDOM}}})), sidecarMeta()),
+	} {
+		if len(r.Clusters) < 2 {
+			t.Fatalf("%s: clusters %v", name, r.Clusters)
+		}
+		for cn, c := range r.Clusters {
+			assertProto(t, name+": "+cn+" circuit_breakers", c.GetCircuitBreakers(), want)
+		}
 	}
 }
 
@@ -302,23 +325,5 @@ func TestOutlierDetection(t *testing.T) {
 			c := generate(t, coolapp(catalogDR(&networking.TrafficPolicy{OutlierDetection: tc.in})), sidecarMeta()).Clusters[catalogCluster]
 			assertProto(t, "outlier_detection", c.GetOutlierDetection(), tc.want)
 		})
-	}
-}
-
-// TestDefaultCircuitBreakers: without a connectionPool every cluster's
-// limits are unlimited, as Istio writes them; Envoy's default of 3
-// concurrent retries would refuse retries (503 UO) during a rolling
-// update, when many connections end at once.
-func TestDefaultCircuitBreakers(t *testing.T) {
-	r := generate(t, coolapp(shop()), sidecarMeta())
-	if len(r.Clusters) == 0 {
-		t.Fatal("no clusters")
-	}
-	for name, c := range r.Clusters {
-		th := c.GetCircuitBreakers().GetThresholds()
-		if len(th) != 1 || th[0].GetMaxRetries().GetValue() != math.MaxUint32 || th[0].GetMaxConnections().GetValue() != math.MaxUint32 ||
-			th[0].GetMaxPendingRequests().GetValue() != math.MaxUint32 || th[0].GetMaxRequests().GetValue() != math.MaxUint32 {
-			t.Errorf("%s: circuit breakers %v, want every limit MaxUint32", name, th)
-		}
 	}
 }

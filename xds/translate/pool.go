@@ -29,43 +29,45 @@ const (
 	enforcingAlways           = 100
 )
 
-// defaultCircuitBreakers are every cluster's circuit breakers when no
-// DestinationRule sets a connectionPool: unlimited, as Istio writes them.
-// Envoy's own defaults (1024 connections and requests, 3 concurrent
-// retries) would refuse retries (503 UO) exactly when they are needed: a
-// rolling update ends many connections at once, before the proxies have
-// the new endpoints.
+// defaultCircuitBreakers are Istio's circuit breakers for every cluster
+// whose DestinationRule sets no connectionPool (and the base of those that
+// do): every threshold at its maximum. Envoy's own defaults (1024
+// connections, pending and active requests, 3 concurrent retries) are
+// left out on purpose: 3 retries across a whole cluster "has shown to be
+// insufficient during pod churn", when an instance goes away under load
+// and every request routed to it needs a retry before the new endpoints
+// arrive.
 func defaultCircuitBreakers() *cluster.CircuitBreakers {
-	return circuitBreakers(nil)
-}
-
-// circuitBreakers are the thresholds of connectionPool cp (nil: none set).
-// As in Istio, a limit left unset means "unlimited" (MaxUint32), not
-// Envoy's default: writing a connectionPool for one limit must not impose
-// the others.
-func circuitBreakers(cp *networking.ConnectionPoolSettings) *cluster.CircuitBreakers {
-	limit := func(n int32) *wrapperspb.UInt32Value {
-		if n > 0 {
-			return wrapperspb.UInt32(uint32(n))
-		}
-		return wrapperspb.UInt32(math.MaxUint32)
-	}
 	return &cluster.CircuitBreakers{Thresholds: []*cluster.CircuitBreakers_Thresholds{{
 		Priority:           core.RoutingPriority_DEFAULT,
-		MaxConnections:     limit(cp.GetTcp().GetMaxConnections()),
-		MaxPendingRequests: limit(cp.GetHttp().GetHttp1MaxPendingRequests()),
-		MaxRequests:        limit(cp.GetHttp().GetHttp2MaxRequests()),
-		MaxRetries:         limit(cp.GetHttp().GetMaxRetries()),
+		MaxConnections:     wrapperspb.UInt32(math.MaxUint32),
+		MaxPendingRequests: wrapperspb.UInt32(math.MaxUint32),
+		MaxRequests:        wrapperspb.UInt32(math.MaxUint32),
+		MaxRetries:         wrapperspb.UInt32(math.MaxUint32),
+		TrackRemaining:     true,
 	}}}
 }
 
 // applyConnectionPool translates connectionPool into circuit breakers,
-// connect_timeout and upstream HTTP protocol options.
+// connect_timeout and upstream HTTP protocol options. As in Istio, a limit
+// left unset means "unlimited" (MaxUint32), not Envoy's default of 1024:
+// writing a connectionPool for one limit must not impose the others; and
+// without a connectionPool every limit is unlimited.
 func applyConnectionPool(c *cluster.Cluster, port *model.Port, cp *networking.ConnectionPoolSettings) {
+	c.CircuitBreakers = defaultCircuitBreakers()
 	if cp == nil {
 		return
 	}
-	c.CircuitBreakers = circuitBreakers(cp)
+	th := c.CircuitBreakers.Thresholds[0]
+	limit := func(dst **wrapperspb.UInt32Value, n int32) {
+		if n > 0 {
+			*dst = wrapperspb.UInt32(uint32(n))
+		}
+	}
+	limit(&th.MaxConnections, cp.GetTcp().GetMaxConnections())
+	limit(&th.MaxPendingRequests, cp.GetHttp().GetHttp1MaxPendingRequests())
+	limit(&th.MaxRequests, cp.GetHttp().GetHttp2MaxRequests())
+	limit(&th.MaxRetries, cp.GetHttp().GetMaxRetries())
 	if ct := cp.GetTcp().GetConnectTimeout(); ct != nil {
 		c.ConnectTimeout = durationpb.New(ct.AsDuration())
 	}

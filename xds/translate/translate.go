@@ -64,6 +64,17 @@ type Options struct {
 	// TrustDomain is the SPIFFE trust domain of the mesh's identities
 	// (spiffe://TD/ns/NS/sa/SA); empty means ca.DefaultTrustDomain.
 	TrustDomain string
+	// MaxRequestHeadersKB and MaxHeadersCount bound the request headers of
+	// every HTTP listener (HCM max_request_headers_kb and
+	// common_http_protocol_options.max_headers_count); 0 leaves the field
+	// out, which means Envoy's default (60 KiB, 100 headers).
+	MaxRequestHeadersKB, MaxHeadersCount uint32
+	// ProxyDown, when set, reports whether the sidecar with xDS node ID id
+	// has lost its stream to the control plane. The endpoints it
+	// registered (model.Endpoint.Proxy) are then sent with health_status
+	// UNHEALTHY, which takes them out of load balancing until the sidecar
+	// is back or its WorkloadEntry is removed.
+	ProxyDown func(id string) bool
 }
 
 // Resources is everything one proxy should have, keyed by resource name.
@@ -143,6 +154,7 @@ func GenerateWith(s *model.Snapshot, p *node.Meta, o Options) *Resources {
 	default:
 		r.problem("node %s: unknown proxy type %q", p.ID(), p.Type)
 	}
+	g.headerLimits()
 	return r
 }
 
