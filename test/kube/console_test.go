@@ -121,7 +121,7 @@ func TestConsole(t *testing.T) {
 	// The Service's names are the console's own; another name is a web
 	// page rebinding its name (internal/hostguard).
 	for host, want := range map[string]int{
-		inject.LeaderServiceName + "." + inject.SystemNamespace + ".svc:15080": http.StatusOK,
+		inject.LeaderServiceName + "." + inject.SystemNamespace + ".svc:15080":              http.StatusOK,
 		inject.ControlPlaneName + "." + inject.SystemNamespace + ".svc.cluster.local:15080": http.StatusOK,
 		"evil.example:15080": http.StatusForbidden,
 	} {
