@@ -189,7 +189,7 @@ func TestCanaryStatusOverFakeClients(t *testing.T) {
 		"apiVersion": "flagger.app/v1beta1", "kind": "Canary",
 		"metadata": map[string]any{"name": "reviews", "namespace": "shop", "generation": int64(3), "resourceVersion": "1"},
 		"spec": map[string]any{"targetRef": map[string]any{"apiVersion": "apps/v1", "kind": "Deployment", "name": "reviews"},
-			"service": map[string]any{"port": int64(9080)},
+			"service":  map[string]any{"port": int64(9080)},
 			"analysis": map[string]any{"interval": "10s", "threshold": int64(2), "maxWeight": int64(50), "stepWeight": int64(10)}},
 		"status": map[string]any{"observedGeneration": int64(3), "validationMessages": []any{map[string]any{"level": "WARNING",
 			"type": map[string]any{"code": "WEFT0101", "name": "Something"}, "description": "x"}}},
