@@ -307,7 +307,7 @@ func TestRelease(t *testing.T) {
 	// Bookinfo's own reviews Service: adopted as the apex.
 	if _, err := f.kube.CoreV1().Services("default").Create(context.Background(), &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "default", Labels: map[string]string{"app": "reviews", "service": "reviews"}},
-		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "reviews"}, Ports: []corev1.ServicePort{{Name: "http", Port: 9080, Protocol: corev1.ProtocolTCP}}},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "reviews"}, Ports: []corev1.ServicePort{{Name: "http", Port: 9080, Protocol: corev1.ProtocolTCP}}},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
