@@ -29,6 +29,9 @@ go vet ./...
 if [ -z "${WEFT_KUBECONFIG:-}" ] && [ "$(id -u)" = 0 ] && [ "${WEFT_SKIP_KUBE:-}" != 1 ]; then
   scripts/k8s/cluster.sh build >/dev/null
   if ! scripts/k8s/cluster.sh running; then
+    # A cluster of an earlier run whose processes are gone (the machine or
+    # session stopped) leaves addresses, rules and mounts: clear them first.
+    scripts/k8s/cluster.sh down >/dev/null 2>&1 || true
     scripts/k8s/cluster.sh up
     trap 'scripts/k8s/cluster.sh down' EXIT
   fi
