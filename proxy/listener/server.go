@@ -2,14 +2,18 @@ package listener
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/weft-mesh/weft/proxy/http1"
 )
 
 // ServerOptions tunes a Server. Zero values pick the defaults noted.
@@ -23,18 +27,28 @@ type ServerOptions struct {
 	// ConnContext, when set, derives each connection's base context
 	// (http.Server.ConnContext): requests on the connection carry it.
 	ConnContext func(ctx context.Context, c net.Conn) context.Context
+	// MaxHeaderBytes and MaxHeaders bound an HTTP/1.1 request's head
+	// (default Envoy's: 60 KiB, 100 header lines); beyond them the request
+	// gets 431 and the connection is closed.
+	MaxHeaderBytes, MaxHeaders int
 }
 
-// Server serves one listener's socket. HTTP/1.1 and h2c with prior knowledge
-// (what gRPC clients speak) share the port; an HTTP/1.1 "Upgrade: h2c" request
-// is answered over HTTP/1.1, which RFC 9113 permits (it deprecates that
-// upgrade). Connections the socket hands over as *tls.Conn (see Dispatch)
-// are handshaken on their own goroutine and then speak HTTP/1.1 or, when
-// ALPN picked it, h2; their requests carry r.TLS.
+// Server serves one listener's socket. HTTP/1.1 is served by the proxy's
+// own codec (proxy/http1): one goroutine per connection reading, handling
+// and writing each request in turn. HTTP/2 is served by net/http: h2c with
+// prior knowledge (what gRPC clients speak; the codec hands such a
+// connection over with the bytes it read) and h2 over TLS when ALPN picks
+// it; so is CONNECT. An HTTP/1.1 "Upgrade: h2c" request is answered over
+// HTTP/1.1, which RFC 9113 permits (it deprecates that upgrade).
+// Connections the socket hands over as *tls.Conn (see Dispatch) are
+// handshaken on their own goroutine; their requests carry r.TLS.
 type Server struct {
 	name   string
 	ln     net.Listener
+	o      ServerOptions
+	h1     *http1.Server
 	srv    *http.Server
+	h2     *connQueue // connections for srv
 	active atomic.Int64
 	served chan struct{}
 }
@@ -59,9 +73,9 @@ func Serve(name string, ln net.Listener, h http.Handler, o ServerOptions) *Serve
 	if o.ErrorLog == nil {
 		o.ErrorLog = log.New(io.Discard, "", 0)
 	}
-	s := &Server{name: name, ln: ln, served: make(chan struct{})}
+	s := &Server{name: name, ln: ln, o: o, served: make(chan struct{}), h2: newConnQueue(ln.Addr())}
 	protos := new(http.Protocols)
-	protos.SetHTTP1(true)
+	protos.SetHTTP1(true) // CONNECT, handed over by the codec
 	protos.SetHTTP2(true) // over TLS, when ALPN picks h2
 	protos.SetUnencryptedHTTP2(true)
 	s.srv = &http.Server{
@@ -72,11 +86,64 @@ func Serve(name string, ln net.Listener, h http.Handler, o ServerOptions) *Serve
 		ErrorLog:          o.ErrorLog,
 		ConnContext:       o.ConnContext,
 	}
+	s.h1 = http1.NewServer(counting{s: s, h: h}, http1.ServerOptions{
+		Limits:            http1.Limits{MaxHeaderBytes: o.MaxHeaderBytes, MaxHeaders: o.MaxHeaders},
+		ReadHeaderTimeout: o.ReadHeaderTimeout,
+		IdleTimeout:       o.IdleTimeout,
+		ErrorLog:          o.ErrorLog,
+		Fallback:          s.h2.deliver,
+	})
+	go func() { _ = s.srv.Serve(s.h2) }()
 	go func() {
 		defer close(s.served)
-		_ = s.srv.Serve(ln) // returns when the listener is closed
+		s.accept()
 	}()
 	return s
+}
+
+// accept serves every connection of the socket until it is closed.
+func (s *Server) accept() {
+	var delay time.Duration
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				s.h2.Close()
+				return
+			}
+			// Temporary failure such as EMFILE: back off as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		go s.serveConn(c)
+	}
+}
+
+// serveConn handshakes a TLS connection, then serves it with the codec,
+// or with net/http when ALPN chose h2.
+func (s *Server) serveConn(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		_ = c.SetDeadline(time.Now().Add(s.o.ReadHeaderTimeout))
+		if err := tc.Handshake(); err != nil {
+			s.o.ErrorLog.Printf("listener %q: TLS handshake with %s: %v", s.name, c.RemoteAddr(), err)
+			c.Close()
+			return
+		}
+		_ = c.SetDeadline(time.Time{})
+		if tc.ConnectionState().NegotiatedProtocol == "h2" {
+			s.h2.deliver(c)
+			return
+		}
+	} else if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	ctx := context.Background()
+	if s.o.ConnContext != nil {
+		ctx = s.o.ConnContext(ctx, c)
+	}
+	s.h1.ServeConn(ctx, c)
 }
 
 // Name returns the listener's name.
@@ -93,10 +160,13 @@ func (s *Server) Active() int64 { return s.active.Load() }
 // in which case the remaining connections are closed forcibly.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.StopAccepting()
+	errc := make(chan error, 1)
+	go func() { errc <- s.h1.Shutdown(ctx) }()
 	err := s.srv.Shutdown(ctx)
 	if errors.Is(err, net.ErrClosed) {
 		err = nil // StopAccepting closed it already
 	}
+	err = errors.Join(err, <-errc)
 	for err == nil && s.active.Load() > 0 {
 		select {
 		case <-ctx.Done():
@@ -106,6 +176,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if err != nil {
 		_ = s.srv.Close()
+		s.h1.Close()
 		return fmt.Errorf("listener %q: drain: %w", s.name, err)
 	}
 	<-s.served
@@ -114,7 +185,49 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // StopAccepting closes the listening socket at once, freeing the port;
 // connections already accepted are served until Shutdown.
-func (s *Server) StopAccepting() { _ = s.ln.Close() }
+func (s *Server) StopAccepting() {
+	_ = s.ln.Close()
+	s.h2.Close()
+}
+
+// connQueue is the net.Listener of the net/http server: it accepts the
+// connections the codec hands over.
+type connQueue struct {
+	addr   net.Addr
+	ch     chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newConnQueue(addr net.Addr) *connQueue {
+	return &connQueue{addr: addr, ch: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+// deliver hands c to the net/http server, or closes it when the server
+// is gone.
+func (q *connQueue) deliver(c net.Conn) {
+	select {
+	case q.ch <- c:
+	case <-q.closed:
+		c.Close()
+	}
+}
+
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.ch:
+		return c, nil
+	case <-q.closed:
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: q.addr, Err: net.ErrClosed}
+	}
+}
+
+func (q *connQueue) Close() error {
+	q.once.Do(func() { close(q.closed) })
+	return nil
+}
+
+func (q *connQueue) Addr() net.Addr { return q.addr }
 
 // counting tracks in-flight requests, including those on HTTP/2 connections
 // that http.Server.Shutdown does not wait for.
