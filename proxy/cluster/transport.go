@@ -289,4 +289,3 @@ func (t *transport) retire(delay time.Duration) {
 	t.closeIdle()
 	time.AfterFunc(delay, t.closeIdle)
 }
-
