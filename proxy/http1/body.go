@@ -180,6 +180,13 @@ func (b *bodyReader) Close() error {
 	return nil
 }
 
+// failure returns the error that ended the body early, nil when none did.
+func (b *bodyReader) failure() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
 // finish closes the body for good and reports whether it was read to its
 // end, reading up to max more bytes to get there.
 func (b *bodyReader) finish(max int64) bool {
@@ -194,8 +201,8 @@ func (b *bodyReader) finish(max int64) bool {
 	return b.done && b.err == nil
 }
 
-// readLineLimit reads a line of at most max bytes (without its CRLF or
-// LF); longer lines are refused.
+// readLineLimit reads a line of chunked coding, of at most max bytes
+// (without its CRLF); longer lines are refused.
 func readLineLimit(br *bufio.Reader, max int) ([]byte, error) {
 	line, err := br.ReadSlice('\n')
 	if err == bufio.ErrBufferFull || len(line) > max+2 {
@@ -207,11 +214,12 @@ func readLineLimit(br *bufio.Reader, max int) ([]byte, error) {
 		}
 		return nil, err
 	}
-	line = line[:len(line)-1]
-	if n := len(line); n > 0 && line[n-1] == '\r' {
-		line = line[:n-1]
+	// Chunked coding's lines end with CRLF; a bare LF is refused, as
+	// net/http refuses it.
+	if len(line) < 2 || line[len(line)-2] != '\r' {
+		return nil, bad("chunked line ends with bare LF")
 	}
-	return line, nil
+	return line[:len(line)-2], nil
 }
 
 // parseChunkSize parses a chunk-size line: 1 to 15 hex digits, then

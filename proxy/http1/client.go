@@ -621,6 +621,7 @@ func (pc *pconn) setBody(cr *clientResponse, req *http.Request) error {
 	switch {
 	case f.chunked:
 		delete(resp.Header, "Content-Length")
+		delete(resp.Header, "Transfer-Encoding")
 		resp.ContentLength, resp.TransferEncoding = -1, chunkedTE
 		resp.Trailer = http.Header{}
 		b.r = bodyReader{br: pc.br, chunked: true, trailer: resp.Trailer, limits: pc.p.t.o.Limits}

@@ -67,12 +67,17 @@ func readHead(br *bufio.Reader, buf []byte, l Limits, request bool) ([]byte, int
 	buf = buf[:0]
 	max, maxCount := l.bytes(), l.count()
 	lines := 0
-	for {
-		line, err := br.ReadSlice('\n')
-		if request && len(buf) == 0 && len(line) > 0 && lines == 0 && !httpguts.IsTokenRune(rune(line[0])) &&
-			line[0] != '\r' && line[0] != '\n' {
+	if request {
+		b, err := br.Peek(1)
+		if err != nil {
+			return buf, 0, err
+		}
+		if c := b[0]; !httpguts.IsTokenRune(rune(c)) && c != '\r' && c != '\n' {
 			return buf, 0, bad("malformed request line")
 		}
+	}
+	for {
+		line, err := br.ReadSlice('\n')
 		if len(buf)+len(line) > max {
 			return buf, 0, errTooLarge
 		}

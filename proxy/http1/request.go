@@ -46,7 +46,7 @@ func parseRequest(head string, lines int, tmpl *http.Request, q *request) (frami
 	}
 	major, minor, ok := parseVersion(proto)
 	if !ok {
-		if strings.HasPrefix(proto, "HTTP/") && len(proto) == 8 && proto[6] == '.' {
+		if strings.HasPrefix(proto, "HTTP/") && len(proto) == 8 && proto[6] == '.' && isDigit(proto[5]) && isDigit(proto[7]) {
 			return framing{}, &Error{Status: http.StatusHTTPVersionNotSupported, Reason: "unsupported protocol version"}
 		}
 		return framing{}, bad("malformed HTTP version")
@@ -89,6 +89,7 @@ func parseRequest(head string, lines int, tmpl *http.Request, q *request) (frami
 	switch {
 	case f.chunked:
 		delete(h, "Content-Length")
+		delete(h, "Transfer-Encoding")
 		r.ContentLength, r.TransferEncoding = -1, chunkedTE
 	case f.length > 0:
 		r.ContentLength = f.length
@@ -141,17 +142,39 @@ func parseTarget(method, target string, u *url.URL) error {
 }
 
 // plainPath reports whether target is an origin-form target whose
-// parsing is a cut at the first '?': it starts with '/' and holds only
-// visible ASCII other than '%' and '#'.
+// reading is a cut at the first '?': it starts with '/', its path holds
+// only characters that net/url leaves unescaped (so the path is its own
+// escaped form) and the rest only visible ASCII other than '#'.
 func plainPath(t string) bool {
 	if t == "" || t[0] != '/' {
 		return false
 	}
-	for i := 0; i < len(t); i++ {
-		c := t[i]
-		if c <= ' ' || c >= 0x7f || c == '%' || c == '#' {
+	i := 0
+	for ; i < len(t) && t[i] != '?'; i++ {
+		if !pathByte[t[i]] {
+			return false
+		}
+	}
+	for ; i < len(t); i++ {
+		if c := t[i]; c <= ' ' || c >= 0x7f || c == '#' {
 			return false
 		}
 	}
 	return true
 }
+
+// pathByte marks the bytes net/url does not escape in a path.
+var pathByte = func() (m [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		m[c], m[c-'a'+'A'] = true, true
+	}
+	for c := '0'; c <= '9'; c++ {
+		m[c] = true
+	}
+	for _, c := range "-._~$&+,/:;=@" {
+		m[c] = true
+	}
+	return m
+}()
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }

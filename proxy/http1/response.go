@@ -208,9 +208,7 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if w.wroteHeader {
 		return nil, nil, errors.New("http1: Hijack after WriteHeader")
 	}
-	if c.watch != nil {
-		c.disarm()
-	}
+	c.disarm()
 	if c.cr.err != nil {
 		return nil, nil, c.cr.err
 	}

@@ -190,6 +190,7 @@ type conn struct {
 	// arm).
 	watch     *time.Timer
 	watchDone chan struct{}
+	armed     bool
 }
 
 // connReader is what the buffered reader reads: the connection, after a
@@ -232,9 +233,7 @@ func (c *conn) serve() {
 		}
 		c.cancel()
 		c.srv.untrack(c)
-		if c.watch != nil {
-			c.disarm()
-		}
+		c.disarm()
 		if !c.hijacked {
 			c.rwc.Close()
 			c.br.Reset(nil)
@@ -294,6 +293,10 @@ func (c *conn) serveRequest(q *request, f framing) bool {
 	var body *bodyReader
 	if f.chunked || f.length > 0 {
 		body = &bodyReader{br: c.br, remaining: f.length, chunked: f.chunked, limits: c.srv.opts.Limits}
+		if _, ok := r.Header["Trailer"]; ok && f.chunked {
+			r.Trailer = http.Header{}
+			body.trailer = r.Trailer
+		}
 		if q.expect {
 			body.onFirstRead = c.send100
 		}
@@ -308,8 +311,15 @@ func (c *conn) serveRequest(q *request, f framing) bool {
 	if c.hijacked {
 		return false
 	}
-	if c.watch != nil {
-		c.disarm()
+	c.disarm()
+	if body != nil {
+		var he *Error
+		if errors.As(body.failure(), &he) && !w.wroteHeader {
+			// The body broke the framing and the handler answered
+			// nothing: the client gets the refusal.
+			c.refuse(he)
+			return false
+		}
 	}
 	if err := w.finish(); err != nil {
 		return false
@@ -346,6 +356,7 @@ func (c *conn) send100() {
 // request) so that a client that closed it cancels the request's context,
 // as net/http's background read does for every request.
 func (c *conn) arm() {
+	c.armed = true
 	if c.watch == nil {
 		c.watchDone = make(chan struct{}, 1)
 		c.watch = time.AfterFunc(watchAfter, c.watchConn)
@@ -371,6 +382,10 @@ func (c *conn) watchConn() {
 
 // disarm stops the watch, waiting for a read it started to end.
 func (c *conn) disarm() {
+	if !c.armed {
+		return
+	}
+	c.armed = false
 	if c.watch.Stop() {
 		return
 	}
