@@ -20,7 +20,8 @@ N="${CALLGRIND_N:-2000}"
 command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind not found (apt-get install valgrind)" >&2; exit 1; }
 TMP="$(mktemp -d /tmp/weft-callgrind.XXXXXX)"
 trap 'rm -rf "$TMP"' EXIT
-go test -c -o "$TMP/bench.test" "$PKG"
+# CALLGRIND_PGO: a profile for -pgo (default: off), to measure PGO's gain.
+go test -c -pgo="${CALLGRIND_PGO:-off}" -o "$TMP/bench.test" "$PKG"
 ir() { # BENCH ITERATIONS
   # Async preemption signals trip callgrind; the scheduler still preempts
   # at function calls. One P: no idle Ms spinning for work, whose

@@ -21,6 +21,7 @@ type proxyFlags struct {
 	joinTokenFile, caRoot                                  string
 	interception, podLabels                                string
 	tf                                                     telemetryFlags
+	noTelemetry                                            bool
 }
 
 // gatewayServiceAccount is the ingress gateway's identity, as in Istio.
@@ -90,7 +91,7 @@ func proxySubCmdFlags(g *globals, t node.Type) (*cobra.Command, *proxyFlags) {
 			if f.name == "" {
 				return fmt.Errorf("--name is required")
 			}
-			o := proxy.Options{Meta: m, XDSAddress: f.xds, Log: g.logger(), TelemetryURL: f.telemetry, CARoot: f.caRoot}
+			o := proxy.Options{Meta: m, XDSAddress: f.xds, Log: g.logger(), TelemetryURL: f.telemetry, CARoot: f.caRoot, NoTelemetry: f.noTelemetry}
 			if o.JoinToken, err = findJoinToken(g.stateDir, f.joinTokenFile, os.Getenv); err != nil {
 				return err
 			}
@@ -115,6 +116,7 @@ func proxySubCmdFlags(g *globals, t node.Type) (*cobra.Command, *proxyFlags) {
 	fl.StringVar(&f.caRoot, "ca-root", "", "PEM file of the mesh root (the control plane's STATE_DIR/ca/root-cert.pem) to verify a TLS xDS server with; required when --xds is not a loopback address")
 	fl.StringVar(&f.admin, "admin", "127.0.0.1:15000", "admin address (/ready, /config_dump, /stats/prometheus)")
 	fl.StringVar(&f.telemetry, "telemetry", "", "control plane API URL to report metrics and spans to, e.g. http://127.0.0.1:15080 (empty: no reports)")
+	fl.BoolVar(&f.noTelemetry, "no-telemetry", false, "keep no metrics, spans or access log: the data path does no telemetry work (to measure what it costs)")
 	f.tf.register(cmd, trace.DefaultSampling)
 	if t == node.Sidecar {
 		fl.StringVar(&f.inbound, "inbound", "", "address callers reach this workload on (empty: no inbound)")
