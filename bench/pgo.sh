@@ -15,7 +15,7 @@ cd "$ROOT"
 OUT="$(mktemp -d /tmp/weft-pgo.XXXXXX)"
 # Profile a binary built without PGO, so the profile is not shaped by an
 # earlier one.
-go build -pgo=off -o "$OUT/weft" ./cmd/weft
+go build -pgo=off -tags weftprofile -o "$OUT/weft" ./cmd/weft
 BENCH_PATHS=weft-gateway BENCH_WEFT="$OUT/weft" BENCH_CPU_PROFILE="$OUT/gateway.pprof" \
   BENCH_FIXED="${PGO_FIXED:-10s}" BENCH_MAX="${PGO_MAX:-10s}" BENCH_QUIET_WAIT=10 BENCH_NOISY_RETRIES=0 \
   BENCH_PROFILE=0 BENCH_OUT="$OUT/bench" bench/run.sh

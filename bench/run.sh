@@ -33,6 +33,9 @@
 #   BENCH_NOISY_MAX, BENCH_NOISY_RETRIES
 #                    measure a path again (up to RETRIES more times, default 2) when
 #                    other work used more than MAX cores (default 0.3) during its runs
+#   BENCH_SYSCALLS   1 = count the system calls per request of each proxy with
+#                    `strace -c -f` during a separate run of 20000 requests (needs
+#                    strace; default 1 when strace is installed)
 #   BENCH_CPU_PROFILE write a CPU profile (pprof) of the weft gateway (telemetry on)
 #                    over all its runs to this file: bench/pgo.sh makes
 #                    cmd/weft/default.pgo from it
@@ -76,6 +79,8 @@ PROXY_CPU="${BENCH_PROXY_CPU:-1}"
 BACKEND_CPU="${BENCH_BACKEND_CPU:-0,1}"
 BODY_SIZE=64
 MATRIX="${BENCH_MATRIX:-1}"
+SYSCALLS="${BENCH_SYSCALLS:-1}"
+command -v strace >/dev/null 2>&1 || SYSCALLS=0
 PROFILE="${BENCH_PROFILE:-1}"
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -356,6 +361,7 @@ done
   echo "haproxy=$(haproxy -v 2>/dev/null | head -n1 | awk '{print $3}')"
   echo "matrix=$MATRIX"
   echo "profile=$PROFILE"
+  echo "syscalls=$SYSCALLS"
   echo "wrk=$(wrk -v 2>&1 | head -n1 | awk '{print $2}')"
   echo "fortio=$("$FORTIO" version 2>&1 | head -n1)"
   echo "paths=$PATHS"
@@ -599,7 +605,7 @@ fortio_max() {
   local dir="$OUT/$name"
   mkdir -p "$dir"
   local -a args=(-h2)
-  [ "$mode" = grpc ] && args=(-grpc -ping)
+  case "$mode" in grpc*) args=(-grpc -ping) ;; esac
   wait_quiet "$name/$mode"
   bounded 2s taskset -c "$CLIENT_CPU" "$FORTIO" load "${args[@]}" -qps 0 -c "$CONNS" -t 2s "$target" >"$dir/$mode-warmup.log" 2>&1 \
     || { tail -n 20 "$dir/$mode-warmup.log" >&2; die "[$name/$mode] warm-up failed"; }
@@ -618,6 +624,28 @@ fortio_max() {
   } >"$dir/$mode.env"
   "$OUT/report" -check-fortio "$dir/$mode.json" -name "$name/$mode" \
     || die "[$name/$mode] requests failed (see $dir/$mode.json)"
+}
+
+# syscalls NAME URL "PIDS" [HOST] : system calls per request of the proxy
+# processes, counted by `strace -c -f` during a separate run of 20000
+# requests (strace slows the proxy down; only the counts are used).
+syscalls() {
+  [ "$SYSCALLS" = 0 ] && return 0
+  local name="$1" url="$2" pids="$3" host="${4:-}" dir="$OUT/$1/syscalls" p
+  local -a hdr=() st=()
+  [ -n "$host" ] && hdr=(-H "Host: $host")
+  mkdir -p "$dir"
+  log "[$name] counting system calls per request (strace -c, 20000 requests)"
+  for p in $(tree_pids $pids); do
+    taskset -c "$CLIENT_CPU" strace -c -f -p "$p" -o "$dir/strace.$p.txt" >/dev/null 2>&1 &
+    st+=($!)
+  done
+  sleep 1
+  bounded 60s taskset -c "$CLIENT_CPU" "$FORTIO" load -qps 0 -c "$CONNS" -n 20000 "${hdr[@]}" -json "$dir/fortio.json" "$url" >"$dir/fortio.log" 2>&1 || true
+  sleep 0.5
+  for p in "${st[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+  for p in "${st[@]}"; do wait "$p" 2>/dev/null || true; done
+  cat "$dir"/strace.*.txt >"$dir/strace.txt" 2>/dev/null || true
 }
 
 # profile NAME URL PID : a separate wrk run with `perf record` on the proxy,
@@ -689,6 +717,7 @@ EOF
   wait_port "$P_NGINX" "$NGINX_PID" nginx "$TMP/nginx.log"
   measure nginx "http://127.0.0.1:$P_NGINX/" "" "$NGINX_PID" "$NGX/logs/error.log"
   matrix nginx "http://127.0.0.1:$P_NGINX" "$NGINX_PID"
+  syscalls nginx "http://127.0.0.1:$P_NGINX/" "$NGINX_PID"
   stop "$NGINX_PID"
 fi
 
@@ -719,6 +748,7 @@ EOF
   wait_port "$P_HAPROXY" "$HAP_PID" haproxy "$TMP/haproxy.log"
   measure haproxy "http://127.0.0.1:$P_HAPROXY/" "" "$HAP_PID" "$TMP/haproxy.log"
   matrix haproxy "http://127.0.0.1:$P_HAPROXY" "$HAP_PID"
+  syscalls haproxy "http://127.0.0.1:$P_HAPROXY/" "$HAP_PID"
   stop "$HAP_PID"
 fi
 
@@ -729,6 +759,7 @@ if want reverseproxy; then
   wait_port "$P_RP" "$RP_PID" reverseproxy "$TMP/reverseproxy.log"
   measure reverseproxy "http://127.0.0.1:$P_RP/" "" "$RP_PID" "$TMP/reverseproxy.log"
   matrix reverseproxy "http://127.0.0.1:$P_RP" "$RP_PID"
+  syscalls reverseproxy "http://127.0.0.1:$P_RP/" "$RP_PID"
   stop "$RP_PID"
 fi
 
@@ -969,6 +1000,7 @@ EOF
     fi
     want grpc && fortio_max grpc grpc-weft "127.0.0.1:$P_GW_GRPC" "$GW_PID"
     want weft-gateway && profile weft-gateway "http://127.0.0.1:$P_GW/" "$GW_PID"
+    want weft-gateway && syscalls weft-gateway "http://127.0.0.1:$P_GW/" "$GW_PID"
     stop "$GW_PID"
   fi
   if want weft-gateway-notel; then

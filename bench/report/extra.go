@@ -429,3 +429,92 @@ func writeMemory(w func(string, ...any), byKey map[string]*result) {
 	}
 	w("\n")
 }
+
+// syscallCounts sums `strace -c` summaries: calls and errors per system
+// call.
+func syscallCounts(path string) (map[string][2]int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := map[string][2]int64{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 || fields[len(fields)-1] == "total" || fields[len(fields)-1] == "syscall" {
+			continue
+		}
+		if _, err := strconv.ParseFloat(fields[0], 64); err != nil {
+			continue
+		}
+		name := fields[len(fields)-1]
+		// % time, seconds, usecs/call, calls[, errors], syscall
+		calls, err := strconv.ParseInt(fields[3], 10, 64)
+		if err != nil {
+			continue
+		}
+		var errs int64
+		if len(fields) == 6 {
+			errs, _ = strconv.ParseInt(fields[4], 10, 64)
+		}
+		c := out[name]
+		out[name] = [2]int64{c[0] + calls, c[1] + errs}
+	}
+	return out, sc.Err()
+}
+
+func writeSyscalls(w func(string, ...any), dir string) {
+	type row struct {
+		title string
+		per   map[string]float64
+		errs  float64
+		total float64
+	}
+	var rows []row
+	names := map[string]float64{}
+	for _, p := range matrixProxies {
+		counts, err := syscallCounts(filepath.Join(dir, p.key, "syscalls", "strace.txt"))
+		if err != nil || len(counts) == 0 {
+			continue
+		}
+		f, err := readFortio(filepath.Join(dir, p.key, "syscalls", "fortio.json"))
+		if err != nil || f.DurationHistogram.Count == 0 {
+			continue
+		}
+		n := float64(f.DurationHistogram.Count)
+		r := row{title: p.title, per: map[string]float64{}}
+		for k, c := range counts {
+			r.per[k] = float64(c[0]) / n
+			r.errs += float64(c[1]) / n
+			r.total += float64(c[0]) / n
+			names[k] += float64(c[0]) / n
+		}
+		rows = append(rows, r)
+	}
+	if len(rows) == 0 {
+		return
+	}
+	var cols []string
+	for k, v := range names {
+		if v >= 0.05*float64(len(rows)) {
+			cols = append(cols, k)
+		}
+	}
+	sort.Slice(cols, func(i, j int) bool { return names[cols[i]] > names[cols[j]] })
+	w("## System calls per request\n\n")
+	w("Counted with `strace -c -f` on the proxy during a separate run of 20000 requests (fortio, %s connections, as fast as it goes); strace slows the proxy, so only the counts are used. *Failed* are calls that returned an error, nearly all EAGAIN: a read that found nothing yet, after which the proxy waits for the socket in epoll.\n\n", "16")
+	w("| proxy | all | failed |")
+	for _, c := range cols {
+		w(" %s |", c)
+	}
+	w("\n|---|---|---|%s\n", strings.Repeat("---|", len(cols)))
+	for _, r := range rows {
+		w("| %s | %.2f | %.2f |", r.title, r.total, r.errs)
+		for _, c := range cols {
+			w(" %.2f |", r.per[c])
+		}
+		w("\n")
+	}
+	w("\n")
+}

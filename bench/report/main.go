@@ -610,6 +610,7 @@ func buildReport(dir string) (string, error) {
 	writeTelemetry(w, byKey["weft-gateway"], byKey["weft-gateway-notel"])
 	writeMemory(w, byKey)
 	writeProfile(w, dir)
+	writeSyscalls(w, dir)
 
 	writeMTLSCost(w, byKey["weft-mesh"], byKey["weft-mesh-mtls"])
 

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -47,13 +46,15 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 func Main(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if path := os.Getenv(cpuProfileEnv); path != "" {
-		stopProfile, err := startCPUProfile(path)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "error:", err)
-			return 1
+	if startCPUProfile != nil {
+		if path := os.Getenv(cpuProfileEnv); path != "" {
+			stopProfile, err := startCPUProfile(path)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "error:", err)
+				return 1
+			}
+			defer stopProfile()
 		}
-		defer stopProfile()
 	}
 	root := newRoot()
 	root.SetArgs(args)
@@ -222,21 +223,13 @@ func (g *globals) terminalLogLevel() string {
 }
 
 // cpuProfileEnv names a file to write a CPU profile of the whole command
-// to (pprof format), until it exits: how bench/pgo.sh profiles a proxy
-// under load for default.pgo.
+// to (pprof format), until it exits, in a binary built with the tag
+// weftprofile (see profile.go): how bench/pgo.sh profiles a proxy under
+// load for default.pgo.
 const cpuProfileEnv = "WEFT_CPU_PROFILE"
 
-func startCPUProfile(path string) (func(), error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("$%s: %w", cpuProfileEnv, err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("$%s: %w", cpuProfileEnv, err)
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
-	}, nil
-}
+// startCPUProfile is set in binaries built with the tag weftprofile. The
+// others do not link runtime/pprof: linking it turns on the runtime's
+// heap profiling, whose stack walks touch the symbol tables and add about
+// 10 MB of the binary to every process's RSS.
+var startCPUProfile func(path string) (stop func(), err error)
