@@ -194,8 +194,8 @@ func maxOf(v []float64) float64 {
 // target is one row of the targets table.
 type target struct {
 	metric, measured, goal string
-	ok, measuredOK        bool
-	bound                 string // what bounds it, shown when not met
+	ok, measuredOK         bool
+	bound                  string // what bounds it, shown when not met
 }
 
 // profileSummary groups the self time of a perf profile (perf report
