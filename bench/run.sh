@@ -389,6 +389,25 @@ start BACKEND_PID "$BACKEND_CPU" "$TMP/backend.log" "$OUT/backend" -addr "127.0.
 wait_port "$P_BACKEND" "$BACKEND_PID" backend "$TMP/backend.log"
 wait_200 backend 10 "$BACKEND_PID" "$TMP/backend.log" "http://127.0.0.1:$P_BACKEND/"
 
+# mark "PROXY_PIDS" BACKEND_PID : takes the CPU and time marks a run's
+# figures start from (globals M_*; not in a subshell: child_ticks).
+mark() {
+  M_C=$(cpu_ticks $1); M_B=$(cpu_ticks "$2"); child_ticks M_K; M_M=$(busy_ticks); M_T=$(now)
+}
+
+# marked PREFIX "PROXY_PIDS" BACKEND_PID : prints the run's PREFIX_* figures
+# since mark: wall time, and the CPU of the proxies, the backend, this
+# shell's children (the client) and the whole machine.
+marked() {
+  local t m k c b
+  t=$(now); m=$(busy_ticks); child_ticks k; c=$(cpu_ticks $2); b=$(cpu_ticks "$3")
+  echo "$1_wall_s=$(calc "$t - $M_T")"
+  echo "$1_proxy_cpu_s=$(calc "($c - $M_C) / $CLK_TCK")"
+  echo "$1_backend_cpu_s=$(calc "($b - $M_B) / $CLK_TCK")"
+  echo "$1_client_cpu_s=$(calc "($k - $M_K) / $CLK_TCK")"
+  echo "$1_machine_busy_s=$(calc "($m - $M_M) / $CLK_TCK")"
+}
+
 # ---------------------------------------------------------------- measure
 # measure NAME URL HOST_HEADER "PROXY_PIDS" PROXY_LOG
 #   HOST_HEADER: empty for the URL's own host.
@@ -429,19 +448,12 @@ measure_once() {
   fi
 
   log "[$name] fixed rate: fortio -qps $QPS -c $CONNS -t $FIXED"
-  local c0 c1 b0 b1 t0 t1
-  local m0 m1 k0 k1
-  c0=$(cpu_ticks $ppids); b0=$(cpu_ticks "$BACKEND_PID"); child_ticks k0; m0=$(busy_ticks); t0=$(now)
+  mark "$ppids" "$BACKEND_PID"
   bounded "$FIXED" taskset -c "$CLIENT_CPU" "$FORTIO" load -qps "$QPS" -c "$CONNS" -t "$FIXED" -r 0.00001 \
     "${hdr[@]}" -json "$dir/fortio.json" "$url" >"$dir/fortio.log" 2>&1 \
     || { tail -n 20 "$dir/fortio.log" >&2; die "[$name] fortio failed (log: $dir/fortio.log)"; }
-  t1=$(now); m1=$(busy_ticks); child_ticks k1; c1=$(cpu_ticks $ppids); b1=$(cpu_ticks "$BACKEND_PID")
   {
-    echo "fixed_wall_s=$(calc "$t1 - $t0")"
-    echo "fixed_proxy_cpu_s=$(calc "($c1 - $c0) / $CLK_TCK")"
-    echo "fixed_backend_cpu_s=$(calc "($b1 - $b0) / $CLK_TCK")"
-    echo "fixed_client_cpu_s=$(calc "($k1 - $k0) / $CLK_TCK")"
-    echo "fixed_machine_busy_s=$(calc "($m1 - $m0) / $CLK_TCK")"
+    marked fixed "$ppids" "$BACKEND_PID"
     echo "rss_fixed_kb=$( [ -n "$ppids" ] && mem_kb VmRSS $ppids || echo 0)"
     echo "rss_anon_fixed_kb=$( [ -n "$ppids" ] && mem_kb RssAnon $ppids || echo 0)"
     local q e1="" e2=""
@@ -457,18 +469,11 @@ measure_once() {
     # over the period instead of all connections firing together, so a
     # single-threaded proxy is not handed bursts of $CONNS requests at once.
     log "[$name] fixed rate, uniform: fortio -qps $QPS -c $CONNS -t $FIXED -uniform"
-    c0=$(cpu_ticks $ppids); b0=$(cpu_ticks "$BACKEND_PID"); child_ticks k0; m0=$(busy_ticks); t0=$(now)
+    mark "$ppids" "$BACKEND_PID"
     bounded "$FIXED" taskset -c "$CLIENT_CPU" "$FORTIO" load -qps "$QPS" -c "$CONNS" -t "$FIXED" -r 0.00001 -uniform \
       "${hdr[@]}" -json "$dir/fortio-uniform.json" "$url" >"$dir/fortio-uniform.log" 2>&1 \
       || { tail -n 20 "$dir/fortio-uniform.log" >&2; die "[$name] fortio -uniform failed (log: $dir/fortio-uniform.log)"; }
-    t1=$(now); m1=$(busy_ticks); child_ticks k1; c1=$(cpu_ticks $ppids); b1=$(cpu_ticks "$BACKEND_PID")
-    {
-      echo "uniform_wall_s=$(calc "$t1 - $t0")"
-      echo "uniform_proxy_cpu_s=$(calc "($c1 - $c0) / $CLK_TCK")"
-      echo "uniform_backend_cpu_s=$(calc "($b1 - $b0) / $CLK_TCK")"
-      echo "uniform_client_cpu_s=$(calc "($k1 - $k0) / $CLK_TCK")"
-      echo "uniform_machine_busy_s=$(calc "($m1 - $m0) / $CLK_TCK")"
-    } >>"$dir/stats.env"
+    marked uniform "$ppids" "$BACKEND_PID" >>"$dir/stats.env"
     "$OUT/report" -check-fortio "$dir/fortio-uniform.json" -name "$name" \
       || die "[$name] requests failed in the uniform fixed-rate run (see $dir/fortio-uniform.json, $plog)"
   fi
@@ -476,7 +481,7 @@ measure_once() {
   log "[$name] max throughput: wrk -t1 -c$CONNS -d$MAXD"
   local each0=() each1=()
   for p in $ppids; do each0+=("$(cpu_ticks "$p")"); done
-  c0=$(cpu_ticks $ppids); b0=$(cpu_ticks "$BACKEND_PID"); child_ticks k0; m0=$(busy_ticks); t0=$(now)
+  mark "$ppids" "$BACKEND_PID"
   local perf_pid=""
   if [ "$PERF" != 0 ] && [ -n "$ppids" ]; then
     # Profile the proxy during the max run (perf's own overhead lowers the
@@ -487,7 +492,7 @@ measure_once() {
   fi
   bounded "$MAXD" taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"$MAXD" --latency "${hdr[@]}" "$url" >"$dir/wrk.txt" 2>&1 \
     || { cat "$dir/wrk.txt" >&2; die "[$name] wrk failed"; }
-  t1=$(now); m1=$(busy_ticks); child_ticks k1; c1=$(cpu_ticks $ppids); b1=$(cpu_ticks "$BACKEND_PID")
+  marked max "$ppids" "$BACKEND_PID" >"$dir/max.env"
   for p in $ppids; do each1+=("$(cpu_ticks "$p")"); done
   if [ -n "$perf_pid" ]; then
     wait "$perf_pid" || log "[$name] perf record failed (see $dir/perf.log)"
@@ -505,12 +510,8 @@ measure_once() {
     rss_peak=$(mem_kb VmHWM $ppids)
   fi
   {
-    echo "max_wall_s=$(calc "$t1 - $t0")"
-    echo "max_proxy_cpu_s=$(calc "($c1 - $c0) / $CLK_TCK")"
+    cat "$dir/max.env"
     echo "max_proxy_cpu_each_s=\"${cpu_each# }\""
-    echo "max_backend_cpu_s=$(calc "($b1 - $b0) / $CLK_TCK")"
-    echo "max_client_cpu_s=$(calc "($k1 - $k0) / $CLK_TCK")"
-    echo "max_machine_busy_s=$(calc "($m1 - $m0) / $CLK_TCK")"
     echo "proxy_processes=$(tree_pids $ppids | grep -c . || true)"
     echo "rss_idle_kb=$rss_idle"
     echo "rss_anon_idle_kb=$(cat "$dir/rss_anon_idle_kb" 2>/dev/null || echo 0)"
@@ -570,17 +571,11 @@ max_only() {
   mkdir -p "$dir"
   wait_quiet "$name/$label"
   log "[$name/$label] max throughput: wrk -t1 -c$conns -d$MAXD $url"
-  local c0 c1 b0 b1 k0 k1 m0 m1 t0 t1
-  c0=$(cpu_ticks $ppids); b0=$(cpu_ticks "$BACKEND_PID"); child_ticks k0; m0=$(busy_ticks); t0=$(now)
+  mark "$ppids" "$BACKEND_PID"
   bounded "$MAXD" taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"$MAXD" --latency "$url" >"$dir/wrk.txt" 2>&1 \
     || { cat "$dir/wrk.txt" >&2; die "[$name/$label] wrk failed"; }
-  t1=$(now); m1=$(busy_ticks); child_ticks k1; c1=$(cpu_ticks $ppids); b1=$(cpu_ticks "$BACKEND_PID")
   {
-    echo "max_wall_s=$(calc "$t1 - $t0")"
-    echo "max_proxy_cpu_s=$(calc "($c1 - $c0) / $CLK_TCK")"
-    echo "max_backend_cpu_s=$(calc "($b1 - $b0) / $CLK_TCK")"
-    echo "max_client_cpu_s=$(calc "($k1 - $k0) / $CLK_TCK")"
-    echo "max_machine_busy_s=$(calc "($m1 - $m0) / $CLK_TCK")"
+    marked max "$ppids" "$BACKEND_PID"
     echo "conns=$conns"
   } >"$dir/stats.env"
   "$OUT/report" -check-wrk "$dir/wrk.txt" -name "$name/$label" \
@@ -610,18 +605,10 @@ fortio_max() {
   bounded 2s taskset -c "$CLIENT_CPU" "$FORTIO" load "${args[@]}" -qps 0 -c "$CONNS" -t 2s "$target" >"$dir/$mode-warmup.log" 2>&1 \
     || { tail -n 20 "$dir/$mode-warmup.log" >&2; die "[$name/$mode] warm-up failed"; }
   log "[$name/$mode] max throughput: fortio load ${args[*]} -qps 0 -c $CONNS -t $MAXD $target"
-  local c0 c1 b0 b1 k0 k1 m0 m1 t0 t1
-  c0=$(cpu_ticks $ppids); b0=$(cpu_ticks "$FSRV_PID"); child_ticks k0; m0=$(busy_ticks); t0=$(now)
+  mark "$ppids" "$FSRV_PID"
   bounded "$MAXD" taskset -c "$CLIENT_CPU" "$FORTIO" load "${args[@]}" -qps 0 -c "$CONNS" -t "$MAXD" -json "$dir/$mode.json" "$target" \
     >"$dir/$mode.log" 2>&1 || { tail -n 20 "$dir/$mode.log" >&2; die "[$name/$mode] fortio failed"; }
-  t1=$(now); m1=$(busy_ticks); child_ticks k1; c1=$(cpu_ticks $ppids); b1=$(cpu_ticks "$FSRV_PID")
-  {
-    echo "max_wall_s=$(calc "$t1 - $t0")"
-    echo "max_proxy_cpu_s=$(calc "($c1 - $c0) / $CLK_TCK")"
-    echo "max_backend_cpu_s=$(calc "($b1 - $b0) / $CLK_TCK")"
-    echo "max_client_cpu_s=$(calc "($k1 - $k0) / $CLK_TCK")"
-    echo "max_machine_busy_s=$(calc "($m1 - $m0) / $CLK_TCK")"
-  } >"$dir/$mode.env"
+  marked max "$ppids" "$FSRV_PID" >"$dir/$mode.env"
   "$OUT/report" -check-fortio "$dir/$mode.json" -name "$name/$mode" \
     || die "[$name/$mode] requests failed (see $dir/$mode.json)"
 }
