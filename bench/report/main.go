@@ -543,15 +543,19 @@ func buildReport(dir string) (string, error) {
 	w("for the mesh path the CPU of both sidecars is counted, so it is requests per core spent on the whole 2-proxy path.\n\n")
 	w("*Background* is the CPU used by processes outside the benchmark (other work on this shared machine) during each run, in cores out of %s: ", meta["nproc"])
 	w("the larger it is, the less a row can be trusted.\n\n")
-	w("| path | p50 ms | p90 ms | p99 ms | added p50 ms | max rps | proxy CPU (cores) at max | rps per proxy core | proxy vCPU at %s rps | RSS idle | RSS at %s rps | RSS peak | background cores (fixed / uniform / max) |\n", meta["qps"], meta["qps"])
-	w("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	w("| path | p50 ms | p90 ms | p99 ms | added p50 ms | max rps | proxy CPU (cores) at max | rps per proxy core | proxy vCPU at %s rps | RSS idle | RSS at %s rps | RSS peak | RssAnon idle / at %s rps | background cores (fixed / uniform / max) |\n", meta["qps"], meta["qps"], meta["qps"])
+	w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {
 		ad := "–"
 		if direct != nil && r != direct {
 			ad = addMs(r.P50 - direct.P50)
 		}
-		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s |\n", r.Title, ms(r.P50), ms(r.P90), ms(r.P99), ad,
-			kRPS(r.RPS), f2(r.Cores), kRPS(r.PerC), f2(r.VCPU), mb(r.Idle), mb(r.Fixed), mb(r.Peak), f2(r.OthF), f2(r.OthU), f2(r.Other))
+		anon := "–"
+		if r.Proxies > 0 {
+			anon = mb(num(r.S, "rss_anon_idle_kb")/1024) + " / " + mb(num(r.S, "rss_anon_fixed_kb")/1024)
+		}
+		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s |\n", r.Title, ms(r.P50), ms(r.P90), ms(r.P99), ad,
+			kRPS(r.RPS), f2(r.Cores), kRPS(r.PerC), f2(r.VCPU), mb(r.Idle), mb(r.Fixed), mb(r.Peak), anon, f2(r.OthF), f2(r.OthU), f2(r.Other))
 	}
 	w("\n")
 

@@ -132,7 +132,7 @@ rss_peak_kb=40960
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"| weft one hop (gateway) | 0.712 | 0.986 | 1.580 | +0.000 | 32.9k | 0.50 | 65.8k | 0.10 | 20.0 MB | 30.0 MB | 40.0 MB | 0.00 / – / 0.00 |",
+		"| weft one hop (gateway) | 0.712 | 0.986 | 1.580 | +0.000 | 32.9k | 0.50 | 65.8k | 0.10 | 20.0 MB | 30.0 MB | 40.0 MB | – / – | 0.00 / – / 0.00 |",
 		"| one hop (gateway), rps per proxy core ÷ nginx's | ≥ 0.7× | 1.00× | met |",
 		"| sidecar private memory (RssAnon), idle | ≤ 8 MB | 6.0 MB | met |",
 		"Test CPU",
