@@ -301,8 +301,8 @@ func (w *response) commit(first []byte) {
 		_, _ = bw.Write(strconv.AppendInt(b[:0], w.length, 10))
 		_, _ = bw.WriteString("\r\n")
 	}
-	if w.noBody && w.length < 0 && w.status >= 200 && w.status != 204 && w.status != 304 && w.req.Method != http.MethodHead {
-		w.closeAfter = true
+	if w.c.srv.shutdown.Load() {
+		w.closeAfter = true // draining: this answer is the connection's last
 	}
 	if w.closeAfter {
 		if !hasToken(h["Connection"], "close") {

@@ -243,17 +243,16 @@ func (c *conn) serve() {
 		}
 	}()
 	o := &c.srv.opts
-	for first := true; ; first = false {
+	for {
 		if c.br.Buffered() == 0 {
 			_ = c.rwc.SetReadDeadline(time.Now().Add(o.IdleTimeout))
 			if _, err := c.br.Peek(1); err != nil {
 				return
 			}
 		}
+		// A request that arrived is served even during Shutdown; the
+		// connection closes after its answer.
 		c.state.Store(stateActive)
-		if c.srv.shutdown.Load() && !first {
-			return
-		}
 		_ = c.rwc.SetReadDeadline(time.Now().Add(o.ReadHeaderTimeout))
 		head, lines, err := readHead(c.br, c.head, o.Limits, true)
 		c.head = head[:0]

@@ -265,3 +265,74 @@ func TestFallback(t *testing.T) {
 		t.Fatalf("fallback read %q", s)
 	}
 }
+
+// TestShutdown: Shutdown closes idle connections at once, lets a request
+// in flight finish (its answer says the connection closes), and returns
+// when every connection has ended.
+func TestShutdown(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	s := NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			started <- struct{}{}
+			<-release
+		}
+		io.WriteString(w, "done")
+	}), ServerOptions{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go s.ServeConn(context.Background(), c)
+		}
+	}()
+	dial := func() (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		return c, bufio.NewReader(c)
+	}
+	idle, idleR := dial()
+	defer idle.Close()
+	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, err := http.ReadResponse(idleR, nil)
+	if err != nil || resp.Close {
+		t.Fatalf("first answer: %v %v", resp, err)
+	}
+	io.ReadAll(resp.Body)
+	busy, busyR := dial()
+	defer busy.Close()
+	io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+	<-started
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(context.Background()) }()
+	if _, err := idleR.ReadByte(); err == nil {
+		t.Fatal("idle connection still open during Shutdown")
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned %v with a request in flight", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	resp, err = http.ReadResponse(busyR, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if string(b) != "done" || !resp.Close {
+		t.Fatalf("in-flight answer %q, close %v; want done and close", b, resp.Close)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
