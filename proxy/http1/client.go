@@ -31,8 +31,8 @@ type TransportOptions struct {
 	// MaxRequestsPerConn closes a connection after it carried this many
 	// requests (0: unlimited; 1: no keep-alive).
 	MaxRequestsPerConn uint32
-	// Limits bound response heads (default 60 KiB, 100 fields... as for
-	// requests, but at least 1 MiB of head as net/http allows).
+	// Limits bound response heads (default 1 MiB and 1000 header lines:
+	// net/http's client reads up to 1 MiB; upstreams are not clients).
 	Limits Limits
 }
 
@@ -45,8 +45,7 @@ type TransportOptions struct {
 // net/http does.
 type Transport struct {
 	o     TransportOptions
-	mu    sync.Mutex
-	hosts map[string]*hostPool
+	hosts sync.Map // address -> *hostPool; read without a lock per request
 }
 
 // NewTransport returns a Transport.
@@ -64,7 +63,7 @@ func NewTransport(o TransportOptions) *Transport {
 	if o.Limits.MaxHeaders == 0 {
 		o.Limits.MaxHeaders = 1000
 	}
-	return &Transport{o: o, hosts: map[string]*hostPool{}}
+	return &Transport{o: o}
 }
 
 // hostPool holds the connections to one address.
@@ -79,27 +78,19 @@ type hostPool struct {
 }
 
 func (t *Transport) pool(addr string) *hostPool {
-	t.mu.Lock()
-	p := t.hosts[addr]
-	if p == nil {
-		p = &hostPool{t: t, addr: addr}
-		t.hosts[addr] = p
+	if p, ok := t.hosts.Load(addr); ok {
+		return p.(*hostPool)
 	}
-	t.mu.Unlock()
-	return p
+	p, _ := t.hosts.LoadOrStore(addr, &hostPool{t: t, addr: addr})
+	return p.(*hostPool)
 }
 
 // CloseIdleConnections closes the connections not carrying a request.
 func (t *Transport) CloseIdleConnections() {
-	t.mu.Lock()
-	pools := make([]*hostPool, 0, len(t.hosts))
-	for _, p := range t.hosts {
-		pools = append(pools, p)
-	}
-	t.mu.Unlock()
-	for _, p := range pools {
-		p.closeIdle(time.Time{})
-	}
+	t.hosts.Range(func(_, p any) bool {
+		p.(*hostPool).closeIdle(time.Time{})
+		return true
+	})
 }
 
 // pconn is one upstream connection.
@@ -193,7 +184,18 @@ func (p *hostPool) release() {
 		return
 	}
 	p.conns--
+	p.forgetIfUnused()
 	p.mu.Unlock()
+}
+
+// forgetIfUnused drops p from its Transport when it holds nothing, so
+// that pools of addresses no longer used (ORIGINAL_DST destinations, old
+// endpoints) do not pile up. A request that found p just before keeps
+// using it; the next one makes a new pool. Called with p.mu held.
+func (p *hostPool) forgetIfUnused() {
+	if p.conns == 0 && len(p.idle) == 0 && len(p.wait) == 0 {
+		p.t.hosts.CompareAndDelete(p.addr, p)
+	}
 }
 
 // put returns a connection after a complete exchange.
@@ -234,6 +236,7 @@ func (p *hostPool) sweep() {
 		p.timer.Reset(p.t.o.IdleTimeout)
 	} else {
 		p.timer = nil
+		p.forgetIfUnused()
 	}
 }
 
