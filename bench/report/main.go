@@ -510,7 +510,7 @@ func buildReport(dir string) (string, error) {
 	if meta["paths"] != "" && meta["paths"] != "direct,nginx,haproxy,reverseproxy,weft-gateway,weft-gateway-notel,weft-mesh,weft-mesh-mtls,h2c,grpc" {
 		w("> **Partial run**: only the paths %s were measured.\n\n", meta["paths"])
 	}
-	w("## Reproduce\n\n```sh\nbench/install.sh   # nginx, wrk, taskset, fortio %s\n%s\n```\n\n", strings.TrimSpace(meta["fortio"]), meta["command"])
+	w("## Reproduce\n\n```sh\nbench/install.sh   # nginx, haproxy, wrk, strace, perf, taskset, fortio %s\n%s\n```\n\n", strings.TrimSpace(meta["fortio"]), meta["command"])
 
 	w("## Machine and run\n\n")
 	w("| | |\n|---|---|\n")
