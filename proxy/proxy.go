@@ -72,6 +72,9 @@ type Options struct {
 	// spans to TelemetryURL/api/v1/telemetry every ReportInterval. Empty:
 	// no reports (metrics are still served on the admin server).
 	TelemetryURL string
+	// NoTelemetry runs the data path without telemetry: no metrics,
+	// spans, access log or reports.
+	NoTelemetry bool
 	// ReportInterval is the time between reports (default 1s).
 	ReportInterval time.Duration
 	// TraceSampling is the percent (0..100) of requests without an
@@ -219,7 +222,11 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 		sockets.closeAll()
 		return nil, err
 	}
-	rt := runtime.New(runtime.Options{Log: log.With("component", "runtime"), Tap: tel.tap, Sockets: sockets.take})
+	var tap runtime.Tap = tel.tap
+	if o.NoTelemetry {
+		tap = nil
+	}
+	rt := runtime.New(runtime.Options{Log: log.With("component", "runtime"), Tap: tap, Sockets: sockets.take})
 	h.rt, h.meta = rt, &meta
 	var principalOnce sync.Once
 	apply := func(r *runtime.Resources) error {

@@ -73,11 +73,16 @@ func xdsDialAddr(addr string) string {
 // they are.
 func printDoors(stateDir string, cp *controlplane.ControlPlane) {
 	fmt.Printf("identity: trust domain %s, CA root %s\n", cp.TrustDomain(), cp.CA().RootFile())
+	fmt.Printf("tokens: API writes need %s; proxies join with %s\n", filepath.Join(stateDir, controlplane.APITokenFile), joinWith(stateDir, cp))
+}
+
+// joinWith says what proxies join the mesh with.
+func joinWith(stateDir string, cp *controlplane.ControlPlane) string {
 	join := "tokens scoped to their identity (weft token create)"
 	if cp.JoinToken() != "" {
 		join += " or the mesh-wide " + filepath.Join(stateDir, controlplane.JoinTokenFile)
 	}
-	fmt.Printf("tokens: API writes need %s; proxies join with %s\n", filepath.Join(stateDir, controlplane.APITokenFile), join)
+	return join
 }
 
 // kubeFlags select Kubernetes mode for `weft controlplane`.

@@ -22,6 +22,7 @@ type proxyFlags struct {
 	joinTokenFile, caRoot, xdsServerName                   string
 	interception, podLabels                                string
 	tf                                                     telemetryFlags
+	noTelemetry                                            bool
 }
 
 // gatewayServiceAccount is the ingress gateway's identity, as in Istio.
@@ -99,6 +100,7 @@ func proxySubCmdFlags(g *globals, t node.Type) (*cobra.Command, *proxyFlags) {
 	fl.StringVar(&f.xdsServerName, "xds-server-name", "", "name to verify on the control plane's xDS certificate when --xds is an IP address, e.g. istiod.istio-system.svc (needs --ca-root; captured sidecar: env "+envXDSServerName+")")
 	fl.StringVar(&f.admin, "admin", "127.0.0.1:15000", "admin address (/ready, /config_dump, /stats/prometheus)")
 	fl.StringVar(&f.telemetry, "telemetry", "", "control plane API URL to report metrics and spans to, e.g. http://127.0.0.1:15080 (empty: no reports)")
+	fl.BoolVar(&f.noTelemetry, "no-telemetry", false, "keep no metrics, spans or access log: the data path does no telemetry work (to measure what it costs)")
 	f.tf.register(cmd, trace.DefaultSampling)
 	if t == node.Sidecar {
 		fl.StringVar(&f.inbound, "inbound", "", "address callers reach this workload on (empty: no inbound)")
@@ -132,7 +134,7 @@ func hostOptions(g *globals, f *proxyFlags, t node.Type, getenv func(string) str
 	if m.WorkloadName == "" {
 		m.WorkloadName = m.Name
 	}
-	o := proxy.Options{Meta: m, XDSAddress: f.xds, XDSServerName: f.xdsServerName, Log: g.logger(), TelemetryURL: f.telemetry, CARoot: f.caRoot}
+	o := proxy.Options{Meta: m, XDSAddress: f.xds, XDSServerName: f.xdsServerName, Log: g.logger(), TelemetryURL: f.telemetry, CARoot: f.caRoot, NoTelemetry: f.noTelemetry}
 	if t == node.Router {
 		if m.GatewayPorts, err = parsePortMap(f.portMap); err != nil {
 			return proxy.Options{}, err

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httptrace"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/weft-mesh/weft/proxy/http1"
 	"github.com/weft-mesh/weft/proxy/lb"
 )
 
@@ -68,8 +68,10 @@ func TestThresholdDefaultsAndLimits(t *testing.T) {
 // of 3 concurrent slow requests at least one overflows at once.
 func TestCircuitBreakerOverflowsAtOnce(t *testing.T) {
 	release := make(chan struct{})
+	entered := make(chan struct{}, 3) // requests the upstream is serving
 	var conns atomic.Int32
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
 		<-release
 		io.WriteString(w, "ok")
 	}))
@@ -99,10 +101,11 @@ func TestCircuitBreakerOverflowsAtOnce(t *testing.T) {
 		at   time.Time
 	}
 	results := make(chan outcome, 3)
-	// waiting counts admitted requests that reached the transport and asked
-	// it for a connection.
-	waiting := make(chan struct{}, 3)
-	trace := &httptrace.ClientTrace{GetConn: func(string) { waiting <- struct{}{} }}
+	h1, isH1 := c.Transport().(*http1.Transport)
+	if !isH1 {
+		t.Fatalf("HTTP/1.1 transport is %T", c.Transport())
+	}
+	addr := c.Pick(nil, lb.Hash{}).Address
 	var wg sync.WaitGroup
 	for range 3 {
 		wg.Go(func() {
@@ -111,8 +114,8 @@ func TestCircuitBreakerOverflowsAtOnce(t *testing.T) {
 				return
 			}
 			defer c.ReleaseRequest()
-			req, _ := http.NewRequest("GET", "http://"+c.Pick(nil, lb.Hash{}).Address+"/", nil)
-			resp, err := c.Transport().RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+			req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+			resp, err := c.Transport().RoundTrip(req)
 			if err != nil {
 				t.Error(err)
 				results <- outcome{0, time.Now()}
@@ -127,14 +130,22 @@ func TestCircuitBreakerOverflowsAtOnce(t *testing.T) {
 	if first.code != 503 {
 		t.Fatalf("first result %d, want an immediate 503 overflow", first.code)
 	}
-	// Both admitted requests are in the transport at once, one of them
-	// waiting for the only connection max_connections allows.
-	for range 2 {
-		select {
-		case <-waiting:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the admitted requests never asked the transport for a connection")
+	// Both admitted requests are in the transport at once: one on the only
+	// connection max_connections allows, the other waiting for it.
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no admitted request reached the upstream")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for h1.Waiting(addr) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests wait for a connection, want the second admitted one", h1.Waiting(addr))
 		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d upstream connections with max_connections 1", n)
 	}
 	close(release)
 	wg.Wait()

@@ -123,16 +123,29 @@ func newH1Conn(c net.Conn, l Limits) *h1Conn {
 // connection without answering again.
 var errRefused = errors.New("request refused by the HTTP/1.1 framing guard")
 
+// handshake handshakes a TLS connection once (a plaintext one needs
+// none), under the read deadline the server set for the request headers.
+func (c *h1Conn) handshake() error {
+	if c.tls == nil || c.tlsDone {
+		return nil
+	}
+	if err := c.tls.HandshakeContext(context.Background()); err != nil {
+		return err
+	}
+	st := c.tls.ConnectionState()
+	c.state.Store(&st)
+	c.tlsDone = true
+	c.pass = c.pass || st.NegotiatedProtocol == "h2"
+	return nil
+}
+
+// passThrough stops following the framing: the reader enforces it itself
+// (proxy/http1), so the guard only handshakes and lends its limits.
+func (c *h1Conn) passThrough() { c.pass = true }
+
 func (c *h1Conn) Read(p []byte) (int, error) {
-	if c.tls != nil && !c.tlsDone {
-		// Under the read deadline net/http set for the request headers.
-		if err := c.tls.HandshakeContext(context.Background()); err != nil {
-			return 0, err
-		}
-		st := c.tls.ConnectionState()
-		c.state.Store(&st)
-		c.tlsDone = true
-		c.pass = st.NegotiatedProtocol == "h2"
+	if err := c.handshake(); err != nil {
+		return 0, err
 	}
 	if c.pass {
 		return c.Conn.Read(p)
@@ -226,9 +239,18 @@ func (c *h1Conn) NetConn() net.Conn { return c.Conn }
 
 // guardContext is the server's ConnContext: requests find their
 // connection's guard (TLS state, limits) in their context.
+// A connection the codec hands over to net/http (HTTP/2 with prior
+// knowledge) wraps the guarded one: the guard is found beneath it.
 func guardContext(ctx context.Context, c net.Conn) context.Context {
-	if g, ok := c.(*h1Conn); ok {
-		return context.WithValue(ctx, guardKey{}, g)
+	for c != nil {
+		switch v := c.(type) {
+		case *h1Conn:
+			return context.WithValue(ctx, guardKey{}, v)
+		case interface{ NetConn() net.Conn }:
+			c = v.NetConn()
+		default:
+			return ctx
+		}
 	}
 	return ctx
 }
