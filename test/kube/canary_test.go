@@ -126,6 +126,7 @@ func TestCanary(t *testing.T) {
 	}
 
 	l := m.startSeedLoad(rps)
+	defer l.cancel() // a failed wait below ends the load too
 	eventually(t, 30*time.Second, "pages served under load before the release", func() error {
 		if n := l.byWorkload()["reviews-primary v1"]; n < 2*rps {
 			return fmt.Errorf("%d pages from reviews-primary v1", n)
