@@ -69,6 +69,11 @@ func (m *mesh) fetchPage(ctx context.Context, host, user string) (string, error)
 	}
 	for _, bad := range []string{bookinfo.DetailsError, bookinfo.DetailsUnavailable, bookinfo.ReviewsError, bookinfo.ReviewsUnavailable, bookinfo.RatingsUnavailable} {
 		if strings.Contains(body, bad) {
+			if c := reviewsCause(body); c != "" {
+				// What productpage saw at each attempt: the evidence a
+				// failure needs.
+				return body, fmt.Errorf("the page says %q (reviews: %s)", bad, c)
+			}
 			return body, fmt.Errorf("the page says %q", bad)
 		}
 	}
