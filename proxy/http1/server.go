@@ -61,9 +61,18 @@ func NewServer(h http.Handler, o ServerOptions) *Server {
 
 // Connection states.
 const (
-	stateIdle int32 = iota
-	stateActive
+	stateNew    int32 = iota // accepted, no request begun yet
+	stateIdle                // between requests
+	stateActive              // reading or serving a request
 )
+
+// firstRequestGrace is how long Shutdown waits for a new connection's
+// first request (net/http's figure). A client that has just connected has
+// its request on the way: closing the connection under it would fail that
+// request as a reset, which the client cannot tell from one the server
+// acted on, while an idle kept-alive connection the client finds closed is
+// safe to send on again.
+const firstRequestGrace = 5 * time.Second
 
 // bufSize is the size of a connection's read and write buffers: a
 // request head and a small response fit; larger bodies bypass them.
@@ -106,7 +115,7 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 // limits (nil: the Server's), as a listener whose configuration sets them
 // per connection needs.
 func (s *Server) ServeConnLimits(ctx context.Context, c net.Conn, l *Limits) {
-	cc := &conn{srv: s, rwc: c, remote: c.RemoteAddr().String(), limits: s.opts.Limits}
+	cc := &conn{srv: s, rwc: c, remote: c.RemoteAddr().String(), limits: s.opts.Limits, since: time.Now()}
 	if l != nil {
 		cc.limits = *l
 	}
@@ -142,22 +151,15 @@ func (s *Server) untrack(c *conn) {
 }
 
 // Shutdown closes idle connections, lets active ones finish their request
-// (then closes them), and waits for every connection to end or ctx to be
+// and new ones make their first (up to firstRequestGrace), closing each
+// after its answer, and waits for every connection to end or ctx to be
 // done, when the remaining ones are closed and ctx's error returned.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdown.Store(true)
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	for {
-		s.mu.Lock()
-		n := len(s.conns)
-		for c := range s.conns {
-			if c.state.Load() == stateIdle {
-				c.rwc.Close()
-			}
-		}
-		s.mu.Unlock()
-		if n == 0 {
+		if s.closeIdle(time.Now()) == 0 {
 			return nil
 		}
 		select {
@@ -167,6 +169,25 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// closeIdle closes the connections between requests, and the new ones
+// that made no request within firstRequestGrace, and returns how many
+// connections there were.
+func (s *Server) closeIdle(now time.Time) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		switch c.state.Load() {
+		case stateIdle:
+			c.rwc.Close()
+		case stateNew:
+			if now.Sub(c.since) >= firstRequestGrace {
+				c.rwc.Close()
+			}
+		}
+	}
+	return len(s.conns)
 }
 
 // Close closes every connection at once.
@@ -195,6 +216,7 @@ type conn struct {
 	head     []byte
 	w        response
 	state    atomic.Int32
+	since    time.Time // accepted
 	hijacked bool
 
 	// The watch notices a client that leaves during a slow request (see
