@@ -42,6 +42,8 @@ type Server struct {
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
+	held     int  // connections on their way (Hold)
+	closed   bool // Shutdown is over, or Close was called: no new connection
 	shutdown atomic.Bool
 }
 
@@ -134,10 +136,31 @@ func (s *Server) ServeConnLimits(ctx context.Context, c net.Conn, l *Limits) {
 	cc.serve()
 }
 
+// Hold tells s that a connection is on its way to ServeConn (a listener
+// handshaking it): Shutdown does not end before release is called, so the
+// connection is served (its first request, then closed) even if Shutdown
+// began meanwhile. Call release once ServeConn has returned, or when the
+// connection will not come.
+func (s *Server) Hold() (release func()) {
+	s.mu.Lock()
+	s.held++
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			s.held--
+			s.mu.Unlock()
+		})
+	}
+}
+
+// track adds c to the served connections unless s is closed; a connection
+// that comes during Shutdown is new, so it makes its first request.
 func (s *Server) track(c *conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.shutdown.Load() {
+	if s.closed {
 		return false
 	}
 	s.conns[c] = struct{}{}
@@ -160,7 +183,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		if s.closeIdle(time.Now()) == 0 {
-			return nil
+			return nil // closeIdle closed s
 		}
 		select {
 		case <-ctx.Done():
@@ -173,10 +196,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // closeIdle closes the connections between requests, and the new ones
 // that made no request within firstRequestGrace, and returns how many
-// connections there were.
+// connections there were and are on their way. When there are none it
+// closes s to new ones.
 func (s *Server) closeIdle(now time.Time) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(s.conns)+s.held == 0 {
+		s.closed = true
+		return 0
+	}
 	for c := range s.conns {
 		switch c.state.Load() {
 		case stateIdle:
@@ -187,7 +215,7 @@ func (s *Server) closeIdle(now time.Time) int {
 			}
 		}
 	}
-	return len(s.conns)
+	return len(s.conns) + s.held
 }
 
 // Close closes every connection at once.
@@ -195,6 +223,7 @@ func (s *Server) Close() {
 	s.shutdown.Store(true)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closed = true
 	for c := range s.conns {
 		c.rwc.Close()
 	}

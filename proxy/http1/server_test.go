@@ -394,3 +394,46 @@ func waitTracked(t *testing.T, s *Server) {
 	}
 	t.Fatal("the server never took the connection")
 }
+
+// TestShutdownWaitsForHeld: a connection a listener accepted and is still
+// handshaking when Shutdown begins (Hold) is served, its first request
+// answered with the connection's close, and Shutdown ends after it.
+func TestShutdownWaitsForHeld(t *testing.T) {
+	s := NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "served") }), ServerOptions{})
+	release := s.Hold()
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(context.Background()) }()
+	for !s.shutdown.Load() {
+		time.Sleep(time.Millisecond) // polling for Shutdown to have begun
+	}
+	client, server := net.Pipe()
+	defer client.Close()
+	client.SetDeadline(time.Now().Add(5 * time.Second))
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		defer release()
+		s.ServeConn(context.Background(), server)
+	}()
+	go io.WriteString(client, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(client), nil)
+	if err != nil {
+		t.Fatalf("a held connection during Shutdown: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if string(b) != "served" || !resp.Close {
+		t.Fatalf("answer %q, close %v; want served and close", b, resp.Close)
+	}
+	<-served
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	// Once Shutdown is over, a connection is refused.
+	c2, s2 := net.Pipe()
+	defer c2.Close()
+	go s.ServeConn(context.Background(), s2)
+	c2.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c2.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("a connection after Shutdown: read %v, want it closed", err)
+	}
+}
