@@ -212,7 +212,9 @@ func (l *load) fail(err error) {
 	l.stats.mu.Lock()
 	defer l.stats.mu.Unlock()
 	if len(l.stats.failures) < 10 {
-		l.stats.failures = append(l.stats.failures, fmt.Sprintf("+%s: %v", time.Since(l.start).Round(time.Millisecond), err))
+		// The wall clock too: the pods' logs say when they changed.
+		now := time.Now()
+		l.stats.failures = append(l.stats.failures, fmt.Sprintf("+%s (%s): %v", now.Sub(l.start).Round(time.Millisecond), now.UTC().Format("15:04:05.000"), err))
 	}
 }
 
