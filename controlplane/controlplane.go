@@ -3,7 +3,7 @@
 // also holds the mesh's CA and the tokens that guard its doors: proxies
 // present the join token on their xDS stream, API writers the API token.
 //
-//	store.Changed() -> model.BuildWith -> xds.Push -> translate.GenerateWith per proxy
+//	store.Changed() -> model.BuildWith -> xds.Push -> translate.Translator per proxy
 //
 // Locally the store is a bbolt file in the state directory. In Kubernetes
 // mode (Options.Kubernetes) it is the cluster (store/kube), the CA and the
@@ -76,6 +76,11 @@ type Options struct {
 	Kubernetes *KubeOptions
 	// Webhook turns on the Kubernetes admission webhooks (webhook.go).
 	Webhook WebhookOptions
+
+	// DebounceAfter, DebounceMax and PushConcurrency tune pushes (see
+	// xds/server); zero means the defaults.
+	DebounceAfter, DebounceMax time.Duration
+	PushConcurrency            int
 }
 
 // DefaultReapAfter is the grace period before an orphaned workload is removed.
@@ -88,6 +93,9 @@ type ControlPlane struct {
 	store store.Store
 	xds   *server.Server
 	snap  atomic.Pointer[model.Snapshot]
+	// translator generates every proxy's resources, sharing what they
+	// have in common.
+	translator *translate.Translator
 
 	telemetry    *tstore.Store
 	exporter     *otlp.Exporter
@@ -133,7 +141,7 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		opts.CertTTL = ca.DefaultCertTTL
 	}
 	c := &ControlPlane{opts: opts, log: opts.Log, done: make(chan struct{}), jwksChanged: make(chan struct{}, 1),
-		snapChanged: make(chan struct{})}
+		snapChanged: make(chan struct{}), translator: translate.NewTranslator(translate.Options{TrustDomain: opts.TrustDomain})}
 	if err := c.setupStore(ctx); err != nil {
 		return nil, err
 	}
@@ -164,12 +172,15 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		authenticate = c.tokens.authenticate
 	}
 	c.xds = server.New(generator{c}, server.Options{
-		Log:          opts.Log.With("component", "xds"),
-		Authenticate: authenticate,
-		Admit:        c.admit,
-		Issuer:       c.ca,
-		TrustDomain:  opts.TrustDomain,
-		CertTTL:      opts.CertTTL,
+		Log:             opts.Log.With("component", "xds"),
+		Authenticate:    authenticate,
+		Admit:           c.admit,
+		Issuer:          c.ca,
+		TrustDomain:     opts.TrustDomain,
+		CertTTL:         opts.CertTTL,
+		DebounceAfter:   opts.DebounceAfter,
+		DebounceMax:     opts.DebounceMax,
+		PushConcurrency: opts.PushConcurrency,
 	})
 	grpcOpts, err := c.xdsServerOptions()
 	if err != nil {
@@ -182,7 +193,7 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if c.apiLn, err = net.Listen("tcp", opts.APIAddr); err != nil {
 		return fail(fmt.Errorf("api address: %w", err))
 	}
-	c.grpcSrv = grpc.NewServer(append(grpcOpts,
+	c.grpcSrv = grpc.NewServer(append(append(grpcOpts, server.ServerOptions()...),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)...)
 	c.xds.Register(c.grpcSrv)
@@ -294,7 +305,7 @@ func (c *ControlPlane) rebuild(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read store: %w", err)
 	}
-	snap := model.BuildWith(rev, objs, model.Options{JWKS: c.jwks.Get})
+	snap := model.BuildWith(rev, objs, model.Options{JWKS: c.jwks.Get, Previous: c.snap.Load()})
 	c.snap.Store(snap)
 	c.snapMu.Lock()
 	close(c.snapChanged)
@@ -318,13 +329,20 @@ func (c *ControlPlane) watch(ctx context.Context) {
 		case <-c.jwksChanged:
 			why = "JWKS fetched; store revision"
 		}
+		prev := c.snap.Load()
 		if err := c.rebuild(ctx); err != nil {
 			if !errors.Is(err, context.Canceled) {
 				c.log.Error("rebuild model", "err", err)
 			}
 			continue
 		}
-		c.xds.Push(fmt.Sprintf("%s %d", why, c.snap.Load().Revision))
+		snap := c.snap.Load()
+		if hosts, only := snap.EndpointChanges(prev); only {
+			// Only endpoints changed: only their watchers need a push.
+			c.xds.PushEndpoints(fmt.Sprintf("endpoints of %d services; %s %d", len(hosts), why, snap.Revision), hosts)
+			continue
+		}
+		c.xds.Push(fmt.Sprintf("%s %d", why, snap.Revision))
 	}
 }
 
@@ -337,8 +355,8 @@ func (c *ControlPlane) snapshotChanged() <-chan struct{} {
 
 type generator struct{ c *ControlPlane }
 
-func (g generator) Generate(p *node.Meta) (*translate.Resources, error) {
-	// The trust domain names the SANs clients expect of their peers: the
-	// one the CA issues certificates in.
-	return translate.GenerateWith(g.c.snap.Load(), p, translate.Options{TrustDomain: g.c.opts.TrustDomain}), nil
+func (g generator) Generate(p *node.Meta, prev *translate.Output) (*translate.Output, error) {
+	// The translator's trust domain names the SANs clients expect of their
+	// peers: the one the CA issues certificates in.
+	return g.c.translator.Generate(g.c.snap.Load(), p, prev), nil
 }

@@ -71,9 +71,10 @@ type stream struct {
 	err  atomic.Value // error that ended the stream
 
 	mu     sync.Mutex
-	acks   map[string][]int64 // type -> ACK times (unix ns) since the last reset
-	eds    map[string]bool    // EDS names subscribed to
-	rds    map[string]bool    // RDS names subscribed to
+	acks   map[string][]int64  // type -> ACK times (unix ns) since the last reset
+	eds    map[string]bool     // EDS names subscribed to
+	rds    map[string]bool     // RDS names subscribed to
+	sorted map[string][]string // type -> the subscription as sent, sorted
 	have   map[string]map[string]bool
 	synced chan struct{} // closed once every type is ACKed with every subscription met
 	once   sync.Once
@@ -101,7 +102,7 @@ func (d *driver) start(k int) (*stream, error) {
 		return nil, err
 	}
 	s := &stream{d: d, meta: meta, conn: conn, done: make(chan struct{}), synced: make(chan struct{}),
-		acks: map[string][]int64{}, eds: map[string]bool{}, rds: map[string]bool{}, have: map[string]map[string]bool{}}
+		acks: map[string][]int64{}, eds: map[string]bool{}, rds: map[string]bool{}, have: map[string]map[string]bool{}, sorted: map[string][]string{}}
 	tok := d.opts.Token
 	if t, ok := d.opts.Tokens[meta.Namespace]; ok {
 		tok = t
@@ -128,8 +129,9 @@ func (d *driver) start(k int) (*stream, error) {
 		} else {
 			err = s.runSotW()
 		}
-		if err != nil {
+		if err != nil && d.ctx.Err() == nil {
 			s.err.Store(err)
+			fmt.Fprintf(os.Stderr, "stream %s ended: %v\n", meta.Name, err)
 		}
 	}()
 	return s, nil

@@ -29,11 +29,12 @@ func Main(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Proxies, "proxies", 2000, "simulated sidecars, each on its own ADS stream")
 	fs.IntVar(&o.Changes, "changes", 20, "weight changes, and endpoint changes, to measure")
 	fs.IntVar(&o.Connects, "connects", 20, "new proxies to connect one at a time, measured")
-	fs.BoolVar(&o.Delta, "delta", false, "the simulated proxies speak incremental (delta) xDS, as weft's proxy does; false: state of the world")
+	fs.BoolVar(&o.Delta, "delta", true, "the simulated proxies speak incremental (delta) xDS, as weft's proxy does; false: state of the world")
 	fs.DurationVar(&o.Timeout, "timeout", 60*time.Second, "longest wait for one change to reach every proxy")
 	deadline := fs.Duration("deadline", 9*time.Minute, "the whole run stops after this")
 	maxRSS := fs.Float64("max-rss-gb", 6, "stop the control plane (and report the run as aborted) above this RSS")
 	fs.StringVar(&o.Label, "label", "weft", "label in the report")
+	fs.BoolVar(&o.Profile, "profile", false, "save the control plane's heap (all proxies connected) and CPU profiles of the first weight and endpoint changes in -out")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +35,10 @@ type Options struct {
 	MaxRSS   int64 // the control plane is stopped (and the run reported as aborted) above this
 	Label    string
 	Log      *log.Logger
+	// Profile, when set, serves the control plane's pprof and saves its
+	// heap with every proxy connected and CPU profiles of the first weight
+	// and endpoint changes into Out.
+	Profile bool
 }
 
 // Stats summarises latencies in seconds.
@@ -107,7 +112,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		return nil, err
 	}
-	cp, err := startControlPlane(ctx, o.Weft, state, filepath.Join(o.Out, "controlplane.log"))
+	cp, err := startControlPlane(ctx, o.Weft, state, filepath.Join(o.Out, "controlplane.log"), o.Profile)
 	if err != nil {
 		return nil, err
 	}
@@ -153,14 +158,23 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return r, fmt.Errorf("driver: %w", err)
 	}
 	r.Connected, r.Failed, r.DriverError = first.Ready, first.Failed, first.Error
+	r.LoadEnd = loadAverage()
 	if len(first.Latencies) > 0 {
 		r.ConnectAll = time.Duration(first.Latencies[0]).Seconds()
 	}
 	r.ConnectMB = float64(first.Bytes) / 1e6
-	cpu1, _ := cpuTime(cp.pid())
-	r.ConnectCPU = (cpu1 - cpu0).Seconds()
+	if cpu1, err := cpuTime(cp.pid()); err == nil {
+		r.ConnectCPU = (cpu1 - cpu0).Seconds()
+	}
 	r.RSS, _, _ = memory(cp.pid())
 	o.Log.Printf("%d/%d proxies synced in %.1fs; control plane RSS %.0f MB", r.Connected, o.Proxies, r.ConnectAll, float64(r.RSS)/1e6)
+	var prof *profiler
+	if o.Profile {
+		if prof, err = newProfiler(cp, o.Out); err != nil {
+			return r, err
+		}
+		prof.save(ctx, "heap", "heap-connected.pb.gz")
+	}
 	if msg, ok := aborted.Load().(string); ok {
 		r.Aborted = msg
 		return r, nil
@@ -169,7 +183,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return r, fmt.Errorf("no proxy synced: %s", first.Error)
 	}
 
-	m := &measurer{ctx: ctx, drv: drv, cp: cp, timeout: o.Timeout, log: o.Log}
+	m := &measurer{ctx: ctx, drv: drv, cp: cp, timeout: o.Timeout, log: o.Log, prof: prof}
 	for c := 0; c < o.Changes && ctx.Err() == nil; c++ {
 		i := (c * 37) % o.Mesh.Services
 		ch, err := m.change(fmt.Sprintf("weight %s 90/10 -> 80/20", o.Mesh.Name(i)), func() error {
@@ -235,6 +249,8 @@ type measurer struct {
 	cp      *process
 	timeout time.Duration
 	log     *log.Logger
+	prof    *profiler
+	changes int
 }
 
 // settle is how long after the last ACK the control plane's CPU is still
@@ -249,6 +265,17 @@ func (m *measurer) change(what string, do func() error, wait Command) (Change, e
 	if err != nil {
 		return Change{}, err
 	}
+	var profiled chan struct{}
+	if m.prof != nil && (m.changes == 0 || wait.Type == "EDS" && m.prof.eds == 0) {
+		profiled = make(chan struct{})
+		name := fmt.Sprintf("cpu-%s-change.pb.gz", strings.ToLower(wait.Type))
+		if wait.Type == "EDS" {
+			m.prof.eds++
+		}
+		go func() { defer close(profiled); m.prof.save(m.ctx, "profile?seconds=8", name) }()
+		time.Sleep(100 * time.Millisecond) // the profile starts before the change
+	}
+	m.changes++
 	cpu0, _ := cpuTime(m.cp.pid())
 	t0 := time.Now()
 	if err := do(); err != nil {
@@ -271,8 +298,48 @@ func (m *measurer) change(what string, do func() error, wait Command) (Change, e
 		CPU: (cpu1 - cpu0).Seconds(), Bytes: after.Bytes - before.Bytes, APICall: api.Seconds(), TimedOut: rep.Missing > 0}
 	m.log.Printf("%s: %d streams, last ACK %.3fs (median %.3fs), CPU %.2fs, %.1f MB, API %.3fs, missing %d",
 		what, c.Streams, c.Last, c.Median, c.CPU, float64(c.Bytes)/1e6, c.APICall, c.Missing)
+	if profiled != nil {
+		<-profiled
+	}
 	time.Sleep(700 * time.Millisecond) // quiet between changes: no debounce window carries over
 	return c, nil
+}
+
+// profiler fetches the control plane's pprof profiles into a directory.
+type profiler struct {
+	base, dir string
+	eds       int
+}
+
+func newProfiler(cp *process, dir string) (*profiler, error) {
+	b, err := os.ReadFile(cp.logPath)
+	if err != nil {
+		return nil, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if u, ok := strings.CutPrefix(line, "pprof: "); ok {
+			return &profiler{base: strings.TrimSpace(u), dir: dir}, nil
+		}
+	}
+	return nil, errors.New("control plane did not report its pprof address")
+}
+
+func (p *profiler) save(ctx context.Context, what, file string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+what, nil)
+	if err != nil {
+		return
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(filepath.Join(p.dir, file))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	io.Copy(f, resp.Body)
 }
 
 func applyBatches(ctx context.Context, api *client.Client, docs []string, per int) error {
@@ -288,8 +355,9 @@ func applyBatches(ctx context.Context, api *client.Client, docs []string, per in
 
 // process is a child process with its log file.
 type process struct {
-	cmd  *exec.Cmd
-	done chan struct{}
+	cmd     *exec.Cmd
+	done    chan struct{}
+	logPath string
 }
 
 func (p *process) pid() int { return p.cmd.Process.Pid }
@@ -333,18 +401,22 @@ func (p *process) guard(ctx context.Context, max int64, abort func(string)) {
 	}
 }
 
-func startControlPlane(ctx context.Context, weft, state, logPath string) (*process, error) {
+func startControlPlane(ctx context.Context, weft, state, logPath string, profile bool) (*process, error) {
 	lf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(weft, "controlplane", "--state-dir", state, "--api-addr", "127.0.0.1:0", "--xds-addr", "127.0.0.1:0", "--log-level", "warn")
+	args := []string{"controlplane", "--state-dir", state, "--api-addr", "127.0.0.1:0", "--xds-addr", "127.0.0.1:0", "--log-level", "warn"}
+	if profile {
+		args = append(args, "--pprof-addr", "127.0.0.1:0")
+	}
+	cmd := exec.Command(weft, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {
 		lf.Close()
 		return nil, fmt.Errorf("start %s: %w", weft, err)
 	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
+	p := &process{cmd: cmd, done: make(chan struct{}), logPath: logPath}
 	go func() { cmd.Wait(); lf.Close(); close(p.done) }()
 	return p, nil
 }

@@ -93,17 +93,25 @@ func (s *stream) runSotW() error {
 	}
 }
 
-// subscription returns the names a request of type t carries.
+// subscription returns the names a request of type t carries (sorted
+// once per change of subscription, as a proxy keeps them).
 func (s *stream) subscription(t string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if n, ok := s.sorted[t]; ok {
+		return n
+	}
+	var n []string
 	switch t {
 	case typeEndpoint:
-		return sortedSet(s.eds)
+		n = sortedSet(s.eds)
 	case typeRoute:
-		return sortedSet(s.rds)
+		n = sortedSet(s.rds)
+	default:
+		return nil
 	}
-	return nil
+	s.sorted[t] = n
+	return n
 }
 
 // resubscribe replaces the EDS or RDS subscription, reporting whether it
@@ -127,6 +135,7 @@ func (s *stream) resubscribe(t string, want map[string]bool) bool {
 	} else {
 		s.eds = want
 	}
+	delete(s.sorted, t)
 	return true
 }
 

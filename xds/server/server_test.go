@@ -24,6 +24,7 @@ import (
 	"github.com/weft-mesh/weft/config"
 	"github.com/weft-mesh/weft/model"
 	"github.com/weft-mesh/weft/xds/node"
+	"github.com/weft-mesh/weft/xds/resource"
 	"github.com/weft-mesh/weft/xds/translate"
 )
 
@@ -32,15 +33,20 @@ type fakeGen struct {
 	snap   atomic.Pointer[model.Snapshot]
 	broken atomic.Bool
 	calls  atomic.Int64
+	tr     *translate.Translator
+	once   sync.Once
 }
 
-func (g *fakeGen) Generate(p *node.Meta) (*translate.Resources, error) {
+func (g *fakeGen) Generate(p *node.Meta, prev *translate.Output) (*translate.Output, error) {
 	g.calls.Add(1)
-	r := translate.Generate(g.snap.Load(), p)
+	g.once.Do(func() { g.tr = translate.NewTranslator(translate.Options{}) })
+	out := g.tr.Generate(g.snap.Load(), p, prev)
 	if g.broken.Load() {
-		delete(r.Routes, translate.OutboundRoute) // the listener now names a missing route table
+		b := *out
+		b.Routes = resource.Empty // the listener now names a missing route table
+		return &b, nil
 	}
-	return r, nil
+	return out, nil
 }
 
 func (g *fakeGen) set(services ...string) {
@@ -81,7 +87,7 @@ func startWith(t *testing.T, gen Generator, o Options) (*Server, string, *syncBu
 	})
 	o.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s := New(gen, o)
-	g := grpc.NewServer()
+	g := grpc.NewServer(ServerOptions()...)
 	s.Register(g)
 	go func() { _ = g.Serve(lis) }()
 	t.Cleanup(g.Stop)

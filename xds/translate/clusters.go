@@ -2,6 +2,9 @@ package translate
 
 import (
 	"sort"
+
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/proto"
 	"strings"
 	"time"
 
@@ -21,26 +24,31 @@ import (
 const ConnectTimeout = 10 * time.Second
 
 // clusters emits an EDS cluster and its ClusterLoadAssignment for every
-// service port, and one more per DestinationRule subset. Sidecars and
-// gateways alike get all of them: weft has no Sidecar-resource scoping.
-// Each cluster gets the traffic policy Istio would apply to it: the rule's
-// policy (or its portLevelSettings entry for the port) with the subset's
-// fields laid over it.
+// port of every service the scope sees (exportTo, Sidecar egress hosts),
+// and one more per DestinationRule subset. Each cluster gets the traffic
+// policy Istio would apply to it: the rule's policy (or its
+// portLevelSettings entry for the port) with the subset's fields laid
+// over it.
 func (g *generator) clusters() {
-	for _, svc := range g.s.Services() {
-		dro := g.s.DestinationRule(g.p.Namespace, svc.Hostname)
-		var dr *networking.DestinationRule
-		if dro != nil {
-			dr = dro.Spec.(*networking.DestinationRule)
-		}
-		for _, port := range svc.Ports {
-			g.addCluster(svc, port, "", nil, mergePolicy(dr.GetTrafficPolicy(), nil, port.Number), dro)
-			for _, ss := range dr.GetSubsets() {
-				if ss.GetName() == "" {
-					continue // config validation rejects it; nothing sensible to name
-				}
-				g.addCluster(svc, port, ss.GetName(), ss.GetLabels(), mergePolicy(dr.GetTrafficPolicy(), ss.GetTrafficPolicy(), port.Number), dro)
+	for _, svc := range g.services() {
+		g.serviceClusters(svc, g.s.DestinationRule(g.p.Namespace, svc.Hostname))
+	}
+}
+
+// serviceClusters emits the clusters of one service under rule dro (nil
+// for none).
+func (g *generator) serviceClusters(svc *model.Service, dro *config.Object) {
+	var dr *networking.DestinationRule
+	if dro != nil {
+		dr = dro.Spec.(*networking.DestinationRule)
+	}
+	for _, port := range svc.Ports {
+		g.addCluster(svc, port, "", nil, mergePolicy(dr.GetTrafficPolicy(), nil, port.Number), dro)
+		for _, ss := range dr.GetSubsets() {
+			if ss.GetName() == "" {
+				continue // config validation rejects it; nothing sensible to name
 			}
+			g.addCluster(svc, port, ss.GetName(), ss.GetLabels(), mergePolicy(dr.GetTrafficPolicy(), ss.GetTrafficPolicy(), port.Number), dro)
 		}
 	}
 }
@@ -51,6 +59,39 @@ func (g *generator) clusters() {
 // ClusterLoadAssignment.
 func (g *generator) addCluster(svc *model.Service, port *model.Port, subsetName string, subset map[string]string, policy *networking.TrafficPolicy, dr *config.Object) {
 	name := ClusterName(port.Number, subsetName, svc.Hostname)
+	if g.items == nil {
+		g.makeCluster(name, svc, port, subsetName, subset, policy, dr)
+		return
+	}
+	key := clusterKey{flavor: flavorOf(g.p), svc: svc, port: port.Number, subset: subsetName, dr: dr, peer: g.s.Epochs().PeerAuth, td: g.opts.TrustDomain}
+	v, ok := g.items.get(key)
+	if !ok {
+		// Generate alone, so the item holds this cluster's problems only.
+		one := &generator{s: g.s, p: g.p, r: newResources(), opts: g.opts, hashes: map[string]*route.RouteAction_HashPolicy{},
+			scope: g.scope, made: map[proto.Message]*madeResource{}}
+		one.makeCluster(name, svc, port, subsetName, subset, policy, dr)
+		it := &clusterItem{cluster: one.r.Clusters[name], cla: one.r.Endpoints[name], hash: one.hashes[name], problems: one.r.problems}
+		it.clusterRes = makeResource(name, it.cluster)
+		if it.cla != nil {
+			it.claRes = makeResource(name, it.cla)
+		}
+		v = g.items.put(key, it)
+	}
+	it := v.(*clusterItem)
+	g.r.problems = append(g.r.problems, it.problems...)
+	g.r.Clusters[name] = it.cluster
+	g.made[it.cluster] = it.clusterRes
+	if it.cla != nil {
+		g.r.Endpoints[name] = it.cla
+		g.made[it.cla] = it.claRes
+	}
+	if it.hash != nil {
+		g.hashes[name] = it.hash
+	}
+}
+
+// makeCluster generates one outbound cluster and its assignment.
+func (g *generator) makeCluster(name string, svc *model.Service, port *model.Port, subsetName string, subset map[string]string, policy *networking.TrafficPolicy, dr *config.Object) {
 	c := edsCluster(name)
 	applyLoadBalancer(c, policy.GetLoadBalancer())
 	applyConnectionPool(c, port, policy.GetConnectionPool())
