@@ -43,6 +43,9 @@ type Options struct {
 	// console's login cookie): for an API reachable from other hosts.
 	// /healthz stays open. Without a Token it has no effect.
 	ProtectReads bool
+	// Certificates issues workload certificates (POST /api/v1/certificates);
+	// nil answers 503.
+	Certificates CertificateIssuer
 }
 
 // Server serves the API over a Store.
@@ -51,6 +54,7 @@ type Server struct {
 	log      *slog.Logger
 	snapshot func(objs []*config.Object, rev int64) *model.Snapshot
 	proxies  ProxySource
+	certs    CertificateIssuer
 	mux      *http.ServeMux
 	auth     auth
 
@@ -61,7 +65,7 @@ type Server struct {
 
 // New returns a Server over st.
 func New(st store.Store, opts Options) *Server {
-	s := &Server{st: st, log: opts.Log, snapshot: opts.Snapshot, proxies: opts.Proxies, mux: http.NewServeMux(),
+	s := &Server{st: st, log: opts.Log, snapshot: opts.Snapshot, proxies: opts.Proxies, certs: opts.Certificates, mux: http.NewServeMux(),
 		auth: newAuth(opts.Token, opts.ProtectReads)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -80,6 +84,7 @@ func New(st store.Store, opts Options) *Server {
 	s.mux.HandleFunc("GET /api/v1/proxies", s.listProxies)
 	s.mux.HandleFunc("GET /api/v1/proxies/{id}/config/{kind}", s.proxyConfig)
 	s.mux.HandleFunc("GET /api/v1/sync", s.syncStatus)
+	s.mux.HandleFunc("POST /api/v1/certificates", s.issueCertificate)
 	return s
 }
 

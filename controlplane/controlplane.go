@@ -171,6 +171,9 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if c.tokens != nil {
 		authenticate = c.tokens.authenticate
 	}
+	// A client certificate from the mesh CA (proxyless gRPC) is a
+	// credential too.
+	authenticate = server.PeerCertAuth(opts.TrustDomain, authenticate)
 	c.xds = server.New(generator{c}, server.Options{
 		Log:             opts.Log.With("component", "xds"),
 		Authenticate:    authenticate,
@@ -198,7 +201,7 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	)...)
 	c.xds.Register(c.grpcSrv)
 	apiSrv := api.New(st, api.Options{Log: opts.Log.With("component", "api"), Proxies: proxySource{c},
-		Token: c.apiToken, ProtectReads: console.NeedsToken(opts.APIAddr)})
+		Token: c.apiToken, ProtectReads: console.NeedsToken(opts.APIAddr), Certificates: c.issueWorkloadCert})
 	mux, err := c.setupTelemetry(apiSrv.Handler())
 	if err != nil {
 		return fail(err)

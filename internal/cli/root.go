@@ -90,7 +90,7 @@ func newRoot() *cobra.Command {
 		newApplyCmd(g), newGetCmd(g), newDeleteCmd(g), newDescribeCmd(g), newAnalyzeCmd(g), newValidateCmd(g),
 		newAPIResourcesCmd(), newConfigCmd(g), newVersionCmd(g),
 		newRunCmd(g), newProxyCmd(g), newProxyConfigCmd(g), newDemoAppCmd(), newShiftCmd(g), newLoadCmd(g),
-		newDashboardCmd(g), newKubeCmd(), newIPTablesCmd(),
+		newDashboardCmd(g), newKubeCmd(), newIPTablesCmd(), newBootstrapCmd(g),
 	)
 	return root
 }

@@ -372,18 +372,19 @@ func (c *conn) handle(req *discovery.DiscoveryRequest) {
 	default:
 		c.ack(t)
 	}
-	if req.GetResponseNonce() != "" && req.GetResponseNonce() == st.sentNonce && isNamed(t) {
+	if req.GetResponseNonce() != "" && req.GetResponseNonce() == st.sentNonce && (isNamed(t) || st.names != nil || len(req.GetResourceNames()) > 0) {
 		c.subscribe(t, req.GetResourceNames())
 	}
 	c.s.seen(c.nodeID)
 }
 
 // subscribe sets the names a type is asked for by (none: a wildcard).
+// Envoy asks for listeners and clusters by wildcard, gRPC by name.
 func (c *conn) subscribe(t string, names []string) {
 	st := c.types[t]
 	var n *resource.Names
 	switch {
-	case len(names) == 0 || !isNamed(t):
+	case len(names) == 0:
 	case st.names != nil && slices.Equal(st.names.List(), names):
 		n = st.names // the usual case: the same (sorted) names again
 	default:
@@ -471,11 +472,12 @@ func (c *conn) advance() error {
 
 // settled reports whether the proxy has replied to the current target of
 // type t (an unsubscribed type has nothing to wait for, except CDS, which
-// every proxy subscribes to first).
+// every Envoy-like proxy subscribes to first).
 func (c *conn) settled(t string) bool {
 	st := c.types[t]
 	if !st.subscribed {
-		return t != translate.ClusterType
+		// gRPC asks for clusters only once routes name them.
+		return t != translate.ClusterType || c.meta.GRPC()
 	}
 	return st.sentNonce != "" && st.replied && st.sentVer == c.target(t).Version()
 }

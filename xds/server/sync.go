@@ -70,14 +70,27 @@ func (c *conn) unrequested(t string) string {
 	switch t {
 	case translate.EndpointType:
 		need = resource.Layer(c.desired.Endpoints, c.retainedCLAs)
+		if c.types[translate.ClusterType].names != nil {
+			// Clusters asked for by name (gRPC): only their endpoints are
+			// needed (an assignment is named as its cluster).
+			need = resource.Filter(need, resource.Intern(c.target(translate.ClusterType).Names()))
+		}
 	case translate.RouteType:
 		need = c.desired.Routes
+		if c.types[translate.ListenerType].names != nil {
+			// Listeners asked for by name (gRPC): only their route tables,
+			// named as they are.
+			need = resource.Filter(need, resource.Intern(c.target(translate.ListenerType).Names()))
+		}
 	default:
 		return ""
 	}
 	st := c.types[t]
 	if st.subscribed && st.names == nil {
 		return "" // a wildcard subscription: everything is sent
+	}
+	if need.Len() == 0 {
+		return ""
 	}
 	if st.names == nil {
 		first := ""

@@ -85,6 +85,8 @@ func (t *Translator) buildBundle(s *model.Snapshot, key bundleKey, scope *model.
 		rep.Type = node.Router
 	case flavorCaptured:
 		rep.Interception = node.InterceptRedirect
+	case flavorGRPC:
+		rep.Generator = node.GeneratorGRPC
 	}
 	var lastC *clustersPart
 	var lastR *routesPart
@@ -238,14 +240,14 @@ func (t *Translator) routesPart(s *model.Snapshot, rep *node.Meta, scope *model.
 	g := t.newGenerator(s, rep, scope)
 	g.shared = true
 	g.hashes = cp.hashes
-	switch rep.Type {
-	case node.Router:
+	switch {
+	case rep.Type == node.Router:
+	case rep.GRPC():
+		g.grpcListeners()
+	case rep.Captured():
+		g.capturedShared()
 	default:
-		if rep.Captured() {
-			g.capturedShared()
-		} else {
-			g.r.Routes[OutboundRoute] = g.outboundRoutes()
-		}
+		g.r.Routes[OutboundRoute] = g.outboundRoutes()
 	}
 	var lastRoutes, lastListeners *resource.Set
 	if last != nil {

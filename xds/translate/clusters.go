@@ -71,7 +71,14 @@ func (g *generator) addCluster(svc *model.Service, port *model.Port, subsetName 
 			scope: g.scope, made: map[proto.Message]*madeResource{}}
 		one.makeCluster(name, svc, port, subsetName, subset, policy, dr)
 		it := &clusterItem{cluster: one.r.Clusters[name], cla: one.r.Endpoints[name], hash: one.hashes[name], problems: one.r.problems}
-		it.clusterRes = makeResource(name, it.cluster)
+		if g.p.GRPC() {
+			if it.cluster = grpcCluster(it.cluster, it.cla); it.cluster == nil {
+				it.cla = nil
+			}
+		}
+		if it.cluster != nil {
+			it.clusterRes = makeResource(name, it.cluster)
+		}
 		if it.cla != nil {
 			it.claRes = makeResource(name, it.cla)
 		}
@@ -79,6 +86,9 @@ func (g *generator) addCluster(svc *model.Service, port *model.Port, subsetName 
 	}
 	it := v.(*clusterItem)
 	g.r.problems = append(g.r.problems, it.problems...)
+	if it.cluster == nil {
+		return // gRPC cannot use it
+	}
 	g.r.Clusters[name] = it.cluster
 	g.made[it.cluster] = it.clusterRes
 	if it.cla != nil {

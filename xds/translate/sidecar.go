@@ -83,10 +83,16 @@ func (g *generator) outboundRoutes() *route.RouteConfiguration {
 func (g *generator) serviceVirtualHost(vs *config.Object, svc *model.Service, port *model.Port) *route.VirtualHost {
 	vh := &route.VirtualHost{Name: fmt.Sprintf("%s:%d", svc.Hostname, port.Number)}
 	build := func() []*route.Route {
+		var rs []*route.Route
 		if vs != nil {
-			return g.vsRoutes(vs, routeScope{port: port.Number, listenPort: port.Number})
+			rs = g.vsRoutes(vs, routeScope{port: port.Number, listenPort: port.Number})
+		} else {
+			rs = []*route.Route{g.defaultOutboundRoute(ClusterName(port.Number, "", svc.Hostname))}
 		}
-		return []*route.Route{g.defaultOutboundRoute(ClusterName(port.Number, "", svc.Hostname))}
+		if g.p.GRPC() {
+			rs = grpcRoutes(rs)
+		}
+		return rs
 	}
 	if g.items == nil {
 		vh.Routes = build()

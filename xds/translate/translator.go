@@ -29,12 +29,15 @@ const (
 	flavorLocal    flavor = iota // sidecar reached through HTTP_PROXY (`weft run`)
 	flavorCaptured               // sidecar whose traffic the capture rules redirect (pods)
 	flavorRouter                 // gateway
+	flavorGRPC                   // proxyless gRPC application
 )
 
 func flavorOf(p *node.Meta) flavor {
 	switch {
 	case p.Type == node.Router:
 		return flavorRouter
+	case p.GRPC():
+		return flavorGRPC
 	case p.Captured():
 		return flavorCaptured
 	}
@@ -294,6 +297,8 @@ func (t *Translator) own(s *model.Snapshot, p *node.Meta, b *bundle, scope *mode
 		g.capturedOwn()
 	case flavorRouter:
 		g.gateway()
+	case flavorGRPC:
+		// Everything a gRPC application gets is shared.
 	}
 	own := &ownPart{key: key}
 	own.listeners = g.set(g.r.Listeners, nil).Items()

@@ -142,6 +142,11 @@ func edsName(c *cluster.Cluster) (string, bool) {
 // managers ask for by RDS.
 func rdsNames(l *listener.Listener) []string {
 	var out []string
+	if a := l.GetApiListener().GetApiListener(); a != nil {
+		if m := hcmOf(&listener.Filter{ConfigType: &listener.Filter_TypedConfig{TypedConfig: a}}); m != nil && m.GetRds() != nil {
+			out = append(out, m.GetRds().GetRouteConfigName())
+		}
+	}
 	for _, fc := range l.GetFilterChains() {
 		for _, f := range fc.GetFilters() {
 			if m := hcmOf(f); m != nil && m.GetRds() != nil {
