@@ -198,6 +198,9 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	}
 	c.grpcSrv = grpc.NewServer(append(append(grpcOpts, server.ServerOptions()...),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		// Thousands of mostly idle streams: write buffers only while
+		// writing, and small read buffers (requests are small).
+		grpc.SharedWriteBuffer(true), grpc.ReadBufferSize(8<<10),
 	)...)
 	c.xds.Register(c.grpcSrv)
 	apiSrv := api.New(st, api.Options{Log: opts.Log.With("component", "api"), Proxies: proxySource{c},

@@ -21,3 +21,17 @@ func TestMapBoundsAndRemembers(t *testing.T) {
 		t.Errorf("%d entries held, max 2", len(m.m))
 	}
 }
+
+func TestMapBoundsCost(t *testing.T) {
+	m := NewCost[string, []int](10, func(v []int) int { return len(v) })
+	m.Get("a", func() []int { return make([]int, 6) })
+	m.Get("b", func() []int { return make([]int, 4) })
+	m.Get("c", func() []int { return make([]int, 3) }) // 13 > 10: a goes
+	if _, ok := m.m["a"]; ok || m.total != 7 {
+		t.Errorf("after c: a held %v, total %d", ok, m.total)
+	}
+	m.Get("huge", func() []int { return make([]int, 50) }) // alone over the bound: held alone
+	if len(m.m) != 1 || m.total != 50 {
+		t.Errorf("after huge: %d entries, total %d", len(m.m), m.total)
+	}
+}

@@ -2,10 +2,7 @@ package resource
 
 import (
 	"crypto/sha256"
-	"runtime"
 	"slices"
-	"sync"
-	"weak"
 
 	"github.com/weft-mesh/weft/internal/bounded"
 )
@@ -19,10 +16,7 @@ type Names struct {
 	m    map[string]struct{}
 }
 
-var interned = struct {
-	sync.Mutex
-	m map[[32]byte]weak.Pointer[Names]
-}{m: map[[32]byte]weak.Pointer[Names]{}}
+var interned weakTable[[32]byte, Names]
 
 // Intern returns the Names for names (any order, duplicates allowed).
 func Intern(names []string) *Names {
@@ -36,28 +30,14 @@ func Intern(names []string) *Names {
 	}
 	var key [32]byte
 	h.Sum(key[:0])
-	interned.Lock()
-	defer interned.Unlock()
-	if wp, ok := interned.m[key]; ok {
-		if n := wp.Value(); n != nil {
-			return n
+	// The entry goes when the last subscription holding the Names does.
+	return interned.get(key, func() *Names {
+		n := &Names{list: list, m: make(map[string]struct{}, len(list))}
+		for _, s := range list {
+			n.m[s] = struct{}{}
 		}
-	}
-	n := &Names{list: list, m: make(map[string]struct{}, len(list))}
-	for _, s := range list {
-		n.m[s] = struct{}{}
-	}
-	interned.m[key] = weak.Make(n)
-	// The entry goes when the last subscription holding n does.
-	wp := interned.m[key]
-	runtime.AddCleanup(n, func(k [32]byte) {
-		interned.Lock()
-		if interned.m[k] == wp {
-			delete(interned.m, k)
-		}
-		interned.Unlock()
-	}, key)
-	return n
+		return n
+	})
 }
 
 // Len returns how many names there are.

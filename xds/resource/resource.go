@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Resource is one named resource and its deterministic encoding. It is
@@ -24,6 +25,7 @@ type Resource struct {
 	Version string // hex of the first 8 bytes of SHA-256 over Bytes
 	Bytes   []byte // deterministic protobuf encoding of Message
 	msg     proto.Message
+	typ     protoreflect.MessageType // to decode Bytes when msg was dropped
 }
 
 var marshal = proto.MarshalOptions{Deterministic: true}
@@ -34,16 +36,38 @@ func New(name string, m proto.Message) (*Resource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("marshal %s: %w", name, err)
 	}
-	return &Resource{Name: name, Version: hash(b), Bytes: b, msg: m}, nil
+	return &Resource{Name: name, Version: hash(b), Bytes: b, msg: m, typ: m.ProtoReflect().Type()}, nil
+}
+
+// Compact returns the resource without its message, which Message decodes
+// from the encoding when asked: a control plane holding thousands of
+// shared resources keeps their bytes, not their object graphs.
+func (r *Resource) Compact() *Resource {
+	if r.msg == nil {
+		return r
+	}
+	c := *r
+	c.msg = nil
+	return &c
 }
 
 // Stub is a resource known by name and version only: what a proxy says it
 // holds when it reconnects (delta xDS initial_resource_versions).
 func Stub(name, version string) *Resource { return &Resource{Name: name, Version: version} }
 
-// Message returns the decoded resource (nil for a Stub). Callers must not
+// Message returns the decoded resource (nil for a Stub): the one it was
+// made from, or for a compact resource a fresh decoding. Callers must not
 // modify it.
-func (r *Resource) Message() proto.Message { return r.msg }
+func (r *Resource) Message() proto.Message {
+	if r.msg != nil || r.typ == nil {
+		return r.msg
+	}
+	m := r.typ.New().Interface()
+	if err := proto.Unmarshal(r.Bytes, m); err != nil {
+		return nil // unreachable: the bytes are m's own marshalling
+	}
+	return m
+}
 
 func hash(b []byte) string {
 	sum := sha256.Sum256(b)

@@ -150,3 +150,19 @@ func BenchmarkCompareShared(b *testing.B) {
 		}
 	}
 }
+
+func TestCanonical(t *testing.T) {
+	a := NewSet([]*Resource{res(t, "a", "1"), res(t, "b", "1")})
+	b := NewSet([]*Resource{res(t, "b", "1"), res(t, "a", "1")})
+	if Canonical(a) != a || Canonical(b) != a {
+		t.Error("equal sets not made one")
+	}
+	c := NewSet([]*Resource{res(t, "a", "2")})
+	if Canonical(c) != c {
+		t.Error("a different set taken for another")
+	}
+	l := Layer(a, []*Resource{res(t, "z", "1")})
+	if Canonical(l) != l {
+		t.Error("a layered set replaced")
+	}
+}

@@ -108,7 +108,11 @@ type encodedKey struct {
 // encoded remembers, for recently sent sets and diffs, their resources
 // field as buffers: each resource's header (its Any wrapper, and for delta
 // its name and version) and, without a copy, its encoding.
-var encoded = bounded.New[encodedKey, mem.BufferSlice](512)
+var encoded = bounded.NewCost[encodedKey, mem.BufferSlice](maxEncodedBuffers, func(b mem.BufferSlice) int { return len(b) })
+
+// maxEncodedBuffers bounds the buffers the encodings held refer to (two
+// per resource, about 130 bytes each besides the resources themselves).
+const maxEncodedBuffers = 400_000
 
 // encodeResources returns the resources field of a response carrying res
 // (list is what res came from, to share the encoding with other streams).

@@ -105,10 +105,11 @@ func (c *conn) sendDelta(stream discovery.AggregatedDiscoveryService_DeltaAggreg
 		return nil
 	}
 	nonce := c.nextNonce()
-	resp := &deltaResponse{version: target.Version(), typeURL: t, nonce: nonce, removed: d.Removed,
-		resources: encodeResources(d, t, true, func() []*resource.Resource { return d.Changed })}
+	resp := &deltaResponse{version: target.Version(), typeURL: t, nonce: nonce, removed: d.Removed}
 	if st.base() == nil {
-		resp.resources = setResources(target, t, true)
+		resp.resources = setResources(target, t, true) // everything: share the set's encoding
+	} else {
+		resp.resources = encodeResources(d, t, true, func() []*resource.Resource { return d.Changed })
 	}
 	if err := stream.SendMsg(resp); err != nil {
 		return fmt.Errorf("send %s %s to %s: %w", shortType(t), target.Version(), c.nodeID, err)

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"slices"
 
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/weft-mesh/weft/config"
 	"github.com/weft-mesh/weft/model"
@@ -48,6 +48,7 @@ func (cp *clustersPart) errs() []error {
 
 // svcPart is one service's clusters and assignments.
 type svcPart struct {
+	items               []*clusterItem
 	clusters, endpoints []*resource.Resource
 	errs                []error
 }
@@ -124,26 +125,38 @@ func (t *Translator) clustersPart(s *model.Snapshot, rep *node.Meta, scope *mode
 	g := t.newGenerator(s, rep, scope)
 	g.shared = true
 	cp.perSvc = make([]svcPart, len(cp.services))
+	var clusters, endpoints []*resource.Resource
+	var items []*clusterItem
 	for i, svc := range cp.services {
-		cp.perSvc[i] = t.serviceClusters(g, svc, cp.rules[i])
+		p := t.serviceClusters(g, svc, cp.rules[i])
+		cp.perSvc[i] = p
+		clusters, endpoints, items = append(clusters, p.clusters...), append(endpoints, p.endpoints...), append(items, p.items...)
 	}
+	var fixed map[string]*cluster.Cluster
 	if rep.Captured() {
-		fixed := t.newGenerator(s, rep, scope)
-		fixed.capturedClusters()
-		for n, c := range fixed.r.Clusters {
-			g.r.Clusters[n] = c
+		f := t.newGenerator(s, rep, scope)
+		f.capturedClusters()
+		for _, n := range sortedKeys(f.r.Clusters) {
+			m := compactResource(n, f.r.Clusters[n])
+			clusters = append(clusters, m.res)
+			cp.fixed = append(cp.fixed, m.errs...)
 		}
-		fixed.set(fixed.r.Clusters, nil)
-		cp.fixed = fixed.errs()
-		for n, m := range fixed.made {
-			g.made[n] = m
-		}
+		fixed = f.r.Clusters
 	}
 	cp.hashes = g.hashes
-	cp.clusters = g.set(g.r.Clusters, setOrNil(last, true))
-	cp.endpoints = g.set(g.r.Endpoints, setOrNil(last, false))
-	cp.refs = g.clusterRefErrors()
+	cp.clusters = reuse(resource.NewSet(clusters), setOrNil(last, true))
+	cp.endpoints = reuse(resource.NewSet(endpoints), setOrNil(last, false))
+	cp.refs = clusterRefErrors(items, fixed, cp.endpoints)
 	return cp
+}
+
+// reuse gives back last when s holds the same resources, else the
+// canonical set of s's contents.
+func reuse(s, last *resource.Set) *resource.Set {
+	if last != nil && sameContents(last, s) {
+		return last
+	}
+	return resource.Canonical(s)
 }
 
 func setOrNil(last *clustersPart, clusters bool) *resource.Set {
@@ -156,16 +169,25 @@ func setOrNil(last *clustersPart, clusters bool) *resource.Set {
 	return last.endpoints
 }
 
-// serviceClusters generates one service's clusters with g and returns
-// what they were, leaving them in g too.
+// serviceClusters generates (or takes from the item cache) one
+// service's clusters, adding their hash policies to g's.
 func (t *Translator) serviceClusters(g *generator, svc *model.Service, dr *config.Object) svcPart {
 	one := t.newGenerator(g.s, g.p, g.scope)
 	one.serviceClusters(svc, dr)
-	var part svcPart
-	part.clusters = hand(one, g, one.r.Clusters, g.r.Clusters, &part.errs)
-	part.endpoints = hand(one, g, one.r.Endpoints, g.r.Endpoints, &part.errs)
-	for _, p := range one.r.problems {
-		part.errs = append(part.errs, errors.New(p))
+	part := svcPart{items: one.clusterItems}
+	for _, it := range one.clusterItems {
+		for _, p := range it.problems {
+			part.errs = append(part.errs, errors.New(p))
+		}
+		if it.clusterRes == nil {
+			continue
+		}
+		part.clusters = append(part.clusters, it.clusterRes.res)
+		part.errs = append(part.errs, it.clusterRes.errs...)
+		if it.claRes != nil {
+			part.endpoints = append(part.endpoints, it.claRes.res)
+			part.errs = append(part.errs, it.claRes.errs...)
+		}
 	}
 	for n, h := range one.hashes {
 		g.hashes[n] = h
@@ -197,7 +219,7 @@ func (t *Translator) patchClusters(s *model.Snapshot, rep *node.Meta, scope *mod
 		cp.perSvc[i] = part
 	}
 	// Same names, so the same references: the last part's findings stand.
-	cp.clusters, cp.endpoints = resource.NewSet(clusters), resource.NewSet(endpoints)
+	cp.clusters, cp.endpoints = resource.Canonical(resource.NewSet(clusters)), resource.Canonical(resource.NewSet(endpoints))
 	cp.fixed, cp.refs = last.fixed, last.refs
 	return cp
 }
@@ -258,18 +280,4 @@ func (t *Translator) routesPart(s *model.Snapshot, rep *node.Meta, scope *model.
 	rp.errs = append(g.errs(), g.listenerRefErrors(rp.addrs, nil)...)
 	rp.rds = routeRefs(g.r.Listeners)
 	return rp
-}
-
-// hand moves what generator one made (from) into g (to), returning the
-// resources by name and adding their problems to errs.
-func hand[M proto.Message](one, g *generator, from, to map[string]M, errs *[]error) []*resource.Resource {
-	var out []*resource.Resource
-	for _, n := range sortedKeys(from) {
-		m := one.resourceOf(n, from[n])
-		out = append(out, m.res)
-		*errs = append(*errs, m.errs...)
-		to[n] = from[n]
-		g.made[from[n]] = m
-	}
-	return out
 }

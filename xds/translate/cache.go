@@ -3,8 +3,6 @@ package translate
 import (
 	"sync"
 
-	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
 	"github.com/weft-mesh/weft/config"
@@ -72,12 +70,12 @@ type clusterKey struct {
 // ORIGINAL_DST), the hash policy routes to it must carry, and the
 // problems met making it.
 type clusterItem struct {
-	cluster    *cluster.Cluster
-	cla        *endpoint.ClusterLoadAssignment
+	name       string
+	eds        string // the assignment an EDS cluster asks for; "" for another type
 	hash       *route.RouteAction_HashPolicy
 	problems   []string
-	clusterRes *madeResource
-	claRes     *madeResource
+	clusterRes *madeResource // nil when the flavor cannot use the cluster (gRPC and ORIGINAL_DST)
+	claRes     *madeResource // nil when the cluster has no assignment
 }
 
 // routesKey identifies the routes of one service port's virtual host: the

@@ -56,48 +56,41 @@ func (g *generator) serviceClusters(svc *model.Service, dro *config.Object) {
 // addCluster emits one outbound cluster outbound|PORT|SUBSET|HOST with
 // policy (from DestinationRule dr, possibly nil) applied and, unless the
 // policy makes it ORIGINAL_DST (which has no endpoints to assign), its
-// ClusterLoadAssignment.
+// ClusterLoadAssignment: as an item of g.clusterItems, made once for as
+// long as what it is made of is unchanged.
 func (g *generator) addCluster(svc *model.Service, port *model.Port, subsetName string, subset map[string]string, policy *networking.TrafficPolicy, dr *config.Object) {
 	name := ClusterName(port.Number, subsetName, svc.Hostname)
-	if g.items == nil {
-		g.makeCluster(name, svc, port, subsetName, subset, policy, dr)
-		return
-	}
 	key := clusterKey{flavor: flavorOf(g.p), svc: svc, port: port.Number, subset: subsetName, dr: dr, peer: g.s.Epochs().PeerAuth, td: g.opts.TrustDomain}
 	v, ok := g.items.get(key)
 	if !ok {
-		// Generate alone, so the item holds this cluster's problems only.
-		one := &generator{s: g.s, p: g.p, r: newResources(), opts: g.opts, hashes: map[string]*route.RouteAction_HashPolicy{},
-			scope: g.scope, made: map[proto.Message]*madeResource{}}
-		one.makeCluster(name, svc, port, subsetName, subset, policy, dr)
-		it := &clusterItem{cluster: one.r.Clusters[name], cla: one.r.Endpoints[name], hash: one.hashes[name], problems: one.r.problems}
-		if g.p.GRPC() {
-			if it.cluster = grpcCluster(it.cluster, it.cla); it.cluster == nil {
-				it.cla = nil
-			}
-		}
-		if it.cluster != nil {
-			it.clusterRes = makeResource(name, it.cluster)
-		}
-		if it.cla != nil {
-			it.claRes = makeResource(name, it.cla)
-		}
-		v = g.items.put(key, it)
+		v = g.items.put(key, g.newClusterItem(name, svc, port, subsetName, subset, policy, dr))
 	}
 	it := v.(*clusterItem)
-	g.r.problems = append(g.r.problems, it.problems...)
-	if it.cluster == nil {
-		return // gRPC cannot use it
-	}
-	g.r.Clusters[name] = it.cluster
-	g.made[it.cluster] = it.clusterRes
-	if it.cla != nil {
-		g.r.Endpoints[name] = it.cla
-		g.made[it.cla] = it.claRes
-	}
+	g.clusterItems = append(g.clusterItems, it)
 	if it.hash != nil {
 		g.hashes[name] = it.hash
 	}
+}
+
+// newClusterItem generates one cluster (and assignment) alone, so the
+// item holds its problems only, and keeps them encoded, not as messages.
+func (g *generator) newClusterItem(name string, svc *model.Service, port *model.Port, subsetName string, subset map[string]string, policy *networking.TrafficPolicy, dr *config.Object) *clusterItem {
+	one := &generator{s: g.s, p: g.p, r: newResources(), opts: g.opts, hashes: map[string]*route.RouteAction_HashPolicy{},
+		scope: g.scope, made: map[proto.Message]*madeResource{}}
+	one.makeCluster(name, svc, port, subsetName, subset, policy, dr)
+	c, cla := one.r.Clusters[name], one.r.Endpoints[name]
+	it := &clusterItem{name: name, hash: one.hashes[name], problems: one.r.problems}
+	if g.p.GRPC() {
+		if c = grpcCluster(c, cla); c == nil {
+			return it
+		}
+	}
+	it.clusterRes = compactResource(name, c)
+	it.eds, _ = edsName(c)
+	if cla != nil {
+		it.claRes = compactResource(name, cla)
+	}
+	return it
 }
 
 // makeCluster generates one outbound cluster and its assignment.

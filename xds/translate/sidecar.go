@@ -163,8 +163,12 @@ func (g *generator) sharedRouteTable(name string, rc *route.RouteConfiguration) 
 		return v.(*madeResource)
 	}
 	m := encodeResource(name, rc, g.sharedRouteTableErrors(rc))
-	// The key names routes by address: the entry keeps rc, and so the
-	// routes, alive, so no other routes can take those addresses.
+	m.res = m.res.Compact()
+	// The key names routes by address: the entry keeps the routes alive,
+	// so no other routes can take those addresses while it exists.
+	for _, vh := range rc.GetVirtualHosts() {
+		m.keep = append(m.keep, vh.GetRoutes())
+	}
 	return g.items.put(key, m).(*madeResource)
 }
 

@@ -153,6 +153,8 @@ type generator struct {
 	// checked maps the first route of each cached virtual host's routes
 	// to its item, whose routes were checked when made.
 	checked map[*route.Route]*routesItem
+	// clusterItems are the outbound clusters generated, in order.
+	clusterItems []*clusterItem
 
 	// sec holds the proxy's security filters, built on first use: every
 	// server-side listener of the proxy carries the same ones.

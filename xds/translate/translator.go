@@ -103,8 +103,9 @@ type Output struct {
 	// Revision is the model revision the output was generated from.
 	Revision int64
 
-	bundle *bundle
-	own    *ownPart
+	bundle  *bundle
+	own     *ownPart
+	ownRefs []error // the own part's references into the bundle
 }
 
 // ownPart is what was generated for the proxy alone, and from what.
@@ -114,6 +115,8 @@ type ownPart struct {
 	clusters  []*resource.Resource
 	routes    []*resource.Resource
 	rds       []routeRef
+	addrs     [][2]string // listener, address
+	eds       [][2]string // cluster, assignment
 	errs      []error
 }
 
@@ -158,7 +161,7 @@ func (o *Output) ByType(typeURL string) *resource.Set {
 // does; the shared part's are found once per bundle. The listeners' route
 // tables are looked up in the output's Routes as they are now.
 func (o *Output) Validate() error {
-	errs := append(append([]error(nil), o.bundle.errs...), o.own.errs...)
+	errs := append(append(append([]error(nil), o.bundle.errs...), o.own.errs...), o.ownRefs...)
 	for _, refs := range [][]routeRef{o.bundle.rds, o.own.rds} {
 		for _, ref := range refs {
 			if !o.Routes.Has(ref.routes) {
@@ -173,22 +176,20 @@ func (o *Output) Validate() error {
 // so a change to its endpoints concerns it.
 func (o *Output) WatchesHost(host string) bool { return o.bundle.hosts[host] }
 
-// Resources returns the output as messages keyed by name (the proxy's
-// view for tests, tools and dumps; the messages are shared, do not modify).
+// Resources returns the output as messages keyed by name: the proxy's
+// view for tests and tools, copies the caller may change (the generated
+// messages are shared by every proxy and snapshot that uses them).
 func (o *Output) Resources() *Resources {
 	r := newResources()
 	r.Revision = o.Revision
-	o.Clusters.Range(func(x *resource.Resource) bool { r.Clusters[x.Name] = x.Message().(*cluster.Cluster); return true })
+	o.Clusters.Range(func(x *resource.Resource) bool { r.Clusters[x.Name] = clone(x).(*cluster.Cluster); return true })
 	o.Endpoints.Range(func(x *resource.Resource) bool {
-		r.Endpoints[x.Name] = x.Message().(*endpoint.ClusterLoadAssignment)
+		r.Endpoints[x.Name] = clone(x).(*endpoint.ClusterLoadAssignment)
 		return true
 	})
-	o.Listeners.Range(func(x *resource.Resource) bool { r.Listeners[x.Name] = x.Message().(*listener.Listener); return true })
-	o.Routes.Range(func(x *resource.Resource) bool {
-		r.Routes[x.Name] = x.Message().(*route.RouteConfiguration)
-		return true
-	})
-	for _, err := range append(append([]error(nil), o.bundle.errs...), o.own.errs...) {
+	o.Listeners.Range(func(x *resource.Resource) bool { r.Listeners[x.Name] = clone(x).(*listener.Listener); return true })
+	o.Routes.Range(func(x *resource.Resource) bool { r.Routes[x.Name] = clone(x).(*route.RouteConfiguration); return true })
+	for _, err := range append(append(append([]error(nil), o.bundle.errs...), o.own.errs...), o.ownRefs...) {
 		r.problems = append(r.problems, err.Error())
 	}
 	return r
@@ -206,7 +207,7 @@ func (t *Translator) Generate(s *model.Snapshot, p *node.Meta, prev *Output) *Ou
 	}
 	b := t.bundle(s, bundleKey{flavor: f, ns: p.Namespace, sidecar: scope.Sidecar}, scope)
 	own := t.own(s, p, b, scope, prev)
-	out := &Output{Revision: s.Revision, bundle: b, own: own}
+	out := &Output{Revision: s.Revision, bundle: b, own: own, ownRefs: ownRefErrors(own, b)}
 	out.Clusters = resource.Layer(b.clusters, own.clusters)
 	out.Endpoints = b.endpoints
 	out.Listeners = resource.Layer(b.listeners, own.listeners)
@@ -285,7 +286,7 @@ func splitHostPort(hostport string) (host, port string, err error) {
 // own generates (or reuses from prev) what proxy p has alone.
 func (t *Translator) own(s *model.Snapshot, p *node.Meta, b *bundle, scope *model.Scope, prev *Output) *ownPart {
 	key, cacheable := ownKeyOf(s, p)
-	if cacheable && prev != nil && prev.own != nil && prev.bundle == b && prev.own.key.equal(key) {
+	if cacheable && prev != nil && prev.own != nil && prev.own.key.equal(key) {
 		return prev.own
 	}
 	g := t.newGenerator(s, p, scope)
@@ -307,14 +308,36 @@ func (t *Translator) own(s *model.Snapshot, p *node.Meta, b *bundle, scope *mode
 	for n := range g.r.Endpoints {
 		g.r.problem("node %s: own assignment %q is not supported", p.ID(), n)
 	}
-	own.errs = append(g.errs(), g.listenerRefErrors(map[string]string{}, b.addrs)...)
+	own.errs = append(g.errs(), g.listenerRefErrors(map[string]string{}, nil)...)
+	for _, n := range sortedKeys(g.r.Listeners) {
+		if a := listenerAddress(g.r.Listeners[n]); a != "" {
+			own.addrs = append(own.addrs, [2]string{n, a})
+		}
+	}
 	for _, n := range sortedKeys(g.r.Clusters) {
-		if svc, ok := edsName(g.r.Clusters[n]); ok && !b.endpoints.Has(svc) {
-			own.errs = append(own.errs, missingAssignment(n, svc))
+		if svc, ok := edsName(g.r.Clusters[n]); ok {
+			own.eds = append(own.eds, [2]string{n, svc})
 		}
 	}
 	own.rds = routeRefs(g.r.Listeners)
 	return own
+}
+
+// ownRefErrors checks a proxy's own part against its bundle: its
+// listeners' addresses must be free, its EDS clusters' assignments there.
+func ownRefErrors(own *ownPart, b *bundle) []error {
+	var errs []error
+	for _, a := range own.addrs {
+		if other, dup := b.addrs[a[1]]; dup && other != a[0] {
+			errs = append(errs, fmt.Errorf("listener %q: address %s already used by listener %q", a[0], a[1], other))
+		}
+	}
+	for _, e := range own.eds {
+		if !b.endpoints.Has(e[1]) {
+			errs = append(errs, missingAssignment(e[0], e[1]))
+		}
+	}
+	return errs
 }
 
 // ownKeyOf returns what a sidecar's own part depends on; gateways depend
@@ -344,6 +367,7 @@ func (k ownKey) equal(o ownKey) bool {
 type madeResource struct {
 	res  *resource.Resource
 	errs []error
+	keep [][]*route.Route // what a recipe key names by address (sharedRouteTable)
 }
 
 // resourceOf returns msg encoded as a resource and checked on its own,
@@ -354,9 +378,12 @@ func (g *generator) resourceOf(name string, msg proto.Message) *madeResource {
 		return m
 	}
 	var m *madeResource
-	if rc, ok := msg.(*route.RouteConfiguration); ok && g.shared {
+	switch rc, ok := msg.(*route.RouteConfiguration); {
+	case ok && g.shared:
 		m = g.sharedRouteTable(name, rc)
-	} else {
+	case g.shared:
+		m = compactResource(name, msg)
+	default:
 		m = makeResource(name, msg)
 	}
 	g.made[msg] = m
@@ -366,6 +393,14 @@ func (g *generator) resourceOf(name string, msg proto.Message) *madeResource {
 // makeResource encodes and checks msg.
 func makeResource(name string, msg proto.Message) *madeResource {
 	return encodeResource(name, msg, selfErrors(msg))
+}
+
+// compactResource is makeResource keeping the encoding only (see
+// resource.Compact): for what bundles share.
+func compactResource(name string, msg proto.Message) *madeResource {
+	m := makeResource(name, msg)
+	m.res = m.res.Compact()
+	return m
 }
 
 // encodeResource encodes msg, whose own problems are errs.
@@ -420,7 +455,7 @@ func (g *generator) set(msgs any, last *resource.Set) *resource.Set {
 	if last != nil && sameContents(last, s) {
 		return last
 	}
-	return s
+	return resource.Canonical(s)
 }
 
 func sameContents(a, b *resource.Set) bool {
@@ -476,22 +511,36 @@ func (g *generator) errs() []error {
 }
 
 // clusterRefErrors checks what Envoy would refuse between the clusters
-// and assignments generated: an EDS cluster without its assignment, an
-// assignment without its cluster.
-func (g *generator) clusterRefErrors() []error {
+// and assignments of a clusters part: an EDS cluster without its
+// assignment, an assignment without its EDS cluster.
+func clusterRefErrors(items []*clusterItem, fixed map[string]*cluster.Cluster, endpoints *resource.Set) []error {
 	var errs []error
-	for _, n := range sortedKeys(g.r.Clusters) {
-		if svc, ok := edsName(g.r.Clusters[n]); ok {
-			if _, ok := g.r.Endpoints[svc]; !ok {
+	eds := map[string]bool{}
+	for _, it := range items {
+		if it.clusterRes == nil {
+			continue
+		}
+		if it.eds != "" {
+			eds[it.name] = true
+			if !endpoints.Has(it.eds) {
+				errs = append(errs, missingAssignment(it.name, it.eds))
+			}
+		}
+	}
+	for _, n := range sortedKeys(fixed) {
+		if svc, ok := edsName(fixed[n]); ok {
+			eds[n] = true
+			if !endpoints.Has(svc) {
 				errs = append(errs, missingAssignment(n, svc))
 			}
 		}
 	}
-	for _, n := range sortedKeys(g.r.Endpoints) {
-		if c, ok := g.r.Clusters[n]; !ok || c.GetType() != cluster.Cluster_EDS {
-			errs = append(errs, orphanAssignment(n))
+	endpoints.Range(func(r *resource.Resource) bool {
+		if !eds[r.Name] {
+			errs = append(errs, orphanAssignment(r.Name))
 		}
-	}
+		return true
+	})
 	return errs
 }
 
@@ -517,6 +566,8 @@ func (g *generator) listenerRefErrors(addrs, shared map[string]string) []error {
 	}
 	return errs
 }
+
+func clone(r *resource.Resource) proto.Message { return proto.Clone(r.Message()) }
 
 func each[M proto.Message](ms map[string]M, f func(string, proto.Message)) {
 	for n, m := range ms {
