@@ -159,7 +159,7 @@ func (s *stream) recordAck(t string, names []string, removed []string) {
 	for _, n := range removed {
 		delete(h, n)
 	}
-	if s.isSynced() {
+	if !closed(s.synced) && s.isSynced() {
 		s.once.Do(func() { close(s.synced) })
 	}
 }

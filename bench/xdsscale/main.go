@@ -58,6 +58,9 @@ func Main(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return err
+	}
 	o.Log = log.New(os.Stderr, "xds-scale: ", log.Ltime)
 	if o.Weft == "" {
 		if o.Weft, err = buildWeft(ctx, o.Out); err != nil {

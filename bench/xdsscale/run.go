@@ -93,6 +93,7 @@ type Report struct {
 	ConnectMB   float64   `json:"connect_mb"`
 	RSSIdle     int64     `json:"rss_before_proxies"`
 	RSS         int64     `json:"rss_connected"`
+	RSSSettled  int64     `json:"rss_connected_settled"` // rssSettle later
 	RSSPeak     int64     `json:"rss_peak"`
 	Weight      []Change  `json:"weight_changes"`
 	Endpoint    []Change  `json:"endpoint_changes"`
@@ -168,6 +169,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	r.RSS, _, _ = memory(cp.pid())
 	o.Log.Printf("%d/%d proxies synced in %.1fs; control plane RSS %.0f MB", r.Connected, o.Proxies, r.ConnectAll, float64(r.RSS)/1e6)
+	// What the connection storm allocated is garbage now; RSS a while
+	// later is what the connected proxies cost.
+	time.Sleep(rssSettle)
+	r.RSSSettled, _, _ = memory(cp.pid())
+	o.Log.Printf("control plane RSS %.0f MB after %v", float64(r.RSSSettled)/1e6, rssSettle)
 	var prof *profiler
 	if o.Profile {
 		if prof, err = newProfiler(cp, o.Out); err != nil {
@@ -184,6 +190,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 
 	m := &measurer{ctx: ctx, drv: drv, cp: cp, timeout: o.Timeout, log: o.Log, prof: prof}
+	drv.stall = func() { // a command that never returns: leave stacks to look at
+		if prof != nil {
+			prof.save(context.Background(), "goroutine?debug=2", "controlplane-goroutines.txt")
+		}
+		drv.cmd.Process.Signal(syscall.SIGQUIT) // its stacks go to driver.log
+	}
 	for c := 0; c < o.Changes && ctx.Err() == nil; c++ {
 		i := (c * 37) % o.Mesh.Services
 		ch, err := m.change(fmt.Sprintf("weight %s 90/10 -> 80/20", o.Mesh.Name(i)), func() error {
@@ -252,6 +264,10 @@ type measurer struct {
 	prof    *profiler
 	changes int
 }
+
+// rssSettle is how long after every proxy synced the control plane's RSS
+// is read again.
+const rssSettle = 15 * time.Second
 
 // settle is how long after the last ACK the control plane's CPU is still
 // counted for a change: ACK processing and bookkeeping after the push.
@@ -451,6 +467,9 @@ type driverProc struct {
 	in   io.WriteCloser
 	out  *bufio.Scanner
 	done chan struct{}
+	// stall, when set, is called when a command takes a minute longer
+	// than its own timeout.
+	stall func()
 }
 
 // startDriver runs this program's "drive" mode as a separate process, so
@@ -512,6 +531,10 @@ func (d *driverProc) do(ctx context.Context, c Command) (Reply, error) {
 	b, _ := json.Marshal(c)
 	if _, err := d.in.Write(append(b, '\n')); err != nil {
 		return Reply{}, fmt.Errorf("driver: %w", err)
+	}
+	if d.stall != nil {
+		t := time.AfterFunc(c.Timeout+time.Minute, d.stall)
+		defer t.Stop()
 	}
 	r, err := d.read(ctx)
 	if err == nil && r.Error != "" {
