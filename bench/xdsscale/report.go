@@ -20,6 +20,9 @@ const (
 func lastACKs(cs []Change) []int64 {
 	var out []int64
 	for _, c := range cs {
+		if c.Missing > 0 && c.Last == 0 {
+			continue // no stream ACKed: there is no last ACK to time
+		}
 		out = append(out, int64(c.Last*float64(time.Second)))
 	}
 	return out
@@ -93,7 +96,7 @@ func (r *Report) Markdown() string {
 		r.Proxies, rssSettle, float64(r.RSSIdle)/1e6, float64(r.RSS)/1e6, float64(r.RSSSettled)/1e6, float64(r.RSSPeak)/1e6, verdict(float64(r.RSSSettled) <= targetRSS, r.RSSSettled > 0))
 	cpuW := mean(r.Weight, func(c Change) float64 { return c.CPU })
 	fmt.Fprintf(&b, "| control plane CPU per weight change: mean / max | %.2f / %.2f core-s | ≤ %.1f core-s | %s |\n",
-		cpuW, maxOf(r.Weight, func(c Change) float64 { return c.CPU }), targetCPU, verdict(cpuW <= targetCPU, len(r.Weight) > 0))
+		cpuW, maxOf(r.Weight, func(c Change) float64 { return c.CPU }), targetCPU, verdict(cpuW <= targetCPU && missing(r.Weight) == 0, len(r.Weight) > 0))
 	fmt.Fprintf(&b, "| control plane CPU per endpoint change: mean / max | %.2f / %.2f core-s | – | – |\n",
 		mean(r.Endpoint, func(c Change) float64 { return c.CPU }), maxOf(r.Endpoint, func(c Change) float64 { return c.CPU }))
 	fmt.Fprintf(&b, "| bytes sent per weight change (all proxies) | %.1f MB | – | – |\n", mean(r.Weight, func(c Change) float64 { return float64(c.Bytes) })/1e6)

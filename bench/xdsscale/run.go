@@ -304,7 +304,10 @@ func (m *measurer) change(what string, do func() error, wait Command) (Change, e
 		return Change{}, err
 	}
 	time.Sleep(settle)
-	cpu1, _ := cpuTime(m.cp.pid())
+	cpu1, err := cpuTime(m.cp.pid())
+	if err != nil { // the control plane is gone: no CPU figure to give
+		return Change{}, fmt.Errorf("%s: control plane: %w", what, err)
+	}
 	after, err := m.drv.do(m.ctx, Command{Cmd: "bytes"})
 	if err != nil {
 		return Change{}, err
