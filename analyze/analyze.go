@@ -126,6 +126,11 @@ type analyzer struct {
 	s    *model.Snapshot
 	msgs []Message
 	wls  []*workload // the registry's workloads, once listed
+	// wildcards are the services with a wildcard host, once listed:
+	// knownHost runs for every destination, which must not cost a scan
+	// of every service each time.
+	wildcards []*model.Service
+	listedWC  bool
 }
 
 func (a *analyzer) report(code string, level Level, o *config.Object, field, format string, args ...any) {
@@ -138,8 +143,16 @@ func (a *analyzer) knownHost(host string) bool {
 	if a.s.Service(host) != nil {
 		return true
 	}
-	for _, svc := range a.s.Services() {
-		if strings.HasPrefix(svc.Hostname, "*") && model.HostMatches(svc.Hostname, host) {
+	if !a.listedWC {
+		for _, svc := range a.s.Services() {
+			if strings.HasPrefix(svc.Hostname, "*") {
+				a.wildcards = append(a.wildcards, svc)
+			}
+		}
+		a.listedWC = true
+	}
+	for _, svc := range a.wildcards {
+		if model.HostMatches(svc.Hostname, host) {
 			return true
 		}
 	}

@@ -1,6 +1,7 @@
 package analyze
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -290,5 +291,50 @@ func TestEveryCodeNamed(t *testing.T) {
 		if Name(code) == "" {
 			t.Errorf("code %s has no name", code)
 		}
+	}
+}
+
+// TestConflictsNameAFewAndCountTheRest: n VirtualServices for one host get
+// one WEFT0104 each, naming three of the others and counting the rest, so
+// the analysis grows with n, not n² (issue 14: 10,000 of them made 1.89 GB
+// of messages).
+func TestConflictsNameAFewAndCountTheRest(t *testing.T) {
+	const n = 200
+	var objs []*config.Object
+	for i := range n {
+		o, err := config.Decode("vs.yaml", strings.NewReader(fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: vs-%03d, namespace: default}
+spec:
+  hosts: [reviews]
+  http: [{route: [{destination: {host: reviews}}]}]`, i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, o...)
+	}
+	total, count := 0, 0
+	for _, m := range Analyze(model.Build(1, objs)) {
+		if m.Code != CodeConflictingRoutes {
+			continue
+		}
+		count++
+		total += len(m.Text)
+		var named []string
+		for i := 0; len(named) < 3; i++ {
+			if name := fmt.Sprintf("vs-%03d", i); name != m.Object.Name {
+				named = append(named, "default/"+name)
+			}
+		}
+		want := "is also routed by VirtualService " + strings.Join(named, ", ") + " and 196 more;"
+		if !strings.Contains(m.Text, want) {
+			t.Fatalf("%s: %q\nwant it to contain %q", m.Object, m.Text, want)
+		}
+	}
+	if count != n {
+		t.Errorf("%d WEFT0104 messages, want one per VirtualService (%d)", count, n)
+	}
+	if total > 250*n {
+		t.Errorf("WEFT0104 texts total %d bytes for %d VirtualServices; want at most 250 each", total, n)
 	}
 }

@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -212,27 +213,46 @@ func (a *analyzer) weights(o *config.Object, field string, ws []int32) {
 	}
 }
 
+// maxNamed caps how many other VirtualServices one WEFT0104 message names.
+// Naming them all would make n messages of n names each for n
+// VirtualServices on one host: quadratic output from linear input.
+const maxNamed = 3
+
 // conflicts reports WEFT0104 on every VirtualService that shares a
-// (gateway, host) pair with another.
+// (gateway, host) pair with another, naming up to maxNamed of the others
+// (the first by namespace/name) and counting the rest.
 func (a *analyzer) conflicts(claims map[binding][]claim) {
 	for b, cs := range claims {
 		if len(cs) < 2 {
 			continue
 		}
+		names := make([]string, 0, len(cs))
 		for _, c := range cs {
-			var others []string
-			for _, other := range cs {
-				if other.vs != c.vs {
-					others = append(others, other.vs.Meta.Namespace+"/"+other.vs.Meta.Name)
+			names = append(names, c.vs.Meta.Namespace+"/"+c.vs.Meta.Name)
+		}
+		sort.Strings(names)
+		names = slices.Compact(names)
+		if len(names) < 2 {
+			continue // one VirtualService naming a host twice is not a conflict between objects
+		}
+		for _, c := range cs {
+			self := c.vs.Meta.Namespace + "/" + c.vs.Meta.Name
+			listed := make([]string, 0, maxNamed)
+			for _, n := range names {
+				if len(listed) == maxNamed {
+					break
+				}
+				if n != self {
+					listed = append(listed, n)
 				}
 			}
-			if len(others) == 0 {
-				continue // one VirtualService naming a host twice is not a conflict between objects
+			others := strings.Join(listed, ", ")
+			if rest := len(names) - 1 - len(listed); rest > 0 {
+				others += fmt.Sprintf(" and %d more", rest)
 			}
-			sort.Strings(others)
 			a.report(CodeConflictingRoutes, Warning, c.vs, c.field,
 				"host %s on gateway %s is also routed by VirtualService %s; only one VirtualService per host and gateway is applied predictably",
-				b.host, b.gateway, strings.Join(dedupe(others), ", "))
+				b.host, b.gateway, others)
 		}
 	}
 }

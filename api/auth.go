@@ -69,6 +69,22 @@ func (a *auth) check(r *http.Request) string {
 	return msgMissingToken
 }
 
+// checkAlways is check for a request that needs the token whatever its
+// method (the header, never the console's cookie).
+func (a *auth) checkAlways(r *http.Request) string {
+	if !a.on {
+		return ""
+	}
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return msgMissingToken
+	}
+	if tok, ok := cutBearer(h); !ok || !a.valid(tok) {
+		return msgWrongToken
+	}
+	return ""
+}
+
 func (a *auth) valid(tok string) bool {
 	sum := sha256.Sum256([]byte(tok))
 	return subtle.ConstantTimeCompare(sum[:], a.sum[:]) == 1

@@ -46,6 +46,18 @@ type Options struct {
 	// Certificates issues workload certificates (POST /api/v1/certificates);
 	// nil answers 503.
 	Certificates CertificateIssuer
+	// Tokens serves /api/v1/tokens (identity-scoped join tokens), which
+	// need the API token for reads too; nil makes them answer 503.
+	Tokens Tokens
+	// Guard, when set, may refuse an apply or delete (409): objects a
+	// Canary owns are written by the canary analysis only.
+	Guard Guard
+	// Canaries answers /api/v1/canaries; nil makes them answer 503.
+	Canaries CanarySource
+	// LoadTester, when set, is served at /api/v1/loadtester/ (POST, like
+	// every write, needs the API token): the canary analysis' built-in
+	// load tester and gates.
+	LoadTester http.Handler
 }
 
 // Server serves the API over a Store.
@@ -55,18 +67,22 @@ type Server struct {
 	snapshot func(objs []*config.Object, rev int64) *model.Snapshot
 	proxies  ProxySource
 	certs    CertificateIssuer
+	tokens   Tokens
+	guard    Guard
+	canaries CanarySource
 	mux      *http.ServeMux
 	auth     auth
 
 	// writeMu serializes applies and deletes made through the API, so the
 	// analysis an apply reports is of the state it actually writes over.
-	writeMu sync.Mutex
+	writeMu  sync.Mutex
+	analyses *analyses
 }
 
 // New returns a Server over st.
 func New(st store.Store, opts Options) *Server {
-	s := &Server{st: st, log: opts.Log, snapshot: opts.Snapshot, proxies: opts.Proxies, certs: opts.Certificates, mux: http.NewServeMux(),
-		auth: newAuth(opts.Token, opts.ProtectReads)}
+	s := &Server{st: st, log: opts.Log, snapshot: opts.Snapshot, proxies: opts.Proxies, certs: opts.Certificates, tokens: opts.Tokens, mux: http.NewServeMux(),
+		auth: newAuth(opts.Token, opts.ProtectReads), analyses: newAnalyses(), guard: opts.Guard, canaries: opts.Canaries}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -85,6 +101,14 @@ func New(st store.Store, opts Options) *Server {
 	s.mux.HandleFunc("GET /api/v1/proxies/{id}/config/{kind}", s.proxyConfig)
 	s.mux.HandleFunc("GET /api/v1/sync", s.syncStatus)
 	s.mux.HandleFunc("POST /api/v1/certificates", s.issueCertificate)
+	s.mux.HandleFunc("POST /api/v1/tokens", s.createToken)
+	s.mux.HandleFunc("GET /api/v1/tokens", s.listTokens)
+	s.mux.HandleFunc("DELETE /api/v1/tokens/{id}", s.revokeToken)
+	s.mux.HandleFunc("GET /api/v1/canaries/{namespace}/{name}", s.getCanary)
+	s.mux.HandleFunc("POST /api/v1/canaries/{namespace}/{name}/{action}", s.canaryCommand)
+	if opts.LoadTester != nil {
+		s.mux.Handle("POST /api/v1/loadtester/", http.StripPrefix("/api/v1/loadtester", opts.LoadTester))
+	}
 	return s
 }
 
@@ -198,22 +222,31 @@ func boolParam(r *http.Request, name string) (bool, error) {
 // readSources decodes a SourcesRequest body.
 func readSources(r *http.Request) ([]Source, error) {
 	var req SourcesRequest
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, fmt.Errorf("request body larger than %d bytes", tooBig.Limit)
-		}
-		return nil, fmt.Errorf("read request body: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("read request body: trailing data after the JSON object")
+	if err := readJSON(r, &req); err != nil {
+		return nil, err
 	}
 	if len(req.Sources) == 0 {
 		return nil, errors.New("no sources given")
 	}
 	return req.Sources, nil
+}
+
+// readJSON decodes a request body holding one JSON object with no
+// unknown fields into v.
+func readJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return fmt.Errorf("request body larger than %d bytes", tooBig.Limit)
+		}
+		return fmt.Errorf("read request body: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("read request body: trailing data after the JSON object")
+	}
+	return nil
 }
 
 // nsOptions are the namespace query parameters shared by apply, delete and

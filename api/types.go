@@ -32,10 +32,14 @@ type ObjectResult struct {
 type ApplyResponse struct {
 	Results []ObjectResult `json:"results"`
 	// Messages are the analyzer's findings about the applied objects, and
-	// any finding elsewhere that this apply introduced.
+	// any finding elsewhere that this apply introduced: at most
+	// MaxApplyMessagesPerCode of each code.
 	Messages []analyze.Message `json:"messages"`
-	DryRun   bool              `json:"dryRun,omitempty"`
-	Revision int64             `json:"revision,omitempty"` // store revision after the write
+	// OmittedMessages counts the findings left out of Messages; GET
+	// /api/v1/analyze lists them all.
+	OmittedMessages int   `json:"omittedMessages,omitempty"`
+	DryRun          bool  `json:"dryRun,omitempty"`
+	Revision        int64 `json:"revision,omitempty"` // store revision after the write
 }
 
 // DeleteResponse is the body of a successful delete.

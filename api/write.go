@@ -23,34 +23,42 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	current, rev, err := s.st.List(r.Context(), "", "")
-	if err != nil {
-		s.storeError(w, r, "list", err)
+	current, rev, msgs, after, ok := s.analyzeApply(w, r, objs)
+	if !ok {
 		return
 	}
-	before := analyze.Analyze(s.snapshot(current, rev))
-	after := analyze.Analyze(s.snapshot(merge(current, objs), rev+1))
-	msgs := relevantMessages(before, after, objs)
+	defer s.writeMu.Unlock()
+	if !s.guardWrite(w, r, objs, nil) {
+		return
+	}
 
+	listed, omitted := capMessages(msgs)
 	if strict {
-		var blocking []string
+		blocking := 0
+		var lines []string
 		for _, m := range msgs {
 			if m.Level.AtLeast(analyze.Warning) {
-				blocking = append(blocking, m.String())
+				blocking++
 			}
 		}
-		if len(blocking) > 0 {
+		for _, m := range listed {
+			if m.Level.AtLeast(analyze.Warning) {
+				lines = append(lines, m.String())
+			}
+		}
+		if blocking > 0 {
+			if more := blocking - len(lines); more > 0 {
+				lines = append(lines, fmt.Sprintf("... and %d more (weft analyze -f FILE lists them all)", more))
+			}
 			writeJSON(w, http.StatusUnprocessableEntity, ErrorResponse{
-				Error:    "strict mode: nothing applied because of " + plural(len(blocking), "finding") + ":\n" + strings.Join(blocking, "\n"),
-				Messages: msgs,
+				Error:    "strict mode: nothing applied because of " + plural(blocking, "finding") + ":\n" + strings.Join(lines, "\n"),
+				Messages: listed,
 			})
 			return
 		}
 	}
 
-	resp := ApplyResponse{Messages: msgs, DryRun: dryRun, Revision: rev}
+	resp := ApplyResponse{Messages: listed, OmittedMessages: omitted, DryRun: dryRun, Revision: rev}
 	if dryRun {
 		resp.Results = dryRunResults(current, objs)
 		writeJSON(w, http.StatusOK, resp)
@@ -68,7 +76,66 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
 			s.log.Info("applied", "object", x.Key.String(), "action", x.Action)
 		}
 	}
+	if now, err := s.revision(r.Context()); err == nil && resp.Revision == rev+1 && now == rev+1 {
+		// The store holds exactly what "after" analyzed: this apply was
+		// the one write since rev (writers outside the API, such as the
+		// reaper, do not take writeMu).
+		s.remember(rev+1, after)
+	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// optimisticAnalyses is how many times an apply analyzes outside the write
+// lock before it gives up on racing other writers and analyzes under it.
+const optimisticAnalyses = 3
+
+// analyzeApply analyzes the store before and after objs would be applied
+// and returns with s.writeMu held and the store still at the revision
+// analyzed, so the findings are of the state the apply writes over. The
+// analyses run outside the lock (another write meanwhile means analyzing
+// again), except after optimisticAnalyses lost races. On failure it has
+// answered the request, does not hold the lock, and reports !ok.
+func (s *Server) analyzeApply(w http.ResponseWriter, r *http.Request, objs []*config.Object) (current []*config.Object, rev int64, msgs, after []analyze.Message, ok bool) {
+	ctx := r.Context()
+	for attempt := 1; ; attempt++ {
+		locked := attempt > optimisticAnalyses
+		if locked {
+			s.writeMu.Lock()
+		}
+		var err error
+		if current, rev, err = s.st.List(ctx, "", ""); err != nil {
+			if locked {
+				s.writeMu.Unlock()
+			}
+			s.storeError(w, r, "list", err)
+			return nil, 0, nil, nil, false
+		}
+		before, err := s.storeAnalysis(ctx, current, rev)
+		if err == nil {
+			after, err = s.runAnalysis(ctx, merge(current, objs), rev+1)
+		}
+		if err != nil {
+			if locked {
+				s.writeMu.Unlock()
+			}
+			s.storeError(w, r, "analyze", err)
+			return nil, 0, nil, nil, false
+		}
+		if !locked {
+			s.writeMu.Lock()
+			now, err := s.revision(ctx)
+			if err != nil {
+				s.writeMu.Unlock()
+				s.storeError(w, r, "list", err)
+				return nil, 0, nil, nil, false
+			}
+			if now != rev {
+				s.writeMu.Unlock()
+				continue // written meanwhile: analyze the new state
+			}
+		}
+		return current, rev, relevantMessages(before, after, objs), after, true
+	}
 }
 
 // merge returns current with objs replacing or adding to it.
@@ -186,6 +253,9 @@ func (s *Server) deleteKeys(w http.ResponseWriter, r *http.Request, keys []confi
 		writeError(w, http.StatusNotFound, strings.Join(missing, "\n"))
 		return
 	}
+	if !s.guardWrite(w, r, nil, present) {
+		return
+	}
 	resp := DeleteResponse{Results: []ObjectResult{}}
 	if len(present) == 0 {
 		writeJSON(w, http.StatusOK, resp)
@@ -211,7 +281,11 @@ func (s *Server) analyzeStore(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "list", err)
 		return
 	}
-	msgs := analyze.Analyze(s.snapshot(objs, rev))
+	msgs, err := s.storeAnalysis(r.Context(), objs, rev)
+	if err != nil {
+		s.storeError(w, r, "analyze", err)
+		return
+	}
 	writeJSON(w, http.StatusOK, AnalyzeResponse{Messages: inNamespace(msgs, r.URL.Query().Get("namespace")), Revision: rev})
 }
 
@@ -238,7 +312,11 @@ func (s *Server) analyzeSources(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "list", err)
 		return
 	}
-	msgs := analyze.Analyze(s.snapshot(merge(current, objs), rev))
+	msgs, err := s.runAnalysis(r.Context(), merge(current, objs), rev)
+	if err != nil {
+		s.storeError(w, r, "analyze", err)
+		return
+	}
 	if msgs == nil {
 		msgs = []analyze.Message{}
 	}

@@ -8,9 +8,18 @@
 #   BENCH_PATHS=direct,nginx bench/run.sh         # a subset of paths
 #
 # Environment (all optional):
-#   BENCH_PATHS      comma list of direct,nginx,weft-gateway,weft-mesh,weft-mesh-mtls
+#   BENCH_PATHS      comma list of direct,nginx,haproxy,reverseproxy,weft-gateway,
+#                    weft-gateway-notel,weft-mesh,weft-mesh-mtls,h2c,grpc
 #                    (default: all; the two mesh paths share their sidecars and differ
-#                    only in the PeerAuthentication applied: DISABLE, then STRICT)
+#                    only in the PeerAuthentication applied: DISABLE, then STRICT;
+#                    h2c and grpc measure fortio's server directly and through the
+#                    weft gateway)
+#   BENCH_MATRIX     1 = also measure max throughput of nginx, haproxy, reverseproxy and
+#                    the weft gateway with 1 and 256 connections and 1 KiB and 64 KiB
+#                    bodies (default 1)
+#   BENCH_PROFILE    1 = after the measured runs, profile the weft gateway with
+#                    `perf record` during a separate wrk run, for the report's
+#                    profile summary (default 1 when perf works)
 #   BENCH_FIXED      fortio fixed-rate duration (default 15s)
 #   BENCH_QPS        fortio fixed rate (default 1000)
 #   BENCH_MAX        wrk max-throughput duration (default 10s)
@@ -24,6 +33,12 @@
 #   BENCH_NOISY_MAX, BENCH_NOISY_RETRIES
 #                    measure a path again (up to RETRIES more times, default 2) when
 #                    other work used more than MAX cores (default 0.3) during its runs
+#   BENCH_SYSCALLS   1 = count the system calls per request of each proxy with
+#                    `strace -c -f` during a separate run of 20000 requests (needs
+#                    strace; default 1 when strace is installed)
+#   BENCH_CPU_PROFILE write a CPU profile (pprof) of the weft gateway (telemetry on)
+#                    over all its runs to this file: bench/pgo.sh makes
+#                    cmd/weft/default.pgo from it
 #   BENCH_OUT        raw results directory (default: a new /tmp/weft-bench.XXXXXX)
 #   BENCH_REPORT     report file (default: docs/BENCHMARKS.md for a full run with the
 #                    default durations, rate and connections and no perf, else
@@ -44,7 +59,7 @@ cd "$ROOT"
 
 DEFAULT_FIXED=15s
 DEFAULT_MAX=10s
-ALL_PATHS=direct,nginx,weft-gateway,weft-mesh,weft-mesh-mtls
+ALL_PATHS=direct,nginx,haproxy,reverseproxy,weft-gateway,weft-gateway-notel,weft-mesh,weft-mesh-mtls,h2c,grpc
 
 PATHS="${BENCH_PATHS:-$ALL_PATHS}"
 FIXED="${BENCH_FIXED:-$DEFAULT_FIXED}"
@@ -63,6 +78,10 @@ CLIENT_CPU="${BENCH_CLIENT_CPU:-0}"
 PROXY_CPU="${BENCH_PROXY_CPU:-1}"
 BACKEND_CPU="${BENCH_BACKEND_CPU:-0,1}"
 BODY_SIZE=64
+MATRIX="${BENCH_MATRIX:-1}"
+SYSCALLS="${BENCH_SYSCALLS:-1}"
+command -v strace >/dev/null 2>&1 || SYSCALLS=0
+PROFILE="${BENCH_PROFILE:-1}"
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[bench] FAIL: %s\n' "$*" >&2; exit 1; }
@@ -79,12 +98,16 @@ done
 
 want() { case ",$PATHS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 for p in ${PATHS//,/ }; do
-  case "$p" in direct|nginx|weft-gateway|weft-mesh|weft-mesh-mtls) ;; *) die "unknown path '$p' in BENCH_PATHS (known: $ALL_PATHS)" ;; esac
+  case "$p" in direct|nginx|haproxy|reverseproxy|weft-gateway|weft-gateway-notel|weft-mesh|weft-mesh-mtls|h2c|grpc) ;; *) die "unknown path '$p' in BENCH_PATHS (known: $ALL_PATHS)" ;; esac
 done
 if [ "${BENCH_PERF:-0}" != 0 ]; then command -v perf >/dev/null 2>&1 || die "BENCH_PERF=1 needs perf (apt-get install linux-perf)"; fi
 if want nginx; then command -v nginx >/dev/null 2>&1 || die "nginx not found (run bench/install.sh)"; fi
+if want haproxy; then command -v haproxy >/dev/null 2>&1 || die "haproxy not found (run bench/install.sh)"; fi
 NEED_WEFT=false
-if want weft-gateway || want weft-mesh || want weft-mesh-mtls; then NEED_WEFT=true; fi
+if want weft-gateway || want weft-gateway-notel || want weft-mesh || want weft-mesh-mtls || want h2c || want grpc; then NEED_WEFT=true; fi
+if [ "$PROFILE" != 0 ] && ! { command -v perf >/dev/null 2>&1 && perf record -q -e cpu-clock -o /dev/null -- true >/dev/null 2>&1; }; then
+  PROFILE=0 # no perf here: the report says so
+fi
 
 # dur_s DURATION : whole seconds in a fortio/wrk duration (500ms, 15s, 2m).
 dur_s() {
@@ -283,6 +306,12 @@ wait_quiet() {
 # ---------------------------------------------------------------- ports
 P_BACKEND=$PORT_BASE
 P_NGINX=$((PORT_BASE + 1))
+P_HAPROXY=$((PORT_BASE + 2))
+P_RP=$((PORT_BASE + 3))
+P_FHTTP=$((PORT_BASE + 4))
+P_FGRPC=$((PORT_BASE + 5))
+P_GW_H2C=$((PORT_BASE + 22))
+P_GW_GRPC=$((PORT_BASE + 23))
 P_API=$((PORT_BASE + 10))
 P_XDS=$((PORT_BASE + 11))
 P_GW=$((PORT_BASE + 20))
@@ -291,7 +320,7 @@ P_OUT=$((PORT_BASE + 30))
 P_CADMIN=$((PORT_BASE + 31))
 P_IN=$((PORT_BASE + 32))
 P_BADMIN=$((PORT_BASE + 33))
-for p in $P_BACKEND $P_NGINX $P_API $P_XDS $P_GW $P_GWADMIN $P_OUT $P_CADMIN $P_IN $P_BADMIN; do
+for p in $P_BACKEND $P_NGINX $P_HAPROXY $P_RP $P_FHTTP $P_FGRPC $P_GW_H2C $P_GW_GRPC $P_API $P_XDS $P_GW $P_GWADMIN $P_OUT $P_CADMIN $P_IN $P_BADMIN; do
   port_free "$p" || die "port 127.0.0.1:$p is in use (set BENCH_PORT_BASE)"
 done
 
@@ -299,6 +328,7 @@ done
 log "building backend and report"
 go build -o "$OUT/backend" ./bench/backend
 go build -o "$OUT/report" ./bench/report
+go build -o "$OUT/bin-reverseproxy" ./bench/reverseproxy
 WEFT=""
 if $NEED_WEFT; then
   if [ -n "${BENCH_WEFT:-}" ]; then
@@ -313,7 +343,7 @@ fi
 
 # ---------------------------------------------------------------- metadata
 CMDLINE="bench/run.sh"
-for v in BENCH_PATHS BENCH_FIXED BENCH_MAX BENCH_QPS BENCH_CONNS BENCH_WARMUP BENCH_UNIFORM BENCH_PERF BENCH_QUIET_WAIT BENCH_QUIET_MAX BENCH_NOISY_MAX BENCH_NOISY_RETRIES BENCH_PORT_BASE BENCH_CLIENT_CPU BENCH_PROXY_CPU BENCH_BACKEND_CPU; do
+for v in BENCH_PATHS BENCH_MATRIX BENCH_PROFILE BENCH_FIXED BENCH_MAX BENCH_QPS BENCH_CONNS BENCH_WARMUP BENCH_UNIFORM BENCH_PERF BENCH_QUIET_WAIT BENCH_QUIET_MAX BENCH_NOISY_MAX BENCH_NOISY_RETRIES BENCH_PORT_BASE BENCH_CLIENT_CPU BENCH_PROXY_CPU BENCH_BACKEND_CPU; do
   if [ -n "${!v:-}" ]; then CMDLINE="$v=${!v} $CMDLINE"; fi
 done
 {
@@ -328,6 +358,10 @@ done
   # +dirty: the tree differs from HEAD outside the harness's own files.
   echo "git_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$([ -z "$(git status --porcelain -- . ':!bench' ':!docs/BENCHMARKS.md' 2>/dev/null)" ] || echo '+dirty')"
   echo "nginx=$(nginx -v 2>&1 | sed 's/^nginx version: //')"
+  echo "haproxy=$(haproxy -v 2>/dev/null | head -n1 | awk '{print $3}')"
+  echo "matrix=$MATRIX"
+  echo "profile=$PROFILE"
+  echo "syscalls=$SYSCALLS"
   echo "wrk=$(wrk -v 2>&1 | head -n1 | awk '{print $2}')"
   echo "fortio=$("$FORTIO" version 2>&1 | head -n1)"
   echo "paths=$PATHS"
@@ -354,6 +388,25 @@ log "starting backend on 127.0.0.1:$P_BACKEND (cpus $BACKEND_CPU)"
 start BACKEND_PID "$BACKEND_CPU" "$TMP/backend.log" "$OUT/backend" -addr "127.0.0.1:$P_BACKEND" -size "$BODY_SIZE"
 wait_port "$P_BACKEND" "$BACKEND_PID" backend "$TMP/backend.log"
 wait_200 backend 10 "$BACKEND_PID" "$TMP/backend.log" "http://127.0.0.1:$P_BACKEND/"
+
+# mark "PROXY_PIDS" BACKEND_PID : takes the CPU and time marks a run's
+# figures start from (globals M_*; not in a subshell: child_ticks).
+mark() {
+  M_C=$(cpu_ticks $1); M_B=$(cpu_ticks "$2"); child_ticks M_K; M_M=$(busy_ticks); M_T=$(now)
+}
+
+# marked PREFIX "PROXY_PIDS" BACKEND_PID : prints the run's PREFIX_* figures
+# since mark: wall time, and the CPU of the proxies, the backend, this
+# shell's children (the client) and the whole machine.
+marked() {
+  local t m k c b
+  t=$(now); m=$(busy_ticks); child_ticks k; c=$(cpu_ticks $2); b=$(cpu_ticks "$3")
+  echo "$1_wall_s=$(calc "$t - $M_T")"
+  echo "$1_proxy_cpu_s=$(calc "($c - $M_C) / $CLK_TCK")"
+  echo "$1_backend_cpu_s=$(calc "($b - $M_B) / $CLK_TCK")"
+  echo "$1_client_cpu_s=$(calc "($k - $M_K) / $CLK_TCK")"
+  echo "$1_machine_busy_s=$(calc "($m - $M_M) / $CLK_TCK")"
+}
 
 # ---------------------------------------------------------------- measure
 # measure NAME URL HOST_HEADER "PROXY_PIDS" PROXY_LOG
@@ -382,6 +435,9 @@ measure_once() {
   # binary's pages, shared by every weft process on the host.
   if [ "$ATTEMPT" -eq 1 ]; then
     if [ -n "$ppids" ]; then mem_kb RssAnon $ppids >"$dir/rss_anon_idle_kb"; else echo 0 >"$dir/rss_anon_idle_kb"; fi
+    local a=""
+    for p in $ppids; do a="$a $(mem_kb RssAnon "$p")"; done
+    echo "${a# }" >"$dir/rss_anon_idle_each_kb"
   fi
 
   if [ "$WARMUP" != 0 ] && [ "$WARMUP" != 0s ]; then
@@ -392,20 +448,18 @@ measure_once() {
   fi
 
   log "[$name] fixed rate: fortio -qps $QPS -c $CONNS -t $FIXED"
-  local c0 c1 b0 b1 t0 t1
-  local m0 m1 k0 k1
-  c0=$(cpu_ticks $ppids); b0=$(cpu_ticks "$BACKEND_PID"); child_ticks k0; m0=$(busy_ticks); t0=$(now)
+  mark "$ppids" "$BACKEND_PID"
   bounded "$FIXED" taskset -c "$CLIENT_CPU" "$FORTIO" load -qps "$QPS" -c "$CONNS" -t "$FIXED" -r 0.00001 \
     "${hdr[@]}" -json "$dir/fortio.json" "$url" >"$dir/fortio.log" 2>&1 \
     || { tail -n 20 "$dir/fortio.log" >&2; die "[$name] fortio failed (log: $dir/fortio.log)"; }
-  t1=$(now); m1=$(busy_ticks); child_ticks k1; c1=$(cpu_ticks $ppids); b1=$(cpu_ticks "$BACKEND_PID")
   {
-    echo "fixed_wall_s=$(calc "$t1 - $t0")"
-    echo "fixed_proxy_cpu_s=$(calc "($c1 - $c0) / $CLK_TCK")"
-    echo "fixed_backend_cpu_s=$(calc "($b1 - $b0) / $CLK_TCK")"
-    echo "fixed_client_cpu_s=$(calc "($k1 - $k0) / $CLK_TCK")"
-    echo "fixed_machine_busy_s=$(calc "($m1 - $m0) / $CLK_TCK")"
+    marked fixed "$ppids" "$BACKEND_PID"
     echo "rss_fixed_kb=$( [ -n "$ppids" ] && mem_kb VmRSS $ppids || echo 0)"
+    echo "rss_anon_fixed_kb=$( [ -n "$ppids" ] && mem_kb RssAnon $ppids || echo 0)"
+    local q e1="" e2=""
+    for q in $ppids; do e1="$e1 $(mem_kb VmRSS "$q")"; e2="$e2 $(mem_kb RssAnon "$q")"; done
+    echo "rss_fixed_each_kb=\"${e1# }\""
+    echo "rss_anon_fixed_each_kb=\"${e2# }\""
   } >"$dir/stats.env"
   "$OUT/report" -check-fortio "$dir/fortio.json" -name "$name" \
     || die "[$name] requests failed in the fixed-rate run (see $dir/fortio.json, $dir/fortio.log, $plog)"
@@ -415,18 +469,11 @@ measure_once() {
     # over the period instead of all connections firing together, so a
     # single-threaded proxy is not handed bursts of $CONNS requests at once.
     log "[$name] fixed rate, uniform: fortio -qps $QPS -c $CONNS -t $FIXED -uniform"
-    c0=$(cpu_ticks $ppids); b0=$(cpu_ticks "$BACKEND_PID"); child_ticks k0; m0=$(busy_ticks); t0=$(now)
+    mark "$ppids" "$BACKEND_PID"
     bounded "$FIXED" taskset -c "$CLIENT_CPU" "$FORTIO" load -qps "$QPS" -c "$CONNS" -t "$FIXED" -r 0.00001 -uniform \
       "${hdr[@]}" -json "$dir/fortio-uniform.json" "$url" >"$dir/fortio-uniform.log" 2>&1 \
       || { tail -n 20 "$dir/fortio-uniform.log" >&2; die "[$name] fortio -uniform failed (log: $dir/fortio-uniform.log)"; }
-    t1=$(now); m1=$(busy_ticks); child_ticks k1; c1=$(cpu_ticks $ppids); b1=$(cpu_ticks "$BACKEND_PID")
-    {
-      echo "uniform_wall_s=$(calc "$t1 - $t0")"
-      echo "uniform_proxy_cpu_s=$(calc "($c1 - $c0) / $CLK_TCK")"
-      echo "uniform_backend_cpu_s=$(calc "($b1 - $b0) / $CLK_TCK")"
-      echo "uniform_client_cpu_s=$(calc "($k1 - $k0) / $CLK_TCK")"
-      echo "uniform_machine_busy_s=$(calc "($m1 - $m0) / $CLK_TCK")"
-    } >>"$dir/stats.env"
+    marked uniform "$ppids" "$BACKEND_PID" >>"$dir/stats.env"
     "$OUT/report" -check-fortio "$dir/fortio-uniform.json" -name "$name" \
       || die "[$name] requests failed in the uniform fixed-rate run (see $dir/fortio-uniform.json, $plog)"
   fi
@@ -434,7 +481,7 @@ measure_once() {
   log "[$name] max throughput: wrk -t1 -c$CONNS -d$MAXD"
   local each0=() each1=()
   for p in $ppids; do each0+=("$(cpu_ticks "$p")"); done
-  c0=$(cpu_ticks $ppids); b0=$(cpu_ticks "$BACKEND_PID"); child_ticks k0; m0=$(busy_ticks); t0=$(now)
+  mark "$ppids" "$BACKEND_PID"
   local perf_pid=""
   if [ "$PERF" != 0 ] && [ -n "$ppids" ]; then
     # Profile the proxy during the max run (perf's own overhead lowers the
@@ -445,7 +492,7 @@ measure_once() {
   fi
   bounded "$MAXD" taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"$MAXD" --latency "${hdr[@]}" "$url" >"$dir/wrk.txt" 2>&1 \
     || { cat "$dir/wrk.txt" >&2; die "[$name] wrk failed"; }
-  t1=$(now); m1=$(busy_ticks); child_ticks k1; c1=$(cpu_ticks $ppids); b1=$(cpu_ticks "$BACKEND_PID")
+  marked max "$ppids" "$BACKEND_PID" >"$dir/max.env"
   for p in $ppids; do each1+=("$(cpu_ticks "$p")"); done
   if [ -n "$perf_pid" ]; then
     wait "$perf_pid" || log "[$name] perf record failed (see $dir/perf.log)"
@@ -463,15 +510,12 @@ measure_once() {
     rss_peak=$(mem_kb VmHWM $ppids)
   fi
   {
-    echo "max_wall_s=$(calc "$t1 - $t0")"
-    echo "max_proxy_cpu_s=$(calc "($c1 - $c0) / $CLK_TCK")"
+    cat "$dir/max.env"
     echo "max_proxy_cpu_each_s=\"${cpu_each# }\""
-    echo "max_backend_cpu_s=$(calc "($b1 - $b0) / $CLK_TCK")"
-    echo "max_client_cpu_s=$(calc "($k1 - $k0) / $CLK_TCK")"
-    echo "max_machine_busy_s=$(calc "($m1 - $m0) / $CLK_TCK")"
     echo "proxy_processes=$(tree_pids $ppids | grep -c . || true)"
     echo "rss_idle_kb=$rss_idle"
     echo "rss_anon_idle_kb=$(cat "$dir/rss_anon_idle_kb" 2>/dev/null || echo 0)"
+    echo "rss_anon_idle_each_kb=\"$(cat "$dir/rss_anon_idle_each_kb" 2>/dev/null)\""
     echo "rss_idle_each_kb=\"${rss_idle_each# }\""
     echo "rss_after_kb=$rss_after"
     echo "rss_peak_kb=$rss_peak"
@@ -518,9 +562,110 @@ measure() {
   done
 }
 
+# max_only NAME LABEL CONNS URL "PROXY_PIDS" : one max-throughput run (wrk,
+# CONNS connections) into $OUT/NAME/LABEL, for the matrix of connection
+# counts and body sizes.
+max_only() {
+  local name="$1" label="$2" conns="$3" url="$4" ppids="$5"
+  local dir="$OUT/$name/$label"
+  mkdir -p "$dir"
+  wait_quiet "$name/$label"
+  log "[$name/$label] max throughput: wrk -t1 -c$conns -d$MAXD $url"
+  mark "$ppids" "$BACKEND_PID"
+  bounded "$MAXD" taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"$MAXD" --latency "$url" >"$dir/wrk.txt" 2>&1 \
+    || { cat "$dir/wrk.txt" >&2; die "[$name/$label] wrk failed"; }
+  {
+    marked max "$ppids" "$BACKEND_PID"
+    echo "conns=$conns"
+  } >"$dir/stats.env"
+  "$OUT/report" -check-wrk "$dir/wrk.txt" -name "$name/$label" \
+    || die "[$name/$label] requests failed (see $dir/wrk.txt)"
+}
+
+# matrix NAME BASE_URL "PROXY_PIDS" : the connection-count and body-size
+# runs of a proxy (BENCH_MATRIX).
+matrix() {
+  [ "$MATRIX" = 0 ] && return 0
+  max_only "$1" c1 1 "$2/" "$3"
+  max_only "$1" c256 256 "$2/" "$3"
+  max_only "$1" b1k "$CONNS" "$2/1k" "$3"
+  max_only "$1" b64k "$CONNS" "$2/64k" "$3"
+}
+
+# fortio_max DIR MODE TARGET "PROXY_PIDS" : max throughput with fortio
+# (-qps 0) speaking h2c (MODE h2c) or gRPC ping (MODE grpc) to TARGET, into
+# $OUT/DIR/MODE.json and MODE.env; the upstream is fortio's server.
+fortio_max() {
+  local name="$1" mode="$2" target="$3" ppids="$4"
+  local dir="$OUT/$name"
+  mkdir -p "$dir"
+  local -a args=(-h2)
+  case "$mode" in grpc*) args=(-grpc -ping) ;; esac
+  wait_quiet "$name/$mode"
+  bounded 2s taskset -c "$CLIENT_CPU" "$FORTIO" load "${args[@]}" -qps 0 -c "$CONNS" -t 2s "$target" >"$dir/$mode-warmup.log" 2>&1 \
+    || { tail -n 20 "$dir/$mode-warmup.log" >&2; die "[$name/$mode] warm-up failed"; }
+  log "[$name/$mode] max throughput: fortio load ${args[*]} -qps 0 -c $CONNS -t $MAXD $target"
+  mark "$ppids" "$FSRV_PID"
+  bounded "$MAXD" taskset -c "$CLIENT_CPU" "$FORTIO" load "${args[@]}" -qps 0 -c "$CONNS" -t "$MAXD" -json "$dir/$mode.json" "$target" \
+    >"$dir/$mode.log" 2>&1 || { tail -n 20 "$dir/$mode.log" >&2; die "[$name/$mode] fortio failed"; }
+  marked max "$ppids" "$FSRV_PID" >"$dir/$mode.env"
+  "$OUT/report" -check-fortio "$dir/$mode.json" -name "$name/$mode" \
+    || die "[$name/$mode] requests failed (see $dir/$mode.json)"
+}
+
+# syscalls NAME URL "PIDS" [HOST] : system calls per request of the proxy
+# processes, counted by `strace -c -f` during a separate run of 20000
+# requests (strace slows the proxy down; only the counts are used).
+syscalls() {
+  [ "$SYSCALLS" = 0 ] && return 0
+  local name="$1" url="$2" pids="$3" host="${4:-}" dir="$OUT/$1/syscalls" p
+  local -a hdr=() st=()
+  [ -n "$host" ] && hdr=(-H "Host: $host")
+  mkdir -p "$dir"
+  log "[$name] counting system calls per request (strace -c, 20000 requests)"
+  for p in $(tree_pids $pids); do
+    taskset -c "$CLIENT_CPU" strace -c -f -p "$p" -o "$dir/strace.$p.txt" >/dev/null 2>&1 &
+    st+=($!)
+  done
+  sleep 1
+  bounded 60s taskset -c "$CLIENT_CPU" "$FORTIO" load -qps 0 -c "$CONNS" -n 20000 "${hdr[@]}" -json "$dir/fortio.json" "$url" >"$dir/fortio.log" 2>&1 || true
+  sleep 0.5
+  for p in "${st[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+  for p in "${st[@]}"; do wait "$p" 2>/dev/null || true; done
+  cat "$dir"/strace.*.txt >"$dir/strace.txt" 2>/dev/null || true
+}
+
+# profile NAME URL PID : a separate wrk run with `perf record` on the proxy,
+# summarised in the report (BENCH_PROFILE); its numbers are not reported.
+profile() {
+  [ "$PROFILE" = 0 ] && return 0
+  local dir="$OUT/$1/profile"
+  mkdir -p "$dir"
+  log "[$1] profile: perf record during a separate wrk run"
+  taskset -c "$CLIENT_CPU" perf record -q -e cpu-clock -F 999 -g -p "$3" -o "$dir/perf.data" -- sleep 5 >"$dir/perf.log" 2>&1 &
+  local perf_pid=$!
+  bounded 5s taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d5s "$2" >"$dir/wrk.txt" 2>&1 || true
+  wait "$perf_pid" || { log "[$1] perf record failed (see $dir/perf.log)"; return 0; }
+  perf report -i "$dir/perf.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null \
+    | grep -v '^#' | grep -v '^$' >"$dir/perf-self.txt" || true
+  rm -f "$dir/perf.data"
+}
+
 # ---------------------------------------------------------------- direct
 if want direct; then
   measure direct "http://127.0.0.1:$P_BACKEND/" "" "" "$TMP/backend.log"
+fi
+
+# ---------------------------------------------------------------- fortio server (h2c, gRPC)
+FSRV_PID=""
+if want h2c || want grpc; then
+  log "starting fortio server: http/h2c 127.0.0.1:$P_FHTTP, grpc 127.0.0.1:$P_FGRPC (cpus $BACKEND_CPU)"
+  start FSRV_PID "$BACKEND_CPU" "$TMP/fortio-server.log" "$FORTIO" server -http-port "127.0.0.1:$P_FHTTP" \
+    -grpc-port "127.0.0.1:$P_FGRPC" -redirect-port disabled -echo-server-default-params "size=$BODY_SIZE"
+  wait_port "$P_FHTTP" "$FSRV_PID" "fortio server" "$TMP/fortio-server.log"
+  wait_port "$P_FGRPC" "$FSRV_PID" "fortio server" "$TMP/fortio-server.log"
+  want h2c && fortio_max h2c h2c "http://127.0.0.1:$P_FHTTP/echo" ""
+  want grpc && fortio_max grpc grpc "127.0.0.1:$P_FGRPC" ""
 fi
 
 # ---------------------------------------------------------------- nginx
@@ -558,7 +703,51 @@ EOF
   start NGINX_PID "$PROXY_CPU" "$TMP/nginx.log" nginx -p "$NGX" -e "$NGX/logs/error.log" -c "$NGX/nginx.conf" -g 'daemon off;'
   wait_port "$P_NGINX" "$NGINX_PID" nginx "$TMP/nginx.log"
   measure nginx "http://127.0.0.1:$P_NGINX/" "" "$NGINX_PID" "$NGX/logs/error.log"
+  matrix nginx "http://127.0.0.1:$P_NGINX" "$NGINX_PID"
+  syscalls nginx "http://127.0.0.1:$P_NGINX/" "$NGINX_PID"
   stop "$NGINX_PID"
+fi
+
+# ---------------------------------------------------------------- haproxy
+if want haproxy; then
+  HAP="$TMP/haproxy"
+  mkdir -p "$HAP"
+  # One thread, as nginx has one worker; upstream connections reused.
+  cat >"$HAP/haproxy.cfg" <<EOF
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend bench
+  bind 127.0.0.1:$P_HAPROXY
+  default_backend backend
+backend backend
+  server backend 127.0.0.1:$P_BACKEND
+EOF
+  cp "$HAP/haproxy.cfg" "$OUT/haproxy.cfg"
+  log "starting haproxy on 127.0.0.1:$P_HAPROXY (cpu $PROXY_CPU)"
+  start HAP_PID "$PROXY_CPU" "$TMP/haproxy.log" haproxy -db -f "$HAP/haproxy.cfg"
+  wait_port "$P_HAPROXY" "$HAP_PID" haproxy "$TMP/haproxy.log"
+  measure haproxy "http://127.0.0.1:$P_HAPROXY/" "" "$HAP_PID" "$TMP/haproxy.log"
+  matrix haproxy "http://127.0.0.1:$P_HAPROXY" "$HAP_PID"
+  syscalls haproxy "http://127.0.0.1:$P_HAPROXY/" "$HAP_PID"
+  stop "$HAP_PID"
+fi
+
+# ---------------------------------------------------------------- httputil.ReverseProxy
+if want reverseproxy; then
+  log "starting reverseproxy (httputil.ReverseProxy) on 127.0.0.1:$P_RP (cpu $PROXY_CPU)"
+  start RP_PID "$PROXY_CPU" "$TMP/reverseproxy.log" "$OUT/bin-reverseproxy" -addr "127.0.0.1:$P_RP" -upstream "127.0.0.1:$P_BACKEND"
+  wait_port "$P_RP" "$RP_PID" reverseproxy "$TMP/reverseproxy.log"
+  measure reverseproxy "http://127.0.0.1:$P_RP/" "" "$RP_PID" "$TMP/reverseproxy.log"
+  matrix reverseproxy "http://127.0.0.1:$P_RP" "$RP_PID"
+  syscalls reverseproxy "http://127.0.0.1:$P_RP/" "$RP_PID"
+  stop "$RP_PID"
 fi
 
 # ---------------------------------------------------------------- weft
@@ -641,6 +830,111 @@ spec:
   labels:
     app: backend
 EOF
+    if [ -n "$FSRV_PID" ] && [ -z "${3:-}" ]; then
+      # h2c (gateway port 81) and gRPC (port 82) to fortio's server.
+      cat >>"$1" <<EOF
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: bench-h2c
+  namespace: default
+spec:
+  selector:
+    istio: ingressgateway
+  servers:
+  - port:
+      number: 81
+      name: http2
+      protocol: HTTP2
+    hosts:
+    - "*"
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: bench-grpc
+  namespace: default
+spec:
+  selector:
+    istio: ingressgateway
+  servers:
+  - port:
+      number: 82
+      name: grpc
+      protocol: GRPC
+    hosts:
+    - "*"
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: fortio-h2c
+  namespace: default
+spec:
+  hosts:
+  - "*"
+  gateways:
+  - bench-h2c
+  http:
+  - route:
+    - destination:
+        host: fortio
+        port:
+          number: 8080
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: fortio-grpc
+  namespace: default
+spec:
+  hosts:
+  - "*"
+  gateways:
+  - bench-grpc
+  http:
+  - route:
+    - destination:
+        host: fortio
+        port:
+          number: 8079
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: fortio
+  namespace: default
+spec:
+  hosts:
+  - fortio.default.svc.cluster.local
+  location: MESH_INTERNAL
+  ports:
+  - number: 8080
+    name: http
+    protocol: HTTP
+  - number: 8079
+    name: grpc
+    protocol: GRPC
+  resolution: STATIC
+  workloadSelector:
+    labels:
+      app: fortio
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata:
+  name: fortio-1
+  namespace: default
+spec:
+  address: 127.0.0.1
+  ports:
+    http: $P_FHTTP
+    grpc: $P_FGRPC
+  labels:
+    app: fortio
+EOF
+    fi
     if [ -n "${3:-}" ]; then
       sed -i 's/^    app: backend$/    app: backend\n    security.istio.io\/tlsMode: istio/' "$1"
       cat >>"$1" <<EOF
@@ -663,15 +957,42 @@ EOF
     cp "$1" "$OUT/"
   }
 
-  if want weft-gateway; then
+  # gateway NAME [FLAGS...] : starts a weft gateway as GW_PID.
+  gateway() {
+    local name="$1"
+    shift
+    log "starting weft gateway ($name) on 127.0.0.1:$P_GW (cpu $PROXY_CPU)"
+    local -a envp=()
+    if [ "$name" = gateway ] && [ -n "${BENCH_CPU_PROFILE:-}" ]; then envp=(env "WEFT_CPU_PROFILE=$BENCH_CPU_PROFILE"); fi
+    start GW_PID "$PROXY_CPU" "$TMP/$name.log" "${envp[@]}" "$WEFT" proxy gateway --xds "127.0.0.1:$P_XDS" --server "http://127.0.0.1:$P_API" --token-file "$TMP/state/api-token" \
+      --name ingressgateway --namespace istio-system --labels istio=ingressgateway \
+      --port-map "80=127.0.0.1:$P_GW,81=127.0.0.1:$P_GW_H2C,82=127.0.0.1:$P_GW_GRPC" --admin "127.0.0.1:$P_GWADMIN" "$@"
+    wait_200 "weft gateway /ready" 30 "$GW_PID" "$TMP/$name.log" "http://127.0.0.1:$P_GWADMIN/ready"
+  }
+  if want weft-gateway || want weft-gateway-notel || want h2c || want grpc; then
     write_config "$TMP/gateway.yaml" "$P_BACKEND"
     apply "$TMP/gateway.yaml"
-    log "starting weft gateway on 127.0.0.1:$P_GW (cpu $PROXY_CPU)"
-    start GW_PID "$PROXY_CPU" "$TMP/gateway.log" "$WEFT" proxy gateway --xds "127.0.0.1:$P_XDS" --join-token-file "$TMP/state/join-token" \
-      --name ingressgateway --namespace istio-system --labels istio=ingressgateway \
-      --port-map "80=127.0.0.1:$P_GW" --admin "127.0.0.1:$P_GWADMIN"
-    wait_200 "weft gateway /ready" 30 "$GW_PID" "$TMP/gateway.log" "http://127.0.0.1:$P_GWADMIN/ready"
-    measure weft-gateway "http://127.0.0.1:$P_GW/" "" "$GW_PID" "$TMP/gateway.log"
+  fi
+  if want weft-gateway || want h2c || want grpc; then
+    # Telemetry on, as deployed: metrics, 1% trace sampling, reports to the
+    # control plane every second.
+    gateway gateway --telemetry "http://127.0.0.1:$P_API"
+    if want weft-gateway; then
+      measure weft-gateway "http://127.0.0.1:$P_GW/" "" "$GW_PID" "$TMP/gateway.log"
+      matrix weft-gateway "http://127.0.0.1:$P_GW" "$GW_PID"
+    fi
+    if want h2c; then
+      wait_200 "weft gateway h2c route" 30 "$GW_PID" "$TMP/gateway.log" "http://127.0.0.1:$P_GW_H2C/echo" --http2-prior-knowledge
+      fortio_max h2c h2c-weft "http://127.0.0.1:$P_GW_H2C/echo" "$GW_PID"
+    fi
+    want grpc && fortio_max grpc grpc-weft "127.0.0.1:$P_GW_GRPC" "$GW_PID"
+    want weft-gateway && profile weft-gateway "http://127.0.0.1:$P_GW/" "$GW_PID"
+    want weft-gateway && syscalls weft-gateway "http://127.0.0.1:$P_GW/" "$GW_PID"
+    stop "$GW_PID"
+  fi
+  if want weft-gateway-notel; then
+    gateway gateway-notel --no-telemetry
+    measure weft-gateway-notel "http://127.0.0.1:$P_GW/" "" "$GW_PID" "$TMP/gateway-notel.log"
     stop "$GW_PID"
   fi
 
@@ -681,11 +1002,11 @@ EOF
     write_config "$TMP/mesh.yaml" "$P_IN" "$first"
     apply "$TMP/mesh.yaml"
     log "starting weft sidecars: client outbound :$P_OUT, backend inbound :$P_IN (both cpu $PROXY_CPU)"
-    start SA_PID "$PROXY_CPU" "$TMP/sidecar-client.log" "$WEFT" proxy sidecar --xds "127.0.0.1:$P_XDS" --join-token-file "$TMP/state/join-token" \
-      --name client-1 --namespace default --workload client --labels app=client \
+    start SA_PID "$PROXY_CPU" "$TMP/sidecar-client.log" "$WEFT" proxy sidecar --xds "127.0.0.1:$P_XDS" --server "http://127.0.0.1:$P_API" --token-file "$TMP/state/api-token" \
+      --name client-1 --namespace default --workload client --labels app=client --telemetry "http://127.0.0.1:$P_API" \
       --outbound "127.0.0.1:$P_OUT" --admin "127.0.0.1:$P_CADMIN"
-    start SB_PID "$PROXY_CPU" "$TMP/sidecar-backend.log" "$WEFT" proxy sidecar --xds "127.0.0.1:$P_XDS" --join-token-file "$TMP/state/join-token" \
-      --name backend-1 --namespace default --workload backend --labels app=backend \
+    start SB_PID "$PROXY_CPU" "$TMP/sidecar-backend.log" "$WEFT" proxy sidecar --xds "127.0.0.1:$P_XDS" --server "http://127.0.0.1:$P_API" --token-file "$TMP/state/api-token" \
+      --name backend-1 --namespace default --workload backend --labels app=backend --telemetry "http://127.0.0.1:$P_API" \
       --inbound "127.0.0.1:$P_IN" --app "127.0.0.1:$P_BACKEND" --admin "127.0.0.1:$P_BADMIN"
     wait_200 "weft sidecar client-1 /ready" 30 "$SA_PID" "$TMP/sidecar-client.log" "http://127.0.0.1:$P_CADMIN/ready"
     wait_200 "weft sidecar backend-1 /ready" 30 "$SB_PID" "$TMP/sidecar-backend.log" "http://127.0.0.1:$P_BADMIN/ready"

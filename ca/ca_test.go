@@ -85,17 +85,22 @@ func TestSelfSignedCreateAndReload(t *testing.T) {
 		t.Errorf("root key %T, want ECDSA P-256", root.PublicKey)
 	}
 
+	// Issued between begin and end; certificate times are whole seconds.
 	begin := time.Now()
 	s, err := c.Issue(testID, 10*time.Minute)
+	end := time.Now()
 	if err != nil {
 		t.Fatal(err)
 	}
 	leaf := verifySVID(t, s, c.Roots(), testID)
-	if d := begin.Sub(leaf.NotBefore); d < Backdate-time.Second || d > Backdate+2*time.Second {
-		t.Errorf("NotBefore %v is %v before issuing, want about %v", leaf.NotBefore, d, Backdate)
+	within := func(v, from, to time.Time) bool {
+		return !v.Before(from.Add(-time.Second)) && !v.After(to.Add(time.Second))
 	}
-	if d := leaf.NotAfter.Sub(begin); d < 10*time.Minute-2*time.Second || d > 10*time.Minute+2*time.Second {
-		t.Errorf("lifetime from now %v, want 10m", d)
+	if !within(leaf.NotBefore, begin.Add(-Backdate), end.Add(-Backdate)) {
+		t.Errorf("NotBefore %v, want %v before issuing (between %v and %v)", leaf.NotBefore, Backdate, begin, end)
+	}
+	if !within(leaf.NotAfter, begin.Add(10*time.Minute), end.Add(10*time.Minute)) {
+		t.Errorf("NotAfter %v, want 10m after issuing (between %v and %v)", leaf.NotAfter, begin, end)
 	}
 	if certs, _ := ParseCerts(s.CertChainPEM); len(certs) != 1 {
 		t.Errorf("a self-signed CA sends %d certificates, want the leaf alone", len(certs))

@@ -25,6 +25,7 @@ type wireObject struct {
 	Kind       string          `json:"kind"`
 	Metadata   wireMeta        `json:"metadata"`
 	Spec       json.RawMessage `json:"spec"`
+	Status     json.RawMessage `json:"status,omitempty"`
 }
 
 type wireMeta struct {
@@ -106,6 +107,11 @@ func marshalJSON(o *Object) ([]byte, error) {
 			ResourceVersion: o.Meta.ResourceVersion, Generation: o.Meta.Generation,
 		},
 		Spec: spec,
+	}
+	if o.Status != nil {
+		if w.Status, err = protojson.Marshal(o.Status); err != nil {
+			return nil, fmt.Errorf("encode %s: status: %w", o.Key(), err)
+		}
 	}
 	if !o.Meta.CreationTimestamp.IsZero() {
 		w.Metadata.CreationTimestamp = o.Meta.CreationTimestamp.UTC().Format(time.RFC3339)

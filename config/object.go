@@ -1,7 +1,8 @@
 // Package config defines weft's configuration objects: Istio's API kinds
 // (VirtualService, DestinationRule, Gateway, ServiceEntry, WorkloadEntry, Sidecar,
 // PeerAuthentication, AuthorizationPolicy, RequestAuthentication), Maistra's
-// ServiceMeshMemberRoll and weft's own RateLimit, their decoding from
+// ServiceMeshMemberRoll, weft's own RateLimit and Flagger's Canary and
+// MetricTemplate, their decoding from
 // Kubernetes-style YAML, validation and encoding.
 //
 // An Object's Spec is always the real istio.io/api protobuf message (for
@@ -20,6 +21,7 @@ import (
 	networking "istio.io/api/networking/v1alpha3"
 	security "istio.io/api/security/v1beta1"
 
+	flaggerv1beta1 "github.com/weft-mesh/weft/config/apis/flagger/v1beta1"
 	maistrav1 "github.com/weft-mesh/weft/config/apis/maistra/v1"
 	weftv1alpha1 "github.com/weft-mesh/weft/config/apis/weft/v1alpha1"
 )
@@ -41,6 +43,8 @@ const (
 	KindRequestAuthentication Kind = "RequestAuthentication" // security.istio.io
 	KindServiceMeshMemberRoll Kind = "ServiceMeshMemberRoll" // maistra.io, spec *maistrav1.ServiceMeshMemberRoll
 	KindRateLimit             Kind = "RateLimit"             // weft.io, spec *weftv1alpha1.RateLimit
+	KindCanary                Kind = "Canary"                // flagger.app, spec *flaggerv1beta1.Canary, status *flaggerv1beta1.CanaryStatus
+	KindMetricTemplate        Kind = "MetricTemplate"        // flagger.app, spec *flaggerv1beta1.MetricTemplate
 )
 
 // KindInfo describes how one kind is spelled and which message holds its spec.
@@ -74,6 +78,8 @@ var Kinds = []KindInfo{
 	{KindAuthorizationPolicy, "security.istio.io", securityVersions, "authorizationpolicies", []string{"ap"}, func() proto.Message { return &security.AuthorizationPolicy{} }},
 	{KindRateLimit, "weft.io", []string{"v1alpha1"}, "ratelimits", []string{"rl"}, func() proto.Message { return &weftv1alpha1.RateLimit{} }},
 	{KindServiceMeshMemberRoll, "maistra.io", []string{"v1"}, "servicemeshmemberrolls", []string{"smmr"}, func() proto.Message { return &maistrav1.ServiceMeshMemberRoll{} }},
+	{KindCanary, "flagger.app", []string{"v1beta1"}, "canaries", nil, func() proto.Message { return &flaggerv1beta1.Canary{} }},
+	{KindMetricTemplate, "flagger.app", []string{"v1beta1"}, "metrictemplates", nil, func() proto.Message { return &flaggerv1beta1.MetricTemplate{} }},
 }
 
 // LookupKind finds a kind the ways kubectl takes a resource type,
@@ -179,6 +185,12 @@ type Object struct {
 	Kind       Kind
 	Meta       Meta
 	Spec       proto.Message
+	// Status is what a controller records about the object (a Canary's
+	// *flaggerv1beta1.CanaryStatus), nil for kinds without one. Like
+	// Kubernetes' status subresource it is not configuration: Decode
+	// ignores it in user input, Equal ignores it, and only a store's
+	// UpdateStatus changes it (see store.StatusWriter).
+	Status proto.Message
 }
 
 // Key returns the object's store key.

@@ -10,6 +10,7 @@ import (
 	networking "istio.io/api/networking/v1alpha3"
 	security "istio.io/api/security/v1beta1"
 
+	flaggerv1beta1 "github.com/weft-mesh/weft/config/apis/flagger/v1beta1"
 	maistrav1 "github.com/weft-mesh/weft/config/apis/maistra/v1"
 	weftv1alpha1 "github.com/weft-mesh/weft/config/apis/weft/v1alpha1"
 )
@@ -52,6 +53,10 @@ func Validate(o *Object) ErrorList {
 		v.memberRoll(spec)
 	case *weftv1alpha1.RateLimit:
 		v.rateLimit(spec)
+	case *flaggerv1beta1.Canary:
+		v.canary(spec)
+	case *flaggerv1beta1.MetricTemplate:
+		v.metricTemplate(spec)
 	default:
 		v.errorf("spec", "a %s cannot hold a spec of type %T", o.Kind, o.Spec)
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/weft-mesh/weft/api"
 	"github.com/weft-mesh/weft/ca"
 	"github.com/weft-mesh/weft/console"
+	"github.com/weft-mesh/weft/jointoken"
 	"github.com/weft-mesh/weft/jwks"
 	"github.com/weft-mesh/weft/model"
 	"github.com/weft-mesh/weft/store"
@@ -47,9 +48,15 @@ type Options struct {
 	StateDir string // holds the store; created if missing
 	APIAddr  string // HTTP API, e.g. 127.0.0.1:15080
 	XDSAddr  string // gRPC ADS, e.g. 127.0.0.1:15010
-	Log      *slog.Logger
+	// APIListener and XDSListener, when set, are sockets already bound
+	// (at APIAddr and XDSAddr) to serve instead of binding those addresses:
+	// `weft up` binds every address it serves before starting anything.
+	// The control plane owns them from Start on.
+	APIListener, XDSListener net.Listener
+	Log                      *slog.Logger
 	// ReapAfter is how long a registered workload may have no xDS stream
-	// before its WorkloadEntry is removed. Zero means DefaultReapAfter.
+	// before its WorkloadEntry is removed (its endpoints leave load
+	// balancing at once). Zero means DefaultReapAfter.
 	ReapAfter time.Duration
 	// OTLPEndpoint, when set, is an OTLP/HTTP collector (http://HOST:4318)
 	// that receives every span proxies report.
@@ -76,6 +83,20 @@ type Options struct {
 	Kubernetes *KubeOptions
 	// Webhook turns on the Kubernetes admission webhooks (webhook.go).
 	Webhook WebhookOptions
+	// MaxRequestHeadersKB and MaxHeadersCount bound the request headers
+	// every proxy's HTTP listeners read (HCM max_request_headers_kb and
+	// max_headers_count); 0: Envoy's defaults, 60 KiB and 100 headers.
+	MaxRequestHeadersKB, MaxHeadersCount uint32
+	// APIHosts are more names the API and console answer to besides IP
+	// addresses, localhost, this machine's name and the API address's
+	// host: a DNS name clients use for a control plane reachable from
+	// other hosts. Requests naming any other Host are refused (DNS
+	// rebinding), as are cross-origin ones.
+	APIHosts []string
+	// JoinTokenScope is JoinScopeIdentity (""; proxies join with tokens
+	// scoped to their identity) or JoinScopeMesh (the mesh-wide
+	// STATE_DIR/join-token is accepted too).
+	JoinTokenScope string
 
 	// DebounceAfter, DebounceMax and PushConcurrency tune pushes (see
 	// xds/server); zero means the defaults.
@@ -103,15 +124,19 @@ type ControlPlane struct {
 
 	ca                  *ca.CA
 	caSource            string
-	joinToken, apiToken string
+	joinToken, apiToken string // joinToken: the mesh-wide one, "" unless JoinScopeMesh
+	tokens              *jointoken.Store
 	xdsTLS              bool
 	jwks                *jwks.Cache
 	jwksChanged         chan struct{}
+	canaries            *canaries
+	runCtx              context.Context
+	health              *proxyHealth
 
 	// Kubernetes mode: nil locally.
 	kube      *KubeOptions
 	kstore    *kstore.Store
-	tokens    *tokenReviewer
+	reviewer  *tokenReviewer
 	electDone chan struct{}
 	leader    leadership
 
@@ -126,8 +151,21 @@ type ControlPlane struct {
 	err          error
 }
 
-// Start opens the store, binds both addresses and begins serving.
+// Start opens the store, binds both addresses (unless given their
+// sockets) and begins serving.
 func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
+	c, err := start(ctx, opts)
+	if err != nil {
+		for _, l := range []net.Listener{opts.APIListener, opts.XDSListener} {
+			if l != nil {
+				l.Close()
+			}
+		}
+	}
+	return c, err
+}
+
+func start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
@@ -141,7 +179,8 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		opts.CertTTL = ca.DefaultCertTTL
 	}
 	c := &ControlPlane{opts: opts, log: opts.Log, done: make(chan struct{}), jwksChanged: make(chan struct{}, 1),
-		snapChanged: make(chan struct{}), translator: translate.NewTranslator(translate.Options{TrustDomain: opts.TrustDomain})}
+		snapChanged: make(chan struct{}), health: newProxyHealth(), runCtx: ctx}
+	c.translator = translate.NewTranslator(c.translateOptions())
 	if err := c.setupStore(ctx); err != nil {
 		return nil, err
 	}
@@ -167,9 +206,11 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if err := c.rebuild(ctx); err != nil {
 		return fail(err)
 	}
-	authenticate := server.TokenAuth(c.joinToken)
-	if c.tokens != nil {
-		authenticate = c.tokens.authenticate
+	// Locally proxies join with join tokens (scoped, or the mesh-wide one
+	// when allowed); in a cluster with their ServiceAccount tokens.
+	authenticate, revalidate := c.authenticate, c.revalidate
+	if c.reviewer != nil {
+		authenticate, revalidate = c.reviewer.authenticate, nil
 	}
 	// A client certificate from the mesh CA (proxyless gRPC) is a
 	// credential too.
@@ -177,10 +218,12 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	c.xds = server.New(generator{c}, server.Options{
 		Log:             opts.Log.With("component", "xds"),
 		Authenticate:    authenticate,
+		Revalidate:      revalidate,
 		Admit:           c.admit,
 		Issuer:          c.ca,
 		TrustDomain:     opts.TrustDomain,
 		CertTTL:         opts.CertTTL,
+		OnStream:        c.onStream,
 		DebounceAfter:   opts.DebounceAfter,
 		DebounceMax:     opts.DebounceMax,
 		PushConcurrency: opts.PushConcurrency,
@@ -190,11 +233,15 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		return fail(err)
 	}
 
-	if c.xdsLn, err = net.Listen("tcp", opts.XDSAddr); err != nil {
-		return fail(fmt.Errorf("xds address: %w", err))
+	if c.xdsLn = opts.XDSListener; c.xdsLn == nil {
+		if c.xdsLn, err = net.Listen("tcp", opts.XDSAddr); err != nil {
+			return fail(fmt.Errorf("xds address: %w", err))
+		}
 	}
-	if c.apiLn, err = net.Listen("tcp", opts.APIAddr); err != nil {
-		return fail(fmt.Errorf("api address: %w", err))
+	if c.apiLn = opts.APIListener; c.apiLn == nil {
+		if c.apiLn, err = net.Listen("tcp", opts.APIAddr); err != nil {
+			return fail(fmt.Errorf("api address: %w", err))
+		}
 	}
 	c.grpcSrv = grpc.NewServer(append(append(grpcOpts, server.ServerOptions()...),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
@@ -203,13 +250,15 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		grpc.SharedWriteBuffer(true), grpc.ReadBufferSize(8<<10),
 	)...)
 	c.xds.Register(c.grpcSrv)
+	c.setupCanaries()
 	apiSrv := api.New(st, api.Options{Log: opts.Log.With("component", "api"), Proxies: proxySource{c},
-		Token: c.apiToken, ProtectReads: console.NeedsToken(opts.APIAddr), Certificates: c.issueWorkloadCert})
+		Token: c.apiToken, ProtectReads: console.NeedsToken(c.APIAddr()), Tokens: c.apiTokens(), Certificates: c.issueWorkloadCert,
+		Guard: c.canaryGuard, Canaries: c.canaries.controller, LoadTester: c.canaries.tester})
 	mux, err := c.setupTelemetry(apiSrv.Handler())
 	if err != nil {
 		return fail(err)
 	}
-	c.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	c.httpSrv = &http.Server{Handler: c.guard(mux), ReadHeaderTimeout: 10 * time.Second}
 	if err := c.startWebhooks(ctx); err != nil {
 		return fail(err)
 	}
@@ -223,6 +272,8 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		c.electDone = make(chan struct{})
 		c.OnLeader(c.writeStatuses)
 		c.OnLeader(c.publishRootCert)
+		c.OnLeader(c.labelLeaderPod)
+		c.clearLeaderLabel(ctx)
 		go c.elect(ctx)
 	} else {
 		// Pods' endpoints come and go with their EndpointSlices; only
@@ -230,6 +281,7 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		go c.reap(ctx)
 		c.startTerm(ctx)
 	}
+	c.runCanaries()
 	go func() {
 		<-ctx.Done()
 		c.stop()
@@ -252,6 +304,9 @@ func (c *ControlPlane) setupStore(ctx context.Context) error {
 	}
 	if err := os.MkdirAll(c.opts.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state dir: %w", err)
+	}
+	if err := checkStateFiles(c.opts.StateDir); err != nil {
+		return err
 	}
 	if err := c.setupSecurity(); err != nil {
 		return err
@@ -298,6 +353,8 @@ func (c *ControlPlane) stop() {
 		case <-time.After(c.kube.RenewDeadline):
 		}
 	}
+	<-c.canaries.done // its last status write lands before the store closes
+	c.canaries.tester.Close()
 	c.jwks.Close()
 	c.store.Close()
 	close(c.done)
@@ -361,8 +418,22 @@ func (c *ControlPlane) snapshotChanged() <-chan struct{} {
 
 type generator struct{ c *ControlPlane }
 
+// Resources returns what the xDS server sends a proxy with metadata p now,
+// and the store revision it reflects.
+func (c *ControlPlane) Resources(p *node.Meta) (*translate.Resources, int64) {
+	snap := c.snap.Load()
+	return c.translator.Generate(snap, p, nil).Resources(), snap.Revision
+}
+
+// translateOptions are the options every generation uses. The trust domain
+// names the SANs clients expect of their peers: the one the CA issues
+// certificates in. Proxy health changes without a new snapshot, so the
+// translator is told when it did (DownEpoch).
+func (c *ControlPlane) translateOptions() translate.Options {
+	return translate.Options{TrustDomain: c.opts.TrustDomain, ProxyDown: c.health.isDown, DownEpoch: c.health.epoch,
+		MaxRequestHeadersKB: c.opts.MaxRequestHeadersKB, MaxHeadersCount: c.opts.MaxHeadersCount}
+}
+
 func (g generator) Generate(p *node.Meta, prev *translate.Output) (*translate.Output, error) {
-	// The translator's trust domain names the SANs clients expect of their
-	// peers: the one the CA issues certificates in.
 	return g.c.translator.Generate(g.c.snap.Load(), p, prev), nil
 }

@@ -34,6 +34,12 @@ type KubeOptions struct {
 	// Identity names this replica in the Lease. Default: $POD_NAME, else
 	// the host name, with a random suffix (a restarted pod is new).
 	Identity string
+	// PodName is this replica's pod, when it runs in one (default
+	// $POD_NAME): the leader labels it inject.LabelLeader so Service
+	// inject.LeaderServiceName routes the proxies' telemetry and the
+	// console to it, and the other replicas refuse telemetry reports (see
+	// leaderpod.go). Empty: no label, every replica takes reports.
+	PodName string
 	// Audience proxies' ServiceAccount tokens must be issued for; default
 	// DefaultAudience.
 	Audience string
@@ -72,6 +78,9 @@ func (k *KubeOptions) defaults() error {
 	}
 	if k.Namespace == "" {
 		k.Namespace = "istio-system"
+	}
+	if k.PodName == "" {
+		k.PodName = os.Getenv("POD_NAME")
 	}
 	if k.Identity == "" {
 		k.Identity = os.Getenv("POD_NAME")
@@ -125,7 +134,7 @@ func (c *ControlPlane) setupKube(ctx context.Context) error {
 		return err
 	}
 	c.store, c.kstore = st, st
-	c.tokens = newTokenReviewer(kube, k.Audience)
+	c.reviewer = newTokenReviewer(kube, k.Audience)
 	return nil
 }
 

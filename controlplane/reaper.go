@@ -7,14 +7,20 @@ import (
 	"github.com/weft-mesh/weft/config"
 )
 
+// reapTick bounds how late after its grace period an orphaned workload is
+// removed.
+func reapTick(reapAfter time.Duration) time.Duration {
+	return min(max(reapAfter/10, 100*time.Millisecond), time.Second)
+}
+
 // reap removes WorkloadEntries registered by a sidecar (config.AnnotationProxy)
-// whose xDS stream has been gone longer than ReapAfter. Time starts at
-// control-plane start, so a restart gives every proxy a full grace period
-// to reconnect.
+// whose xDS stream has been gone for ReapAfter. A sidecar not seen since
+// the control plane started is timed from the start, so a restart gives
+// every proxy a full grace period to reconnect. (Its endpoints left load
+// balancing when the stream dropped; see proxyHealth.)
 func (c *ControlPlane) reap(ctx context.Context) {
 	start := time.Now()
-	lastSeen := map[string]time.Time{}
-	tick := time.NewTicker(c.opts.ReapAfter / 6)
+	tick := time.NewTicker(reapTick(c.opts.ReapAfter))
 	defer tick.Stop()
 	for {
 		select {
@@ -23,20 +29,22 @@ func (c *ControlPlane) reap(ctx context.Context) {
 		case <-tick.C:
 		}
 		now := time.Now()
-		for _, ci := range c.xds.Connections() {
-			lastSeen[ci.ID] = now
-		}
 		var gone []config.Key
+		keep := map[string]bool{}
 		for _, o := range c.snap.Load().Objects(config.KindWorkloadEntry) {
 			id := o.Meta.Annotations[config.AnnotationProxy]
 			if id == "" {
 				continue
 			}
-			seen, ok := lastSeen[id]
-			if !ok {
-				seen = start
+			keep[id] = true
+			since := start
+			if st, ok := c.health.state(id); ok {
+				if st.connected {
+					continue
+				}
+				since = st.since
 			}
-			if now.Sub(seen) > c.opts.ReapAfter {
+			if now.Sub(since) >= c.opts.ReapAfter {
 				gone = append(gone, o.Key())
 			}
 		}
@@ -49,5 +57,6 @@ func (c *ControlPlane) reap(ctx context.Context) {
 			}
 			c.log.Info("removed workload whose sidecar is gone", "workload", k.String(), "after", c.opts.ReapAfter)
 		}
+		c.health.forget(keep)
 	}
 }

@@ -25,7 +25,7 @@ import (
 
 // Files in the state directory.
 const (
-	// JoinTokenFile holds the token proxies present on their xDS stream.
+	// JoinTokenFile holds the mesh-wide join token (JoinScopeMesh only).
 	JoinTokenFile = "join-token"
 	// APITokenFile holds the token the HTTP API requires for writes.
 	APITokenFile = "api-token"
@@ -113,8 +113,8 @@ func (c *ControlPlane) setupSecurity() error {
 	if c.caSource == "" {
 		c.caSource = filepath.Join(c.opts.StateDir, CADir)
 	}
-	if c.joinToken, err = loadOrCreateToken(filepath.Join(c.opts.StateDir, JoinTokenFile)); err != nil {
-		return fmt.Errorf("join token: %w", err)
+	if err := c.setupJoinTokens(); err != nil {
+		return err
 	}
 	if c.apiToken, err = loadOrCreateToken(filepath.Join(c.opts.StateDir, APITokenFile)); err != nil {
 		return fmt.Errorf("API token: %w", err)
@@ -235,8 +235,10 @@ func jwksURIs(snap *model.Snapshot) map[string]bool {
 // CA returns the mesh's certificate authority.
 func (c *ControlPlane) CA() *ca.CA { return c.ca }
 
-// JoinToken returns the token proxies present on their xDS stream (also in
-// STATE_DIR/join-token), for proxies this process starts itself.
+// JoinToken returns the mesh-wide join token (also in
+// STATE_DIR/join-token), "" unless Options.JoinTokenScope is
+// JoinScopeMesh. Proxies this process starts take a scoped one from
+// MintJoinToken instead.
 func (c *ControlPlane) JoinToken() string { return c.joinToken }
 
 // APIToken returns the token the HTTP API requires for writes (also in

@@ -53,12 +53,13 @@ func startCPIn(t *testing.T, dir string, o Options) *ControlPlane {
 	return cp
 }
 
-// TestStateFiles: the first start writes the CA and both tokens with
-// private modes; the next start on the same directory reuses them.
+// TestStateFiles: the first start writes the CA and both tokens (the
+// mesh-wide join token only when asked for) with private modes; the next
+// start on the same directory reuses them.
 func TestStateFiles(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	cp, err := Start(ctx, Options{StateDir: dir, APIAddr: "127.0.0.1:0", XDSAddr: "127.0.0.1:0", Log: slog.New(slog.DiscardHandler)})
+	cp, err := Start(ctx, Options{StateDir: dir, APIAddr: "127.0.0.1:0", XDSAddr: "127.0.0.1:0", Log: slog.New(slog.DiscardHandler), JoinTokenScope: JoinScopeMesh})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func TestStateFiles(t *testing.T) {
 		t.Errorf("client.ReadToken = %v (equal: %v)", err, tok == apiTok)
 	}
 
-	cp2 := startCPIn(t, dir, Options{})
+	cp2 := startCPIn(t, dir, Options{JoinTokenScope: JoinScopeMesh})
 	if cp2.JoinToken() != join || cp2.APIToken() != apiTok || string(cp2.CA().RootPEM()) != string(root) {
 		t.Error("a restart changed a token or the root")
 	}
@@ -193,10 +194,10 @@ spec:
   members: [%s]
 `
 
-// TestProxyDoors: the join token, membership and the reserved control
-// plane identity decide who gets configuration and a certificate.
+// TestProxyDoors: the (mesh-wide) join token, membership and the reserved
+// control plane identity decide who gets configuration and a certificate.
 func TestProxyDoors(t *testing.T) {
-	cp := startCPIn(t, t.TempDir(), Options{TrustDomain: "example.org"})
+	cp := startCPIn(t, t.TempDir(), Options{TrustDomain: "example.org", JoinTokenScope: JoinScopeMesh})
 	api := client.New(cp.APIAddr(), client.WithToken(cp.APIToken()))
 	ctx := context.Background()
 

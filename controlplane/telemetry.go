@@ -2,14 +2,10 @@ package controlplane
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	networking "istio.io/api/networking/v1alpha3"
@@ -49,7 +45,7 @@ func (c *ControlPlane) setupTelemetry(apiHandler http.Handler) (*http.ServeMux, 
 	c.consoleToken = token
 	cons := console.New(console.Options{Token: token})
 
-	var extra func(io.Writer)
+	extra := c.canaries.controller.WriteMetrics
 	if c.opts.OTLPEndpoint != "" {
 		exp, err := otlp.New(otlp.Options{Endpoint: c.opts.OTLPEndpoint, Log: c.log.With("component", "otlp")})
 		if err != nil {
@@ -57,16 +53,21 @@ func (c *ControlPlane) setupTelemetry(apiHandler http.Handler) (*http.ServeMux, 
 		}
 		c.exporter = exp
 		c.telemetry.Traces.OnSpans(exp.Enqueue)
-		extra = exp.WriteMetrics
+		extra = func(w io.Writer) {
+			exp.WriteMetrics(w)
+			c.canaries.controller.WriteMetrics(w)
+		}
 		c.log.Info("exporting spans over OTLP/HTTP", "url", exp.URL())
 	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/", apiHandler)
 	hopts := tstore.HTTPOptions{Inventory: c.inventory, Protect: cons.Protect, ExtraMetrics: extra,
-		ProtectIntake: requireBearer(c.joinToken, "telemetry reports need the proxies' join token")}
-	if c.tokens != nil {
-		hopts.ProtectIntake = c.tokens.protect // proxies in a cluster hold ServiceAccount tokens, no join token
+		ProtectIntake: c.requireJoinToken}
+	if c.reviewer != nil {
+		// Proxies in a cluster hold ServiceAccount tokens, no join token;
+		// in pods, reports go to the leader alone.
+		hopts.ProtectIntake = func(h http.Handler) http.Handler { return c.leaderOnlyIntake(c.reviewer.protect(h)) }
 	}
 	if console.NeedsToken(c.opts.APIAddr) {
 		hopts.ProtectMetrics = cons.Protect // scrape with Authorization: Bearer API_TOKEN
@@ -213,24 +214,4 @@ func localHost(addr string) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
-}
-
-// requireBearer admits requests carrying "Authorization: Bearer TOKEN" and
-// answers others 401 with msg. Tokens are compared by digest in constant
-// time.
-func requireBearer(token, msg string) func(http.Handler) http.Handler {
-	want := sha256.Sum256([]byte(token))
-	return func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			sum := sha256.Sum256([]byte(got))
-			if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusUnauthorized)
-				_, _ = fmt.Fprintf(w, "{\"error\": %q}\n", msg)
-				return
-			}
-			h.ServeHTTP(w, r)
-		})
-	}
 }

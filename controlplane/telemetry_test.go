@@ -58,7 +58,11 @@ func TestRoutesAPIConsoleAndTelemetry(t *testing.T) {
 		"destination_service": "reviews.default.svc.cluster.local", "destination_workload": "reviews-v1",
 		"destination_workload_namespace": "default", "response_code": "200", "request_protocol": "http"}
 	rep, _ := json.Marshal(telemetry.Report{Node: "n", Requests: []telemetry.RequestStat{{Labels: l, Count: 4}}})
-	if code, _, b := fetch(t, "POST", base+"/api/v1/telemetry", string(rep), cp.JoinToken()); code != 204 {
+	scoped, err := cp.MintJoinToken("default", "productpage", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, b := fetch(t, "POST", base+"/api/v1/telemetry", string(rep), scoped); code != 204 {
 		t.Fatalf("intake = %d %s", code, b)
 	}
 	code, ct, b := fetch(t, "GET", base+"/metrics", "")
@@ -89,7 +93,7 @@ func TestRoutesAPIConsoleAndTelemetry(t *testing.T) {
 }
 
 func TestConsoleTokenProtectsReads(t *testing.T) {
-	cp := startCP(t, Options{ConsoleToken: "tok"})
+	cp := startCP(t, Options{ConsoleToken: "tok", JoinTokenScope: JoinScopeMesh})
 	base := "http://" + cp.APIAddr()
 	if code, _, _ := fetch(t, "GET", base+"/api/v1/graph", ""); code != http.StatusUnauthorized {
 		t.Fatalf("graph without token = %d", code)

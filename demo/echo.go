@@ -23,8 +23,10 @@ func init() {
 				return echo.Serve(ctx)
 			case "tcp":
 				return echo.ServeTCP(ctx)
+			case "stream":
+				return echo.ServeStream(ctx)
 			}
-			return fmt.Errorf("demo echo: unknown app %q (have: echo, tcp)", app)
+			return fmt.Errorf("demo echo: unknown app %q (have: echo, tcp, stream)", app)
 		},
 	})
 }

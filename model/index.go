@@ -345,17 +345,21 @@ func (s *Snapshot) EndpointChanges(prev *Snapshot) (hosts []string, only bool) {
 	return hosts, true
 }
 
-// ServicesAt returns the services with an endpoint at address addr, by
-// hostname.
+// ServicesAt returns the services with an endpoint at address addr,
+// active or inactive (Service.Inactive: a pod still serves its own ports
+// while it starts and drains), by hostname.
 func (s *Snapshot) ServicesAt(addr string) []*Service {
 	s.atOnce.Do(func() {
 		s.at = map[string][]*Service{}
 		for _, svc := range s.services {
-			for i, e := range svc.Endpoints {
-				if i > 0 && svc.Endpoints[i-1].Address == e.Address {
-					continue // sorted by address: each service once per address
+			seen := map[string]bool{}
+			for _, eps := range [2][]*Endpoint{svc.Endpoints, svc.Inactive} {
+				for _, e := range eps {
+					if !seen[e.Address] {
+						seen[e.Address] = true
+						s.at[e.Address] = append(s.at[e.Address], svc)
+					}
 				}
-				s.at[e.Address] = append(s.at[e.Address], svc)
 			}
 		}
 	})

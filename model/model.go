@@ -6,6 +6,7 @@
 package model
 
 import (
+	"encoding/json"
 	"sort"
 	"strings"
 	"sync"
@@ -53,11 +54,29 @@ type Service struct {
 	Resolution networking.ServiceEntry_Resolution
 	Selector   map[string]string
 	Endpoints  []*Endpoint // sorted by address and port
+	// Inactive are instances that get no traffic but exist: a Kubernetes
+	// Service's pods that are not ready yet or are terminating (from the
+	// ServiceEntry's AnnotationInactiveEndpoints). Only the instances
+	// themselves look at them: a pod keeps its inbound listeners while it
+	// starts and while it drains, as Istio's sidecars do.
+	Inactive []*Endpoint
 
 	// What the service was made of, so the next snapshot can tell whether
 	// it is unchanged.
 	entry     *config.Object
 	workloads []*config.Object
+}
+
+// AnnotationInactiveEndpoints, on a ServiceEntry, lists instances of the
+// service that must get no traffic but still serve their own ports, as
+// JSON: [{"address": "10.244.0.5", "ports": {"http": 9080}}]. The
+// Kubernetes source writes it for pods that are not ready or terminating.
+const AnnotationInactiveEndpoints = "weft.io/inactive-endpoints"
+
+// InactiveEndpoint is one entry of AnnotationInactiveEndpoints.
+type InactiveEndpoint struct {
+	Address string            `json:"address"`
+	Ports   map[string]uint32 `json:"ports,omitempty"` // port name -> port, as WorkloadEntry ports
 }
 
 // Port is a ServiceEntry port.
@@ -95,6 +114,11 @@ type Endpoint struct {
 	// security.istio.io/tlsMode: istio, or the WorkloadEntry has annotation
 	// weft.io/proxy.
 	Sidecar bool
+	// Proxy is the xDS node ID of the sidecar that registered the
+	// WorkloadEntry (annotation weft.io/proxy), "" when none did: the
+	// control plane takes such an endpoint out of load balancing while that
+	// sidecar has no xDS stream.
+	Proxy string
 }
 
 // PortFor returns the port the endpoint serves p on: the WorkloadEntry's
@@ -154,6 +178,7 @@ func BuildWith(revision int64, objects []*config.Object, o Options) *Snapshot {
 		matched := wes.selected(o.Meta.Namespace, se.GetWorkloadSelector().GetLabels())
 		var eps []*Endpoint
 		var ports []*Port
+		var inactive []*Endpoint
 		made := false
 		for _, h := range se.GetHosts() {
 			if _, dup := s.byHost[h]; dup {
@@ -166,12 +191,13 @@ func BuildWith(revision int64, objects []*config.Object, o Options) *Snapshot {
 			}
 			if !made {
 				ports, eps = serviceParts(o, se, matched)
+				inactive = inactiveEndpoints(o)
 				made = true
 			}
 			svc := &Service{
 				Hostname: h, Name: shortName(h), Namespace: o.Meta.Namespace, Source: o.Key(), Addresses: se.GetAddresses(),
 				Ports: ports, Resolution: se.GetResolution(), Selector: se.GetWorkloadSelector().GetLabels(), Endpoints: eps,
-				entry: o, workloads: matched,
+				entry: o, workloads: matched, Inactive: inactive,
 			}
 			s.byHost[h] = svc
 			s.services = append(s.services, svc)
@@ -208,6 +234,24 @@ func serviceParts(o *config.Object, se *networking.ServiceEntry, matched []*conf
 	return ports, eps
 }
 
+// inactiveEndpoints reads o's AnnotationInactiveEndpoints; an annotation
+// that does not parse lists none (the source writes it, users do not).
+func inactiveEndpoints(o *config.Object) []*Endpoint {
+	v := o.Meta.Annotations[AnnotationInactiveEndpoints]
+	if v == "" {
+		return nil
+	}
+	var list []InactiveEndpoint
+	if err := json.Unmarshal([]byte(v), &list); err != nil {
+		return nil
+	}
+	out := make([]*Endpoint, 0, len(list))
+	for _, e := range list {
+		out = append(out, &Endpoint{Address: e.Address, Ports: e.Ports, Namespace: o.Meta.Namespace, Weight: 1})
+	}
+	return out
+}
+
 // endpointOf makes the endpoint of a WorkloadEntry spec; meta is the
 // WorkloadEntry object's metadata, nil for a ServiceEntry's inline endpoint.
 func endpointOf(ns, name string, we *networking.WorkloadEntry, meta *config.Meta) *Endpoint {
@@ -222,8 +266,17 @@ func endpointOf(ns, name string, we *networking.WorkloadEntry, meta *config.Meta
 	return &Endpoint{
 		Address: we.GetAddress(), Ports: we.GetPorts(), Labels: we.GetLabels(), Namespace: ns, Workload: name,
 		WorkloadName: wl, ServiceAccount: we.GetServiceAccount(), Locality: we.GetLocality(), Weight: w,
-		Sidecar: hasSidecar(we.GetLabels(), meta),
+		Sidecar: hasSidecar(we.GetLabels(), meta), Proxy: registeredBy(meta),
 	}
+}
+
+// registeredBy is the node ID of the sidecar that registered a
+// WorkloadEntry, "" for none (or an inline endpoint, meta nil).
+func registeredBy(meta *config.Meta) string {
+	if meta == nil {
+		return ""
+	}
+	return meta.Annotations[config.AnnotationProxy]
 }
 
 func mergeLabels(a, b map[string]string) map[string]string {

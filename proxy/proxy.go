@@ -5,6 +5,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,15 +55,26 @@ type Options struct {
 	// Log receives the proxy's events; nil discards them.
 	Log *slog.Logger
 	// Sockets are sockets bound before the proxy started, by address
-	// (admin, inbound, outbound): the proxy serves them rather than binding
-	// those addresses itself, so nothing can take the ports in between.
+	// (admin, inbound, outbound, gateway ports): the proxy serves them
+	// rather than binding those addresses itself, so nothing can take the
+	// ports in between. Start binds the node's other known addresses
+	// itself, before anything else (see Start). The proxy keeps every such
+	// socket until it stops: a listener that goes away hands its socket
+	// back for the next one at that address.
 	Sockets map[string]net.Listener
+	// OnNACK, when set, is called with the reason of every configuration
+	// the proxy refuses (and NACKs), e.g. a listener that cannot bind its
+	// address. The proxy keeps serving its last good configuration.
+	OnNACK func(error)
 
 	// TelemetryURL is the control plane's API base URL (e.g.
 	// http://127.0.0.1:15080); the proxy POSTs its metrics deltas and
 	// spans to TelemetryURL/api/v1/telemetry every ReportInterval. Empty:
 	// no reports (metrics are still served on the admin server).
 	TelemetryURL string
+	// NoTelemetry runs the data path without telemetry: no metrics,
+	// spans, access log or reports.
+	NoTelemetry bool
 	// ReportInterval is the time between reports (default 1s).
 	ReportInterval time.Duration
 	// TraceSampling is the percent (0..100) of requests without an
@@ -74,8 +87,9 @@ type Options struct {
 	AccessLogOutput io.Writer
 
 	// JoinToken proves to the control plane that this proxy may join the
-	// mesh (STATE_DIR/join-token, see ReadJoinToken); it is sent on the
-	// xDS stream and never logged.
+	// mesh as the identity Meta claims (a token scoped to it, or the
+	// mesh-wide one); it is sent on the xDS stream and with telemetry
+	// reports, and never logged.
 	JoinToken string
 	// JoinTokenFile, when set, holds the token instead of JoinToken and is
 	// read again at every (re)connect to the control plane and for every
@@ -87,6 +101,10 @@ type Options struct {
 	// Empty means plaintext xDS, allowed only to a loopback address so the
 	// join token never crosses a network in clear.
 	CARoot string
+	// XDSServerName, when set, is the name verified on the control plane's
+	// xDS certificate instead of XDSAddress's host (which may be an IP,
+	// e.g. the istiod Service's ClusterIP). Needs CARoot.
+	XDSServerName string
 
 	// Pod, when set, starts the status servers of a sidecar in a pod
 	// (readiness, app probes, stats on Istio's ports; see proxy/status).
@@ -112,6 +130,8 @@ type Handle struct {
 	ready chan struct{}
 	done  chan struct{}
 	admin string
+	meta  *node.Meta
+	rt    *runtime.Proxy
 	err   error // set before done is closed
 }
 
@@ -128,6 +148,17 @@ func (h *Handle) Wait() error {
 // Admin returns the admin server's bound address, host:port.
 func (h *Handle) Admin() string { return h.admin }
 
+// Done is closed once the proxy has stopped and drained.
+func (h *Handle) Done() <-chan struct{} { return h.done }
+
+// Meta is the node metadata the proxy presents to the control plane: the
+// caller's, with the addresses it bound (the admin address, ports 0).
+func (h *Handle) Meta() *node.Meta { return h.meta }
+
+// Listeners returns the bound address of every listener being served, by
+// name.
+func (h *Handle) Listeners() map[string]net.Addr { return h.rt.Listeners() }
+
 // Run starts the proxy and blocks until ctx is done or /quitquitquit is
 // called, then drains in-flight requests for up to DrainGrace and returns.
 func Run(ctx context.Context, o Options) error {
@@ -138,9 +169,12 @@ func Run(ctx context.Context, o Options) error {
 	return h.Wait()
 }
 
-// Start starts the admin server, the runtime and the ADS client, and returns
-// at once; the proxy stops and drains when ctx is done or /quitquitquit is
-// called. Errors are returned only for what prevents starting at all.
+// Start binds the addresses the node serves (its admin address, a sidecar's
+// inbound and outbound addresses, a gateway's mapped ports) unless
+// o.Sockets holds them, starts the admin server, the runtime and the ADS
+// client, and returns at once; the proxy stops and drains when ctx is done
+// or /quitquitquit is called. Errors are returned only for what prevents
+// starting at all, such as an address that cannot be bound.
 func Start(ctx context.Context, o Options) (*Handle, error) {
 	if o.Meta == nil {
 		return nil, errors.New("proxy: no node metadata")
@@ -148,7 +182,7 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 	if o.XDSAddress == "" {
 		return nil, errors.New("proxy: no xDS address")
 	}
-	xdsTLS, err := xdsTLSConfig(o.XDSAddress, o.CARoot)
+	xdsTLS, err := xdsTLSConfig(o.XDSAddress, o.CARoot, o.XDSServerName)
 	if err != nil {
 		return nil, err
 	}
@@ -178,12 +212,22 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 	}
 
 	sockets := newSocketSet(o.Sockets)
-	tel, err := newTelemetry(o, &meta)
-	if err != nil {
+	if err := bindNodeAddresses(&meta, sockets); err != nil {
 		stop()
 		return nil, err
 	}
-	rt := runtime.New(runtime.Options{Log: log.With("component", "runtime"), Tap: tel.tap, Sockets: sockets.take})
+	tel, err := newTelemetry(o, &meta)
+	if err != nil {
+		stop()
+		sockets.closeAll()
+		return nil, err
+	}
+	var tap runtime.Tap = tel.tap
+	if o.NoTelemetry {
+		tap = nil
+	}
+	rt := runtime.New(runtime.Options{Log: log.With("component", "runtime"), Tap: tap, Sockets: sockets.take})
+	h.rt, h.meta = rt, &meta
 	var principalOnce sync.Once
 	apply := func(r *runtime.Resources) error {
 		cfg, err := rt.Compile(r)
@@ -223,16 +267,21 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 			log.Info("quit requested through the admin server")
 			stop()
 		},
-		Log:      log.With("component", "admin"),
-		Handlers: map[string]http.Handler{"/stats/prometheus": tel.stats.Handler(), "/stats": tel.stats.TextHandler()},
+		Log: log.With("component", "admin"),
+		Handlers: map[string]http.Handler{"/stats/prometheus": tel.stats.Handler(), "/stats": tel.stats.TextHandler(),
+			"/listeners": listenersHandler(rt)},
 	})
 	if err := adm.Start(); err != nil {
 		stop()
 		tel.accessLog.Close()
+		sockets.closeAll()
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
 	meta.Admin = adm.Addr()
 	h.admin = meta.Admin
+	if !IsLoopback(meta.Admin) {
+		log.Warn("the admin server is reachable from other hosts and has no authentication: whoever reaches it can read the configuration and stop the proxy (/quitquitquit); keep it on loopback unless that is meant", "admin", meta.Admin)
+	}
 	var st *status.Server
 	if o.Pod != nil {
 		serving := func() bool { return isReady() && !draining.Load() }
@@ -264,6 +313,7 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 		Log:         log.With("component", "xds"),
 		TokenSource: token,
 		TLS:         xdsTLS,
+		OnNACK:      o.OnNACK,
 	})
 	src.Store(xc)
 	xdsDone := make(chan error, 1)
@@ -277,7 +327,7 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 		stop()
 		draining.Store(true) // readiness fails first, so callers stop sending
 		h.err = shutdown(log, adm, st, rt, runErr)
-		sockets.closeUnused()
+		sockets.closeAll()
 		stopReporter()
 		<-reported
 		tel.accessLog.Close()
@@ -406,35 +456,49 @@ func newTelemetry(o Options, meta *node.Meta) (*telemetry, error) {
 	return t, nil
 }
 
-// socketSet hands each pre-bound socket out once.
-type socketSet struct {
-	mu      sync.Mutex
-	sockets map[string]net.Listener
-}
-
-func newSocketSet(m map[string]net.Listener) *socketSet {
-	s := &socketSet{sockets: map[string]net.Listener{}}
-	for a, l := range m {
-		s.sockets[a] = l
+// listenersHandler serves the admin's /listeners as Envoy does: one
+// "NAME::ADDRESS" line per listener, or with ?format=json
+// {"listener_statuses": [{"name", "local_address": {"socket_address":
+// {"address", "port_value"}}}]}. The addresses are the bound ones, so a
+// listener configured at port 0 shows the port it got.
+func listenersHandler(rt *runtime.Proxy) http.Handler {
+	type socketAddress struct {
+		Address   string `json:"address"`
+		PortValue int    `json:"port_value"`
 	}
-	return s
-}
-
-// closeUnused closes the sockets no listener asked for.
-func (s *socketSet) closeUnused() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for a, l := range s.sockets {
-		l.Close()
-		delete(s.sockets, a)
+	type status struct {
+		Name         string `json:"name"`
+		LocalAddress struct {
+			SocketAddress socketAddress `json:"socket_address"`
+		} `json:"local_address"`
 	}
-}
-
-// take returns the socket bound at addr, once, or nil.
-func (s *socketSet) take(addr string) net.Listener {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	l := s.sockets[addr]
-	delete(s.sockets, addr)
-	return l
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ls := rt.Listeners()
+		names := make([]string, 0, len(ls))
+		for n := range ls {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		if r.URL.Query().Get("format") != "json" {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			for _, n := range names {
+				fmt.Fprintf(w, "%s::%s\n", n, ls[n])
+			}
+			return
+		}
+		out := struct {
+			Statuses []status `json:"listener_statuses"`
+		}{Statuses: []status{}}
+		for _, n := range names {
+			st := status{Name: n}
+			if a, ok := ls[n].(*net.TCPAddr); ok {
+				st.LocalAddress.SocketAddress = socketAddress{Address: a.IP.String(), PortValue: a.Port}
+			}
+			out.Statuses = append(out.Statuses, st)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(out)
+	})
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -26,6 +27,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/weft-mesh/weft/internal/testnet"
 	"github.com/weft-mesh/weft/xds/node"
 )
 
@@ -70,24 +72,17 @@ func (s *scriptedADS) StreamAggregatedResources(st discovery.AggregatedDiscovery
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func sockAddr(host string, port int) *core.Address {
 	return &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
 		Address: host, PortSpecifier: &core.SocketAddress_PortValue{PortValue: uint32(port)},
 	}}}
 }
 
-func resources(t *testing.T, listenPort int, backend string) map[string][]proto.Message {
+// resources routes everything a listener at listenAddr receives to backend.
+func resources(t *testing.T, listenAddr, backend string) map[string][]proto.Message {
 	t.Helper()
+	lhost, lp, _ := net.SplitHostPort(listenAddr)
+	listenPort, _ := strconv.Atoi(lp)
 	host, p, _ := net.SplitHostPort(backend)
 	port, _ := strconv.Atoi(p)
 	const cl = "outbound|80||backend.default.svc.cluster.local"
@@ -114,7 +109,7 @@ func resources(t *testing.T, listenPort int, backend string) map[string][]proto.
 		}},
 		resource.ListenerType: {&listener.Listener{
 			Name:    "virtualOutbound",
-			Address: sockAddr("127.0.0.1", listenPort),
+			Address: sockAddr(lhost, listenPort),
 			FilterChains: []*listener.FilterChain{{Filters: []*listener.Filter{{
 				Name:       "envoy.filters.network.http_connection_manager",
 				ConfigType: &listener.Filter_TypedConfig{TypedConfig: h},
@@ -145,28 +140,33 @@ func httpGet(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// startADS serves ads on a loopback gRPC server until the test ends and
+// returns its address.
+func startADS(t *testing.T, ads *scriptedADS) string {
+	t.Helper()
+	lis := testnet.Listen(t)
+	gs := grpc.NewServer()
+	discovery.RegisterAggregatedDiscoveryServiceServer(gs, ads)
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+	return lis.Addr().String()
+}
+
 // TestStartServesAndQuits runs the whole data plane against a scripted
-// control plane: it becomes ready, forwards a request, advertises its bound
-// admin address in the Node, dumps its config, and drains on /quitquitquit.
+// control plane: it becomes ready, forwards a request on the socket it was
+// handed, advertises its bound admin address in the Node, lists and dumps
+// its config, and drains on /quitquitquit, closing the socket.
 func TestStartServesAndQuits(t *testing.T) {
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprint(w, "hello from backend")
 	}))
 	defer backend.Close()
-	listenPort := freePort(t)
+	out := testnet.Listen(t) // bound first, handed to the proxy
+	outAddr := out.Addr().String()
 
-	ads := &scriptedADS{res: resources(t, listenPort, backend.Listener.Addr().String()), nodes: make(chan *core.Node, 8)}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	discovery.RegisterAggregatedDiscoveryServiceServer(gs, ads)
-	go gs.Serve(lis)
-	defer gs.Stop()
-
-	meta := &node.Meta{Type: node.Sidecar, IP: "127.0.0.1", Name: "client-1", Namespace: "default", WorkloadName: "client"}
-	h, err := Start(context.Background(), Options{Meta: meta, XDSAddress: lis.Addr().String()})
+	ads := &scriptedADS{res: resources(t, outAddr, backend.Listener.Addr().String()), nodes: make(chan *core.Node, 8)}
+	meta := &node.Meta{Type: node.Sidecar, IP: "127.0.0.1", Name: "client-1", Namespace: "default", WorkloadName: "client", Outbound: outAddr}
+	h, err := Start(context.Background(), Options{Meta: meta, XDSAddress: startADS(t, ads), Sockets: map[string]net.Listener{outAddr: out}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,11 +191,19 @@ func TestStartServesAndQuits(t *testing.T) {
 	if code, body := httpGet(t, "http://"+h.Admin()+"/ready"); code != 200 {
 		t.Fatalf("/ready = %d %q", code, body)
 	}
-	if code, body := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/anything", listenPort)); code != 200 || body != "hello from backend" {
+	if code, body := httpGet(t, "http://"+outAddr+"/anything"); code != 200 || body != "hello from backend" {
 		t.Fatalf("through the proxy: %d %q", code, body)
 	}
 	if code, body := httpGet(t, "http://"+h.Admin()+"/config_dump?resource=listeners"); code != 200 || !strings.Contains(body, `"name": "virtualOutbound"`) {
 		t.Fatalf("/config_dump = %d %s", code, body)
+	}
+	if code, body := httpGet(t, "http://"+h.Admin()+"/listeners"); code != 200 || body != "virtualOutbound::"+outAddr+"\n" {
+		t.Fatalf("/listeners = %d %q", code, body)
+	}
+	_, port, _ := net.SplitHostPort(outAddr)
+	if code, body := httpGet(t, "http://"+h.Admin()+"/listeners?format=json"); code != 200 ||
+		!strings.Contains(body, `"name": "virtualOutbound"`) || !strings.Contains(body, `"port_value": `+port) {
+		t.Fatalf("/listeners?format=json = %d %s", code, body)
 	}
 
 	resp, err := http.Post("http://"+h.Admin()+"/quitquitquit", "", nil)
@@ -213,8 +221,80 @@ func TestStartServesAndQuits(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("proxy did not stop after /quitquitquit")
 	}
-	if _, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", listenPort), time.Second); err == nil {
-		t.Error("listener still accepting after shutdown")
+	// The socket it was handed is closed, not merely idle. (Dialing the
+	// port would race with anyone binding it anew.)
+	out.(*net.TCPListener).SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := out.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("the outbound socket after shutdown: Accept = %v, want it closed", err)
+	}
+}
+
+// TestStartBindsNodeAddresses: the addresses the node serves are bound by
+// Start, before any configuration, ports 0 resolved in the Node the control
+// plane sees; an address that cannot be bound fails Start, naming it.
+func TestStartBindsNodeAddresses(t *testing.T) {
+	ads := &scriptedADS{nodes: make(chan *core.Node, 8)}
+	xds := startADS(t, ads)
+	meta := &node.Meta{Type: node.Router, IP: "127.0.0.1", Name: "gw", Namespace: "istio-system",
+		GatewayPorts: map[uint32]string{80: "127.0.0.1:0", 443: "127.0.0.1:0"}, GatewayHost: "127.0.0.1"}
+	ctx, cancel := context.WithCancel(context.Background())
+	h, err := Start(ctx, Options{Meta: meta, XDSAddress: xds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); h.Wait() }()
+	got, err := node.Parse(<-ads.nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []uint32{80, 443} {
+		a := got.GatewayPorts[p]
+		if a == "" || strings.HasSuffix(a, ":0") || a != h.Meta().GatewayPorts[p] {
+			t.Fatalf("gateway port %d: node says %q, handle %q", p, a, h.Meta().GatewayPorts[p])
+		}
+		if ln, err := net.Listen("tcp", a); err == nil {
+			ln.Close()
+			t.Errorf("gateway port %d: %s is not held by the proxy", p, a)
+		}
+	}
+	if meta.GatewayPorts[80] != "127.0.0.1:0" {
+		t.Errorf("Start modified the caller's GatewayPorts: %v", meta.GatewayPorts)
+	}
+
+	busy := testnet.Listen(t)
+	side := &node.Meta{Type: node.Sidecar, IP: "127.0.0.1", Name: "x", Namespace: "default", Outbound: busy.Addr().String()}
+	if _, err := Start(context.Background(), Options{Meta: side, XDSAddress: xds}); err == nil ||
+		!strings.Contains(err.Error(), "outbound address") || !strings.Contains(err.Error(), busy.Addr().String()) {
+		t.Fatalf("Start with a taken outbound address: %v", err)
+	}
+}
+
+// TestListenerBindFailureReported: a listener the proxy cannot bind is
+// NACKed and reported to OnNACK, naming the address.
+func TestListenerBindFailureReported(t *testing.T) {
+	busy := testnet.Listen(t) // another process's port
+	backend := testnet.Refusing(t)
+	ads := &scriptedADS{res: resources(t, busy.Addr().String(), backend), nodes: make(chan *core.Node, 8)}
+	nacks := make(chan error, 8)
+	meta := &node.Meta{Type: node.Router, IP: "127.0.0.1", Name: "gw", Namespace: "istio-system"}
+	ctx, cancel := context.WithCancel(context.Background())
+	h, err := Start(ctx, Options{Meta: meta, XDSAddress: startADS(t, ads), OnNACK: func(err error) { nacks <- err }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); h.Wait() }()
+	select {
+	case err := <-nacks:
+		if !strings.Contains(err.Error(), "bind "+busy.Addr().String()) || !strings.Contains(err.Error(), "address already in use") {
+			t.Errorf("NACK reason %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no NACK reported for a listener that cannot bind")
+	}
+	select {
+	case <-h.Ready():
+		t.Error("ready without its listener")
+	default:
 	}
 }
 
@@ -233,11 +313,14 @@ func TestRunStopsOnContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	meta := &node.Meta{Type: node.Sidecar, IP: "127.0.0.1", Name: "x", Namespace: "default"}
-	start := time.Now()
-	if err := Run(ctx, Options{Meta: meta, XDSAddress: fmt.Sprintf("127.0.0.1:%d", freePort(t))}); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("Run took %v to stop", d)
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, Options{Meta: meta, XDSAddress: testnet.Refusing(t)}) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after its context ended")
 	}
 }

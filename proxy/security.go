@@ -5,23 +5,13 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/weft-mesh/weft/ca"
 )
 
-// JoinTokenFile is the join token's file in the control plane's state
-// directory, written (0600) on its first start.
-const JoinTokenFile = "join-token"
-
 // JoinTokenEnv is the environment variable that may hold the join token.
 const JoinTokenEnv = "WEFT_JOIN_TOKEN"
-
-// ReadJoinToken reads the join token from STATE_DIR/join-token.
-func ReadJoinToken(stateDir string) (string, error) {
-	return ReadJoinTokenFile(filepath.Join(stateDir, JoinTokenFile))
-}
 
 // ReadJoinTokenFile reads a join token file: its content without
 // surrounding white space, which must be one non-empty word.
@@ -42,9 +32,15 @@ func ReadJoinTokenFile(path string) (string, error) {
 
 // xdsTLSConfig returns the TLS client configuration for the xDS address:
 // verifying against the roots in caRoot when set, else nil (plaintext),
-// which is refused for an address that is not loopback.
-func xdsTLSConfig(addr, caRoot string) (*tls.Config, error) {
+// which is refused for an address that is not loopback. serverName, when
+// set, is the name the control plane's certificate must carry instead of
+// the address's host: in a cluster proxies dial the istiod Service's
+// ClusterIP (no DNS needed) and verify istiod.istio-system.svc.
+func xdsTLSConfig(addr, caRoot, serverName string) (*tls.Config, error) {
 	if caRoot == "" {
+		if serverName != "" {
+			return nil, fmt.Errorf("proxy: an xDS server name (%s) needs the mesh root (--ca-root) to verify it against", serverName)
+		}
 		if !IsLoopback(addr) {
 			return nil, fmt.Errorf("proxy: xDS address %s is not a loopback address: give the mesh root (--ca-root) so the stream is TLS and the join token does not travel in clear", addr)
 		}
@@ -54,7 +50,9 @@ func xdsTLSConfig(addr, caRoot string) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy: --ca-root: %w", err)
 	}
-	return ca.ClientTLS(roots), nil
+	cfg := ca.ClientTLS(roots)
+	cfg.ServerName = serverName
+	return cfg, nil
 }
 
 // IsLoopback reports whether host:port (or a bare host) names this

@@ -34,7 +34,7 @@ func TestStartOverTLSWithJoinToken(t *testing.T) {
 	}
 	backend := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer backend.Close()
-	ads := &scriptedADS{res: resources(t, freePort(t), backend.Listener.Addr().String()),
+	ads := &scriptedADS{res: resources(t, "127.0.0.1:0", backend.Listener.Addr().String()),
 		nodes: make(chan *core.Node, 8), auth: make(chan []string, 8)}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -62,6 +62,57 @@ func TestStartOverTLSWithJoinToken(t *testing.T) {
 	}
 }
 
+// TestXDSServerName: a control plane reached by IP (a Service's ClusterIP)
+// whose certificate names it only by DNS name is verified against that
+// name when given, and refused otherwise.
+func TestXDSServerName(t *testing.T) {
+	authority, err := ca.LoadOrCreate(t.TempDir(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name = "istiod.istio-system.svc"
+	sc, err := authority.NewServerCert([]string{name}, nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(sc.TLSConfig())))
+	discovery.RegisterAggregatedDiscoveryServiceServer(gs, &scriptedADS{res: resources(t, "127.0.0.1:0", "127.0.0.1:1"),
+		nodes: make(chan *core.Node, 8), auth: make(chan []string, 8)})
+	go gs.Serve(lis)
+	defer gs.Stop()
+
+	meta := &node.Meta{Type: node.Sidecar, IP: "127.0.0.1", Name: "client-1", Namespace: "default", WorkloadName: "client"}
+	start := func(serverName string) *Handle {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		h, err := Start(ctx, Options{Meta: meta, XDSAddress: lis.Addr().String(), CARoot: authority.RootFile(), XDSServerName: serverName})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cancel(); h.Wait() })
+		return h
+	}
+	select {
+	case <-start(name).Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("proxy not ready with --xds-server-name " + name)
+	}
+	// Without the name the certificate does not match 127.0.0.1: the
+	// stream never comes up (the client keeps retrying).
+	select {
+	case <-start("").Ready():
+		t.Fatal("proxy ready although the control plane's certificate does not name its address")
+	case <-time.After(2 * time.Second):
+	}
+	if _, err := Start(context.Background(), Options{Meta: meta, XDSAddress: "127.0.0.1:1", XDSServerName: name}); err == nil || !strings.Contains(err.Error(), "--ca-root") {
+		t.Errorf("a server name without a root: %v", err)
+	}
+}
+
 func TestXDSTransportChoice(t *testing.T) {
 	meta := &node.Meta{Type: node.Sidecar, IP: "127.0.0.1", Name: "x", Namespace: "default"}
 	_, err := Start(context.Background(), Options{Meta: meta, XDSAddress: "192.0.2.10:15010"})
@@ -80,18 +131,18 @@ func TestXDSTransportChoice(t *testing.T) {
 	}
 }
 
-func TestReadJoinToken(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := ReadJoinToken(dir); err == nil {
+func TestReadJoinTokenFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "token")
+	if _, err := ReadJoinTokenFile(path); err == nil {
 		t.Error("missing file: no error")
 	}
-	os.WriteFile(filepath.Join(dir, JoinTokenFile), []byte("  abc123\n"), 0o600)
-	if tok, err := ReadJoinToken(dir); err != nil || tok != "abc123" {
-		t.Errorf("ReadJoinToken = %q, %v", tok, err)
+	os.WriteFile(path, []byte("  abc123\n"), 0o600)
+	if tok, err := ReadJoinTokenFile(path); err != nil || tok != "abc123" {
+		t.Errorf("ReadJoinTokenFile = %q, %v", tok, err)
 	}
 	for _, bad := range []string{"\n", "two words"} {
-		os.WriteFile(filepath.Join(dir, JoinTokenFile), []byte(bad), 0o600)
-		if _, err := ReadJoinToken(dir); err == nil {
+		os.WriteFile(path, []byte(bad), 0o600)
+		if _, err := ReadJoinTokenFile(path); err == nil {
 			t.Errorf("token file %q accepted", bad)
 		}
 	}

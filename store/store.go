@@ -7,7 +7,10 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/weft-mesh/weft/config"
 )
@@ -57,6 +60,27 @@ type Store interface {
 	Changed() <-chan struct{}
 	// Close releases the store.
 	Close() error
+}
+
+// StatusWriter is implemented by stores that keep a status apart from an
+// object's configuration, as Kubernetes' status subresource does: Apply
+// never changes a stored status, and UpdateStatus changes nothing else.
+// Controllers (the canary analysis) record what they observed this way.
+type StatusWriter interface {
+	// UpdateStatus replaces the status of the stored object key (nil
+	// clears it). Spec, labels, annotations and generation stay as they
+	// are; the resource version moves on. ErrNotFound (wrapped) when key
+	// is gone.
+	UpdateStatus(ctx context.Context, key config.Key, status proto.Message) error
+}
+
+// UpdateStatus writes status through st, which must be a StatusWriter.
+func UpdateStatus(ctx context.Context, st Store, key config.Key, status proto.Message) error {
+	sw, ok := st.(StatusWriter)
+	if !ok {
+		return fmt.Errorf("update status of %s: the store (%T) keeps no status", key, st)
+	}
+	return sw.UpdateStatus(ctx, key, status)
 }
 
 // SortObjects sorts objects the way List returns them: by kind, in the

@@ -60,8 +60,9 @@ type Options struct {
 	ReadyTimeout time.Duration
 	NoticeEvery  time.Duration
 
-	// JoinToken is the secret the sidecar presents on its xDS stream
-	// (STATE_DIR/join-token) to get its configuration and certificate.
+	// JoinToken is the secret the sidecar presents on its xDS stream to
+	// get its configuration and a certificate: a join token admitting
+	// Namespace/ServiceAccount (see `weft token create`).
 	JoinToken string
 	// CARoot is the PEM file of the mesh root the sidecar verifies the
 	// xDS server against; empty means plaintext xDS (a loopback control

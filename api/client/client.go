@@ -252,6 +252,9 @@ func decodeObject(source string, data []byte) (*config.Object, error) {
 		o.Meta.Generation = m.Metadata.Generation
 		o.Meta.CreationTimestamp = m.Metadata.CreationTimestamp
 	}
+	if err := config.DecodeStatus(o, data); err != nil {
+		return nil, fmt.Errorf("decode object from server: %w", err)
+	}
 	return o, nil
 }
 

@@ -18,6 +18,10 @@ type Endpoints struct {
 	API     string `json:"api"`     // HTTP API, e.g. 127.0.0.1:15080
 	XDS     string `json:"xds"`     // ADS gRPC, e.g. 127.0.0.1:15010
 	Gateway string `json:"gateway"` // ingress gateway, e.g. 127.0.0.1:8080
+	// GatewayPorts are the addresses the ingress gateway holds, by Gateway
+	// server port (80 is Gateway); GatewayAdmin is its admin address.
+	GatewayPorts map[uint32]string `json:"gateway_ports,omitempty"`
+	GatewayAdmin string            `json:"gateway_admin,omitempty"`
 }
 
 // WriteEndpoints records e in stateDir. It writes a temporary file and

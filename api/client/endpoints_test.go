@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -14,12 +15,13 @@ func TestEndpointsRoundTrip(t *testing.T) {
 	if _, err := DiscoverAddress(dir); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "weft up") {
 		t.Fatalf("DiscoverAddress on an empty dir: %v", err)
 	}
-	want := Endpoints{API: "127.0.0.1:15080", XDS: "127.0.0.1:15010", Gateway: "127.0.0.1:8080"}
+	want := Endpoints{API: "127.0.0.1:15080", XDS: "127.0.0.1:15010", Gateway: "127.0.0.1:8080",
+		GatewayPorts: map[uint32]string{80: "127.0.0.1:8080", 31400: "127.0.0.1:31400"}, GatewayAdmin: "127.0.0.1:15000"}
 	if err := WriteEndpoints(dir, want); err != nil {
 		t.Fatal(err)
 	}
 	got, err := ReadEndpoints(dir)
-	if err != nil || got != want {
+	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("ReadEndpoints = %+v, %v", got, err)
 	}
 	addr, err := DiscoverAddress(dir)

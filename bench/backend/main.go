@@ -2,6 +2,9 @@
 // HTTP/1.1 server on 127.0.0.1 that answers every request with the same
 // small fixed body.
 //
+// The path picks the body: /1k answers 1 KiB, /64k 64 KiB, anything else
+// -size bytes.
+//
 // It speaks just enough HTTP/1.1 for load generators and proxies: keep-alive
 // (closed on "Connection: close" or an HTTP/1.0 request without keep-alive),
 // pipelining, and request bodies framed by Content-Length (a chunked request
@@ -35,18 +38,13 @@ func main() {
 	if *size < 0 || *size > 1<<20 {
 		log.Fatalf("backend: -size %d out of range [0, 1MiB]", *size)
 	}
-	body := bytes.Repeat([]byte("x"), *size)
-	if *size > 0 {
-		body[len(body)-1] = '\n'
-	}
-	resp := []byte(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n", len(body)))
-	resp = append(resp, body...)
+	resp := &responses{def: response(*size), k1: response(1 << 10), k64: response(64 << 10)}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatalf("backend: listen %s: %v", *addr, err)
 	}
-	log.Printf("backend: listening on %s, body %d bytes", ln.Addr(), len(body))
+	log.Printf("backend: listening on %s, body %d bytes (/1k: 1 KiB, /64k: 64 KiB)", ln.Addr(), *size)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
@@ -68,9 +66,34 @@ func main() {
 	}
 }
 
+var path1k, path64k = []byte("/1k"), []byte("/64k")
+
+// responses are the whole answers, head and body, by path.
+type responses struct{ def, k1, k64 []byte }
+
+func (r *responses) forPath(path []byte) []byte {
+	switch string(path) {
+	case "/1k":
+		return r.k1
+	case "/64k":
+		return r.k64
+	}
+	return r.def
+}
+
+// response returns an answer with a body of size bytes.
+func response(size int) []byte {
+	body := bytes.Repeat([]byte("x"), size)
+	if size > 0 {
+		body[len(body)-1] = '\n'
+	}
+	resp := []byte(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n", len(body)))
+	return append(resp, body...)
+}
+
 // serve answers requests on one connection until the peer closes it, a
 // request asks to close it, or a request cannot be parsed.
-func serve(c net.Conn, resp []byte) {
+func serve(c net.Conn, resp *responses) {
 	defer c.Close()
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
@@ -78,7 +101,7 @@ func serve(c net.Conn, resp []byte) {
 	r := bufio.NewReaderSize(c, 8192)
 	w := bufio.NewWriterSize(c, 8192)
 	for {
-		keep, err := readRequest(r)
+		path, keep, err := readRequest(r)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				w.WriteString("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
@@ -86,7 +109,7 @@ func serve(c net.Conn, resp []byte) {
 			}
 			return
 		}
-		w.Write(resp)
+		w.Write(resp.forPath(path))
 		// Flush only when no further pipelined request is already buffered.
 		if r.Buffered() == 0 || !keep {
 			if w.Flush() != nil {
@@ -101,17 +124,24 @@ func serve(c net.Conn, resp []byte) {
 
 // readRequest consumes one request (head and body) and reports whether the
 // connection may be kept open after it.
-func readRequest(r *bufio.Reader) (keepAlive bool, err error) {
+func readRequest(r *bufio.Reader) (path []byte, keepAlive bool, err error) {
 	line, err := readLine(r)
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
 	// METHOD SP TARGET SP VERSION
 	sp := bytes.LastIndexByte(line, ' ')
-	if sp < 0 || bytes.IndexByte(line, ' ') == sp {
-		return false, errors.New("malformed request line")
+	first := bytes.IndexByte(line, ' ')
+	if sp < 0 || first == sp {
+		return nil, false, errors.New("malformed request line")
 	}
 	version := line[sp+1:]
+	switch string(line[first+1 : sp]) { // not kept: line is reused
+	case "/1k":
+		path = path1k
+	case "/64k":
+		path = path64k
+	}
 	keepAlive = string(version) == "HTTP/1.1"
 
 	contentLength := int64(0)
@@ -122,21 +152,21 @@ func readRequest(r *bufio.Reader) (keepAlive bool, err error) {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
-			return false, err
+			return nil, false, err
 		}
 		if len(h) == 0 {
 			break
 		}
 		colon := bytes.IndexByte(h, ':')
 		if colon <= 0 {
-			return false, errors.New("malformed header")
+			return nil, false, errors.New("malformed header")
 		}
 		name, value := h[:colon], bytes.TrimSpace(h[colon+1:])
 		switch {
 		case asciiEqualFold(name, "content-length"):
 			n, perr := strconv.ParseInt(string(value), 10, 64)
 			if perr != nil || n < 0 {
-				return false, errors.New("bad content-length")
+				return nil, false, errors.New("bad content-length")
 			}
 			contentLength = n
 		case asciiEqualFold(name, "transfer-encoding"):
@@ -151,14 +181,14 @@ func readRequest(r *bufio.Reader) (keepAlive bool, err error) {
 		}
 	}
 	if chunked {
-		return keepAlive, drainChunked(r)
+		return path, keepAlive, drainChunked(r)
 	}
 	if contentLength > 0 {
 		if _, err := io.CopyN(io.Discard, r, contentLength); err != nil {
-			return false, err
+			return nil, false, err
 		}
 	}
-	return keepAlive, nil
+	return path, keepAlive, nil
 }
 
 func drainChunked(r *bufio.Reader) error {

@@ -15,7 +15,7 @@ func roundTrip(t *testing.T, raw string) []*http.Response {
 	t.Helper()
 	client, server := net.Pipe()
 	resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
-	go serve(server, resp)
+	go serve(server, &responses{def: resp, k1: response(1 << 10), k64: response(64 << 10)})
 	go func() {
 		io.WriteString(client, raw)
 	}()
@@ -28,7 +28,7 @@ func roundTrip(t *testing.T, raw string) []*http.Response {
 			break
 		}
 		body, _ := io.ReadAll(r.Body)
-		if string(body) != "ok\n" && r.StatusCode == 200 {
+		if r.Request = nil; r.StatusCode == 200 && string(body) != "ok\n" && len(body) != 1<<10 {
 			t.Fatalf("body %q", body)
 		}
 		out = append(out, r)
@@ -70,5 +70,13 @@ func TestMalformedGets400(t *testing.T) {
 	}
 	if !rs[0].Close {
 		t.Fatal("400 should close the connection")
+	}
+}
+
+// TestSizeByPath: /1k and /64k answer bodies of that size.
+func TestSizeByPath(t *testing.T) {
+	rs := roundTrip(t, "GET /1k HTTP/1.1\r\nHost: b\r\n\r\nGET / HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+	if len(rs) != 2 || rs[0].ContentLength != 1<<10 || rs[1].ContentLength != 3 {
+		t.Fatalf("responses %d, lengths %v", len(rs), rs)
 	}
 }

@@ -91,12 +91,14 @@ func readFortio(path string) (*fortioResult, error) {
 	return &r, nil
 }
 
-func (r *fortioResult) ok() int64 { return r.RetCodes["200"] }
+// ok counts the successful calls: HTTP 200, or a gRPC ping or health
+// check answered SERVING.
+func (r *fortioResult) ok() int64 { return r.RetCodes["200"] + r.RetCodes["SERVING"] }
 
 func (r *fortioResult) failed() int64 {
 	var n int64
 	for code, c := range r.RetCodes {
-		if code != "200" {
+		if code != "200" && code != "SERVING" {
 			n += c
 		}
 	}
@@ -309,7 +311,10 @@ type pathInfo struct {
 var paths = []pathInfo{
 	{"direct", "direct", "client → backend", "none", 0},
 	{"nginx", "nginx", "client → nginx (1 worker, upstream keepalive 64) → backend", "nginx", 1},
-	{"weft-gateway", "weft one hop (gateway)", "client → `weft proxy gateway` → backend", "weft gateway", 1},
+	{"haproxy", "haproxy", "client → haproxy (1 thread, `http-reuse always`) → backend", "haproxy", 1},
+	{"reverseproxy", "Go httputil.ReverseProxy", "client → `bench/reverseproxy` (the standard library's httputil.ReverseProxy, 256 idle connections) → backend", "httputil.ReverseProxy", 1},
+	{"weft-gateway", "weft one hop (gateway)", "client → `weft proxy gateway` (telemetry on: metrics, 1% tracing, reports) → backend", "weft gateway", 1},
+	{"weft-gateway-notel", "weft one hop, telemetry off", "client → `weft proxy gateway --no-telemetry` → backend", "weft gateway", 1},
 	{"weft-mesh", "weft mesh path (2 sidecars)", "client → sidecar A outbound → sidecar B inbound → backend", "2 weft sidecars", 2},
 	{"weft-mesh-mtls", "weft mesh path, mutual TLS", "client → sidecar A outbound →(mTLS)→ sidecar B inbound → backend; the same sidecars as the mesh path with PeerAuthentication STRICT instead of DISABLE", "2 weft sidecars", 2},
 }
@@ -502,10 +507,10 @@ func buildReport(dir string) (string, error) {
 	if meta["perf"] != "" && meta["perf"] != "0" {
 		w("> **Profiled run** (`BENCH_PERF=1`): `perf record` ran during the max-throughput runs and its overhead lowers their numbers.\n\n")
 	}
-	if meta["paths"] != "" && meta["paths"] != "direct,nginx,weft-gateway,weft-mesh,weft-mesh-mtls" {
+	if meta["paths"] != "" && meta["paths"] != "direct,nginx,haproxy,reverseproxy,weft-gateway,weft-gateway-notel,weft-mesh,weft-mesh-mtls,h2c,grpc" {
 		w("> **Partial run**: only the paths %s were measured.\n\n", meta["paths"])
 	}
-	w("## Reproduce\n\n```sh\nbench/install.sh   # nginx, wrk, taskset, fortio %s\n%s\n```\n\n", strings.TrimSpace(meta["fortio"]), meta["command"])
+	w("## Reproduce\n\n```sh\nbench/install.sh   # nginx, haproxy, wrk, strace, perf, taskset, fortio %s\n%s\n```\n\n", strings.TrimSpace(meta["fortio"]), meta["command"])
 
 	w("## Machine and run\n\n")
 	w("| | |\n|---|---|\n")
@@ -515,7 +520,7 @@ func buildReport(dir string) (string, error) {
 	w("| kernel | %s |\n", meta["kernel"])
 	w("| load average at start / end | %s / %s |\n", meta["loadavg_start"], meta["loadavg_end"])
 	w("| weft revision | %s (%s) |\n", meta["git_rev"], meta["go"])
-	w("| tools | nginx %s, wrk %s, fortio %s |\n", meta["nginx"], meta["wrk"], strings.TrimSpace(meta["fortio"]))
+	w("| tools | nginx %s, haproxy %s, wrk %s, fortio %s |\n", meta["nginx"], meta["haproxy"], meta["wrk"], strings.TrimSpace(meta["fortio"]))
 	w("| pinning | clients (fortio, wrk) and the weft control plane on core %s; the proxy under test on core %s; backend on cores %s |\n",
 		meta["client_cpu"], meta["proxy_cpu"], meta["backend_cpu"])
 	w("| fixed-rate run | `fortio load -qps %s -c %s -t %s -r 0.00001` after a %s warm-up |\n", meta["qps"], meta["conns"], meta["fixed"], meta["warmup"])
@@ -538,15 +543,19 @@ func buildReport(dir string) (string, error) {
 	w("for the mesh path the CPU of both sidecars is counted, so it is requests per core spent on the whole 2-proxy path.\n\n")
 	w("*Background* is the CPU used by processes outside the benchmark (other work on this shared machine) during each run, in cores out of %s: ", meta["nproc"])
 	w("the larger it is, the less a row can be trusted.\n\n")
-	w("| path | p50 ms | p90 ms | p99 ms | added p50 ms | max rps | proxy CPU (cores) at max | rps per proxy core | proxy vCPU at %s rps | RSS idle | RSS at %s rps | RSS peak | background cores (fixed / uniform / max) |\n", meta["qps"], meta["qps"])
-	w("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	w("| path | p50 ms | p90 ms | p99 ms | added p50 ms | max rps | proxy CPU (cores) at max | rps per proxy core | proxy vCPU at %s rps | RSS idle | RSS at %s rps | RSS peak | RssAnon idle / at %s rps | background cores (fixed / uniform / max) |\n", meta["qps"], meta["qps"], meta["qps"])
+	w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {
 		ad := "–"
 		if direct != nil && r != direct {
 			ad = addMs(r.P50 - direct.P50)
 		}
-		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s |\n", r.Title, ms(r.P50), ms(r.P90), ms(r.P99), ad,
-			kRPS(r.RPS), f2(r.Cores), kRPS(r.PerC), f2(r.VCPU), mb(r.Idle), mb(r.Fixed), mb(r.Peak), f2(r.OthF), f2(r.OthU), f2(r.Other))
+		anon := "–"
+		if r.Proxies > 0 {
+			anon = mb(num(r.S, "rss_anon_idle_kb")/1024) + " / " + mb(num(r.S, "rss_anon_fixed_kb")/1024)
+		}
+		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s |\n", r.Title, ms(r.P50), ms(r.P90), ms(r.P99), ad,
+			kRPS(r.RPS), f2(r.Cores), kRPS(r.PerC), f2(r.VCPU), mb(r.Idle), mb(r.Fixed), mb(r.Peak), anon, f2(r.OthF), f2(r.OthU), f2(r.Other))
 	}
 	w("\n")
 
@@ -598,57 +607,14 @@ func buildReport(dir string) (string, error) {
 	}
 
 	// Targets.
-	w("## Targets (from the issue) against this run\n\n")
-	w("A target is marked *met* only when this run's measured number is within it; one run on a noisy machine is evidence, not proof.\n\n")
-	w("| target | measured here | in this run | with `-uniform` (for information) |\n|---|---|---|---|\n")
-	gw, mesh := byKey["weft-gateway"], byKey["weft-mesh"]
-	verdict := func(ok bool, measured bool) string {
-		if !measured {
-			return "not measured"
-		}
-		if ok {
-			return "met"
-		}
-		return "**not met**"
-	}
-	uniAdded := func(r *result) string {
-		if r == nil || direct == nil || r.U == nil || direct.U == nil {
-			return "–"
-		}
-		return addMs(r.U.pct(50)-direct.U.pct(50)) + " ms"
-	}
-	if gw != nil {
-		w("| one weft hop ≥ 40k rps per core | %s rps per core | %s | – |\n", kRPS(gw.PerC), verdict(gw.PerC >= 40000, !math.IsNaN(gw.PerC)))
-		if direct != nil {
-			a := gw.P50 - direct.P50
-			w("| one weft hop ≤ +0.25 ms p50 | %s ms | %s | %s |\n", addMs(a), verdict(a <= 0.25, true), uniAdded(gw))
-		} else {
-			w("| one weft hop ≤ +0.25 ms p50 | – | not measured (no direct path) | – |\n")
-		}
-	} else {
-		w("| one weft hop ≥ 40k rps per core | – | not measured | – |\n| one weft hop ≤ +0.25 ms p50 | – | not measured | – |\n")
-	}
-	if mesh != nil && direct != nil {
-		a := mesh.P50 - direct.P50
-		w("| mesh path ≤ +0.5 ms p50 | %s ms | %s | %s |\n", addMs(a), verdict(a <= 0.5, true), uniAdded(mesh))
-	} else {
-		w("| mesh path ≤ +0.5 ms p50 | – | not measured | – |\n")
-	}
-	if mesh != nil && len(mesh.Each) > 0 {
-		maxEach := 0.0
-		var parts []string
-		for i, e := range mesh.Each {
-			parts = append(parts, fmt.Sprintf("%s %.1f MB", []string{"client-1", "backend-1"}[min(i, 1)], e))
-			maxEach = math.Max(maxEach, e)
-		}
-		w("| sidecar RSS ≤ 15 MB idle | %s | %s | – |\n", strings.Join(parts, ", "), verdict(maxEach <= 15, true))
-	} else {
-		w("| sidecar RSS ≤ 15 MB idle | – | not measured | – |\n")
-	}
-	if nginx != nil && direct != nil {
-		w("| (for scale) nginx added p50 | %s ms | – | %s |\n", addMs(nginx.P50-direct.P50), uniAdded(nginx))
-	}
-	w("\n")
+	h2 := loadH2(dir)
+	writeTargets(w, issueTargets(dir, byKey, h2))
+	writeMatrix(w, dir, byKey, meta["conns"])
+	writeH2(w, h2, meta["conns"])
+	writeTelemetry(w, byKey["weft-gateway"], byKey["weft-gateway-notel"])
+	writeMemory(w, byKey)
+	writeProfile(w, dir)
+	writeSyscalls(w, dir)
 
 	writeMTLSCost(w, byKey["weft-mesh"], byKey["weft-mesh-mtls"])
 
@@ -658,8 +624,7 @@ func buildReport(dir string) (string, error) {
 	w("the other rows are from this run.\n\n")
 	w("| proxy | added p50 | rps per core | CPU per 1000 rps | memory |\n|---|---|---|---|---|\n")
 	w("| Envoy (*reference*) | – | – | 0.20 vCPU | 60 MB per 1000 rps |\n")
-	w("| stock Go `httputil.ReverseProxy` (*reference*) | +0.37 ms | ~24.5k | – | 13 MB |\n")
-	w("| nginx (*reference*) | +0.21 ms | ~80k | – | – |\n")
+	w("| ztunnel (*reference*) | – | – | 0.06 vCPU | – |\n")
 	for _, r := range rs {
 		if r.Proxies == 0 {
 			continue
@@ -726,7 +691,7 @@ func buildReport(dir string) (string, error) {
 			}
 			w("| RSS idle / at fixed rate / after max / peak | %s / %s / %s / %s | – | – |\n", idle, mb(r.Fixed),
 				mb(num(r.S, "rss_after_kb")/1024), mb(r.Peak))
-			w("| private memory (RssAnon) idle | %s | – | – |\n", mb(num(r.S, "rss_anon_idle_kb")/1024))
+			w("| private memory (RssAnon) idle / at fixed rate | %s / %s | – | – |\n", mb(num(r.S, "rss_anon_idle_kb")/1024), mb(num(r.S, "rss_anon_fixed_kb")/1024))
 		}
 		w("| CPU at max: backend / client (wrk) / background | %s / %s / %s cores | – | – |\n", f2(r.BeCPU), f2(r.Cli), f2(r.Other))
 		w("| fixed-rate run | %d requests, %d non-200, %.1f rps achieved, %d sockets | – | – |\n",

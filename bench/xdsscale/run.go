@@ -429,6 +429,11 @@ func startControlPlane(ctx context.Context, weft, state, logPath string, profile
 	if profile {
 		args = append(args, "--pprof-addr", "127.0.0.1:0")
 	}
+	// The simulated sidecars of every identity join with the mesh-wide
+	// token (a binary from before identity-scoped tokens always writes it).
+	if help, _ := exec.CommandContext(ctx, weft, "controlplane", "--help").CombinedOutput(); strings.Contains(string(help), "--join-token-scope") {
+		args = append(args, "--join-token-scope", "mesh")
+	}
 	cmd := exec.Command(weft, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {

@@ -7,7 +7,7 @@
 (function () {
   const SVGNS = 'http://www.w3.org/2000/svg';
   const $ = (sel) => document.querySelector(sel);
-  const views = ['graph', 'services', 'workloads', 'config', 'traces'];
+  const views = ['graph', 'services', 'workloads', 'config', 'traces', 'canaries'];
 
   const state = {
     view: 'graph',
@@ -566,6 +566,7 @@
       case 'workloads': if (now || t % 2 === 0) return refreshWorkloads(); break;
       case 'config': if (now || t % 5 === 0) return refreshConfig(); break;
       case 'traces': if (now || t % 5 === 0) return refreshTraces(); break;
+      case 'canaries': if (now || t % 2 === 0) return once('canaries', () => window.weftCanaries.refresh(api)); break; // canaries.js
     }
   }
 

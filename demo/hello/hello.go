@@ -3,7 +3,9 @@
 // which runs first on a "VM" (the instance fedora01, version vm) and then
 // also as a container deployment (service-b-v1, version v1). A
 // VirtualService splits service-b's traffic between the two, and
-// `weft shift` moves it step by step.
+// `weft shift` moves it step by step, or the Canary in
+// canary-service-b.yaml does it under analysis, rolling back a broken
+// container build (HELLO_FAIL_EVERY, HELLO_DELAY) to the VM.
 package hello
 
 import (
@@ -15,7 +17,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/weft-mesh/weft/demo/internal/demoapp"
@@ -45,12 +49,55 @@ func Serve(ctx context.Context, app string) error {
 		h = NewServiceA(demoapp.Client(), fmt.Sprintf("http://service-b:%d/hello", Port))
 	case "service-b":
 		h = NewServiceB(firstOf(os.Getenv("WORKLOAD_NAME"), os.Getenv("HOSTNAME"), "service-b"))
+		var err error
+		if h, err = brokenBuild(h, os.Getenv("HELLO_FAIL_EVERY"), os.Getenv("HELLO_DELAY")); err != nil {
+			return err
+		}
 	case "service-b-vm":
 		h = NewServiceB(firstOf(os.Getenv("HOSTNAME"), "fedora01"))
 	default:
 		return fmt.Errorf("hello: unknown app %q (have %v)", app, Apps)
 	}
 	return demoapp.Serve(ctx, "hello "+app, h)
+}
+
+// brokenBuild makes the container build of service-b misbehave, to see a
+// canary release roll it back to the VM: every Nth /hello answers 500
+// (failEvery), and every answer waits delay. Empty settings leave it
+// healthy; the VM's build never reads them.
+func brokenBuild(h http.Handler, failEvery, delay string) (http.Handler, error) {
+	every, wait := int64(0), time.Duration(0)
+	var err error
+	if failEvery != "" {
+		if every, err = strconv.ParseInt(failEvery, 10, 64); err != nil || every < 1 {
+			return nil, fmt.Errorf("hello: HELLO_FAIL_EVERY=%q: want a positive number", failEvery)
+		}
+	}
+	if delay != "" {
+		if wait, err = time.ParseDuration(delay); err != nil || wait < 0 {
+			return nil, fmt.Errorf("hello: HELLO_DELAY=%q: want a duration such as 700ms", delay)
+		}
+	}
+	if every == 0 && wait == 0 {
+		return h, nil
+	}
+	var n atomic.Int64
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/hello" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		select {
+		case <-time.After(wait):
+		case <-r.Context().Done():
+			return
+		}
+		if every > 0 && n.Add(1)%every == 0 {
+			demoapp.WriteJSON(w, http.StatusInternalServerError, map[string]string{"error": "service-b: broken build (HELLO_FAIL_EVERY)"})
+			return
+		}
+		h.ServeHTTP(w, r)
+	}), nil
 }
 
 func firstOf(s ...string) string {

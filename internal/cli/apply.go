@@ -113,6 +113,9 @@ findings, no control plane, or --wait failed.`,
 				fmt.Printf("%s %s%s\n", resourceName(r.Kind, r.Name), r.Action, suffix)
 			}
 			printMessages(os.Stderr, resp.Messages)
+			if resp.OmittedMessages > 0 {
+				fmt.Fprintf(os.Stderr, "... and %d more findings (weft analyze lists them all)\n", resp.OmittedMessages)
+			}
 			if wf.wait && !opts.DryRun {
 				return waitSynced(cmd.Context(), c, resp.Revision, wf.timeout)
 			}

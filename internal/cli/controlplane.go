@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/weft-mesh/weft/ca"
 	"github.com/weft-mesh/weft/controlplane"
 	"github.com/weft-mesh/weft/kube/kubeclient"
+	"github.com/weft-mesh/weft/proxy/listener"
 )
 
 // securityFlags are the control plane's CA flags, shared by `weft up` and
@@ -21,6 +23,10 @@ type securityFlags struct {
 	trustDomain string
 	caCerts     string
 	certTTL     time.Duration
+	joinScope   string
+	apiHosts    []string
+	headersKB   uint32
+	headers     uint32
 }
 
 func (s *securityFlags) register(cmd *cobra.Command) {
@@ -28,6 +34,10 @@ func (s *securityFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&s.trustDomain, "trust-domain", ca.DefaultTrustDomain, "SPIFFE trust domain of the mesh's identities")
 	fl.StringVar(&s.caCerts, "cacerts", "", "Istio plug-in CA directory (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem) to sign with; default: a self-signed root in STATE_DIR/ca")
 	fl.DurationVar(&s.certTTL, "cert-ttl", ca.DefaultCertTTL, "lifetime of workload certificates; each is renewed at half of it")
+	fl.Uint32Var(&s.headersKB, "max-request-headers-kb", 0, "largest request header section (request line and headers) proxies accept, in KiB, 1 to 8192; larger gets 431 (0: Envoy's default, 60)")
+	fl.Uint32Var(&s.headers, "max-headers-count", 0, "most request headers proxies accept; more gets 431 (0: Envoy's default, 100)")
+	fl.StringSliceVar(&s.apiHosts, "api-allowed-hosts", nil, "more names the API and console answer to (besides IP addresses, localhost and this machine's name), e.g. the DNS name remote proxies use; requests for other names are refused (DNS rebinding)")
+	fl.StringVar(&s.joinScope, "join-token-scope", controlplane.JoinScopeIdentity, "identity: proxies join with tokens scoped to one namespace and service account (weft token create); mesh: also accept the mesh-wide STATE_DIR/join-token, whose holder may join as any identity")
 }
 
 func (s *securityFlags) apply(o *controlplane.Options) error {
@@ -35,7 +45,14 @@ func (s *securityFlags) apply(o *controlplane.Options) error {
 		// Certificates carry whole seconds; shorter lifetimes only churn.
 		return fmt.Errorf("--cert-ttl %v: want at least 1s", s.certTTL)
 	}
-	o.TrustDomain, o.CACertsDir, o.CertTTL = s.trustDomain, s.caCerts, s.certTTL
+	if s.joinScope != "" && s.joinScope != controlplane.JoinScopeIdentity && s.joinScope != controlplane.JoinScopeMesh {
+		return fmt.Errorf("--join-token-scope %q: want %s or %s", s.joinScope, controlplane.JoinScopeIdentity, controlplane.JoinScopeMesh)
+	}
+	if s.headersKB > listener.MaxRequestHeadersKBLimit {
+		return fmt.Errorf("--max-request-headers-kb %d: want at most %d", s.headersKB, listener.MaxRequestHeadersKBLimit)
+	}
+	o.TrustDomain, o.CACertsDir, o.CertTTL, o.JoinTokenScope, o.APIHosts = s.trustDomain, s.caCerts, s.certTTL, s.joinScope, s.apiHosts
+	o.MaxRequestHeadersKB, o.MaxHeadersCount = s.headersKB, s.headers
 	return nil
 }
 
@@ -56,8 +73,16 @@ func xdsDialAddr(addr string) string {
 // they are.
 func printDoors(stateDir string, cp *controlplane.ControlPlane) {
 	fmt.Printf("identity: trust domain %s, CA root %s\n", cp.TrustDomain(), cp.CA().RootFile())
-	fmt.Printf("tokens: proxies join with %s, API writes need %s\n",
-		filepath.Join(stateDir, controlplane.JoinTokenFile), filepath.Join(stateDir, controlplane.APITokenFile))
+	fmt.Printf("tokens: API writes need %s; proxies join with %s\n", filepath.Join(stateDir, controlplane.APITokenFile), joinWith(stateDir, cp))
+}
+
+// joinWith says what proxies join the mesh with.
+func joinWith(stateDir string, cp *controlplane.ControlPlane) string {
+	join := "tokens scoped to their identity (weft token create)"
+	if cp.JoinToken() != "" {
+		join += " or the mesh-wide " + filepath.Join(stateDir, controlplane.JoinTokenFile)
+	}
+	return join
 }
 
 // kubeFlags select Kubernetes mode for `weft controlplane`.
@@ -171,6 +196,9 @@ func newControlPlaneCmd(g *globals) *cobra.Command {
 			if err := client.WriteEndpoints(g.stateDir, client.Endpoints{API: cp.APIAddr(), XDS: cp.XDSAddr()}); err != nil {
 				return err
 			}
+			// Addresses of a stopped control plane would send the CLI (and
+			// a restart's readers) to ports someone else may hold by then.
+			defer os.Remove(filepath.Join(g.stateDir, client.EndpointsFile))
 			<-cp.Done()
 			return nil
 		},

@@ -16,6 +16,7 @@ import (
 
 	"github.com/weft-mesh/weft/analyze"
 	"github.com/weft-mesh/weft/config"
+	flaggerv1beta1 "github.com/weft-mesh/weft/config/apis/flagger/v1beta1"
 	maistrav1 "github.com/weft-mesh/weft/config/apis/maistra/v1"
 	weftv1alpha1 "github.com/weft-mesh/weft/config/apis/weft/v1alpha1"
 )
@@ -185,6 +186,8 @@ func columns(k config.Kind, wide bool) []string {
 		c = []string{"NAME", "LIMIT", "ROUTES", "AGE"}
 	case config.KindServiceMeshMemberRoll:
 		c = []string{"NAME", "MEMBERS", "AGE"}
+	case config.KindCanary, config.KindMetricTemplate:
+		c = canaryColumns(k, wide)
 	default:
 		c = []string{"NAME", "AGE"}
 	}
@@ -231,6 +234,8 @@ func cells(o *config.Object, wide bool) []string {
 		c = []string{o.Meta.Name, limitString(spec.GetLimit()), jsonList(spec.GetRoutes()), age}
 	case *maistrav1.ServiceMeshMemberRoll:
 		c = []string{o.Meta.Name, jsonList(spec.GetMembers()), age}
+	case *flaggerv1beta1.Canary, *flaggerv1beta1.MetricTemplate:
+		c = canaryCells(o, wide)
 	default:
 		c = []string{o.Meta.Name, age}
 	}
@@ -297,6 +302,14 @@ func newDescribeCmd(g *globals) *cobra.Command {
 			msgs, err := c.Analyze(cmd.Context(), ns, nil)
 			if err != nil {
 				return explainAPIError(err)
+			}
+			if info.Kind == config.KindCanary {
+				cr, err := c.Canary(cmd.Context(), ns, args[1])
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "canary analysis:", err)
+				}
+				describeCanary(os.Stdout, o, info, msgs, cr)
+				return nil
 			}
 			describe(os.Stdout, o, info, msgs)
 			return nil

@@ -131,7 +131,10 @@ func newKubeInstallCmd(k *kubeCluster) *cobra.Command {
 }
 
 func newKubeUninstallCmd(k *kubeCluster) *cobra.Command {
-	var dryRun bool
+	var (
+		dryRun  bool
+		timeout time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "uninstall [--dry-run]",
 		Short: "Remove everything `weft kube install` and the control plane created, the CRDs (and so every Istio object) last",
@@ -146,10 +149,11 @@ func newKubeUninstallCmd(k *kubeCluster) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return install.Uninstall(cmd.Context(), c, objs, install.Options{DryRun: dryRun, Out: cmd.OutOrStdout()})
+			return install.Uninstall(cmd.Context(), c, objs, install.Options{DryRun: dryRun, Wait: timeout, Out: cmd.OutOrStdout()})
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "send the deletions as a server-side dry run")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait until everything deleted is gone (0: do not wait)")
 	return cmd
 }
 
@@ -207,7 +211,7 @@ func newKubeInjectCmd(k *kubeCluster) *cobra.Command {
 	cmd.Flags().StringVarP(&file, "filename", "f", "", "YAML file, or - for standard input")
 	imageFlag(cmd, &img, false)
 	cmd.Flags().StringVar(&xds, "xds-address", "", "control plane xDS address HOST:PORT (default: the istiod Service's ClusterIP, port 15012)")
-	cmd.Flags().StringVar(&telemetry, "telemetry-url", "", "where proxies report telemetry (default: the istiod Service's ClusterIP, port 15080)")
+	cmd.Flags().StringVar(&telemetry, "telemetry-url", "", "where proxies report telemetry (default: the istiod-leader Service's ClusterIP, port 15080)")
 	cmd.Flags().BoolVar(&offline, "offline", false, "do not contact a cluster: address the control plane by its DNS name")
 	return cmd
 }
@@ -220,9 +224,9 @@ func displayName(file string) string {
 }
 
 // controlPlaneAddress finds the xDS address and telemetry URL: the istiod
-// Service's ClusterIP, or its DNS name offline.
+// and istiod-leader Services' ClusterIPs, or their DNS names offline.
 func controlPlaneAddress(ctx context.Context, k *kubeCluster, offline bool, telemetry string) (string, string, error) {
-	host := inject.XDSServerName
+	host, telemetryHost := inject.XDSServerName, inject.LeaderServiceName+"."+inject.SystemNamespace+".svc"
 	if !offline {
 		c, err := k.clients()
 		if err != nil {
@@ -235,10 +239,16 @@ func controlPlaneAddress(ctx context.Context, k *kubeCluster, offline bool, tele
 		if svc.Spec.ClusterIP == "" || svc.Spec.ClusterIP == corev1.ClusterIPNone {
 			return "", "", fmt.Errorf("Service %s/%s has no ClusterIP", inject.SystemNamespace, inject.ControlPlaneName)
 		}
-		host = svc.Spec.ClusterIP
+		host, telemetryHost = svc.Spec.ClusterIP, svc.Spec.ClusterIP
+		// Telemetry goes to the leader (see inject.LeaderServiceName),
+		// when the install has its Service.
+		if l, err := c.Kube.CoreV1().Services(inject.SystemNamespace).Get(ctx, inject.LeaderServiceName, metav1.GetOptions{}); err == nil &&
+			l.Spec.ClusterIP != "" && l.Spec.ClusterIP != corev1.ClusterIPNone {
+			telemetryHost = l.Spec.ClusterIP
+		}
 	}
 	if telemetry == "" {
-		telemetry = "http://" + net.JoinHostPort(host, strconv.Itoa(inject.APIPort))
+		telemetry = "http://" + net.JoinHostPort(telemetryHost, strconv.Itoa(inject.APIPort))
 	}
 	return net.JoinHostPort(host, strconv.Itoa(inject.XDSPort)), telemetry, nil
 }

@@ -50,7 +50,7 @@ func TestKubeInject(t *testing.T) {
 	}
 	// Offline, the control plane is addressed by its DNS name.
 	out, err = runKube(t, "inject", "-f", f, "--image", "weft:v9", "--offline")
-	if err != nil || !strings.Contains(out, "--xds=istiod.istio-system.svc:15012") || !strings.Contains(out, "--telemetry=http://istiod.istio-system.svc:15080") {
+	if err != nil || !strings.Contains(out, "--xds=istiod.istio-system.svc:15012") || !strings.Contains(out, "--telemetry=http://istiod-leader.istio-system.svc:15080") {
 		t.Errorf("offline: %v\n%s", err, out)
 	}
 	os.WriteFile(f, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: p, annotations: {sidecar.istio.io/proxyCPU: lots}}\nspec: {containers: [{name: c, image: i}]}\n"), 0o644)

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -18,9 +19,10 @@ type proxyFlags struct {
 	xds, name, namespace, workload, labels, serviceAccount string
 	inbound, outbound, app, admin, portMap                 string
 	telemetry                                              string
-	joinTokenFile, caRoot                                  string
+	joinTokenFile, caRoot, xdsServerName                   string
 	interception, podLabels                                string
 	tf                                                     telemetryFlags
+	noTelemetry                                            bool
 }
 
 // gatewayServiceAccount is the ingress gateway's identity, as in Istio.
@@ -66,36 +68,18 @@ func proxySubCmdFlags(g *globals, t node.Type) (*cobra.Command, *proxyFlags) {
 					return proxy.Run(cmd.Context(), o)
 				}
 			}
-			labels, err := workload.ParseLabels(f.labels)
+			o, err := hostOptions(g, f, t, os.Getenv)
 			if err != nil {
-				return fmt.Errorf("--labels: %w", err)
+				return err
 			}
-			ns, _ := g.ns()
-			m := &node.Meta{
-				Type: t, IP: "127.0.0.1", Name: f.name, Namespace: ns, WorkloadName: f.workload,
-				Labels: labels, ServiceAccount: f.serviceAccount,
-				Inbound: f.inbound, Outbound: f.outbound, App: f.app, Admin: f.admin,
-			}
-			if m.WorkloadName == "" {
-				m.WorkloadName = m.Name
-			}
-			if t == node.Router {
-				if m.GatewayPorts, err = parsePortMap(f.portMap); err != nil {
+			m := o.Meta
+			if o.JoinToken == "" && o.JoinTokenFile == "" {
+				tok, revoke, err := mintJoinToken(cmd.Context(), g.client(), m.Namespace, m.ServiceAccount, "weft proxy "+use+" "+m.Namespace+"/"+f.name)
+				if err != nil {
 					return err
 				}
-				if a, ok := m.GatewayPorts[80]; ok {
-					m.GatewayHost, _, _ = net.SplitHostPort(a)
-				}
-			}
-			if f.name == "" {
-				return fmt.Errorf("--name is required")
-			}
-			o := proxy.Options{Meta: m, XDSAddress: f.xds, Log: g.logger(), TelemetryURL: f.telemetry, CARoot: f.caRoot}
-			if o.JoinToken, err = findJoinToken(g.stateDir, f.joinTokenFile, os.Getenv); err != nil {
-				return err
-			}
-			if err := f.tf.apply(&o.TraceSampling, &o.AccessLog); err != nil {
-				return err
+				defer revoke()
+				o.JoinToken = tok
 			}
 			fmt.Fprintf(os.Stderr, "weft proxy %s %s: xds %s\n", use, m.ID(), f.xds)
 			return proxy.Run(cmd.Context(), o)
@@ -111,10 +95,12 @@ func proxySubCmdFlags(g *globals, t node.Type) (*cobra.Command, *proxyFlags) {
 		sa = gatewayServiceAccount
 	}
 	fl.StringVar(&f.serviceAccount, "service-account", sa, "service account: the proxy's identity is spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/SERVICE_ACCOUNT")
-	fl.StringVar(&f.joinTokenFile, "join-token-file", "", "file holding the join token presented to the control plane (default: $"+proxy.JoinTokenEnv+", else STATE_DIR/"+proxy.JoinTokenFile+")")
+	fl.StringVar(&f.joinTokenFile, "join-token-file", "", "file holding the join token presented to the control plane (default: $"+proxy.JoinTokenEnv+", else one minted through the API for the proxy's identity and revoked at exit)")
 	fl.StringVar(&f.caRoot, "ca-root", "", "PEM file of the mesh root (the control plane's STATE_DIR/ca/root-cert.pem) to verify a TLS xDS server with; required when --xds is not a loopback address")
+	fl.StringVar(&f.xdsServerName, "xds-server-name", "", "name to verify on the control plane's xDS certificate when --xds is an IP address, e.g. istiod.istio-system.svc (needs --ca-root; captured sidecar: env "+envXDSServerName+")")
 	fl.StringVar(&f.admin, "admin", "127.0.0.1:15000", "admin address (/ready, /config_dump, /stats/prometheus)")
 	fl.StringVar(&f.telemetry, "telemetry", "", "control plane API URL to report metrics and spans to, e.g. http://127.0.0.1:15080 (empty: no reports)")
+	fl.BoolVar(&f.noTelemetry, "no-telemetry", false, "keep no metrics, spans or access log: the data path does no telemetry work (to measure what it costs)")
 	f.tf.register(cmd, trace.DefaultSampling)
 	if t == node.Sidecar {
 		fl.StringVar(&f.inbound, "inbound", "", "address callers reach this workload on (empty: no inbound)")
@@ -127,6 +113,61 @@ func proxySubCmdFlags(g *globals, t node.Type) (*cobra.Command, *proxyFlags) {
 		fl.StringVar(&f.portMap, "port-map", "80=127.0.0.1:8080", "Gateway server ports to local addresses, e.g. 80=127.0.0.1:8080,443=127.0.0.1:8443")
 	}
 	return cmd, f
+}
+
+// hostOptions builds the options of a proxy that is not a captured
+// sidecar: a sidecar the app addresses (weft run, VMs) or a gateway. A
+// gateway in a pod ($INSTANCE_IP set, as the install's Deployment sets it
+// from status.podIP) takes the pod IP as its node IP and serves Istio's
+// status ports (readiness :15021/healthz/ready, stats :15020 and :15090).
+func hostOptions(g *globals, f *proxyFlags, t node.Type, getenv func(string) string) (proxy.Options, error) {
+	labels, err := workload.ParseLabels(f.labels)
+	if err != nil {
+		return proxy.Options{}, fmt.Errorf("--labels: %w", err)
+	}
+	ns, _ := g.ns()
+	m := &node.Meta{
+		Type: t, IP: "127.0.0.1", Name: f.name, Namespace: ns, WorkloadName: f.workload,
+		Labels: labels, ServiceAccount: f.serviceAccount,
+		Inbound: f.inbound, Outbound: f.outbound, App: f.app, Admin: f.admin,
+	}
+	if m.WorkloadName == "" {
+		m.WorkloadName = m.Name
+	}
+	o := proxy.Options{Meta: m, XDSAddress: f.xds, XDSServerName: f.xdsServerName, Log: g.logger(), TelemetryURL: f.telemetry, CARoot: f.caRoot, NoTelemetry: f.noTelemetry}
+	if t == node.Router {
+		if m.GatewayPorts, err = parsePortMap(f.portMap); err != nil {
+			return proxy.Options{}, err
+		}
+		if a, ok := m.GatewayPorts[80]; ok {
+			m.GatewayHost, _, _ = net.SplitHostPort(a)
+		}
+		if ip := getenv(envInstanceIP); ip != "" {
+			if _, err := netip.ParseAddr(ip); err != nil {
+				return proxy.Options{}, fmt.Errorf("gateway: %s %q: want the pod's IP address (status.podIP)", envInstanceIP, ip)
+			}
+			m.IP = ip
+			o.Pod = &proxy.PodOptions{}
+		}
+	}
+	if f.name == "" {
+		return proxy.Options{}, fmt.Errorf("--name is required")
+	}
+	// A token file is read anew at every connection: in a pod it is the
+	// projected ServiceAccount token, which the kubelet rotates. Without
+	// one, $WEFT_JOIN_TOKEN, else the caller mints one through the API.
+	if f.joinTokenFile != "" {
+		if _, err := proxy.ReadJoinTokenFile(f.joinTokenFile); err != nil {
+			return proxy.Options{}, fmt.Errorf("--join-token-file: %w", err)
+		}
+		o.JoinTokenFile = f.joinTokenFile
+	} else {
+		o.JoinToken = strings.TrimSpace(getenv(proxy.JoinTokenEnv))
+	}
+	if err := f.tf.apply(&o.TraceSampling, &o.AccessLog); err != nil {
+		return proxy.Options{}, err
+	}
+	return o, nil
 }
 
 func parsePortMap(s string) (map[uint32]string, error) {

@@ -113,3 +113,39 @@ func TestPodSidecarOptions(t *testing.T) {
 		t.Errorf("INTERCEPTION_MODE=REDIRECT: %v %v", pod, err)
 	}
 }
+
+// TestGatewayInPod: the ingress gateway's Deployment gives it the pod IP
+// ($INSTANCE_IP), the control plane's ClusterIP with its certificate's
+// name, and the projected token file: it takes the pod IP as its node IP,
+// serves Istio's status ports, and re-reads the token at each connection.
+func TestGatewayInPod(t *testing.T) {
+	tok := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tok, []byte("sa-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := &globals{}
+	cmd, f := proxySubCmdFlags(g, node.Router)
+	cmd.PersistentFlags().StringVarP(&g.namespace, "namespace", "n", "", "")
+	if err := cmd.ParseFlags([]string{"--name", "istio-ingressgateway-x", "-n", "istio-system", "--port-map", "80=0.0.0.0:8080",
+		"--xds", "10.96.0.5:15012", "--xds-server-name", "istiod.istio-system.svc", "--ca-root", "/root.pem", "--join-token-file", tok}); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{envInstanceIP: "10.244.0.7"}
+	o, err := hostOptions(g, f, node.Router, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Meta.IP != "10.244.0.7" || o.Pod == nil || o.XDSServerName != "istiod.istio-system.svc" || o.JoinTokenFile != tok || o.JoinToken != "" ||
+		o.Meta.GatewayHost != "0.0.0.0" || o.Meta.ServiceAccount != gatewayServiceAccount {
+		t.Errorf("gateway in a pod: meta %+v, pod %v, server name %q, token file %q", o.Meta, o.Pod, o.XDSServerName, o.JoinTokenFile)
+	}
+	// On a host (weft up): 127.0.0.1, no status servers.
+	env = map[string]string{}
+	if o, err = hostOptions(g, f, node.Router, func(k string) string { return env[k] }); err != nil || o.Meta.IP != "127.0.0.1" || o.Pod != nil {
+		t.Errorf("gateway on a host: %+v %v", o.Meta, err)
+	}
+	env[envInstanceIP] = "pod-ip"
+	if _, err := hostOptions(g, f, node.Router, func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), envInstanceIP) {
+		t.Errorf("a bad pod IP: %v", err)
+	}
+}

@@ -28,6 +28,7 @@ const (
 	envWorkloadName   = "ISTIO_META_WORKLOAD_NAME"
 	envPodLabels      = "WEFT_POD_LABELS"
 	envXDSAddress     = "WEFT_XDS_ADDRESS"
+	envXDSServerName  = "WEFT_XDS_SERVER_NAME"
 	envCARoot         = "WEFT_CA_ROOT"
 	envJoinTokenFile  = "WEFT_JOIN_TOKEN_FILE"
 	envTelemetry      = "WEFT_TELEMETRY_URL"
@@ -116,6 +117,7 @@ func podOptions(cmd *cobra.Command, g *globals, f *proxyFlags, getenv func(strin
 	o := proxy.Options{
 		Meta:          m,
 		XDSAddress:    pick("xds", envXDSAddress, DefaultPodXDS),
+		XDSServerName: pick("xds-server-name", envXDSServerName, ""),
 		CARoot:        pick("ca-root", envCARoot, DefaultPodCARoot),
 		JoinTokenFile: pick("join-token-file", envJoinTokenFile, DefaultPodTokenFile),
 		TelemetryURL:  pick("telemetry", envTelemetry, ""),

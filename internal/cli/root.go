@@ -46,6 +46,16 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 func Main(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if startCPUProfile != nil {
+		if path := os.Getenv(cpuProfileEnv); path != "" {
+			stopProfile, err := startCPUProfile(path)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "error:", err)
+				return 1
+			}
+			defer stopProfile()
+		}
+	}
 	root := newRoot()
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
@@ -90,7 +100,7 @@ func newRoot() *cobra.Command {
 		newApplyCmd(g), newGetCmd(g), newDeleteCmd(g), newDescribeCmd(g), newAnalyzeCmd(g), newValidateCmd(g),
 		newAPIResourcesCmd(), newConfigCmd(g), newVersionCmd(g),
 		newRunCmd(g), newProxyCmd(g), newProxyConfigCmd(g), newDemoAppCmd(), newShiftCmd(g), newLoadCmd(g),
-		newDashboardCmd(g), newKubeCmd(), newIPTablesCmd(), newBootstrapCmd(g),
+		newDashboardCmd(g), newKubeCmd(), newIPTablesCmd(), newBootstrapCmd(g), newTokenCmd(g), newCanaryCmd(g),
 	)
 	return root
 }
@@ -211,3 +221,15 @@ func (g *globals) terminalLogLevel() string {
 	}
 	return g.logLevel
 }
+
+// cpuProfileEnv names a file to write a CPU profile of the whole command
+// to (pprof format), until it exits, in a binary built with the tag
+// weftprofile (see profile.go): how bench/pgo.sh profiles a proxy under
+// load for default.pgo.
+const cpuProfileEnv = "WEFT_CPU_PROFILE"
+
+// startCPUProfile is set in binaries built with the tag weftprofile. The
+// others do not link runtime/pprof: linking it turns on the runtime's
+// heap profiling, whose stack walks touch the symbol tables and add about
+// 10 MB of the binary to every process's RSS.
+var startCPUProfile func(path string) (stop func(), err error)

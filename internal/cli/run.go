@@ -1,9 +1,9 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,8 +56,16 @@ if missing) once it listens, and removed when CMD exits.`,
 				return err
 			}
 			o.Log = g.logger()
-			if o.JoinToken, err = findJoinToken(g.stateDir, joinTokenFile, os.Getenv); err != nil {
+			if o.JoinToken, err = findJoinToken(joinTokenFile, os.Getenv); err != nil {
 				return err
+			}
+			if o.JoinToken == "" {
+				tok, revoke, err := mintJoinToken(cmd.Context(), o.API, o.Namespace, o.ServiceAccount, "weft run "+o.Namespace+"/"+o.Service)
+				if err != nil {
+					return err
+				}
+				defer revoke()
+				o.JoinToken = tok
 			}
 			o.XDS, o.XDSOrigin = xds, "from --xds"
 			if o.XDS == "" {
@@ -86,18 +94,18 @@ if missing) once it listens, and removed when CMD exits.`,
 	f.StringVar(&o.Workload, "workload", "", "workload name, as metrics and the console show it (default SERVICE-VERSION)")
 	f.StringVar(&xds, "xds", "", "control plane xDS address (default: from the state dir)")
 	f.StringVar(&o.ServiceAccount, "service-account", workload.DefaultServiceAccount, "the instance's identity: its certificate is spiffe://cluster.local/ns/NAMESPACE/sa/SERVICE_ACCOUNT")
-	f.StringVar(&joinTokenFile, "join-token-file", "", "file holding the join token the sidecar presents to the control plane (default: $WEFT_JOIN_TOKEN, else STATE_DIR/join-token)")
+	f.StringVar(&joinTokenFile, "join-token-file", "", "file holding the join token the sidecar presents to the control plane (default: $WEFT_JOIN_TOKEN, else one minted through the API for NAMESPACE/SERVICE_ACCOUNT and revoked at exit)")
 	f.DurationVar(&o.ReadyTimeout, "ready-timeout", time.Minute, "stop CMD and fail if the sidecar has no configuration, or CMD does not listen on $PORT, within this time (0: wait as long as it takes)")
 	f.StringVar(&o.CARoot, "ca-root", "", "PEM file of the mesh root to verify a TLS xDS server with (a control plane on another host); empty: plaintext xDS")
 	tf.register(cmd, trace.DefaultSampling)
 	return cmd
 }
 
-// findJoinToken finds a proxy's join token: the file --join-token-file
-// names, else $WEFT_JOIN_TOKEN, else STATE_DIR/join-token. None at all is
-// not an error here: the control plane says so on the stream, and a
-// loopback control plane started by an older weft wants none.
-func findJoinToken(stateDir, file string, getenv func(string) string) (string, error) {
+// findJoinToken finds a proxy's join token given to it: the file
+// --join-token-file names, else $WEFT_JOIN_TOKEN. None ("") means the
+// caller mints one scoped to the proxy's identity through the API; the
+// mesh-wide STATE_DIR/join-token is never picked up by itself.
+func findJoinToken(file string, getenv func(string) string) (string, error) {
 	if file != "" {
 		tok, err := proxy.ReadJoinTokenFile(file)
 		if err != nil {
@@ -105,14 +113,26 @@ func findJoinToken(stateDir, file string, getenv func(string) string) (string, e
 		}
 		return tok, nil
 	}
-	if tok := strings.TrimSpace(getenv(proxy.JoinTokenEnv)); tok != "" {
-		return tok, nil
+	return strings.TrimSpace(getenv(proxy.JoinTokenEnv)), nil
+}
+
+// mintJoinToken asks the control plane, with the API token, for a join
+// token admitting namespace/serviceAccount only, for a proxy this process
+// runs; revoke deletes it when the proxy is done.
+func mintJoinToken(ctx context.Context, c *client.Client, namespace, serviceAccount, note string) (tok string, revoke func(), err error) {
+	if serviceAccount == "" {
+		serviceAccount = workload.DefaultServiceAccount
 	}
-	tok, err := proxy.ReadJoinToken(stateDir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", nil
+	tok, info, err := c.CreateJoinToken(ctx, namespace, serviceAccount, 0, note)
+	if err != nil {
+		return "", nil, fmt.Errorf("mint a join token for %s/%s (give one with --join-token-file, or the API token to mint it): %w",
+			namespace, serviceAccount, explainAPIError(err))
 	}
-	return tok, err
+	return tok, func() {
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, _ = c.RevokeJoinToken(rctx, info.ID)
+	}, nil
 }
 
 // newDemoAppCmd runs one app of a demo; `weft up --demo` starts these

@@ -22,8 +22,8 @@ type summaryLine struct{ what, value string }
 func printUpSummary(w io.Writer, g *globals, lines []summaryLine, cp *controlplane.ControlPlane) {
 	lines = append(lines,
 		summaryLine{"identity", fmt.Sprintf("trust domain %s, CA root %s", cp.TrustDomain(), cp.CA().RootFile())},
-		summaryLine{"tokens", fmt.Sprintf("proxies join with %s, API writes need %s",
-			filepath.Join(g.stateDir, controlplane.JoinTokenFile), filepath.Join(g.stateDir, controlplane.APITokenFile))},
+		summaryLine{"tokens", fmt.Sprintf("proxies join with %s; API writes need %s",
+			joinWith(g.stateDir, cp), filepath.Join(g.stateDir, controlplane.APITokenFile))},
 		summaryLine{"log", logSummary(g)},
 	)
 	fmt.Fprintln(w, "weft is up")

@@ -35,6 +35,12 @@ const (
 	CASecret = "istio-ca-secret"
 	// LeaderLease is the control plane's leader election Lease.
 	LeaderLease = "weft-controlplane"
+	// LabelLeader marks the leading control plane replica's pod (set by
+	// the leader itself); LeaderServiceName selects it: the proxies'
+	// telemetry reports and the console go to the replica that holds the
+	// telemetry.
+	LabelLeader       = "weft.io/leader"
+	LeaderServiceName = ControlPlaneName + "-leader" // kube/webhook: the control plane's Service name + "-leader"
 	// TokenExpirationSeconds is the projected token's lifetime; the
 	// kubelet refreshes it at 80% of that.
 	TokenExpirationSeconds = 43200

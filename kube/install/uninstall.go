@@ -3,11 +3,14 @@ package install
 import (
 	"context"
 	"fmt"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/weft-mesh/weft/kube/inject"
 	"github.com/weft-mesh/weft/kube/kubeclient"
@@ -18,13 +21,23 @@ import (
 // at run time (its CA Secret, leader Lease, and the root-cert ConfigMap in
 // every namespace): the webhook configurations first, so nothing is
 // refused or injected by a control plane on its way out, then the
-// workloads and RBAC, istio-system if the install created it, and the
-// CRDs last (which deletes every Istio object in the cluster). It prints
-// each object it removed; objects already gone are skipped.
+// workloads and RBAC, then (once the control plane's pods are gone, when
+// waiting) what the control plane made, istio-system if the install
+// created it, and the CRDs last (which deletes every Istio object in the
+// cluster). It prints
+// each object it removed; objects already gone are skipped. Unless DryRun
+// or Wait is zero, it then waits (at most Wait) until every object it
+// deleted is gone: a namespace or CRD being deleted still exists for a
+// while, and an install right after would meet it half-removed.
 func Uninstall(ctx context.Context, c *kubeclient.Clients, objs []*unstructured.Unstructured, o Options) error {
 	res := newResources(c)
 	w := o.out()
-	removed := 0
+	type deleted struct {
+		cl   dynamic.ResourceInterface
+		name string // as kubectl names it
+		obj  string // metadata.name
+	}
+	var removed []deleted
 	del := func(u *unstructured.Unstructured) error {
 		cl, m, err := res.client(u.GroupVersionKind(), u.GetNamespace())
 		if err != nil {
@@ -38,7 +51,7 @@ func Uninstall(ctx context.Context, c *kubeclient.Clients, objs []*unstructured.
 		if err != nil {
 			return fmt.Errorf("uninstall: %s: %w", name(m, u), err)
 		}
-		removed++
+		removed = append(removed, deleted{cl: cl, name: name(m, u), obj: u.GetName()})
 		fmt.Fprintf(w, "%s deleted%s\n", name(m, u), o.suffix())
 		return nil
 	}
@@ -56,6 +69,13 @@ func Uninstall(ctx context.Context, c *kubeclient.Clients, objs []*unstructured.
 			continue
 		}
 		if err := del(u); err != nil {
+			return err
+		}
+	}
+	// While it runs, the control plane re-creates what it publishes (the
+	// root certificate ConfigMaps, its Lease): those go once it is gone.
+	if !o.DryRun && o.Wait > 0 {
+		if err := waitControlPlaneGone(ctx, c, o); err != nil {
 			return err
 		}
 	}
@@ -87,9 +107,58 @@ func Uninstall(ctx context.Context, c *kubeclient.Clients, objs []*unstructured.
 			return err
 		}
 	}
-	if removed == 0 {
+	if len(removed) == 0 {
 		fmt.Fprintln(w, "nothing to remove: weft is not installed")
+		return nil
 	}
+	if o.DryRun || o.Wait <= 0 {
+		return nil
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, o.Wait)
+	defer cancel()
+	err = poll(ctx, o.poll(), func() (bool, string, error) {
+		for len(removed) > 0 {
+			d := removed[0]
+			_, err := d.cl.Get(ctx, d.obj, metav1.GetOptions{})
+			switch {
+			case apierrors.IsNotFound(err):
+				removed = removed[1:]
+				continue
+			case err != nil:
+				return false, d.name + ": " + err.Error(), nil
+			}
+			return false, fmt.Sprintf("%s (and %d more) still being deleted", d.name, len(removed)-1), nil
+		}
+		return true, "", nil
+	})
+	if err != nil {
+		return fmt.Errorf("uninstall: not everything is gone after %s: %w", o.Wait, err)
+	}
+	fmt.Fprintf(w, "all gone (%s)\n", time.Since(start).Round(100*time.Millisecond))
+	return nil
+}
+
+// waitControlPlaneGone waits, at most o.Wait, until no control plane pod
+// is left.
+func waitControlPlaneGone(ctx context.Context, c *kubeclient.Clients, o Options) error {
+	ctx, cancel := context.WithTimeout(ctx, o.Wait)
+	defer cancel()
+	sel := labels.SelectorFromSet(manifest.ControlPlaneLabels()).String()
+	err := poll(ctx, o.poll(), func() (bool, string, error) {
+		pods, err := c.Kube.CoreV1().Pods(inject.SystemNamespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			return false, "list the control plane's pods: " + err.Error(), nil
+		}
+		if n := len(pods.Items); n > 0 {
+			return false, fmt.Sprintf("%d control plane pods still running (%s)", n, pods.Items[0].Name), nil
+		}
+		return true, "", nil
+	})
+	if err != nil {
+		return fmt.Errorf("uninstall: the control plane has not stopped after %s: %w", o.Wait, err)
+	}
+	fmt.Fprintln(o.out(), "control plane stopped")
 	return nil
 }
 

@@ -32,7 +32,8 @@ import (
 const EnvKubeconfig = "WEFT_KUBECONFIG"
 
 // Clients returns clients for the test cluster, skipping the test when
-// none is configured (failing it in CI).
+// none is configured (failing it in CI). The test holds the cluster lock
+// shared until it ends (see LockCluster).
 func Clients(t testing.TB) *kubeclient.Clients {
 	t.Helper()
 	path := os.Getenv(EnvKubeconfig)
@@ -42,6 +43,7 @@ func Clients(t testing.TB) *kubeclient.Clients {
 		}
 		t.Skipf("no test cluster: set %s to a kubeconfig (scripts/k8s/cluster.sh up prints it)", EnvKubeconfig)
 	}
+	lockShared(t, path)
 	c, err := kubeclient.New(path)
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package kubetest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,12 +20,23 @@ import (
 // Kubectl runs kubectl against the test cluster with stdin and returns
 // its standard output, standard error and whether it succeeded: tests
 // that check what users type (`kubectl get vs`, a refused `kubectl
-// apply`) run the real client. kubectl is found on PATH, else in
-// $WEFT_K8S_BIN (where scripts/k8s/cluster.sh builds it). Each call
-// discovers the API afresh (its own cache directory): a CRD changed a
-// moment ago is seen as it is now.
+// apply`) run the real client. See RunKubectl.
 func Kubectl(t testing.TB, stdin string, args ...string) (string, string, bool) {
 	t.Helper()
+	out, errOut, err := RunKubectl(stdin, args...)
+	if _, exited := err.(*exec.ExitError); err != nil && !exited {
+		t.Fatal(err)
+	}
+	return out, errOut, err == nil
+}
+
+// RunKubectl runs kubectl against the test cluster ($WEFT_KUBECONFIG)
+// with stdin, returning its standard output and error, and an
+// *exec.ExitError when it ran and failed. kubectl is found on PATH, else
+// in $WEFT_K8S_BIN (where scripts/k8s/cluster.sh builds it). Each call
+// discovers the API afresh (its own cache directory): a CRD changed a
+// moment ago is seen as it is now.
+func RunKubectl(stdin string, args ...string) (string, string, error) {
 	bin, err := exec.LookPath("kubectl")
 	if err != nil {
 		dir := os.Getenv("WEFT_K8S_BIN")
@@ -35,18 +47,23 @@ func Kubectl(t testing.TB, stdin string, args ...string) (string, string, bool) 
 		}
 		bin = filepath.Join(dir, "kubectl")
 		if _, serr := os.Stat(bin); serr != nil {
-			t.Fatalf("kubectl: not on PATH nor in %s (scripts/k8s/cluster.sh build puts it there)", dir)
+			return "", "", fmt.Errorf("kubectl: not on PATH nor in %s (scripts/k8s/cluster.sh build puts it there)", dir)
 		}
 	}
-	cmd := exec.Command(bin, append([]string{"--kubeconfig", os.Getenv(EnvKubeconfig), "--cache-dir", t.TempDir()}, args...)...)
+	cache, err := os.MkdirTemp("", "kubectl-cache-")
+	if err != nil {
+		return "", "", err
+	}
+	defer os.RemoveAll(cache)
+	cmd := exec.Command(bin, append([]string{"--kubeconfig", os.Getenv(EnvKubeconfig), "--cache-dir", cache}, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err = cmd.Run()
 	if _, exited := err.(*exec.ExitError); err != nil && !exited {
-		t.Fatalf("kubectl %s: %v", strings.Join(args, " "), err)
+		err = fmt.Errorf("kubectl %s: %w", strings.Join(args, " "), err)
 	}
-	return out.String(), errOut.String(), err == nil
+	return out.String(), errOut.String(), err
 }
 
 // CreatePod creates pod in ns and returns it as stored (after admission:

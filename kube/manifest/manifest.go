@@ -84,7 +84,7 @@ func Objects(o Options) ([]*unstructured.Unstructured, error) {
 	}
 	objs = append(objs, Namespace())
 	objs = append(objs, rbac()...)
-	objs = append(objs, controlPlaneService(), gatewayService(), controlPlane(o), gateway(o),
+	objs = append(objs, controlPlaneService(), leaderService(), gatewayService(), controlPlane(o), gateway(o),
 		Injector(WebhookTarget{}), Validator(WebhookTarget{}))
 	out := make([]*unstructured.Unstructured, 0, len(objs))
 	for _, obj := range objs {
@@ -159,6 +159,16 @@ var (
 	gatewayLabels      = map[string]string{"app": GatewayName, "istio": "ingressgateway"}
 )
 
+// ControlPlaneLabels are the labels of the control plane's pods (and its
+// Service's selector).
+func ControlPlaneLabels() map[string]string {
+	out := map[string]string{}
+	for k, v := range controlPlaneLabels {
+		out[k] = v
+	}
+	return out
+}
+
 // noInject keeps the mesh's own pods out of injection whatever their
 // namespace's labels say.
 func noInject(l map[string]string) map[string]string {
@@ -169,19 +179,37 @@ func noInject(l map[string]string) map[string]string {
 	return out
 }
 
-func controlPlaneService() *corev1.Service {
+// service is a Service in istio-system named name, labelled as the
+// control plane, selecting selector, with ports (port = target port but
+// for the webhooks').
+func service(name string, selector map[string]string, ports ...corev1.ServicePort) *corev1.Service {
 	return &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: meta(inject.ControlPlaneName, controlPlaneLabels),
-		Spec: corev1.ServiceSpec{
-			Selector: controlPlaneLabels,
-			Ports: []corev1.ServicePort{
-				{Name: "grpc-xds", Port: inject.XDSPort, TargetPort: intstr.FromInt32(inject.XDSPort), Protocol: corev1.ProtocolTCP},
-				{Name: "https-webhook", Port: inject.WebhookServicePort, TargetPort: intstr.FromInt32(inject.WebhookPort), Protocol: corev1.ProtocolTCP},
-				{Name: "http-api", Port: inject.APIPort, TargetPort: intstr.FromInt32(inject.APIPort), Protocol: corev1.ProtocolTCP},
-			},
-		},
+		ObjectMeta: meta(name, controlPlaneLabels),
+		Spec:       corev1.ServiceSpec{Selector: selector, Ports: ports},
 	}
+}
+
+func tcpPort(name string, port, target int32) corev1.ServicePort {
+	return corev1.ServicePort{Name: name, Port: port, TargetPort: intstr.FromInt32(target), Protocol: corev1.ProtocolTCP}
+}
+
+func controlPlaneService() *corev1.Service {
+	return service(inject.ControlPlaneName, controlPlaneLabels,
+		tcpPort("grpc-xds", inject.XDSPort, inject.XDSPort),
+		tcpPort("https-webhook", inject.WebhookServicePort, inject.WebhookPort),
+		tcpPort("http-api", inject.APIPort, inject.APIPort))
+}
+
+// leaderService routes to the leading control plane replica alone (its
+// pod labelled inject.LabelLeader by itself): the proxies' telemetry
+// reports and the console, which live in the leader's memory.
+func leaderService() *corev1.Service {
+	sel := map[string]string{inject.LabelLeader: "true"}
+	for k, v := range controlPlaneLabels {
+		sel[k] = v
+	}
+	return service(inject.LeaderServiceName, sel, tcpPort("http-api", inject.APIPort, inject.APIPort))
 }
 
 // Gateway ports as Istio's chart maps them: Gateway port 80 listens on
@@ -289,7 +317,8 @@ func controlPlane(o Options) *appsv1.Deployment {
 // kubelet gives every pod for the Services of its namespace, expanded by
 // Kubernetes in the arguments (no DNS needed).
 func gatewayArgs() []string {
-	host := "$(" + strings.ToUpper(inject.ControlPlaneName) + "_SERVICE_HOST)"
+	host := serviceHostEnv(inject.ControlPlaneName)
+	telemetryHost := serviceHostEnv(inject.LeaderServiceName)
 	portMap := make([]string, 0, len(gatewayPorts))
 	for _, p := range gatewayPorts[1:] {
 		portMap = append(portMap, fmt.Sprintf("%d=0.0.0.0:%d", p.port, p.targetPort))
@@ -309,8 +338,14 @@ func gatewayArgs() []string {
 		inject.FlagXDSServerName + "=" + inject.XDSServerName,
 		inject.FlagCARoot + "=" + inject.RootCertFile,
 		inject.FlagTokenFile + "=" + inject.TokenFile,
-		inject.FlagTelemetry + "=http://" + host + ":" + strconv.Itoa(inject.APIPort),
+		inject.FlagTelemetry + "=http://" + telemetryHost + ":" + strconv.Itoa(inject.APIPort),
 	}
+}
+
+// serviceHostEnv is the reference to the environment variable Kubernetes
+// gives pods for a Service of their namespace: $(ISTIOD_LEADER_SERVICE_HOST).
+func serviceHostEnv(service string) string {
+	return "$(" + strings.ToUpper(strings.ReplaceAll(service, "-", "_")) + "_SERVICE_HOST)"
 }
 
 func gateway(o Options) *appsv1.Deployment {
@@ -366,6 +401,8 @@ func rbac() []runtime.Object {
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
 		ObjectMeta: meta(name, nil),
 		Rules: []rbacv1.PolicyRule{
+			// The leader labels its own pod for Service istiod-leader.
+			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "patch"}},
 			// The CA (istio-ca-secret, or the plug-in cacerts) and leader election.
 			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch"}},
 			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},

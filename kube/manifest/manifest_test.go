@@ -172,7 +172,8 @@ func TestGateway(t *testing.T) {
 	}
 	args := strings.Join(pod.Spec.Containers[0].Args, " ")
 	for _, want := range []string{"proxy gateway ", "--port-map=80=0.0.0.0:8080,443=0.0.0.0:8443", "--labels=app=istio-ingressgateway,istio=ingressgateway",
-		"--xds=$(ISTIOD_SERVICE_HOST):15012", "--xds-server-name=istiod.istio-system.svc", "--name=$(POD_NAME)"} {
+		"--xds=$(ISTIOD_SERVICE_HOST):15012", "--xds-server-name=istiod.istio-system.svc", "--name=$(POD_NAME)",
+		"--telemetry=http://$(ISTIOD_LEADER_SERVICE_HOST):15080"} {
 		if !strings.Contains(args, want) {
 			t.Errorf("gateway args %q lack %q", args, want)
 		}
@@ -185,6 +186,26 @@ func TestGateway(t *testing.T) {
 	}
 	if sp[80] != 8080 || sp[443] != 8443 || svc.Spec.Selector["istio"] != "ingressgateway" {
 		t.Errorf("gateway Service %v %v", sp, svc.Spec.Selector)
+	}
+}
+
+// TestLeaderService: the console and the proxies' telemetry reach the
+// leading replica alone, which labels its own pod (its Role may).
+func TestLeaderService(t *testing.T) {
+	m := objects(t)
+	var svc corev1.Service
+	typed(t, m["Service/istiod-leader"], &svc)
+	if svc.Spec.Selector["app"] != "istiod" || svc.Spec.Selector["weft.io/leader"] != "true" || len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 15080 {
+		t.Errorf("istiod-leader: selector %v ports %v", svc.Spec.Selector, svc.Spec.Ports)
+	}
+	var role rbacv1.Role
+	typed(t, m["Role/weft-controlplane"], &role)
+	ok := false
+	for _, r := range role.Rules {
+		ok = ok || contains(r.Resources, "pods") && contains(r.Verbs, "patch")
+	}
+	if !ok {
+		t.Errorf("the control plane may not label its pod: %v", role.Rules)
 	}
 }
 

@@ -13,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	listersv1 "k8s.io/client-go/listers/core/v1"
@@ -22,8 +21,10 @@ import (
 )
 
 // Cluster is what the injector reads from the cluster, from informers: the
-// namespaces' labels and the control plane's Service, whose ClusterIP the
-// sidecars dial (a cluster may have no DNS).
+// namespaces' labels and the control plane's Services, whose ClusterIPs the
+// sidecars dial (a cluster may have no DNS): the control plane's for xDS,
+// and for telemetry its leader's (NAME-leader, inject.LeaderServiceName
+// for the install's), else the control plane's.
 type Cluster struct {
 	kube     kubernetes.Interface
 	member   func(ns string) (bool, string)
@@ -47,10 +48,7 @@ func NewCluster(kube kubernetes.Interface, svc string, member func(ns string) (b
 		c.svcNS, c.svcName = ns, name
 	}
 	c.nsFac = informers.NewSharedInformerFactory(kube, 10*time.Minute)
-	c.svcFac = informers.NewSharedInformerFactoryWithOptions(kube, 10*time.Minute, informers.WithNamespace(c.svcNS),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", c.svcName).String()
-		}))
+	c.svcFac = informers.NewSharedInformerFactoryWithOptions(kube, 10*time.Minute, informers.WithNamespace(c.svcNS))
 	c.ns = c.nsFac.Core().V1().Namespaces().Lister()
 	c.svc = c.svcFac.Core().V1().Services().Lister()
 	return c
@@ -115,13 +113,25 @@ func (c *Cluster) Settings(ctx context.Context) (inject.Settings, error) {
 		return inject.Settings{}, fmt.Errorf("the control plane's Service %s/%s: %w", c.svcNS, c.svcName, err)
 	}
 	ip := svc.Spec.ClusterIP
-	if ip == "" || ip == corev1.ClusterIPNone {
+	if !hasClusterIP(svc) {
 		return inject.Settings{}, errors.New("the control plane's Service " + c.svcNS + "/" + c.svcName + " has no ClusterIP")
 	}
 	s := c.settings
 	s.XDSAddress = net.JoinHostPort(ip, strconv.Itoa(inject.XDSPort))
 	if s.TelemetryURL == "" {
-		s.TelemetryURL = "http://" + net.JoinHostPort(ip, strconv.Itoa(inject.APIPort))
+		tip := ip
+		if leader, err := c.svc.Services(c.svcNS).Get(c.svcName + leaderSuffix); err == nil && hasClusterIP(leader) {
+			tip = leader.Spec.ClusterIP
+		}
+		s.TelemetryURL = "http://" + net.JoinHostPort(tip, strconv.Itoa(inject.APIPort))
 	}
 	return s, nil
+}
+
+// leaderSuffix makes the control plane's leader Service name of its
+// Service's: istiod-leader.
+const leaderSuffix = "-leader"
+
+func hasClusterIP(s *corev1.Service) bool {
+	return s.Spec.ClusterIP != "" && s.Spec.ClusterIP != corev1.ClusterIPNone
 }

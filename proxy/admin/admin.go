@@ -1,7 +1,9 @@
 // Package admin is the proxy's admin HTTP server, shaped after Envoy's so the
 // same probes and tooling work: /ready, /healthz, /config_dump and
 // /quitquitquit, plus the handlers the proxy adds (/stats/prometheus,
-// /stats), bound at the node's ADMIN_ADDRESS.
+// /stats, /listeners), bound at the node's ADMIN_ADDRESS (loopback unless told
+// otherwise). It refuses cross-origin requests and Host names that are not
+// its own (see internal/hostguard).
 package admin
 
 import (
@@ -16,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/weft-mesh/weft/internal/hostguard"
 	"github.com/weft-mesh/weft/proxy/xdsclient"
 )
 
@@ -76,7 +79,11 @@ func (s *Server) Start() error {
 		}
 	}
 	srv := &http.Server{
-		Handler:           s.Handler(),
+		// Anything that can reach the port may use it (it has no
+		// authentication, like Envoy's), so web pages must not: no
+		// cross-origin requests, no names but the server's own (DNS
+		// rebinding).
+		Handler:           hostguard.New(lis.Addr().String(), hostOf(s.opts.Address)).Wrap(s.Handler()),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
@@ -89,6 +96,12 @@ func (s *Server) Start() error {
 		}
 	}()
 	return nil
+}
+
+// hostOf returns the host of a configured host:port address.
+func hostOf(addr string) string {
+	h, _, _ := net.SplitHostPort(addr)
+	return h
 }
 
 // Addr returns the bound address, or "" before Start.

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/weft-mesh/weft/proxy/http1"
 	"github.com/weft-mesh/weft/proxy/lb"
 )
 
@@ -66,8 +68,10 @@ func TestThresholdDefaultsAndLimits(t *testing.T) {
 // of 3 concurrent slow requests at least one overflows at once.
 func TestCircuitBreakerOverflowsAtOnce(t *testing.T) {
 	release := make(chan struct{})
+	entered := make(chan struct{}, 3) // requests the upstream is serving
 	var conns atomic.Int32
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
 		<-release
 		io.WriteString(w, "ok")
 	}))
@@ -97,6 +101,11 @@ func TestCircuitBreakerOverflowsAtOnce(t *testing.T) {
 		at   time.Time
 	}
 	results := make(chan outcome, 3)
+	h1, isH1 := c.Transport().(*http1.Transport)
+	if !isH1 {
+		t.Fatalf("HTTP/1.1 transport is %T", c.Transport())
+	}
+	addr := c.Pick(nil, lb.Hash{}).Address
 	var wg sync.WaitGroup
 	for range 3 {
 		wg.Go(func() {
@@ -105,7 +114,7 @@ func TestCircuitBreakerOverflowsAtOnce(t *testing.T) {
 				return
 			}
 			defer c.ReleaseRequest()
-			req, _ := http.NewRequest("GET", "http://"+c.Pick(nil, lb.Hash{}).Address+"/", nil)
+			req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
 			resp, err := c.Transport().RoundTrip(req)
 			if err != nil {
 				t.Error(err)
@@ -121,7 +130,20 @@ func TestCircuitBreakerOverflowsAtOnce(t *testing.T) {
 	if first.code != 503 {
 		t.Fatalf("first result %d, want an immediate 503 overflow", first.code)
 	}
-	time.Sleep(50 * time.Millisecond)
+	// Both admitted requests are in the transport at once: one on the only
+	// connection max_connections allows, the other waiting for it.
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no admitted request reached the upstream")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for h1.Waiting(addr) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests wait for a connection, want the second admitted one", h1.Waiting(addr))
+		}
+		time.Sleep(time.Millisecond)
+	}
 	if n := conns.Load(); n != 1 {
 		t.Errorf("%d upstream connections with max_connections 1", n)
 	}
@@ -136,5 +158,32 @@ func TestCircuitBreakerOverflowsAtOnce(t *testing.T) {
 	}
 	if ok != 2 {
 		t.Errorf("%d requests succeeded, want the 2 admitted", ok)
+	}
+	// Both were served, the second after waiting: every connection the
+	// transport opened was accepted and counted before its request ended.
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d upstream connections with max_connections 1", n)
+	}
+}
+
+// TestUnlimitedThresholds: Istio's defaults, every threshold at the
+// maximum, admit any number of concurrent requests and retries, and put
+// no per-endpoint connection cap on the transport.
+func TestUnlimitedThresholds(t *testing.T) {
+	const max = math.MaxUint32
+	pc := static(t, "c", "127.0.0.1:1")
+	pc.CircuitBreakers = breakers(max, max, max, max)
+	c := mustCompile(t, NewState(StateOptions{}), pc)
+	if c.Limits != (Thresholds{max, max, max, max}) || c.HTTP.MaxConnsPerHost != 0 {
+		t.Fatalf("limits %+v, MaxConnsPerHost %d", c.Limits, c.HTTP.MaxConnsPerHost)
+	}
+	const n = 10000 // far beyond Envoy's 3 retries and 1024 requests
+	for i := range n {
+		if !c.AdmitRequest() || !c.AdmitRetry() {
+			t.Fatalf("refused at %d outstanding", i)
+		}
+	}
+	if req, ret, _ := c.Active(); req != n || ret != n {
+		t.Fatalf("active %d requests, %d retries", req, ret)
 	}
 }

@@ -172,6 +172,13 @@ func (c *Cluster) TransportFor(ep *lb.Endpoint, h2 bool) http.RoundTripper {
 	return t.h2()
 }
 
+// UpgradeTransport returns the transport for an HTTP/1.1 request that
+// asks to switch protocols (WebSocket): net/http's, whose 101 response
+// body is the upgraded connection, over ep's socket (TLS or plaintext).
+func (c *Cluster) UpgradeTransport(ep *lb.Endpoint) http.RoundTripper {
+	return c.transportOf(ep).t
+}
+
 // Dial opens a connection to ep for the TCP proxy with ep's transport
 // socket: TCP, then the TLS handshake when the socket is TLS, both within
 // the cluster's connect_timeout. A failure is a *net.OpError with Op

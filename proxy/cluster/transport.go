@@ -2,15 +2,15 @@ package cluster
 
 import (
 	"github.com/weft-mesh/weft/proxy/contract"
+	"github.com/weft-mesh/weft/proxy/http1"
 	"github.com/weft-mesh/weft/proxy/mtls"
+	"math"
 
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -72,7 +72,9 @@ func httpSettings(c *clusterv3.Cluster, out *Cluster) (HTTPSettings, error) {
 		return s, fmt.Errorf("upstream_bind_config.%w", err)
 	}
 	for _, th := range c.GetCircuitBreakers().GetThresholds() {
-		if th.GetPriority() == 0 && th.MaxConnections != nil {
+		// The maximum (Istio's default) is no cap: the transport then keeps
+		// no per-host connection count at all.
+		if th.GetPriority() == 0 && th.MaxConnections != nil && th.GetMaxConnections().GetValue() != math.MaxUint32 {
 			s.MaxConnsPerHost = int(th.GetMaxConnections().GetValue())
 		}
 	}
@@ -162,7 +164,8 @@ func (c *Cluster) Transport() http.RoundTripper { return c.transport.rt }
 
 // transport is one pooled upstream transport.
 type transport struct {
-	t  *http.Transport
+	t  *http.Transport // net/http's, for HTTP/2 and upgrades
+	h1 *http1.Transport
 	rt http.RoundTripper
 
 	settings HTTPSettings
@@ -216,18 +219,21 @@ func newTransport(s HTTPSettings, up *mtls.Upstream, o StateOptions) *transport 
 		ReadBufferSize:      32 << 10,
 	}
 	out := &transport{t: t, rt: t, tls: up, td: td, rawTLS: rawTLS, h2TLS: h2TLS, settings: s, opts: o}
-	switch n := s.MaxRequestsPerConnection; {
-	case n == 1:
+	if s.Protocol == ProtocolHTTP2 {
+		return out
+	}
+	// HTTP/1.1 goes through the proxy's own client: the exchange runs on
+	// the request's goroutine, with no hand-off to connection goroutines.
+	out.h1 = http1.NewTransport(http1.TransportOptions{
+		Dial:               dial,
+		MaxIdlePerHost:     o.MaxIdleConnsPerHost,
+		MaxConnsPerHost:    s.MaxConnsPerHost,
+		IdleTimeout:        idle,
+		MaxRequestsPerConn: s.MaxRequestsPerConnection,
+	})
+	out.rt = out.h1
+	if s.MaxRequestsPerConnection == 1 {
 		t.DisableKeepAlives = true
-	case n > 1 && s.Protocol != ProtocolHTTP2:
-		t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := dial(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return &countedConn{Conn: c}, nil
-		}
-		out.rt = &limited{t: t, n: n}
 	}
 	return out
 }
@@ -273,6 +279,9 @@ func (t *transport) h2() http.RoundTripper {
 
 func (t *transport) closeIdle() {
 	t.t.CloseIdleConnections()
+	if t.h1 != nil {
+		t.h1.CloseIdleConnections()
+	}
 	if h := t.h2t.Load(); h != nil {
 		h.CloseIdleConnections()
 	}
@@ -282,61 +291,4 @@ func (t *transport) closeIdle() {
 func (t *transport) retire(delay time.Duration) {
 	t.closeIdle()
 	time.AfterFunc(delay, t.closeIdle)
-}
-
-// limited enforces max_requests_per_connection (above 1): the request that
-// uses a connection for the Nth time closes it once its response ends. A
-// request that races onto the connection in between fails before writing
-// and is retried on a new connection by net/http when that is safe.
-type limited struct {
-	t *http.Transport
-	n uint32
-}
-
-// countedConn counts the requests sent over one upstream connection.
-type countedConn struct {
-	net.Conn
-	uses atomic.Uint32
-	once sync.Once
-}
-
-func (c *countedConn) close() { c.once.Do(func() { _ = c.Conn.Close() }) }
-
-func (l *limited) RoundTrip(req *http.Request) (*http.Response, error) {
-	var last *countedConn
-	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
-		if c, ok := info.Conn.(*countedConn); ok && c.uses.Add(1) >= l.n {
-			last = c
-		}
-	}}
-	resp, err := l.t.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
-	if last == nil {
-		return resp, err
-	}
-	if err != nil {
-		last.close()
-		return resp, err
-	}
-	resp.Body = &closingBody{ReadCloser: resp.Body, c: last}
-	return resp, nil
-}
-
-// closingBody closes its connection when the response body ends.
-type closingBody struct {
-	io.ReadCloser
-	c *countedConn
-}
-
-func (b *closingBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err != nil {
-		b.c.close()
-	}
-	return n, err
-}
-
-func (b *closingBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.c.close()
-	return err
 }

@@ -22,6 +22,10 @@ type Selector struct {
 	inspect  bool
 	timeout  time.Duration
 	tls, raw *chainConn // chain of TLS / plaintext connections; nil closes them
+	// http is set for an HTTP listener, whose connections go through the
+	// HTTP/1.1 framing guard (h1Conn) with these limits.
+	http   bool
+	limits Limits
 }
 
 // chainConn is a chain as the dispatcher applies it.
@@ -33,7 +37,7 @@ type chainConn struct {
 // NewSelector compiles s's chains. TLS chains read their certificate and
 // trust bundle from store at each handshake.
 func NewSelector(s *Spec, store *sds.Store) *Selector {
-	sel := &Selector{inspect: s.TLSInspector, timeout: s.InspectTimeout}
+	sel := &Selector{inspect: s.TLSInspector, timeout: s.InspectTimeout, http: s.TCP == nil, limits: s.Limits}
 	if sel.timeout <= 0 {
 		sel.timeout = DefaultInspectTimeout
 	}
@@ -76,6 +80,15 @@ func (s *Selector) Admits(mutualTLS bool) bool {
 	return s.raw != nil && s.raw.config == nil
 }
 
+// guard puts an HTTP listener's connection (nil: none) behind the
+// HTTP/1.1 framing guard.
+func (s *Selector) guard(c net.Conn) net.Conn {
+	if c == nil || !s.http {
+		return c
+	}
+	return newH1Conn(c, s.limits)
+}
+
 // secure returns c as chain cc serves it, nil when cc is nil (no chain).
 func (cc *chainConn) secure(c net.Conn) net.Conn {
 	switch {
@@ -92,9 +105,11 @@ func (cc *chainConn) secure(c net.Conn) net.Conn {
 // configuration applies to the next connection without rebinding, and a
 // nil Selector closes connections. With the tls_inspector, the first byte
 // is read (within the listener's timeout) on a goroutine of its own, never
-// in the accept loop. Connections of a TLS chain are returned as *tls.Conn,
-// not yet handshaken: the server handshakes on the connection's goroutine
-// (net/http then sets r.TLS). Connections no chain takes are closed.
+// in the accept loop. Connections of a TLS chain are returned not yet
+// handshaken: for a TCP listener as *tls.Conn, for an HTTP listener
+// behind the HTTP/1.1 framing guard, which handshakes on the connection's
+// goroutine (Server then sets r.TLS). Connections no chain takes are
+// closed.
 func Dispatch(ln net.Listener, current func() *Selector) net.Listener {
 	d := &dispatcher{
 		Listener: ln,
@@ -172,7 +187,7 @@ func (d *dispatcher) loop() {
 		case sel == nil:
 			c.Close()
 		case !sel.inspect:
-			d.deliver(sel.raw.secure(c), c)
+			d.deliver(sel.guard(sel.raw.secure(c)), c)
 		case d.track(c):
 			go d.inspect(c, sel)
 		}
@@ -193,7 +208,7 @@ func (d *dispatcher) inspect(c net.Conn, sel *Selector) {
 	if b[0] == tlsRecordHandshake {
 		cc = sel.tls
 	}
-	d.deliver(cc.secure(&peekedConn{Conn: c, first: b[0]}), c)
+	d.deliver(sel.guard(cc.secure(&peekedConn{Conn: c, first: b[0]})), c)
 }
 
 // deliver hands conn (nil: no chain, close raw) to Accept, or closes it

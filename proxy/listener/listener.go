@@ -101,6 +101,9 @@ type Spec struct {
 	// Field is the path of the first chain of this Spec's group
 	// ("filter_chains[I]"), for messages about its filters.
 	Field string
+	// Limits bound an HTTP listener's request headers (the HCM's
+	// max_request_headers_kb and common_http_protocol_options.max_headers_count).
+	Limits Limits
 }
 
 // Captured reports whether the listener reads its connections' original
@@ -361,7 +364,11 @@ func (s *Spec) Secrets() []mtls.SecretRef {
 
 func hcmSpec(hcm *hcmv3.HttpConnectionManager, s *Spec) error {
 	if err := contract.CheckFields(hcm, "stat_prefix", "codec_type", "rds", "route_config", "http_filters",
-		"use_remote_address", "generate_request_id", "normalize_path", "merge_slashes"); err != nil {
+		"use_remote_address", "generate_request_id", "normalize_path", "merge_slashes",
+		"max_request_headers_kb", "common_http_protocol_options"); err != nil {
+		return err
+	}
+	if err := headerLimits(hcm, s); err != nil {
 		return err
 	}
 	hf, err := httpFilters(hcm.GetHttpFilters(), filter.HCMOptions{UseRemoteAddress: hcm.GetUseRemoteAddress().GetValue()})

@@ -6,6 +6,11 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/weft-mesh/weft/proxy/cluster"
 	"github.com/weft-mesh/weft/proxy/mtls/mtlstest"
 )
 
@@ -66,13 +71,23 @@ func BenchmarkProxyHop(b *testing.B) {
 // meshHop starts a client sidecar and a server sidecar (inbound mode
 // STRICT or DISABLE) in front of up, and returns the client sidecar's URL.
 func meshHop(b *testing.B, mode string, up string) string {
+	return meshHopWith(b, mode, up, nil)
+}
+
+// meshHopWith is meshHop with edit applied to the client sidecar's
+// resources.
+func meshHopWith(b *testing.B, mode string, up string, edit func(*Resources)) string {
 	ca := mtlstest.NewCA(b, "mesh")
 	_, in := serveOn(b, inboundResources(b, "127.0.0.1:0", mode, up, ca.Secrets(b, serverID)), Options{}, "in")
 	sidecars, plain := []string{in}, []string(nil)
 	if mode == "DISABLE" {
 		sidecars, plain = nil, sidecars
 	}
-	_, l := serveOn(b, outboundResources(b, sidecars, plain, ca.Secrets(b, clientID), serverID), Options{}, "l")
+	out := outboundResources(b, sidecars, plain, ca.Secrets(b, clientID), serverID)
+	if edit != nil {
+		edit(out)
+	}
+	_, l := serveOn(b, out, Options{}, "l")
 	return "http://" + l
 }
 
@@ -89,4 +104,20 @@ func BenchmarkMeshHopPlaintext(b *testing.B) {
 func BenchmarkMeshHopMTLS(b *testing.B) {
 	up := benchUpstream(b)
 	benchGet(b, benchClient(b), meshHop(b, "STRICT", hostOf(b, up.URL))+"/items/7?full=1")
+}
+
+// BenchmarkMeshHopMTLSH2 is BenchmarkMeshHopMTLS with the sidecar-to-sidecar
+// leg multiplexed over HTTP/2 (the cluster's explicit_http_config
+// http2_protocol_options, as Linkerd multiplexes between its proxies)
+// instead of HTTP/1.1 over a kept-alive pool.
+func BenchmarkMeshHopMTLSH2(b *testing.B) {
+	up := benchUpstream(b)
+	url := meshHopWith(b, "STRICT", hostOf(b, up.URL), func(r *Resources) {
+		r.Clusters["c"].TypedExtensionProtocolOptions = map[string]*anypb.Any{cluster.HTTPProtocolOptionsKey: mustAny(b,
+			&httpv3.HttpProtocolOptions{UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{
+				ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+					ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
+						Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}}}}})}
+	})
+	benchGet(b, benchClient(b), url+"/items/7?full=1")
 }

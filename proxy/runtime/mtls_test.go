@@ -110,13 +110,15 @@ func TestMeshMTLS(t *testing.T) {
 func TestModeChangeKeepsSocket(t *testing.T) {
 	mesh := mtlstest.NewCA(t, "mesh")
 	app := appServer(t)
-	in := freeAddr(t)
-	p, _ := serveOn(t, inboundResources(t, in, "STRICT", app, mesh.Secrets(t, serverID)), Options{}, "in")
+	// The listener's configured address stays 127.0.0.1:0: the same
+	// listener, so the port the kernel picked at the first bind is kept.
+	const cfgAddr = "127.0.0.1:0"
+	p, in := serveOn(t, inboundResources(t, cfgAddr, "STRICT", app, mesh.Secrets(t, serverID)), Options{}, "in")
 	c := plainClient(t)
 	if code, _ := status(c, "http://"+in+"/"); code != 0 {
 		t.Fatalf("plaintext to STRICT answered %d", code)
 	}
-	update(t, p, inboundResources(t, in, "PERMISSIVE", app, mesh.Secrets(t, serverID)))
+	update(t, p, inboundResources(t, cfgAddr, "PERMISSIVE", app, mesh.Secrets(t, serverID)))
 	if got := p.ListenerAddr("in").String(); got != in {
 		t.Fatalf("listener moved to %s", got)
 	}
@@ -191,8 +193,8 @@ func probe(t testing.TB, ca *mtlstest.CA) (addr string, serials chan string) {
 func TestRotationUnderLoad(t *testing.T) {
 	mesh := mtlstest.NewCA(t, "mesh")
 	app := appServer(t)
-	in := freeAddr(t)
-	server, _ := serveOn(t, inboundResources(t, in, "STRICT", app, mesh.Secrets(t, serverID)), Options{}, "in")
+	const cfgAddr = "127.0.0.1:0" // kept across updates, and so is the bound port
+	server, in := serveOn(t, inboundResources(t, cfgAddr, "STRICT", app, mesh.Secrets(t, serverID)), Options{}, "in")
 	probeAddr, serials := probe(t, mesh)
 
 	// The client sidecar sends / to the server sidecar, opening a new
@@ -239,7 +241,7 @@ func TestRotationUnderLoad(t *testing.T) {
 		switch i {
 		case 100:
 			newServer = mesh.Secrets(t, serverID)
-			update(t, server, inboundResources(t, in, "STRICT", app, newServer))
+			update(t, server, inboundResources(t, cfgAddr, "STRICT", app, newServer))
 		case 200:
 			newClient = mesh.Secrets(t, clientID)
 			out.Secrets = newClient
@@ -357,13 +359,13 @@ func TestSecretsIncomplete(t *testing.T) {
 func TestStrictClosesStalePlaintext(t *testing.T) {
 	mesh := mtlstest.NewCA(t, "mesh")
 	app := appServer(t)
-	in := freeAddr(t)
-	p, _ := serveOn(t, inboundResources(t, in, "PERMISSIVE", app, mesh.Secrets(t, serverID)), Options{}, "in")
+	const cfgAddr = "127.0.0.1:0" // kept across updates, and so is the bound port
+	p, in := serveOn(t, inboundResources(t, cfgAddr, "PERMISSIVE", app, mesh.Secrets(t, serverID)), Options{}, "in")
 	c := plainClient(t)
 	if code, err := status(c, "http://"+in+"/"); code != 200 {
 		t.Fatalf("plaintext to PERMISSIVE: %d %v", code, err)
 	}
-	update(t, p, inboundResources(t, in, "STRICT", app, mesh.Secrets(t, serverID)))
+	update(t, p, inboundResources(t, cfgAddr, "STRICT", app, mesh.Secrets(t, serverID)))
 	// The client reuses its idle connection; the server must not answer
 	// on it (nor on the new one the client may retry with).
 	if code, _ := status(c, "http://"+in+"/"); code != 0 {
@@ -371,16 +373,15 @@ func TestStrictClosesStalePlaintext(t *testing.T) {
 	}
 
 	echo := tcpEcho(t)
-	tin := freeAddr(t)
 	tcpR := func(mode string) *Resources {
 		return &Resources{
-			Listeners: map[string]*listenerv3.Listener{"in": withChains(t, tcpProxyListener(t, "in", tin, "app"), mode)},
+			Listeners: map[string]*listenerv3.Listener{"in": withChains(t, tcpProxyListener(t, "in", cfgAddr, "app"), mode)},
 			Clusters:  map[string]*clusterv3.Cluster{"app": edsCluster("app", clusterv3.Cluster_ROUND_ROBIN)},
 			Endpoints: map[string]*endpointv3.ClusterLoadAssignment{"app": cla(t, "app", echo)},
 			Secrets:   mesh.Secrets(t, serverID),
 		}
 	}
-	tp, _ := serveOn(t, tcpR("PERMISSIVE"), Options{}, "in")
+	tp, tin := serveOn(t, tcpR("PERMISSIVE"), Options{}, "in")
 	conn, err := net.Dial("tcp", tin)
 	if err != nil {
 		t.Fatal(err)

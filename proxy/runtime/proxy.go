@@ -148,6 +148,20 @@ func (p *Proxy) ListenerAddr(name string) net.Addr {
 	return nil
 }
 
+// Listeners returns the address of every listener being served, by name
+// (a destination-port group is served as part of its listener).
+func (p *Proxy) Listeners() map[string]net.Addr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]net.Addr, len(p.servers))
+	for k, s := range p.servers {
+		if k.port == 0 {
+			out[k.name] = s.Addr()
+		}
+	}
+	return out
+}
+
 // Update makes c the current Config. Listeners new in c (by name, address,
 // kind, HTTP or TCP, and whether they bind a socket) are bound first; if
 // one cannot bind, nothing changes and the error is returned (the xDS

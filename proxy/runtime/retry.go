@@ -30,6 +30,7 @@ type forwarder struct {
 	c         *cluster.Cluster
 	authority string
 	res       *Result // nil when nothing observes requests
+	upgrade   bool    // the request asks to switch protocols (WebSocket)
 
 	// outcome
 	sent  int64        // body bytes sent downstream
@@ -67,6 +68,9 @@ func (f *forwarder) run() {
 	hdr := headerPool.Get().(http.Header)
 	defer func() { clear(hdr); headerPool.Put(hdr) }()
 	upstreamHeaders(hdr, r)
+	if f.upgrade = isUpgrade(r); f.upgrade {
+		upgradeHeaders(hdr, r)
+	}
 	if rt.HasRequestHeaders(f.tgt) {
 		rt.RequestHeaders(hdr, f.tgt)
 	}
@@ -122,7 +126,11 @@ func (f *forwarder) run() {
 			f.localReply(http.StatusServiceUnavailable, bodyOverflow, filter.Overflow)
 			return
 		}
-		a := f.attempt(ctx, f.p.transport(f.c, ep, grpc), &u, hdr, host, body, ep, pol)
+		tr := f.p.transport(f.c, ep, grpc)
+		if f.upgrade {
+			tr = f.c.UpgradeTransport(ep)
+		}
+		a := f.attempt(ctx, tr, &u, hdr, host, body, ep, pol)
 		if a.done {
 			a.release(f.c, retry > 0)
 			return
@@ -354,7 +362,7 @@ func (f *forwarder) failureReply(fail route.Failure, err error) {
 	case route.FailRefusedStream:
 		f.localReply(http.StatusServiceUnavailable, bodyRefused, filter.UpstreamReset)
 	default:
-		f.p.log.Debug("upstream exchange failed", "err", err)
+		f.p.log.Debug("upstream exchange failed", "cluster", f.c.Name, "endpoint", f.ep.Address, "err", err)
 		if remoteReset(err) {
 			f.localReply(http.StatusServiceUnavailable, bodyRemoteReset, filter.UpstreamReset)
 			return
@@ -377,6 +385,16 @@ func (f *forwarder) localReply(code int, body string, flag filter.Flag) {
 func (f *forwarder) stream(ctx, actx context.Context, resp *http.Response, setCookie string) {
 	defer resp.Body.Close()
 	w, r := f.w, f.r
+	if resp.StatusCode == http.StatusSwitchingProtocols && f.upgrade {
+		f.code = resp.StatusCode
+		n, err := tunnel(w, resp)
+		f.sent = n
+		if err != nil {
+			f.p.log.Debug("protocol switch failed", "err", err)
+			f.flags |= filter.ConnectionTermination
+		}
+		return
+	}
 	wh := w.Header()
 	for k, vv := range resp.Header {
 		if !hopByHop(k) {

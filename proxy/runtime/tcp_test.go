@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/weft-mesh/weft/internal/testnet"
 	"github.com/weft-mesh/weft/proxy/lb"
 	"github.com/weft-mesh/weft/proxy/tcpproxy"
 )
@@ -131,7 +132,7 @@ func TestTCPConnectFailureClosesClient(t *testing.T) {
 	r := &Resources{
 		Listeners: map[string]*listenerv3.Listener{"tcp": tcpProxyListener(t, "tcp", "127.0.0.1:0", "db")},
 		Clusters:  map[string]*clusterv3.Cluster{"db": edsCluster("db", clusterv3.Cluster_ROUND_ROBIN)},
-		Endpoints: map[string]*endpointv3.ClusterLoadAssignment{"db": cla(t, "db", freeAddr(t))},
+		Endpoints: map[string]*endpointv3.ClusterLoadAssignment{"db": cla(t, "db", testnet.Refusing(t))},
 	}
 	conns := make(chan *tcpproxy.Result, 1)
 	p := New(Options{OnConnection: func(r *tcpproxy.Result) { c := *r; conns <- &c }})

@@ -26,6 +26,8 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/weft-mesh/weft/internal/testnet"
 )
 
 // world is a proxy with listener "l" whose single route is built by the
@@ -292,7 +294,7 @@ func TestRetryExhausted(t *testing.T) {
 }
 
 func TestRetryConnectFailureAndStatusCodes(t *testing.T) {
-	dead := freeAddr(t)
+	dead := testnet.Refusing(t)
 	up := newUpstream(t, func(n int64, w http.ResponseWriter, _ *http.Request) {
 		if n%2 == 1 {
 			w.WriteHeader(429)
@@ -419,15 +421,30 @@ func TestMirror(t *testing.T) {
 
 func TestMirrorFraction(t *testing.T) {
 	shadow := newUpstream(t, func(_ int64, w http.ResponseWriter, r *http.Request) {})
+	witness := newUpstream(t, func(_ int64, w http.ResponseWriter, r *http.Request) {})
 	main := newUpstream(t, func(_ int64, w http.ResponseWriter, r *http.Request) {})
+	// Each request is mirrored to witness at 100%, after the 0% policy
+	// to shadow has had its chance.
 	w := newWorld(t, action("c", func(a *routev3.RouteAction) {
-		a.RequestMirrorPolicies = []*routev3.RouteAction_RequestMirrorPolicy{{Cluster: "shadow",
-			RuntimeFraction: &corev3.RuntimeFractionalPercent{DefaultValue: &typev3.FractionalPercent{Numerator: 0}}}}
-	}), map[string][]string{"c": {main.addr(t)}, "shadow": {shadow.addr(t)}}, clusterv3.Cluster_ROUND_ROBIN, nil)
-	for range 20 {
+		a.RequestMirrorPolicies = []*routev3.RouteAction_RequestMirrorPolicy{
+			{Cluster: "shadow", RuntimeFraction: &corev3.RuntimeFractionalPercent{DefaultValue: &typev3.FractionalPercent{Numerator: 0}}},
+			{Cluster: "witness", RuntimeFraction: &corev3.RuntimeFractionalPercent{DefaultValue: pct100()}},
+		}
+	}), map[string][]string{"c": {main.addr(t)}, "shadow": {shadow.addr(t)}, "witness": {witness.addr(t)}}, clusterv3.Cluster_ROUND_ROBIN, nil)
+	const n = 20
+	for range n {
 		get(t, nil, w.base+"/", nil)
 	}
-	time.Sleep(50 * time.Millisecond)
+	// Every mirror these requests started has finished: the witness saw
+	// all of its copies and no shadow request holds a slot. Only then is
+	// an empty shadow a result rather than a race.
+	deadline := time.Now().Add(10 * time.Second)
+	for witness.hits.Load() < n || len(mirrorSlots) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("mirrors still running: witness saw %d of %d, %d in flight", witness.hits.Load(), n, len(mirrorSlots))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	if shadow.hits.Load() != 0 {
 		t.Errorf("0%% mirror sent %d requests", shadow.hits.Load())
 	}

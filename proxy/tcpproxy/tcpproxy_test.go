@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/weft-mesh/weft/internal/testnet"
 	"github.com/weft-mesh/weft/proxy/cluster"
 )
 
@@ -139,9 +140,7 @@ func TestWeightedClusters(t *testing.T) {
 }
 
 func TestFailures(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	closed := ln.Addr().String()
-	ln.Close()
+	closed := testnet.Refusing(t)
 	outlier := func(pc *clusterv3.Cluster) {
 		pc.OutlierDetection = &clusterv3.OutlierDetection{ConsecutiveGatewayFailure: wrapperspb.UInt32(1),
 			EnforcingConsecutiveGatewayFailure: wrapperspb.UInt32(100), BaseEjectionTime: durationpb.New(time.Hour)}

@@ -91,6 +91,9 @@ type Options struct {
 	DialOptions []grpc.DialOption
 	// SotW speaks State of the World only, never delta.
 	SotW bool
+	// OnNACK, when set, is called with the reason of every response the
+	// client rejects, before the NACK is sent, from the stream's goroutine.
+	OnNACK func(error)
 }
 
 // AckedType is what the client last ACKed for one resource type.
@@ -363,7 +366,7 @@ func (s *session) handle(resp *discovery.DiscoveryResponse) error {
 	s.nonces[t] = resp.GetNonce()
 	if !isKnown(t) {
 		err := fmt.Errorf("unsupported resource type %q", t)
-		c.log.Warn("xds NACK", "type", t, "version", resp.GetVersionInfo(), "err", err)
+		c.nack(t, resp.GetVersionInfo(), err)
 		return s.send(t, err)
 	}
 
@@ -374,7 +377,7 @@ func (s *session) handle(resp *discovery.DiscoveryResponse) error {
 		err = c.apply(t, cand)
 	}
 	if err != nil {
-		c.log.Warn("xds NACK", "type", shortType(t), "version", resp.GetVersionInfo(), "err", err)
+		c.nack(shortType(t), resp.GetVersionInfo(), err)
 		return s.send(t, err)
 	}
 
@@ -394,6 +397,14 @@ func (s *session) handle(resp *discovery.DiscoveryResponse) error {
 		return s.resubscribe(typeRoute)
 	}
 	return nil
+}
+
+// nack reports a rejected response: logged, and handed to OnNACK.
+func (c *Client) nack(typ, version string, err error) {
+	c.log.Warn("xds NACK", "type", typ, "version", version, "err", err)
+	if c.opts.OnNACK != nil {
+		c.opts.OnNACK(err)
+	}
 }
 
 // apply hands cand to the Apply callback once it can be a whole config, and

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -139,13 +141,15 @@ func (f *fakeADS) next(t *testing.T, typ string) *discovery.DiscoveryRequest {
 	}
 }
 
-// none fails if a request of typ arrives within d.
-func (f *fakeADS) none(t *testing.T, typ string, d time.Duration) {
+// noneYet fails if a request of typ has arrived. Requests are recorded in
+// the order the client sent them, so after a later request was seen this
+// is proof that none of typ was sent before it, not a bet on timing.
+func (f *fakeADS) noneYet(t *testing.T, typ string) {
 	t.Helper()
 	select {
 	case r := <-f.reqs[typ]:
 		t.Fatalf("unexpected %s request: %v", shortType(typ), r)
-	case <-time.After(d):
+	default:
 	}
 }
 
@@ -204,12 +208,15 @@ func (r *recorder) next(t *testing.T) *runtime.Resources {
 	}
 }
 
-func (r *recorder) none(t *testing.T, d time.Duration) {
+// noneYet fails if Apply has been called. The client applies a response
+// before it ACKs or NACKs it, so after that reply was seen this is proof
+// that the response was not applied, not a bet on timing.
+func (r *recorder) noneYet(t *testing.T) {
 	t.Helper()
 	select {
 	case res := <-r.ch:
 		t.Fatalf("unexpected Apply with %d listeners, %d clusters", len(res.Listeners), len(res.Clusters))
-	case <-time.After(d):
+	default:
 	}
 }
 
@@ -269,7 +276,17 @@ func testNode() *core.Node {
 // startClient runs a client against f until the test ends.
 func startClient(t *testing.T, f *fakeADS, rec *recorder) *Client {
 	t.Helper()
-	c := New(Options{Server: f.addr, Node: testNode(), Apply: rec.apply, BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond})
+	return startClientWith(t, f, rec, nil)
+}
+
+// startClientWith is startClient with edit applied to the options.
+func startClientWith(t *testing.T, f *fakeADS, rec *recorder, edit func(*Options)) *Client {
+	t.Helper()
+	o := Options{Server: f.addr, Node: testNode(), Apply: rec.apply, BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond}
+	if edit != nil {
+		edit(&o)
+	}
+	c := New(o)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -311,7 +328,7 @@ func converge(t *testing.T, f *fakeADS, rec *recorder) {
 	if ack := f.next(t, typeEndpoint); ack.GetVersionInfo() != "e1" {
 		t.Fatalf("EDS ACK = %v", ack)
 	}
-	rec.none(t, 50*time.Millisecond) // no listeners yet: nothing to apply
+	rec.noneYet(t) // no listeners yet: nothing to apply
 
 	f.push(t, typeListener, "l1", rdsListener(t, "out", "outbound"))
 	if ack := f.next(t, typeListener); ack.GetVersionInfo() != "l1" || ack.GetErrorDetail() != nil {
@@ -419,7 +436,6 @@ func TestNack(t *testing.T) {
 	if bad := rec.next(t); bad.Clusters[clB] == nil {
 		t.Fatal("Apply was not given the rejected set")
 	}
-	f.none(t, typeEndpoint, 50*time.Millisecond) // a rejected cluster subscribes nothing
 	if got := c.Acked()[typeCluster]; got.Version != "c1" || len(got.Resources) != 1 {
 		t.Fatalf("Acked CDS = %s with %d, want c1 with 1", got.Version, len(got.Resources))
 	}
@@ -427,6 +443,7 @@ func TestNack(t *testing.T) {
 	// The next update builds on the ACKed state, not the rejected one.
 	f.push(t, typeRoute, "r2", routeConfig("outbound"), routeConfig("ignored"))
 	f.next(t, typeRoute)
+	f.noneYet(t, typeEndpoint) // sent before this ACK, if at all: a rejected cluster subscribes nothing
 	f.push(t, typeListener, "l2", rdsListener(t, "out", "outbound"), rdsListener(t, "out2", "outbound"))
 	if ack := f.next(t, typeListener); ack.GetErrorDetail() != nil {
 		t.Fatalf("LDS NACKed: %v", ack.GetErrorDetail())
@@ -460,7 +477,13 @@ func TestNackMalformed(t *testing.T) {
 		})
 	}
 	f.pushAny("type.googleapis.com/envoy.service.runtime.v3.Runtime", "s1")
-	rec.none(t, 50*time.Millisecond)
+	// Responses are handled in order: once the resend after it is ACKed,
+	// the unknown type was NACKed without an Apply.
+	f.push(t, typeCluster, "c1", edsCluster(clA))
+	if ack := f.next(t, typeCluster); ack.GetErrorDetail() != nil {
+		t.Fatalf("ACK of the resend = %v", ack)
+	}
+	rec.noneYet(t)
 	if got := c.Acked()[typeCluster].Version; got != "c1" {
 		t.Fatalf("Acked CDS version = %s, want c1", got)
 	}
@@ -469,18 +492,19 @@ func TestNackMalformed(t *testing.T) {
 func TestReconnectFailsStatic(t *testing.T) {
 	f := newFakeADS(t, "127.0.0.1:0")
 	rec := newRecorder()
-	c := startClient(t, f, rec)
+	ended := &countingHandler{msg: "xds stream ended; keeping the current config"}
+	c := startClientWith(t, f, rec, func(o *Options) { o.Log = slog.New(ended) })
 	converge(t, f, rec)
 
 	f.srv.Stop()
 	deadline := time.Now().Add(wait)
-	for c.Connected() {
+	for c.Connected() || ended.n.Load() < 4 {
 		if time.Now().After(deadline) {
-			t.Fatal("still connected after the server stopped")
+			t.Fatalf("after the server stopped: connected %v, %d streams ended", c.Connected(), ended.n.Load())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	rec.none(t, 300*time.Millisecond) // several failed reconnects, config untouched
+	rec.noneYet(t) // several failed reconnects, config untouched
 
 	f.start(t, f.addr)
 	f.waitStream(t)
@@ -510,7 +534,7 @@ func TestReconnectFailsStatic(t *testing.T) {
 	if ack := f.next(t, typeCluster); ack.GetErrorDetail() != nil || ack.GetVersionInfo() != "c1" {
 		t.Fatalf("ACK of resend = %v", ack)
 	}
-	rec.none(t, 50*time.Millisecond)
+	rec.noneYet(t)
 
 	// And a real change after the reconnect is applied.
 	f.push(t, typeRoute, "r2", &route.RouteConfiguration{Name: "outbound", VirtualHosts: []*route.VirtualHost{{Name: "a", Domains: []string{"a"}}}})
@@ -543,3 +567,19 @@ func TestRunRejectsIncompleteOptions(t *testing.T) {
 		t.Fatal("Run without node and Apply: want error")
 	}
 }
+
+// countingHandler is a slog.Handler counting the records with message msg.
+type countingHandler struct {
+	msg string
+	n   atomic.Int64
+}
+
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler      { return h }

@@ -137,7 +137,7 @@ func (s *deltaSession) handle(resp *discovery.DeltaDiscoveryResponse) error {
 	c := s.c
 	t := resp.GetTypeUrl()
 	nack := func(err error) error {
-		c.log.Warn("xds NACK", "type", shortType(t), "version", resp.GetSystemVersionInfo(), "err", err)
+		c.nack(shortType(t), resp.GetSystemVersionInfo(), err)
 		return s.send(&discovery.DeltaDiscoveryRequest{TypeUrl: t, ResponseNonce: resp.GetNonce(),
 			ErrorDetail: status.New(codes.InvalidArgument, err.Error()).Proto()})
 	}

@@ -228,6 +228,9 @@ EOF
 }
 
 down() {
+  # Best effort throughout: whatever is already gone (no mounts, no rules) is
+  # not a failure, and one step that fails must not stop the ones after it.
+  set +e +o pipefail
   export KUBECONFIG=$R/admin.kubeconfig
   if [ -f "$R/kube-apiserver.pid" ] && kill -0 "$(cat "$R/kube-apiserver.pid")" 2>/dev/null; then
     timeout 40 kubectl delete deploy,rs,ds,sts,job,pod --all --all-namespaces --wait=true --timeout=30s >/dev/null 2>&1 || true
@@ -257,7 +260,7 @@ down() {
     for ch in $($ipt -t $t -S 2>/dev/null | awk '/^-N KUBE-/{print $2}'); do $ipt -t $t -X "$ch" 2>/dev/null || true; done
   done; done
   rm -rf "$W/cni/ipam"
-  true
+  return 0
 }
 
 # running: exit 0 when this workdir's API server answers.

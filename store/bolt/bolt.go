@@ -137,6 +137,9 @@ func decodeOne(source string, data []byte) (*config.Object, error) {
 		return nil, fmt.Errorf("%s: read metadata: %w", source, err)
 	}
 	o := objs[0]
+	if err := config.DecodeStatus(o, data); err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
 	o.Meta.ResourceVersion = m.Metadata.ResourceVersion
 	o.Meta.Generation = m.Metadata.Generation
 	o.Meta.CreationTimestamp = m.Metadata.CreationTimestamp
@@ -177,6 +180,7 @@ func (s *Store) Apply(ctx context.Context, objs []*config.Object) ([]store.Resul
 			results[i] = store.Result{Key: key}
 			old := s.cached(key)
 			n := cloneObject(o)
+			n.Status = nil // status is written by UpdateStatus only
 			switch {
 			case old == nil:
 				results[i].Action = store.Created
@@ -189,6 +193,7 @@ func (s *Store) Apply(ctx context.Context, objs []*config.Object) ([]store.Resul
 				results[i].Action = store.Updated
 				n.Meta.Generation = old.Meta.Generation + 1
 				n.Meta.CreationTimestamp = old.Meta.CreationTimestamp
+				n.Status = old.Status
 			}
 			n.Meta.ResourceVersion = strconv.FormatInt(rev, 10)
 			if s.beforePut != nil {
@@ -347,6 +352,9 @@ func cloneObject(o *config.Object) *config.Object {
 	n.Meta.Annotations = cloneMap(o.Meta.Annotations)
 	if o.Spec != nil {
 		n.Spec = proto.Clone(o.Spec)
+	}
+	if o.Status != nil {
+		n.Status = proto.Clone(o.Status)
 	}
 	return &n
 }

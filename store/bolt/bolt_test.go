@@ -299,8 +299,10 @@ func TestOpenLocked(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "in use by another weft process") {
 		t.Fatalf("second Open: err = %v", err)
 	}
-	if d := time.Since(start); d < lockTimeout/2 || d > lockTimeout+3*time.Second {
-		t.Errorf("second Open gave up after %v, want about %v", d, lockTimeout)
+	// It waited for the lock (a lower bound no busy machine can break)
+	// before giving up with the error above.
+	if d := time.Since(start); d < lockTimeout/2 {
+		t.Errorf("second Open gave up after %v, before waiting about %v", d, lockTimeout)
 	}
 }
 

@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"encoding/json"
 	"sort"
 	"strings"
 
@@ -49,7 +50,10 @@ type lookups struct {
 //   - an inline endpoint per ready, non-terminating address of the
 //     slices, carrying its pod's labels plus weft.io/workload, service
 //     account and locality, and per port name the target port the slice
-//     resolved for it.
+//     resolved for it;
+//   - the other addresses (pods not ready yet, or terminating) in the
+//     annotation model.AnnotationInactiveEndpoints: they get no traffic,
+//     but their sidecars keep serving their ports.
 func serviceEntry(svc *corev1.Service, slices []*discoveryv1.EndpointSlice, l lookups) *config.Object {
 	se := &networking.ServiceEntry{
 		Hosts:      []string{svc.Name + "." + svc.Namespace + "." + model.DomainSuffix},
@@ -85,10 +89,18 @@ func serviceEntry(svc *corev1.Service, slices []*discoveryv1.EndpointSlice, l lo
 		if svc.Spec.ExternalName != "" {
 			se.Endpoints = []*networking.WorkloadEntry{{Address: svc.Spec.ExternalName}}
 		}
-	} else {
-		se.Endpoints = endpoints(slices, names, unnamed, l)
 	}
 	ann := map[string]string{AnnotationOrigin: OriginKubernetes}
+	if svc.Spec.Type != corev1.ServiceTypeExternalName {
+		var inactive []model.InactiveEndpoint
+		se.Endpoints, inactive = endpoints(slices, names, unnamed, l)
+		if len(inactive) > 0 {
+			js, err := json.Marshal(inactive)
+			if err == nil {
+				ann[model.AnnotationInactiveEndpoints] = string(js)
+			}
+		}
+	}
 	return &config.Object{
 		APIVersion: config.Kinds[kindIndex(config.KindServiceEntry)].PreferredAPIVersion(),
 		Kind:       config.KindServiceEntry,
@@ -101,13 +113,17 @@ func serviceEntry(svc *corev1.Service, slices []*discoveryv1.EndpointSlice, l lo
 }
 
 // endpoints lists the ready, non-terminating addresses of slices, sorted
-// by address, each once. names are the ServiceEntry's port names; an
-// unnamed port gets the target port the slices agree on.
-func endpoints(slices []*discoveryv1.EndpointSlice, names map[string]bool, unnamed *networking.ServicePort, l lookups) []*networking.WorkloadEntry {
+// by address, each once, and the others (not ready, or terminating): they
+// get no traffic, but their pods still serve their ports (their sidecars
+// keep their inbound listeners while they start and while they drain).
+// names are the ServiceEntry's port names; an unnamed port gets the target
+// port the slices agree on.
+func endpoints(slices []*discoveryv1.EndpointSlice, names map[string]bool, unnamed *networking.ServicePort, l lookups) ([]*networking.WorkloadEntry, []model.InactiveEndpoint) {
 	sorted := append([]*discoveryv1.EndpointSlice(nil), slices...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
 	seen := map[string]bool{}
 	var out []*networking.WorkloadEntry
+	inactive := map[string]map[string]uint32{}
 	unnamedPorts := map[int32]bool{}
 	for _, s := range sorted {
 		if s.AddressType != discoveryv1.AddressTypeIPv4 && s.AddressType != discoveryv1.AddressTypeIPv6 {
@@ -130,13 +146,23 @@ func endpoints(slices []*discoveryv1.EndpointSlice, names map[string]bool, unnam
 			}
 		}
 		for _, e := range s.Endpoints {
-			if !usable(e) || seen[e.Addresses[0]] {
-				continue
+			switch {
+			case len(e.Addresses) == 0 || seen[e.Addresses[0]]:
+			case usable(e):
+				seen[e.Addresses[0]] = true
+				out = append(out, endpoint(s.Namespace, e, ports, l))
+			default:
+				inactive[e.Addresses[0]] = ports
 			}
-			seen[e.Addresses[0]] = true
-			out = append(out, endpoint(s.Namespace, e, ports, l))
 		}
 	}
+	var idle []model.InactiveEndpoint
+	for addr, ports := range inactive {
+		if !seen[addr] { // ready in another slice
+			idle = append(idle, model.InactiveEndpoint{Address: addr, Ports: ports})
+		}
+	}
+	sort.Slice(idle, func(i, j int) bool { return idle[i].Address < idle[j].Address })
 	// The slice controller resolves a named target port per pod; an
 	// unnamed port can carry one number only, so it gets one when every
 	// slice agrees (they do unless the pods name their ports differently).
@@ -146,7 +172,7 @@ func endpoints(slices []*discoveryv1.EndpointSlice, names map[string]bool, unnam
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Address < out[j].Address })
-	return out
+	return out, idle
 }
 
 // usable reports whether an endpoint should receive traffic: it has an

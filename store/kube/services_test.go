@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/weft-mesh/weft/config"
+	"github.com/weft-mesh/weft/model"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -120,6 +121,17 @@ func TestServiceEntryFromService(t *testing.T) {
 		got, _ := protojson.Marshal(o.Spec)
 		exp, _ := protojson.Marshal(want)
 		t.Errorf("ServiceEntry\n got %s\nwant %s", got, exp)
+	}
+	// The pods that get no traffic (not ready, terminating) are named for
+	// their own sidecars, which keep serving their ports.
+	const inactive = `[{"address":"10.244.0.10","ports":{"http":8080,"metrics":9091}},{"address":"10.244.0.6","ports":{"http":9080,"metrics":9091}}]`
+	if got := o.Meta.Annotations[model.AnnotationInactiveEndpoints]; got != inactive {
+		t.Errorf("inactive endpoints annotation\n got %s\nwant %s", got, inactive)
+	}
+	snap := model.Build(1, []*config.Object{o})
+	svc := snap.Service("reviews.shop.svc.cluster.local")
+	if svc == nil || len(svc.Endpoints) != 2 || len(svc.Inactive) != 2 || svc.Inactive[1].Address != "10.244.0.6" || svc.Inactive[1].PortFor(svc.Ports[0]) != 9080 {
+		t.Errorf("model: %+v", svc)
 	}
 }
 

@@ -49,8 +49,10 @@ func newCapturedMesh(t *testing.T) *capturedMesh {
 	m := &capturedMesh{t: t, prefix: netnstest.Prefix(), state: filepath.Join(t.TempDir(), "state"), shared: shared, nextIP: 2}
 	m.cp = netnstest.New(t, m.prefix+"-cp")
 	m.cp.Bridge("br0", cpAddr+"/24")
+	// The pods share the mesh-wide join token (this test is about capture;
+	// identity-scoped tokens have their own tests).
 	cp := startWith(t, t.TempDir(), "weft controlplane", nil, m.cp.Start, "controlplane", "--state-dir", m.state,
-		"--api-addr", "127.0.0.1:15080", "--xds-addr", cpAddr+":15010")
+		"--api-addr", "127.0.0.1:15080", "--xds-addr", cpAddr+":15010", "--join-token-scope", "mesh")
 	eventually(t, 20*time.Second, "control plane serving xDS over TLS", func() error {
 		if !strings.Contains(cp.output(), "xds_tls=true") {
 			return fmt.Errorf("not yet")

@@ -146,12 +146,12 @@ func runIn[T any](ctx context.Context, limit time.Duration, a chromedp.Action[T]
 	return chromedp.Run(c, a)
 }
 
-// labelsNow switches the edge labels to mode and reads every edge.
+// labelsNow switches the edge labels to mode and reads every edge. The
+// graph may not show mode yet: callers poll until it does.
 func labelsNow(ctx context.Context, mode string) ([]edgeLabel, error) {
 	if _, err := runIn(ctx, 10*time.Second, selectLabels(mode)); err != nil {
 		return nil, err
 	}
-	time.Sleep(500 * time.Millisecond)
 	return runIn(ctx, 10*time.Second, chromedp.Evaluate[[]edgeLabel](readEdges))
 }
 
@@ -337,10 +337,9 @@ func TestConsoleGraph(t *testing.T) {
 	screenshot(t, ctx, "console-response-time.png")
 
 	// The traces view lists recent traces; a whole one (from the gateway
-	// to ratings) opens as a waterfall. The load stops first, so that the
-	// list holds finished traces whose spans have all been reported.
+	// to ratings) opens as a waterfall. The load stops first; the view is
+	// polled until it lists a trace holding all four.
 	l.finish(t)
-	time.Sleep(3 * time.Second)
 	if err := doIn(ctx, 10*time.Second, chromedp.Navigate(console+"#/traces")); err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 
 var (
 	demoFlagHelp = regexp.MustCompile(`--demo string\s+start a demo: ([a-z0-9, -]+)`)
-	demoTryLine  = regexp.MustCompile(`demo ([a-z0-9-]+): try  curl http://([^/\s]+)(/\S*)`)
+	demoTryLine  = regexp.MustCompile(`demo ([a-z0-9-]+): [^\n]*try  curl http://([^/\s]+)(/\S*)`)
 )
 
 // TestEveryListedDemoServes starts each demo `weft up --help` lists and

@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"os/exec"
 	"regexp"
-	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -142,10 +144,13 @@ func TestBookinfoWorkshop(t *testing.T) {
 	}
 }
 
-var loadSummary = regexp.MustCompile(`(\d+) requests in .*, (\d+) failed`)
+var loadSummary = regexp.MustCompile(`(\d+) requests in ([^ ]+) \(([0-9.]+)/s\), (\d+) failed`)
 
 // TestVMMigration is seed 000: traffic moves from the VM fedora01 to the
 // service-b-v1 container step by step, under load, with no failed request.
+// The load runs from before the first step until after the last, whatever
+// the machine's speed; its rate is logged, not asserted (throughput is
+// measured by bench/).
 func TestVMMigration(t *testing.T) {
 	m := upMesh(t, "hello")
 	eventually(t, 60*time.Second, "service-a answers from the VM", func() error {
@@ -160,11 +165,42 @@ func TestVMMigration(t *testing.T) {
 		return nil
 	})
 
-	load := exec.Command(weftBin, "load", "http://"+m.gateway+"/hello-service", "--qps", "200", "--duration", "27s", "--fail-on-error")
+	// Bounded by its duration; stopped with SIGINT once the shift is done.
+	load := exec.Command(weftBin, "load", "http://"+m.gateway+"/hello-service", "--qps", "200", "--duration", "10m", "--fail-on-error")
 	load.Dir = m.dir
-	out := make(chan []byte, 1)
-	go func() { b, _ := load.CombinedOutput(); out <- b }()
-	time.Sleep(2 * time.Second)
+	var mu sync.Mutex
+	var out bytes.Buffer
+	load.Stdout, load.Stderr = lockedWriter{&mu, &out}, lockedWriter{&mu, &out}
+	if err := load.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = load.Wait(); close(exited) }()
+	defer func() {
+		load.Process.Kill()
+		<-exited
+	}()
+	text := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return out.String()
+	}
+	answered := func(who string) func() error {
+		return func() error {
+			select {
+			case <-exited:
+				t.Fatalf("weft load ended early (%v):\n%s", waitErr, text())
+			default:
+			}
+			if !strings.Contains(text(), "Hello World from "+who) {
+				return fmt.Errorf("no answer from %s yet", who)
+			}
+			return nil
+		}
+	}
+	eventually(t, 60*time.Second, "the load reaches the VM", answered("fedora01"))
+
 	shift, code := m.weft("", "shift", "service-b", "--from", "vm", "--to", "v1", "--steps", "10,25,50,75,90,100", "--interval", "3s")
 	if code != 0 {
 		t.Fatalf("weft shift: %s", shift)
@@ -174,26 +210,35 @@ func TestVMMigration(t *testing.T) {
 			t.Errorf("shift output lacks %q:\n%s", line, shift)
 		}
 	}
-	b := <-out
-	text := string(b)
-	mm := loadSummary.FindStringSubmatch(text)
-	if mm == nil {
-		t.Fatalf("no load summary in:\n%.2000s", text)
-	}
-	if total, _ := strconv.Atoi(mm[1]); mm[2] != "0" || total < 5000 {
-		t.Fatalf("want >= 5000 requests and 0 failed, got %s requests, %s failed; shift said:\n%s\nlast of the load's output:\n%s",
-			mm[1], mm[2], shift, text[max(0, len(text)-3000):])
-	}
-	vm := strings.Count(text, "Hello World from fedora01")
-	pod := strings.Count(text, "Hello World from service-b-v1")
-	if vm == 0 || pod == 0 {
-		t.Fatalf("traffic should have moved from the VM to the pod: fedora01 %d, service-b-v1 %d", vm, pod)
-	}
-	// After the last step only the pod answers.
-	for i := 0; i < 50; i++ {
-		if _, body, err := get(m.gateway, "", "/hello-service", nil); err != nil || !strings.Contains(body, "service-b-v1") {
-			t.Fatalf("after the shift: %q %v", body, err)
+	eventually(t, 60*time.Second, "the load reaches the pod", answered("service-b-v1"))
+	// The last step reached the gateway: only the pod answers.
+	eventually(t, 60*time.Second, "only the pod answers", func() error {
+		for i := 0; i < 50; i++ {
+			if _, body, err := get(m.gateway, "", "/hello-service", nil); err != nil || !strings.Contains(body, "service-b-v1") {
+				return fmt.Errorf("request %d: %q %v", i, body, err)
+			}
 		}
+		return nil
+	})
+	load.Process.Signal(syscall.SIGINT)
+	select {
+	case <-exited:
+		if waitErr != nil {
+			t.Errorf("weft load: %v", waitErr)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("weft load did not stop on SIGINT")
 	}
-	t.Logf("migration under load: %s requests, %s failed; fedora01 %d, service-b-v1 %d", mm[1], mm[2], vm, pod)
+	all := text()
+	mm := loadSummary.FindStringSubmatch(all)
+	if mm == nil {
+		t.Fatalf("no load summary in:\n%.2000s", all)
+	}
+	if mm[4] != "0" {
+		t.Fatalf("%s of %s requests failed; shift said:\n%s\nlast of the load's output:\n%s",
+			mm[4], mm[1], shift, all[max(0, len(all)-3000):])
+	}
+	vm := strings.Count(all, "Hello World from fedora01")
+	pod := strings.Count(all, "Hello World from service-b-v1")
+	t.Logf("migration under load: %s requests in %s (%s/s), %s failed; fedora01 %d, service-b-v1 %d", mm[1], mm[2], mm[3], mm[4], vm, pod)
 }

@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -128,52 +130,179 @@ func (p *proc) kill() {
 	<-p.done
 }
 
-var (
-	portsMu sync.Mutex
-	issued  = map[string]bool{}
-)
-
-// freePort returns a loopback address nothing listens on, never the same
-// one twice in a test run: the kernel may hand a just-closed port out again.
-func freePort(t *testing.T) string {
-	t.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		if !issued[addr] {
-			issued[addr] = true
-			return addr
-		}
-	}
-}
-
 // mesh is a running local mesh.
 type mesh struct {
-	t       *testing.T
-	dir     string // working directory: holds .weft
-	api     string
-	xds     string
-	gateway string
-	up      *proc
+	t            *testing.T
+	dir          string // working directory: holds .weft
+	api          string
+	xds          string
+	gateway      string            // the ingress gateway's address for Gateway port 80
+	gatewayPorts map[uint32]string // every address the gateway holds, by Gateway port
+	gatewayAdmin string
+	up           *proc
 }
 
-// upMesh runs `weft up` (with a demo when demo != "") in a fresh folder.
-func upMesh(t *testing.T, demo string) *mesh {
+// Every address a test hands a weft process is port 0: the process binds
+// it before anything else and reports the port it got (weft up and weft
+// controlplane in STATE_DIR/endpoints.json, a proxy in its log and on its
+// admin /listeners). A port picked by the test and bound later by the
+// process could be taken in between by anything else on the machine.
+const anyPort = "127.0.0.1:0"
+
+// upMesh runs `weft up` (with a demo when demo != "", and more flags) in a
+// fresh folder and returns once it is up.
+func upMesh(t *testing.T, demo string, extra ...string) *mesh {
 	t.Helper()
-	m := &mesh{t: t, dir: t.TempDir(), api: freePort(t), xds: freePort(t), gateway: freePort(t)}
-	args := []string{"up", "--api-addr", m.api, "--xds-addr", m.xds, "--gateway-addr", m.gateway, "--gateway-admin-addr", freePort(t)}
+	m := &mesh{t: t, dir: t.TempDir()}
+	args := []string{"up", "--api-addr", anyPort, "--xds-addr", anyPort, "--gateway-addr", anyPort, "--gateway-admin-addr", anyPort}
 	if demo != "" {
 		args = append(args, "--demo", demo)
 	}
-	m.up = start(t, m.dir, "weft up", args...)
+	m.up = start(t, m.dir, "weft up", append(args, extra...)...)
+	m.readEndpoints(m.up)
 	m.waitAPI()
 	return m
+}
+
+// upMeshWith is upMesh with extra `weft up` flags; it also returns the
+// ingress gateway's admin address.
+func upMeshWith(t *testing.T, demo string, extra ...string) (*mesh, string) {
+	t.Helper()
+	m := upMesh(t, demo, extra...)
+	return m, m.gatewayAdmin
+}
+
+// startControlPlane runs `weft controlplane` (with more flags) in a fresh
+// folder and returns the mesh it serves, without a gateway.
+func startControlPlane(t *testing.T, extra ...string) (*mesh, *proc) {
+	t.Helper()
+	m := &mesh{t: t, dir: t.TempDir()}
+	cp := start(t, m.dir, "weft controlplane", append([]string{"controlplane", "--api-addr", anyPort, "--xds-addr", anyPort}, extra...)...)
+	m.readEndpoints(cp)
+	m.waitAPI()
+	return m, cp
+}
+
+// readEndpoints waits for the addresses p records in the mesh's state dir
+// (.weft/endpoints.json), failing if p exits first.
+func (m *mesh) readEndpoints(p *proc) {
+	m.t.Helper()
+	var e struct {
+		API          string            `json:"api"`
+		XDS          string            `json:"xds"`
+		Gateway      string            `json:"gateway"`
+		GatewayPorts map[uint32]string `json:"gateway_ports"`
+		GatewayAdmin string            `json:"gateway_admin"`
+	}
+	path := filepath.Join(m.dir, ".weft", "endpoints.json")
+	eventually(m.t, 60*time.Second, p.name+" records its addresses in "+path, func() error {
+		select {
+		case <-p.done:
+			m.t.Fatalf("%s exited before it was up:\n%s", p.name, p.output())
+		default:
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(b, &e)
+	})
+	m.api, m.xds, m.gateway, m.gatewayPorts, m.gatewayAdmin = e.API, e.XDS, e.Gateway, e.GatewayPorts, e.GatewayAdmin
+}
+
+// proxyStarted matches the log line of a proxy that bound its admin
+// address.
+var proxyStarted = regexp.MustCompile(`msg="proxy started" .*?admin=(\S+)`)
+
+// startProxy runs `weft proxy sidecar|gateway` with args and --admin on
+// port 0, and returns it with the admin address it bound.
+func (m *mesh) startProxy(name string, args ...string) (*proc, string) {
+	m.t.Helper()
+	p := start(m.t, m.dir, name, append(append([]string{"proxy"}, args...), "--admin", anyPort)...)
+	var admin string
+	eventually(m.t, 30*time.Second, name+" binds its admin address", func() error {
+		select {
+		case <-p.done:
+			m.t.Fatalf("%s exited:\n%s", name, p.output())
+		default:
+		}
+		mm := proxyStarted.FindStringSubmatch(p.output())
+		if mm == nil {
+			return fmt.Errorf("no \"proxy started\" line in its log yet")
+		}
+		admin = mm[1]
+		return nil
+	})
+	return p, admin
+}
+
+// listenerAddr waits until the proxy with admin address admin serves
+// listener name, and returns the address it is bound at.
+func listenerAddr(t *testing.T, admin, name string) string {
+	t.Helper()
+	var addr string
+	eventually(t, 60*time.Second, "listener "+name+" on the proxy with admin "+admin, func() error {
+		var l struct {
+			Statuses []struct {
+				Name         string `json:"name"`
+				LocalAddress struct {
+					SocketAddress struct {
+						Address   string `json:"address"`
+						PortValue int    `json:"port_value"`
+					} `json:"socket_address"`
+				} `json:"local_address"`
+			} `json:"listener_statuses"`
+		}
+		if err := jsonGet("http://"+admin+"/listeners?format=json", &l); err != nil {
+			return err
+		}
+		for _, s := range l.Statuses {
+			if s.Name == name {
+				a := s.LocalAddress.SocketAddress
+				addr = net.JoinHostPort(a.Address, strconv.Itoa(a.PortValue))
+				return nil
+			}
+		}
+		return fmt.Errorf("not served yet: %+v", l.Statuses)
+	})
+	return addr
+}
+
+// restartControlPlane starts `weft controlplane` again at the mesh's API
+// and xDS addresses (its proxies know those). They were free while it was
+// down, so another process may have taken one meanwhile (an outgoing
+// connection's local port, say): that is retried until the port is free.
+func (m *mesh) restartControlPlane(extra ...string) *proc {
+	m.t.Helper()
+	args := append([]string{"controlplane", "--api-addr", m.api, "--xds-addr", m.xds}, extra...)
+	for attempt := 1; ; attempt++ {
+		cp := start(m.t, m.dir, fmt.Sprintf("weft controlplane (restart %d)", attempt), args...)
+		ok := false
+		eventually(m.t, 60*time.Second, "the restarted control plane answers or fails", func() error {
+			select {
+			case <-cp.done:
+				return nil
+			default:
+			}
+			resp, err := http.Get("http://" + m.api + "/healthz")
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			ok = resp.StatusCode == 200
+			if !ok {
+				return fmt.Errorf("status %d", resp.StatusCode)
+			}
+			return nil
+		})
+		if ok {
+			return cp
+		}
+		if !strings.Contains(cp.output(), "address already in use") || attempt == 20 {
+			m.t.Fatalf("the control plane did not restart:\n%s", cp.output())
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 func (m *mesh) waitAPI() {
@@ -277,35 +406,39 @@ spec:
 `
 
 // inbound returns the registered (sidecar inbound) address of the first
-// instance of service svc with version v.
+// instance of service svc with version v, waiting for it to register.
 func (m *mesh) inbound(ns, svc, v string) string {
 	m.t.Helper()
-	var list struct {
-		Items []struct {
-			Metadata struct{ Name string }
-			Spec     struct {
-				Address string
-				Ports   map[string]int
-				Labels  map[string]string
-			}
-		}
-	}
-	if err := jsonGet("http://"+m.api+"/api/v1/objects?kind=WorkloadEntry&namespace="+ns, &list); err != nil {
-		m.t.Fatal(err)
-	}
-	for _, it := range list.Items {
-		if it.Spec.Labels["app"] == svc && it.Spec.Labels["version"] == v {
-			port := it.Spec.Ports["http"]
-			for _, p := range it.Spec.Ports {
-				if port == 0 {
-					port = p // a TCP workload's one port
+	var addr string
+	eventually(m.t, 60*time.Second, fmt.Sprintf("an instance of %s %s registered", svc, v), func() error {
+		var list struct {
+			Items []struct {
+				Metadata struct{ Name string }
+				Spec     struct {
+					Address string
+					Ports   map[string]int
+					Labels  map[string]string
 				}
 			}
-			return fmt.Sprintf("%s:%d", it.Spec.Address, port)
 		}
-	}
-	m.t.Fatalf("no registered instance of %s %s", svc, v)
-	return ""
+		if err := jsonGet("http://"+m.api+"/api/v1/objects?kind=WorkloadEntry&namespace="+ns, &list); err != nil {
+			return err
+		}
+		for _, it := range list.Items {
+			if it.Spec.Labels["app"] == svc && it.Spec.Labels["version"] == v {
+				port := it.Spec.Ports["http"]
+				for _, p := range it.Spec.Ports {
+					if port == 0 {
+						port = p // a TCP workload's one port
+					}
+				}
+				addr = fmt.Sprintf("%s:%d", it.Spec.Address, port)
+				return nil
+			}
+		}
+		return fmt.Errorf("none among %d WorkloadEntries", len(list.Items))
+	})
+	return addr
 }
 
 var client = &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64, Proxy: nil}}
@@ -344,6 +477,30 @@ func eventually(t *testing.T, d time.Duration, what string, f func() error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("%s: still failing after %v: %v", what, d, err)
+}
+
+// gatewayConfigHas waits until the ingress gateway has ACKed (so applied)
+// a configuration of kind (listeners, routes, clusters, endpoints) holding
+// every one of want: the positive sign that a change reached it.
+func (m *mesh) gatewayConfigHas(kind string, want ...string) {
+	m.t.Helper()
+	eventually(m.t, 30*time.Second, "the gateway's "+kind+" hold "+strings.Join(want, ", "), func() error {
+		resp, err := http.Get("http://" + m.api + "/api/v1/proxies/istio-ingressgateway/config/" + kind)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != 200 {
+			return fmt.Errorf("%d %s %v", resp.StatusCode, b, err)
+		}
+		for _, w := range want {
+			if !strings.Contains(string(b), w) {
+				return fmt.Errorf("no %s yet", w)
+			}
+		}
+		return nil
+	})
 }
 
 // jsonGet decodes a JSON API answer.

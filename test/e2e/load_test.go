@@ -51,6 +51,21 @@ func startLoad(addr string, workers int, check func(code int, body string) bool)
 	return l
 }
 
+// waitOK waits until n requests of the load have succeeded; a failure
+// meanwhile fails the test at once.
+func (l *load) waitOK(t *testing.T, n int64) {
+	t.Helper()
+	eventually(t, 60*time.Second, fmt.Sprintf("%d successful requests of the load", n), func() error {
+		if l.failed.Load() > 0 {
+			l.finish(t) // stops the load and reports the failures
+		}
+		if ok := l.ok.Load(); ok < n {
+			return fmt.Errorf("%d so far", ok)
+		}
+		return nil
+	})
+}
+
 // finish stops the load and fails the test if any request failed.
 func (l *load) finish(t *testing.T) {
 	t.Helper()
@@ -119,12 +134,9 @@ func TestWeightChangesUnderLoad(t *testing.T) {
 // proxies keep serving their last config, and after a restart pushes reach
 // the same proxy processes again.
 func TestControlPlaneKilled(t *testing.T) {
-	m := &mesh{t: t, dir: t.TempDir(), api: freePort(t), xds: freePort(t), gateway: freePort(t)}
-	cpArgs := []string{"controlplane", "--api-addr", m.api, "--xds-addr", m.xds}
-	cp := start(t, m.dir, "weft controlplane", cpArgs...)
-	m.waitAPI()
-	gw := start(t, m.dir, "weft proxy gateway", "proxy", "gateway", "--xds", m.xds, "--name", "istio-ingressgateway",
-		"-n", "istio-system", "--labels", "istio=ingressgateway", "--port-map", "80="+m.gateway, "--admin", freePort(t))
+	m, cp := startControlPlane(t)
+	gw, gwAdmin := m.startProxy("weft proxy gateway", "gateway", "--xds", m.xds, "--name", "istio-ingressgateway",
+		"-n", "istio-system", "--labels", "istio=ingressgateway", "--port-map", "80="+anyPort)
 	var workloads []*proc
 	for _, w := range []struct{ svc, labels string }{
 		{"catalog", "app=catalog,version=v1"}, {"catalog", "app=catalog,version=v2"},
@@ -135,6 +147,7 @@ func TestControlPlaneKilled(t *testing.T) {
 	m.applyFile("coolapp", "../../demo/coolapp/service-mesh-gw.yaml")
 	m.apply("coolapp", drV1V2)
 	m.apply("coolapp", splitVS(50, 50))
+	m.gateway = listenerAddr(t, gwAdmin, "0.0.0.0_80")
 	eventually(t, 60*time.Second, "both versions answer", func() error {
 		c, err := tally(m.gateway, 20)
 		if err == nil && (c["v1"] == 0 || c["v2"] == 0) {
@@ -142,14 +155,14 @@ func TestControlPlaneKilled(t *testing.T) {
 		}
 		return err
 	})
+	proxies := len(workloads) + 1
 
 	l := startLoad(m.gateway, 8, okCatalog)
-	time.Sleep(time.Second)
+	l.waitOK(t, 100) // the load flows before the kill
 	cp.kill()
-	time.Sleep(3 * time.Second) // the mesh runs on without its control plane
-	cp = start(t, m.dir, "weft controlplane (restarted)", cpArgs...)
-	m.waitAPI()
-	time.Sleep(time.Second)
+	l.waitOK(t, l.ok.Load()+500) // the mesh runs on without its control plane
+	m.restartControlPlane()
+	connectedProxies(t, m, proxies) // every proxy is back on the new control plane
 	l.finish(t)
 
 	// Pushes resume: the same proxy processes pick up a new route.
@@ -162,4 +175,22 @@ func TestControlPlaneKilled(t *testing.T) {
 		default:
 		}
 	}
+}
+
+// connectedProxies waits until n proxies hold an xDS stream to the mesh's
+// control plane.
+func connectedProxies(t *testing.T, m *mesh, n int) {
+	t.Helper()
+	eventually(t, 60*time.Second, fmt.Sprintf("%d proxies connected", n), func() error {
+		var list struct {
+			Proxies []struct{ ID string }
+		}
+		if err := jsonGet("http://"+m.api+"/api/v1/proxies", &list); err != nil {
+			return err
+		}
+		if len(list.Proxies) < n {
+			return fmt.Errorf("%d connected: %v", len(list.Proxies), list.Proxies)
+		}
+		return nil
+	})
 }

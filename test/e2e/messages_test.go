@@ -43,9 +43,21 @@ func TestUnreachableControlPlaneMessages(t *testing.T) {
 	if want := "no control plane answers at http://" + nobody + " (from --server): is `weft up` running?"; code != 1 || !strings.Contains(errOut, want) {
 		t.Errorf("get vs --server: want %q, got %d\n%s%s", want, code, out, errOut)
 	}
+	// Without a join token weft run mints one through the API first: that
+	// is where it finds no control plane.
 	out, errOut, code = weftIn(t, dir, "", "run", "--service", "idle", "--port", "8080", "--ready-timeout", "2s", "--", "sleep", "60")
-	if want := "gave up after 2s waiting for the sidecar's configuration from the control plane at " + nobody + " (from .weft/endpoints.json): is `weft up` running?"; code != 1 || !strings.Contains(errOut, want) {
+	if want := "no control plane answers at http://" + nobody + " (from .weft/endpoints.json): is `weft up` running?"; code != 1 ||
+		!strings.Contains(errOut, want) || !strings.Contains(errOut, "mint a join token") {
 		t.Errorf("run with no control plane: want %q, got %d\n%s%s", want, code, out, errOut)
+	}
+	// With one, it waits for the sidecar's configuration, and says where.
+	tokenFile := filepath.Join(dir, "idle.token")
+	if err := os.WriteFile(tokenFile, []byte("0123.not-checked-without-a-control-plane\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = weftIn(t, dir, "", "run", "--service", "idle", "--port", "8080", "--ready-timeout", "2s", "--join-token-file", tokenFile, "--", "sleep", "60")
+	if want := "gave up after 2s waiting for the sidecar's configuration from the control plane at " + nobody + " (from .weft/endpoints.json): is `weft up` running?"; code != 1 || !strings.Contains(errOut, want) {
+		t.Errorf("run with a token and no control plane: want %q, got %d\n%s%s", want, code, out, errOut)
 	}
 	if out, _, code := weftIn(t, dir, "", "version"); code != 0 || !strings.Contains(out, "control plane: none answering (no control plane answers at") {
 		t.Errorf("version with no control plane: %d\n%s", code, out)

@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -10,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,22 +20,6 @@ import (
 	"testing"
 	"time"
 )
-
-// upMeshWith is upMesh with extra `weft up` flags; it also returns the
-// ingress gateway's admin address.
-func upMeshWith(t *testing.T, demo string, extra ...string) (*mesh, string) {
-	t.Helper()
-	m := &mesh{t: t, dir: t.TempDir(), api: freePort(t), xds: freePort(t), gateway: freePort(t)}
-	admin := freePort(t)
-	args := []string{"up", "--api-addr", m.api, "--xds-addr", m.xds, "--gateway-addr", m.gateway, "--gateway-admin-addr", admin}
-	if demo != "" {
-		args = append(args, "--demo", demo)
-	}
-	args = append(args, extra...)
-	m.up = start(t, m.dir, "weft up", args...)
-	m.waitAPI()
-	return m, admin
-}
 
 // requireBinary returns the path of an external program a test drives.
 // Outside CI a missing program skips the test; in CI (CI=true, where
@@ -81,13 +68,16 @@ type prometheus struct {
 	targets string // file_sd file of the proxies' admin addresses
 }
 
+// promListening is prometheus' log line naming the address it bound.
+var promListening = regexp.MustCompile(`msg="Listening on" address=(\S+)`)
+
 // startPrometheus runs /usr/bin/prometheus scraping every second the
 // proxies' /stats/prometheus (file_sd, see setProxies) and the control
 // plane's /metrics.
 func startPrometheus(t *testing.T, bin, controlPlane string) *prometheus {
 	t.Helper()
 	dir := t.TempDir()
-	p := &prometheus{t: t, addr: freePort(t), targets: filepath.Join(dir, "proxies.json")}
+	p := &prometheus{t: t, targets: filepath.Join(dir, "proxies.json")}
 	if err := os.WriteFile(p.targets, []byte("[]"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +101,9 @@ scrape_configs:
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "--config.file="+cfgFile, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+p.addr, "--storage.tsdb.retention.time=1h", "--log.level=warn")
+		// Port 0: prometheus binds a port the kernel picks and logs it
+		// (at info level, "Listening on" address=...).
+		"--web.listen-address="+anyPort, "--storage.tsdb.retention.time=1h", "--log.level=info")
 	cmd.Dir = dir
 	logf, err := os.Create(filepath.Join(dir, "prometheus.log"))
 	if err != nil {
@@ -144,6 +136,14 @@ scrape_configs:
 			b, _ := os.ReadFile(logf.Name())
 			t.Fatalf("prometheus exited:\n%s", b)
 		default:
+		}
+		if p.addr == "" {
+			b, _ := os.ReadFile(logf.Name())
+			mm := promListening.FindSubmatch(b)
+			if mm == nil {
+				return fmt.Errorf("no %q line in its log yet", "Listening on")
+			}
+			p.addr = string(mm[1])
 		}
 		resp, err := http.Get("http://" + p.addr + "/-/ready")
 		if err != nil {
@@ -238,28 +238,90 @@ func (p *prometheus) scalar(q string) (float64, error) {
 	return s[0].Value, nil
 }
 
-// stable waits until q yields the same single value on three queries a
-// scrape and a half apart (the counters it sums stopped moving and were
-// scraped) and returns it.
-func (p *prometheus) stable(q string) float64 {
-	p.t.Helper()
-	var last []float64
-	var v float64
-	eventually(p.t, 30*time.Second, "stable value of "+q, func() error {
-		x, err := p.scalar(q)
+// selector is a PromQL series selector of istio_requests_total on the
+// proxies: label -> value, or "~" + regexp for a regexp match.
+type selector map[string]string
+
+func (sel selector) promQL(metric string) string {
+	parts := []string{`job="weft-proxies"`}
+	for _, k := range slices.Sorted(maps.Keys(sel)) {
+		if re, ok := strings.CutPrefix(sel[k], "~"); ok {
+			parts = append(parts, fmt.Sprintf("%s=~%q", k, re))
+		} else {
+			parts = append(parts, fmt.Sprintf("%s=%q", k, sel[k]))
+		}
+	}
+	return "sum(" + metric + "{" + strings.Join(parts, ",") + "})"
+}
+
+var exposedSample = regexp.MustCompile(`^(\w+)\{(.*)\} (\S+)$`)
+var exposedLabel = regexp.MustCompile(`(\w+)="((?:[^"\\]|\\.)*)"`)
+
+// direct sums metric{sel} as the proxies expose it on their admin
+// /stats/prometheus right now: the counts themselves, not a scrape of them.
+func direct(admins map[string]string, metric string, sel selector) (float64, error) {
+	var sum float64
+	for _, a := range admins {
+		resp, err := http.Get("http://" + a + "/stats/prometheus")
 		if err != nil {
-			last = nil
+			return 0, err
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return 0, err
+		}
+	lines:
+		for _, line := range strings.Split(string(b), "\n") {
+			mm := exposedSample.FindStringSubmatch(line)
+			if mm == nil || mm[1] != metric {
+				continue
+			}
+			labels := map[string]string{}
+			for _, l := range exposedLabel.FindAllStringSubmatch(mm[2], -1) {
+				labels[l[1]] = l[2]
+			}
+			for k, want := range sel {
+				if re, ok := strings.CutPrefix(want, "~"); ok {
+					if !regexp.MustCompile("^(?:" + re + ")$").MatchString(labels[k]) {
+						continue lines
+					}
+				} else if labels[k] != want {
+					continue lines
+				}
+			}
+			v, err := strconv.ParseFloat(mm[3], 64)
+			if err != nil {
+				return 0, fmt.Errorf("%s: %q: %v", a, line, err)
+			}
+			sum += v
+		}
+	}
+	return sum, nil
+}
+
+// settled waits until Prometheus's sum of metric{sel} equals what the
+// proxies count themselves (no traffic runs meanwhile: that is the final
+// count, once scraped) and returns it. The proxies' own numbers are the
+// positive sign that the scrapes caught up, rather than a value that did
+// not move for a while.
+func (p *prometheus) settled(admins map[string]string, metric string, sel selector) float64 {
+	p.t.Helper()
+	q := sel.promQL(metric)
+	var v float64
+	eventually(p.t, 30*time.Second, "prometheus has the proxies' count of "+q, func() error {
+		want, err := direct(admins, metric, sel)
+		if err != nil {
 			return err
 		}
-		last = append(last, x)
-		if len(last) > 3 {
-			last = last[1:]
+		got, err := p.scalar(q)
+		if err != nil {
+			return err
 		}
-		time.Sleep(1500 * time.Millisecond)
-		if len(last) < 3 || last[0] != last[1] || last[1] != last[2] {
-			return fmt.Errorf("values %v", last)
+		if got != want {
+			return fmt.Errorf("prometheus %v, the proxies %v", got, want)
 		}
-		v = x
+		v = got
 		return nil
 	})
 	return v
@@ -328,16 +390,17 @@ func TestPrometheusScrapesIstioMetrics(t *testing.T) {
 		return nil
 	})
 
-	const (
-		srcCatalog = `istio_requests_total{job="weft-proxies",reporter="source",destination_service_name="catalog"}`
-		srcV2      = `istio_requests_total{job="weft-proxies",reporter="source",destination_service_name="catalog",destination_version="v2"}`
-		dstCatalog = `istio_requests_total{job="weft-proxies",reporter="destination",destination_workload_namespace="coolapp",destination_workload=~"catalog-.*"}`
+	const requests = "istio_requests_total"
+	var (
+		srcCatalog = selector{"reporter": "source", "destination_service_name": "catalog"}
+		srcV2      = selector{"reporter": "source", "destination_service_name": "catalog", "destination_version": "v2"}
+		dstCatalog = selector{"reporter": "destination", "destination_workload_namespace": "coolapp", "destination_workload": "~catalog-.*"}
 	)
 	// Counters give exact counts: the increase over the load equals what
 	// the client saw, request for request, on both sides of the hop.
-	before := prom.stable(`sum(` + srcCatalog + `)`)
-	beforeV2 := prom.stable(`sum(` + srcV2 + `)`)
-	beforeDst := prom.stable(`sum(` + dstCatalog + `)`)
+	before := prom.settled(admins, requests, srcCatalog)
+	beforeV2 := prom.settled(admins, requests, srcV2)
+	beforeDst := prom.settled(admins, requests, dstCatalog)
 	const n = 800
 	begin := time.Now()
 	c := catalogLoad(t, m.gateway, n, 2*time.Minute)
@@ -346,7 +409,7 @@ func TestPrometheusScrapesIstioMetrics(t *testing.T) {
 		t.Fatalf("80/20 split over %d requests: got %v", n, c)
 	}
 	eventually(t, 30*time.Second, "prometheus counts every request", func() error {
-		after, err := prom.scalar(`sum(` + srcCatalog + `)`)
+		after, err := prom.scalar(srcCatalog.promQL(requests))
 		if err != nil {
 			return err
 		}
@@ -355,7 +418,7 @@ func TestPrometheusScrapesIstioMetrics(t *testing.T) {
 		}
 		return nil
 	})
-	afterV2 := prom.stable(`sum(` + srcV2 + `)`)
+	afterV2 := prom.settled(admins, requests, srcV2)
 	if got := int(afterV2 - beforeV2); got != c["v2"] {
 		t.Errorf("prometheus counted %d requests to catalog v2, the client %d", got, c["v2"])
 	}
@@ -374,15 +437,17 @@ func TestPrometheusScrapesIstioMetrics(t *testing.T) {
 	}
 
 	// The destination side (catalog's sidecars) counted the same requests.
-	if got := prom.stable(`sum(`+dstCatalog+`)`) - beforeDst; got != n {
+	if got := prom.settled(admins, requests, dstCatalog) - beforeDst; got != n {
 		t.Errorf("catalog's sidecars counted %v requests of the load, want %d", got, n)
 	}
-	src := prom.stable(`sum(` + srcCatalog + `)`)
+	src := prom.settled(admins, requests, srcCatalog)
 
 	// Both reporters name the destination workload alike, as Istio does
-	// (the workload, e.g. catalog-v1, not the instance).
+	// (the workload, e.g. catalog-v1, not the instance). Answered requests
+	// only: one that found no catalog instance yet, while the demo was
+	// starting, has no destination workload (unknown) at its source.
 	for _, reporter := range []string{"source", "destination"} {
-		s, err := prom.query(`count by (destination_workload, destination_version) (istio_requests_total{job="weft-proxies",reporter="` + reporter + `",destination_service_name="catalog"})`)
+		s, err := prom.query(`count by (destination_workload, destination_version) (istio_requests_total{job="weft-proxies",reporter="` + reporter + `",destination_service_name="catalog",response_code="200"})`)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -324,52 +324,34 @@ func TestOTLPTraces(t *testing.T) {
 	}
 
 	// A request without trace context: the gateway starts the trace (weft
-	// up --demo samples every request).
-	// Every earlier trace (the warm-up's too) has arrived once no new one
-	// comes for two seconds (proxies report every second).
-	known := map[string]bool{}
-	eventually(t, 30*time.Second, "no more traces arriving", func() error {
-		n := len(recv.traceIDs())
-		time.Sleep(2 * time.Second)
-		if now := len(recv.traceIDs()); now != n {
-			return fmt.Errorf("%d traces, then %d", n, now)
-		}
-		return nil
-	})
-	for _, id := range recv.traceIDs() {
-		known[id] = true
-	}
-	if code, _, err := get(m.gateway, "", "/productpage", nil); err != nil || code != 200 {
+	// up --demo samples every request). Its x-request-id, which the
+	// gateway keeps and tags its span with (guid:x-request-id), finds it
+	// among the traces of other requests.
+	rid := randomHex(16)
+	if code, _, err := get(m.gateway, "", "/productpage", map[string]string{"x-request-id": rid}); err != nil || code != 200 {
 		t.Fatalf("productpage: %d %v", code, err)
 	}
 	eventually(t, 30*time.Second, "the trace the gateway started", func() error {
-		var errs []string
-		for _, id := range recv.traceIDs() {
-			if known[id] {
-				continue
-			}
-			err := checkTrace(recv.trace(id), "")
-			if err == nil {
-				t.Logf("trace %s started by the mesh: %d spans", id, len(recv.trace(id)))
-				return nil
-			}
-			errs = append(errs, id+": "+err.Error())
+		id := recv.traceOfRequest(rid)
+		if id == "" {
+			return fmt.Errorf("no span tagged guid:x-request-id=%s yet (%s)", rid, recv.summary())
 		}
-		return fmt.Errorf("no complete new trace: %v (%s)", errs, recv.summary())
+		if err := checkTrace(recv.trace(id), ""); err != nil {
+			return fmt.Errorf("trace %s: %v (%s)", id, err, recv.summary())
+		}
+		t.Logf("trace %s started by the mesh: %d spans", id, len(recv.trace(id)))
+		return nil
 	})
 }
 
-// traceIDs lists the trace ids received so far.
-func (r *otlpReceiver) traceIDs() []string {
+// traceOfRequest returns the trace whose spans carry x-request-id rid, or "".
+func (r *otlpReceiver) traceOfRequest(rid string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	seen := map[string]bool{}
-	var out []string
 	for _, s := range r.spans {
-		if !seen[s.TraceID] {
-			seen[s.TraceID] = true
-			out = append(out, s.TraceID)
+		if s.Attrs["guid:x-request-id"] == rid {
+			return s.TraceID
 		}
 	}
-	return out
+	return ""
 }

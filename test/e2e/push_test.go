@@ -36,17 +36,18 @@ spec:
 // logged (and reported in docs/BENCHMARKS.md), not asserted, since this
 // machine is shared.
 func TestPushReachesEveryProxy(t *testing.T) {
-	m := &mesh{t: t, dir: t.TempDir(), api: freePort(t), xds: freePort(t)}
-	start(t, m.dir, "weft controlplane", "controlplane", "--api-addr", m.api, "--xds-addr", m.xds)
-	m.waitAPI()
+	m, _ := startControlPlane(t)
 	m.apply("default", pushSvc+"---\n"+pushVS(0))
 	const n = 10
-	var outbound []string
+	var admins []string
 	for i := 0; i < n; i++ {
-		out := freePort(t)
-		outbound = append(outbound, out)
-		start(t, m.dir, fmt.Sprintf("sidecar %d", i), "proxy", "sidecar", "--xds", m.xds, "--name", fmt.Sprintf("probe-%d", i),
-			"--workload", "probe", "--labels", "app=probe", "--outbound", out, "--admin", freePort(t))
+		_, admin := m.startProxy(fmt.Sprintf("sidecar %d", i), "sidecar", "--xds", m.xds, "--name", fmt.Sprintf("probe-%d", i),
+			"--workload", "probe", "--labels", "app=probe", "--outbound", anyPort)
+		admins = append(admins, admin)
+	}
+	var outbound []string
+	for _, admin := range admins {
+		outbound = append(outbound, listenerAddr(t, admin, "virtualOutbound"))
 	}
 	serves := func(addr, want string) bool {
 		code, body, err := get(addr, "config-probe:8080", "/", nil)

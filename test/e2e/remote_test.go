@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,33 +14,30 @@ import (
 
 // TestRemoteProxyJoinsOverTLS: a control plane whose xDS port is reachable
 // from other hosts serves xDS over TLS. A proxy that trusts the mesh root
-// and holds the join token gets its configuration; one trusting another
-// root, or holding no token, does not. (The port is bound on all
+// and holds a join token for its identity gets its configuration; one
+// trusting another root, or holding no valid token, does not. (The port is bound on all
 // interfaces, but every connection here goes to 127.0.0.1.)
 func TestRemoteProxyJoinsOverTLS(t *testing.T) {
-	dir := t.TempDir()
-	state := filepath.Join(dir, "state")
-	api := freePort(t)
-	_, xport, _ := net.SplitHostPort(freePort(t))
-	cp := start(t, dir, "weft controlplane", "controlplane", "--state-dir", state, "--api-addr", api, "--xds-addr", "0.0.0.0:"+xport)
-	eventually(t, 20*time.Second, "control plane up", func() error {
-		if !strings.Contains(cp.output(), "xds_tls=true") {
-			return fmt.Errorf("no xds_tls=true in its log yet")
-		}
-		return nil
-	})
+	m, cp := startControlPlane(t, "--xds-addr", "0.0.0.0:0")
+	if !strings.Contains(cp.output(), "xds_tls=true") {
+		t.Fatalf("xDS on all interfaces without TLS:\n%s", cp.output())
+	}
+	_, xport, err := net.SplitHostPort(m.xds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(m.dir, ".weft")
 	root := filepath.Join(state, "ca", "root-cert.pem")
-	wrongRoot, _ := writePEM(t, dir, "other-root", strangerCA(t).cert.Raw, nil)
-	empty := filepath.Join(dir, "no-token")
+	wrongRoot, _ := writePEM(t, m.dir, "other-root", strangerCA(t).cert.Raw, nil)
+	empty := filepath.Join(m.dir, "no-token")
 	if err := os.WriteFile(empty, []byte("not-the-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
 	sidecar := func(name, caRoot, tokenFile string) (string, *proc) {
-		admin := freePort(t)
-		p := start(t, dir, "weft proxy "+name, "proxy", "sidecar", "--state-dir", state, "--xds", "127.0.0.1:"+xport,
+		p, admin := m.startProxy("weft proxy "+name, "sidecar", "--state-dir", state, "--xds", "127.0.0.1:"+xport,
 			"--ca-root", caRoot, "--join-token-file", tokenFile, "--name", name, "--namespace", "default",
-			"--labels", "app="+name, "--outbound", freePort(t), "--admin", admin)
+			"--labels", "app="+name, "--outbound", anyPort)
 		return admin, p
 	}
 	ready := func(admin string) bool {
@@ -50,8 +48,18 @@ func TestRemoteProxyJoinsOverTLS(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	}
-	good, _ := sidecar("good", root, filepath.Join(state, "join-token"))
-	forged, forgedP := sidecar("forged-root", wrongRoot, filepath.Join(state, "join-token"))
+	// A token for the sidecars' identity, made as an operator would.
+	tokenFile := filepath.Join(m.dir, "default.token")
+	create := exec.Command(weftBin, "token", "create", "--state-dir", state, "--server", "http://"+m.api, "-n", "default", "--service-account", "default")
+	tok, err := create.Output()
+	if err != nil {
+		t.Fatalf("weft token create: %v", err)
+	}
+	if err := os.WriteFile(tokenFile, tok, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	good, _ := sidecar("good", root, tokenFile)
+	forged, forgedP := sidecar("forged-root", wrongRoot, tokenFile)
 	tokenless, tokenlessP := sidecar("wrong-token", root, empty)
 	eventually(t, 20*time.Second, "the proxy with the root and the token is served", func() error {
 		if !ready(good) {
@@ -59,18 +67,29 @@ func TestRemoteProxyJoinsOverTLS(t *testing.T) {
 		}
 		return nil
 	})
-	// The others had the same time and more: neither may be ready.
-	time.Sleep(2 * time.Second)
-	if ready(forged) || !strings.Contains(forgedP.output(), "certificate signed by unknown authority") {
-		t.Errorf("a proxy trusting another root: ready %v, log:\n%s", ready(forged), forgedP.output())
+	// The others were turned away (their logs say why), and stay unready.
+	for _, c := range []struct {
+		p    *proc
+		why  string
+		name string
+	}{{forgedP, "certificate signed by unknown authority", "a proxy trusting another root"}, {tokenlessP, "invalid join token", "a proxy without the join token"}} {
+		eventually(t, 30*time.Second, c.name+" is refused", func() error {
+			if !strings.Contains(c.p.output(), c.why) {
+				return fmt.Errorf("no %q in its log yet", c.why)
+			}
+			return nil
+		})
 	}
-	if ready(tokenless) || !strings.Contains(tokenlessP.output(), "invalid join token") {
-		t.Errorf("a proxy without the join token: ready %v, log:\n%s", ready(tokenless), tokenlessP.output())
+	if ready(forged) {
+		t.Errorf("a proxy trusting another root is ready; log:\n%s", forgedP.output())
+	}
+	if ready(tokenless) {
+		t.Errorf("a proxy without the join token is ready; log:\n%s", tokenlessP.output())
 	}
 	var list struct {
 		Proxies []struct{ Name string }
 	}
-	if err := jsonGet("http://"+api+"/api/v1/proxies", &list); err != nil {
+	if err := jsonGet("http://"+m.api+"/api/v1/proxies", &list); err != nil {
 		t.Fatal(err)
 	}
 	if len(list.Proxies) != 1 || list.Proxies[0].Name != "good" {

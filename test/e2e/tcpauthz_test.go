@@ -14,9 +14,10 @@ import (
 // ingress gateway's identity and closes connections from any other, as
 // Istio documents for TCP traffic (only source and port fields apply).
 func TestTCPAuthorization(t *testing.T) {
-	m := upMesh(t, "")
+	// Gateway port 31400 (Istio's TCP example) on a port weft up binds first.
+	m := upMesh(t, "", "--gateway-port-map", "31400="+anyPort)
 	m.runEnv("default", "db", "app=db,version=v1", nil, "--protocol", "tcp", "--", weftBin, "demo-app", "echo", "tcp")
-	_, port, _ := net.SplitHostPort(freePort(t))
+	const port = "31400"
 	m.apply("default", fmt.Sprintf(`apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: tcp-gw}
@@ -58,7 +59,7 @@ spec:
 		line, err := bufio.NewReader(c).ReadString('\n')
 		return strings.TrimSpace(line), err
 	}
-	gw := "127.0.0.1:" + port
+	gw := m.gatewayPorts[31400]
 	eventually(t, 30*time.Second, "the gateway's identity is admitted", func() error {
 		line, err := ask(gw)
 		if err != nil || !strings.HasSuffix(line, ": ping") {

@@ -151,11 +151,12 @@ spec:
 // gateway's TCP server splits connections 80/20 by weight, into sidecars
 // that proxy raw TCP to the app.
 func TestTCPRoutes(t *testing.T) {
-	m := upMesh(t, "")
+	// Gateway port 31400 (Istio's TCP example) on a port weft up binds first.
+	m := upMesh(t, "", "--gateway-port-map", "31400="+anyPort)
 	for _, v := range []string{"v1", "v2"} {
 		m.runEnv("default", "tcp-echo", "app=tcp-echo,version="+v, nil, "--protocol", "tcp", "--", weftBin, "demo-app", "echo", "tcp")
 	}
-	_, port, _ := net.SplitHostPort(freePort(t))
+	const port = "31400"
 	m.apply("default", fmt.Sprintf(`apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: tcp-gw}
@@ -188,7 +189,7 @@ spec:
     - destination: {host: tcp-echo, subset: v2, port: {number: 8080}}
       weight: 20
 `, port))
-	addr := "127.0.0.1:" + port
+	addr := m.gatewayPorts[31400]
 	ask := func() (string, error) {
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if err != nil {

@@ -19,7 +19,9 @@ func TestBadInputRefused(t *testing.T) {
 	expectOnly(t, m, "v1")
 
 	cases := []struct{ name, yaml, want string }{
-		{"weight out of range", splitVS(100, 0) + "---\n" + strings.Replace(splitVS(0, 100), "weight: 0", "weight: 120", 1), "weight"},
+		// One VirtualService, refused for its weight alone (not also for
+		// being given twice in the request).
+		{"weight out of range", strings.Replace(splitVS(0, 100), "weight: 0", "weight: 120", 1), "spec.http[0].route[0].weight: must be between 0 and 100, got 120"},
 		{"unknown field", strings.Replace(splitVS(0, 100), "hosts:", "hostz:", 1), "hostz"},
 		{"bad regex", `apiVersion: networking.istio.io/v1beta1
 kind: VirtualService
@@ -54,6 +56,9 @@ spec:
 		}
 		if !strings.Contains(out, tc.want) || !strings.Contains(out, "document") {
 			t.Errorf("%s: error should name the document and %q, got:\n%s", tc.name, tc.want, out)
+		}
+		if strings.Contains(out, "more than once") {
+			t.Errorf("%s: refused for another reason too, got:\n%s", tc.name, out)
 		}
 	}
 	// Nothing changed: still all v1.

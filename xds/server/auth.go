@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/weft-mesh/weft/ca"
 	"github.com/weft-mesh/weft/xds/node"
 )
 
@@ -29,6 +30,9 @@ type Principal struct {
 	// token" or "system:serviceaccount:default:bookinfo-reviews". Never
 	// the secret itself.
 	Subject string
+	// Credential identifies a revocable credential (a scoped join token's
+	// ID), which Options.Revalidate is asked about; "" for none.
+	Credential string
 }
 
 // Covers reports whether p may run as a proxy claiming m's namespace and
@@ -37,11 +41,17 @@ func (p Principal) Covers(m *node.Meta) error {
 	if p.Mesh {
 		return nil
 	}
-	if m.Namespace == p.Namespace && m.ServiceAccount == p.ServiceAccount {
+	// A proxy naming no service account gets the default one's
+	// certificate (Identity), so that is what it claims.
+	sa := m.ServiceAccount
+	if sa == "" {
+		sa = ca.DefaultServiceAccount
+	}
+	if m.Namespace == p.Namespace && sa == p.ServiceAccount {
 		return nil
 	}
 	return fmt.Errorf("credential %s admits identity %s/%s only; the proxy claims %s/%s",
-		p.Subject, p.Namespace, p.ServiceAccount, m.Namespace, m.ServiceAccount)
+		p.Subject, p.Namespace, p.ServiceAccount, m.Namespace, sa)
 }
 
 // BearerToken returns the token of the "authorization: Bearer TOKEN" gRPC

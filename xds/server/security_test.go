@@ -68,9 +68,7 @@ func TestAuthentication(t *testing.T) {
 	}
 	c := dialToken(t, addr, sidecar("web"), token)
 	c.subscribeAll()
-	if got := c.drain(200 * time.Millisecond); len(got) != 5 {
-		t.Fatalf("with the join token got %v", types(got))
-	}
+	c.expect(5)
 	for _, secret := range []string{token, "not-the-token-9a8b"} {
 		if strings.Contains(logs.String(), secret) {
 			t.Errorf("the server logged a token")
@@ -97,7 +95,7 @@ func TestPrincipalBoundsIdentity(t *testing.T) {
 	own.Namespace, own.ServiceAccount = "default", "reviews"
 	c := dial(t, addr, own)
 	c.subscribeAll()
-	if got := c.drain(200 * time.Millisecond); len(got) != 5 {
+	if got := c.expect(5); len(got) != 5 {
 		t.Fatalf("own identity got %v", types(got))
 	}
 
@@ -138,9 +136,7 @@ func TestAdmission(t *testing.T) {
 
 	in := dial(t, addr, sidecar("web"))
 	in.subscribeAll()
-	if got := in.drain(200 * time.Millisecond); len(got) != 5 {
-		t.Fatalf("member got %v", types(got))
-	}
+	in.expect(5)
 	members.Store("other")
 	s.Push("member roll changed")
 	if err := in.streamErr(t); grpcstatus.Code(err) != codes.PermissionDenied {
@@ -203,7 +199,7 @@ func TestSecretsFirstAndRotated(t *testing.T) {
 	c := dial(t, addr, m)
 	c.subscribeAll()
 
-	sds := c.next(time.Second)
+	sds := c.next(responseWait)
 	if sds == nil || sds.TypeUrl != SecretType {
 		t.Fatalf("first response %v, want SDS", sds)
 	}
@@ -211,18 +207,22 @@ func TestSecretsFirstAndRotated(t *testing.T) {
 	if want := "spiffe://example.org/ns/coolapp/sa/web-sa"; len(leaf.URIs) != 1 || leaf.URIs[0].String() != want {
 		t.Fatalf("identity %v, want %s", leaf.URIs, want)
 	}
-	// Nothing that could use the certificate goes out before its ACK.
-	if r := c.next(300 * time.Millisecond); r != nil {
-		t.Fatalf("%s sent before SDS was ACKed", shortType(r.TypeUrl))
+	// Nothing that could use the certificate goes out before its ACK: the
+	// answer to a resubscription (which is SDS again, unACKed) comes first.
+	c.send(&discovery.DiscoveryRequest{TypeUrl: SecretType})
+	if r := c.next(responseWait); r == nil || r.TypeUrl != SecretType {
+		t.Fatalf("%v sent before SDS was ACKed", r)
+	} else {
+		sds = r
 	}
 	c.ack(sds)
-	if got := c.drain(200 * time.Millisecond); !eq(types(got), []string{"CDS", "EDS", "LDS", "RDS"}) {
+	if got := c.expect(4); !eq(types(got), []string{"CDS", "EDS", "LDS", "RDS"}) {
 		t.Fatalf("after the SDS ACK got %v", types(got))
 	}
 
 	// At half its lifetime the certificate is re-issued and pushed alone.
 	var next *discovery.DiscoveryResponse
-	for deadline := time.Now().Add(5 * time.Second); next == nil && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(responseWait); next == nil && time.Now().Before(deadline); {
 		if r := c.next(100 * time.Millisecond); r != nil {
 			if r.TypeUrl != SecretType {
 				t.Fatalf("rotation pushed %s", shortType(r.TypeUrl))
@@ -231,7 +231,7 @@ func TestSecretsFirstAndRotated(t *testing.T) {
 		}
 	}
 	if next == nil {
-		t.Fatal("certificate not re-issued within 5s of a 2s lifetime")
+		t.Fatalf("certificate not re-issued within %v of a 2s lifetime", responseWait)
 	}
 	if next.VersionInfo == sds.VersionInfo {
 		t.Error("rotated secrets kept the version")
@@ -275,13 +275,13 @@ func TestSecretsByName(t *testing.T) {
 	_, addr, _ := startWith(t, gen, Options{Issuer: authority})
 	c := dial(t, addr, sidecar("web"))
 	c.send(&discovery.DiscoveryRequest{TypeUrl: translate.ClusterType})
-	cds := c.next(time.Second)
+	cds := c.next(responseWait)
 	if cds == nil || cds.TypeUrl != translate.ClusterType {
 		t.Fatalf("CDS without an SDS subscription: %v", cds)
 	}
 	c.ack(cds)
 	c.send(&discovery.DiscoveryRequest{TypeUrl: SecretType, ResourceNames: []string{ca.SecretRoot}})
-	sds := c.next(time.Second)
+	sds := c.next(responseWait)
 	if sds == nil || sds.TypeUrl != SecretType {
 		t.Fatalf("named SDS: %v", sds)
 	}
@@ -334,12 +334,11 @@ func TestRenewalFailureKeepsStream(t *testing.T) {
 	s, addr, _ := startWith(t, gen, Options{Issuer: iss, CertTTL: 2 * time.Second})
 	c := dial(t, addr, sidecar("web"))
 	c.subscribeAll()
-	if got := c.drain(200 * time.Millisecond); len(got) != 5 {
-		t.Fatalf("got %v", types(got))
-	}
+	first := c.expect(5)
 	waitFor(t, "a failed renewal", func() bool { return iss.calls.Load() >= 2 })
-	if r := c.next(200 * time.Millisecond); r != nil {
-		t.Errorf("a failed renewal pushed %s", shortType(r.TypeUrl))
+	// Still the first certificate: nothing was pushed for the failure.
+	if got, sds := c.settleSDS(); len(got) != 0 || sds.VersionInfo != first[0].VersionInfo {
+		t.Errorf("a failed renewal pushed %v, then SDS %s (first %s)", types(got), sds.VersionInfo, first[0].VersionInfo)
 	}
 	if len(s.Connections()) != 1 {
 		t.Error("a failed renewal closed the stream")

@@ -86,6 +86,11 @@ type Options struct {
 	// disconnected; a non-nil error ends the stream with PermissionDenied
 	// and the error's text. nil admits every proxy.
 	Admit func(*node.Meta) error
+	// Revalidate asks, at every regeneration and certificate renewal,
+	// whether a stream's principal still holds (say, its token was not
+	// revoked); a non-nil error, a gRPC status, ends the stream. nil: a
+	// principal holds for the stream's life.
+	Revalidate func(Principal) error
 	// Issuer signs the proxies' certificates (SDS secret "default") and
 	// provides the trust bundle (secret "ROOTCA"). nil: SDS answers with
 	// no secrets.
@@ -101,6 +106,10 @@ type Options struct {
 	// PushConcurrency bounds the streams regenerating and sending at
 	// once; zero means DefaultPushConcurrency.
 	PushConcurrency int
+	// OnStream, when set, is called when a node's first stream starts
+	// (connected true) and when its last stream ends (false), in order,
+	// from the stream's goroutine. It must not block.
+	OnStream func(nodeID string, connected bool)
 }
 
 // Server implements the AggregatedDiscoveryService.
@@ -113,6 +122,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	conns    map[uint64]*conn
+	streams  map[string]int       // node ID -> open streams
 	lastSeen map[string]time.Time // node ID -> last request or disconnect
 	nextID   uint64
 
@@ -196,7 +206,7 @@ func New(gen Generator, o Options) *Server {
 	if o.PushConcurrency <= 0 {
 		o.PushConcurrency = DefaultPushConcurrency
 	}
-	return &Server{gen: gen, log: o.Log, opts: o, conns: map[uint64]*conn{}, lastSeen: map[string]time.Time{},
+	return &Server{gen: gen, log: o.Log, opts: o, conns: map[uint64]*conn{}, streams: map[string]int{}, lastSeen: map[string]time.Time{},
 		pushSem: make(chan struct{}, o.PushConcurrency)}
 }
 
@@ -360,6 +370,8 @@ func (s *Server) newestConn(nodeID string) *conn {
 	return best
 }
 
+// add registers a new stream. The OnStream call happens under s.mu, so
+// calls for one node arrive in the order its streams came and went.
 func (s *Server) add(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -368,6 +380,9 @@ func (s *Server) add(c *conn) {
 	c.connID = fmt.Sprintf("%s-%d", c.nodeID, c.seq)
 	s.conns[c.seq] = c
 	s.lastSeen[c.nodeID] = time.Now()
+	if s.streams[c.nodeID]++; s.streams[c.nodeID] == 1 && s.opts.OnStream != nil {
+		s.opts.OnStream(c.nodeID, true)
+	}
 }
 
 func (s *Server) remove(c *conn) {
@@ -375,4 +390,10 @@ func (s *Server) remove(c *conn) {
 	defer s.mu.Unlock()
 	delete(s.conns, c.seq)
 	s.lastSeen[c.nodeID] = time.Now()
+	if s.streams[c.nodeID]--; s.streams[c.nodeID] == 0 {
+		delete(s.streams, c.nodeID)
+		if s.opts.OnStream != nil {
+			s.opts.OnStream(c.nodeID, false)
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -198,22 +199,60 @@ func (c *client) next(d time.Duration) *discovery.DiscoveryResponse {
 	}
 }
 
-// drain ACKs every response until none arrives for quiet, returning them.
-// The first response may take up to the server's 1s push guarantee.
-func (c *client) drain(quiet time.Duration) []*discovery.DiscoveryResponse {
+// responseWait bounds the wait for a response the server owes: a
+// generous limit for a stuck server, not a measure of its speed.
+const responseWait = 10 * time.Second
+
+// expect ACKs and returns the next n responses.
+func (c *client) expect(n int) []*discovery.DiscoveryResponse {
+	c.t.Helper()
 	var out []*discovery.DiscoveryResponse
-	for {
-		wait := quiet
-		if len(out) == 0 {
-			wait = time.Second
-		}
-		r := c.next(wait)
+	for len(out) < n {
+		r := c.next(responseWait)
 		if r == nil {
-			return out
+			c.t.Fatalf("got %v, then nothing; want %d responses", types(out), n)
 		}
 		out = append(out, r)
 		c.ack(r)
 	}
+	return out
+}
+
+// settle proves what the server sent since the test last read: it
+// resubscribes to SDS, which the server must answer, and returns (ACKed)
+// every other response that arrived before that answer. The stream is
+// ordered, so whatever the server sent earlier comes first: an empty
+// result means it sent nothing, without waiting to see.
+func (c *client) settle() []*discovery.DiscoveryResponse {
+	c.t.Helper()
+	others, _ := c.settleSDS()
+	return others
+}
+
+// settleSDS is settle, also returning the first SDS response after the
+// resubscription (the answer, unless the server sent SDS before it).
+func (c *client) settleSDS() ([]*discovery.DiscoveryResponse, *discovery.DiscoveryResponse) {
+	c.t.Helper()
+	c.send(&discovery.DiscoveryRequest{TypeUrl: SecretType})
+	var out []*discovery.DiscoveryResponse
+	for {
+		r := c.next(responseWait)
+		if r == nil {
+			c.t.Fatalf("no answer to an SDS resubscription (after %v)", types(out))
+		}
+		c.ack(r)
+		if r.TypeUrl == SecretType {
+			return out, r
+		}
+		out = append(out, r)
+	}
+}
+
+// regenerated waits until the generator has run since calls (as counted
+// before a push): anything that push sends is on the stream after that.
+func regenerated(t *testing.T, gen *fakeGen, calls int64) {
+	t.Helper()
+	waitFor(t, "a regeneration", func() bool { return gen.calls.Load() > calls })
 }
 
 func types(rs []*discovery.DiscoveryResponse) []string {
@@ -238,7 +277,7 @@ func eq(a, b []string) bool {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(responseWait)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -249,7 +288,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestInitialOrderAndAcks(t *testing.T) {
 	_, s, c := webSubscribed(t, "catalog", "gateway")
-	got := c.drain(200 * time.Millisecond)
+	got := c.expect(5)
 	if !eq(types(got), []string{"SDS", "CDS", "EDS", "LDS", "RDS"}) {
 		t.Fatalf("order %v", types(got))
 	}
@@ -278,52 +317,77 @@ func TestInitialOrderAndAcks(t *testing.T) {
 
 func TestPushArrivesAndUnchangedIsNotResent(t *testing.T) {
 	gen, s, c := webSubscribed(t, "catalog")
-	c.drain(200 * time.Millisecond)
+	c.expect(5)
 
+	calls := gen.calls.Load()
 	s.Push("no change")
-	if r := c.next(300 * time.Millisecond); r != nil {
-		t.Fatalf("unchanged model produced %s", shortType(r.TypeUrl))
+	regenerated(t, gen, calls)
+	if got := c.settle(); len(got) != 0 {
+		t.Fatalf("unchanged model produced %v", types(got))
 	}
 
 	gen.set("catalog", "reviews")
 	begin := time.Now()
 	s.Push("reviews added")
-	r := c.next(time.Second)
-	if r == nil {
-		t.Fatal("no push within 1s")
-	}
-	t.Logf("first response after %v", time.Since(begin))
-	c.ack(r)
-	got := append([]*discovery.DiscoveryResponse{r}, c.drain(200*time.Millisecond)...)
+	got := c.expect(3)
+	t.Logf("three responses after %v", time.Since(begin))
 	if !eq(types(got), []string{"CDS", "EDS", "RDS"}) {
-		t.Errorf("push order %v (LDS unchanged, so not resent)", types(got))
+		t.Errorf("push order %v", types(got))
+	}
+	if more := c.settle(); len(more) != 0 {
+		t.Errorf("then %v (LDS is unchanged: not resent)", types(more))
 	}
 }
 
+// TestPushCoalesces: a burst of pushes one millisecond apart for 200 ms
+// (on the bubble's clock) becomes one regeneration per DefaultDebounceMax, not
+// one per push, and nothing is left pending.
 func TestPushCoalesces(t *testing.T) {
-	gen, s, c := webSubscribed(t, "catalog")
-	c.drain(200 * time.Millisecond)
-	before := gen.calls.Load()
-	for i := 0; i < 200; i++ {
-		s.Push("burst")
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(200 * time.Millisecond)
-	if n := gen.calls.Load() - before; n < 1 || n > 10 {
-		t.Errorf("%d generations for a 200-push burst", n)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		s := New(&fakeGen{}, Options{})
+		c := &conn{pushCh: make(chan struct{}, 1)}
+		s.conns[1] = c
+		var flushes atomic.Int64
+		done := make(chan struct{})
+		counted := make(chan struct{})
+		go func() {
+			defer close(counted)
+			for {
+				select {
+				case <-c.pushCh:
+					flushes.Add(1)
+				case <-done:
+					return
+				}
+			}
+		}()
+		for range 200 {
+			s.Push("burst")
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		close(done)
+		<-counted
+		if n := flushes.Load(); n < 2 || n > 3 {
+			t.Errorf("%d regenerations for a 200-push burst over 200 ms, want one per %v", n, DefaultDebounceMax)
+		}
+		if !s.pendingSince.IsZero() {
+			t.Error("a push is still pending")
+		}
+	})
 }
 
 func TestNackNotResent(t *testing.T) {
 	gen, s, c := webSubscribed(t, "catalog")
-	initial := c.drain(200 * time.Millisecond)
+	initial := c.expect(5)
 	oldRDS := initial[4].VersionInfo
 
 	gen.set("catalog", "reviews")
 	s.Push("reviews added")
 	var nacked string
 	for nacked == "" {
-		r := c.next(time.Second)
+		r := c.next(responseWait)
 		if r == nil {
 			t.Fatal("no RDS push")
 		}
@@ -334,16 +398,10 @@ func TestNackNotResent(t *testing.T) {
 			c.ack(r)
 		}
 	}
-	deadline := time.After(300 * time.Millisecond)
-	for done := false; !done; {
-		select {
-		case r := <-c.resps:
-			t.Errorf("after NACK got %s %s", shortType(r.TypeUrl), r.VersionInfo)
-		case <-deadline:
-			done = true
-		}
-	}
 	waitFor(t, "NACK recorded", func() bool { return s.Connections()[0].LastNack != "" })
+	if got := c.settle(); len(got) != 0 {
+		t.Errorf("after NACK got %v", types(got))
+	}
 	info := s.Connections()[0]
 	if info.Acked[translate.RouteType] != oldRDS {
 		t.Errorf("ACKed RDS %q, want the pre-NACK %q", info.Acked[translate.RouteType], oldRDS)
@@ -351,13 +409,15 @@ func TestNackNotResent(t *testing.T) {
 	t.Logf("LastNack: %s", info.LastNack)
 
 	// The same model pushed again stays quiet; a new change goes out.
+	calls := gen.calls.Load()
 	s.Push("again")
-	if r := c.next(300 * time.Millisecond); r != nil {
-		t.Errorf("NACKed version resent: %s %s", shortType(r.TypeUrl), r.VersionInfo)
+	regenerated(t, gen, calls)
+	if got := c.settle(); len(got) != 0 {
+		t.Errorf("NACKed version resent: %v", types(got))
 	}
 	gen.set("catalog", "reviews", "ratings")
 	s.Push("ratings added")
-	got := c.drain(300 * time.Millisecond)
+	got := c.expect(3)
 	if !eq(types(got), []string{"CDS", "EDS", "RDS"}) || got[2].VersionInfo == nacked {
 		t.Errorf("after a new change got %v", types(got))
 	}
@@ -365,13 +425,16 @@ func TestNackNotResent(t *testing.T) {
 
 func TestRemovalSendsRoutesBeforeClusters(t *testing.T) {
 	gen, s, c := webSubscribed(t, "catalog", "reviews")
-	c.drain(200 * time.Millisecond)
+	c.expect(5)
 
 	gen.set("catalog")
 	s.Push("reviews removed")
-	got := c.drain(300 * time.Millisecond)
+	got := c.expect(3)
 	if !eq(types(got), []string{"RDS", "CDS", "EDS"}) {
 		t.Fatalf("removal order %v, want RDS then CDS, EDS", types(got))
+	}
+	if more := c.settle(); len(more) != 0 {
+		t.Errorf("then %v", types(more))
 	}
 	for _, a := range got[1].Resources {
 		cl := &cluster.Cluster{}
@@ -386,17 +449,19 @@ func TestRemovalSendsRoutesBeforeClusters(t *testing.T) {
 
 func TestInvalidResourcesSkipped(t *testing.T) {
 	gen, s, c := webSubscribed(t, "catalog")
-	c.drain(200 * time.Millisecond)
+	c.expect(5)
 	gen.broken.Store(true)
 	gen.set("catalog", "reviews")
+	calls := gen.calls.Load()
 	s.Push("broken")
-	if r := c.next(300 * time.Millisecond); r != nil {
-		t.Errorf("invalid resources were pushed: %s", shortType(r.TypeUrl))
+	regenerated(t, gen, calls)
+	if got := c.settle(); len(got) != 0 {
+		t.Errorf("invalid resources were pushed: %v", types(got))
 	}
 	gen.broken.Store(false)
 	s.Push("fixed")
-	if got := c.drain(300 * time.Millisecond); len(got) == 0 {
-		t.Error("fixed model not pushed")
+	if got := c.expect(3); !eq(types(got), []string{"CDS", "EDS", "RDS"}) || len(got[2].Resources) == 0 {
+		t.Errorf("fixed model pushed as %v", types(got))
 	}
 }
 
@@ -409,8 +474,8 @@ func TestTwoConnections(t *testing.T) {
 		Labels: map[string]string{"istio": "ingressgateway"}})
 	side.subscribeAll()
 	router.subscribeAll()
-	sr := side.drain(200 * time.Millisecond)
-	rr := router.drain(200 * time.Millisecond)
+	sr := side.expect(5)
+	rr := router.expect(5)
 	if len(sr) != 5 || len(rr) != 5 {
 		t.Fatalf("sidecar got %v, router got %v", types(sr), types(rr))
 	}
@@ -424,15 +489,16 @@ func TestTwoConnections(t *testing.T) {
 
 func TestDisconnect(t *testing.T) {
 	_, s, c := webSubscribed(t, "catalog")
-	c.drain(100 * time.Millisecond)
+	c.expect(5)
 	id := sidecar("web").ID()
 	if len(s.Connections()) != 1 {
 		t.Fatal("not connected")
 	}
+	closed := time.Now()
 	c.conn.Close()
 	waitFor(t, "connection removed", func() bool { return len(s.Connections()) == 0 })
-	if seen := s.LastSeen(id); seen.IsZero() || time.Since(seen) > time.Second {
-		t.Errorf("LastSeen %v", seen)
+	if seen := s.LastSeen(id); seen.Before(closed) || seen.After(time.Now()) {
+		t.Errorf("LastSeen %v, want the disconnect (after %v)", seen, closed)
 	}
 	if _, _, ok := s.Acked(id, translate.ClusterType); ok {
 		t.Error("Acked answers for a disconnected proxy")

@@ -56,6 +56,7 @@ func (st *typeState) base() *resource.Set {
 type conn struct {
 	s           *Server
 	meta        *node.Meta
+	principal   Principal // who the stream authenticated as
 	nodeID      string
 	seq         uint64
 	connID      string
@@ -128,7 +129,7 @@ func (s *Server) open(ctx context.Context, first func() (*core.Node, error)) (*c
 		return nil, err
 	}
 	c := &conn{
-		s: s, meta: meta, nodeID: meta.ID(), connectedAt: time.Now(),
+		s: s, meta: meta, principal: principal, nodeID: meta.ID(), connectedAt: time.Now(),
 		pushCh:  make(chan struct{}, 1),
 		renewCh: make(chan struct{}, 1),
 		types:   map[string]*typeState{},
@@ -229,8 +230,7 @@ func (c *conn) run(ctx context.Context, first request, recv func() (request, err
 				return err
 			}
 		case <-c.renewCh:
-			if err := c.s.admit(c.meta); err != nil {
-				c.log.Warn("xds proxy no longer admitted; disconnecting", "err", err)
+			if err := c.stillAdmitted(); err != nil {
 				return err
 			}
 			c.renew()
@@ -312,8 +312,7 @@ func peerAddr(ctx context.Context) string {
 // previous one stays. It first asks whether the proxy is still admitted:
 // the error it returns (PermissionDenied) ends the stream.
 func (c *conn) regenerate() error {
-	if err := c.s.admit(c.meta); err != nil {
-		c.log.Warn("xds proxy no longer admitted; disconnecting", "err", err)
+	if err := c.stillAdmitted(); err != nil {
 		return err
 	}
 	out, err := c.s.gen.Generate(c.meta, c.desired)
@@ -439,7 +438,7 @@ func (c *conn) advance() error {
 			if t != SecretType && !c.settled(SecretType) {
 				continue
 			}
-			if (t == translate.ListenerType || t == translate.RouteType) && !c.settled(translate.ClusterType) {
+			if (t == translate.ListenerType || t == translate.RouteType) && (!c.settled(translate.ClusterType) || !c.endpointsFollow()) {
 				continue
 			}
 			target := c.target(t)
@@ -480,6 +479,35 @@ func (c *conn) settled(t string) bool {
 		return t != translate.ClusterType || c.meta.GRPC()
 	}
 	return st.sentNonce != "" && st.replied && st.sentVer == c.target(t).Version()
+}
+
+// endpointsFollow reports whether the proxy holds the endpoints of every
+// EDS cluster it was sent: its EDS subscription names each of them and it
+// has replied to the current EDS. A proxy asks for a new cluster's
+// endpoints only after it took the CDS, so without this wait a route sent
+// on the CDS ACK could reach the proxy before the endpoints of a cluster
+// it names, and requests would fail with no healthy upstream (UH). A proxy
+// not subscribed to EDS yet (the first configuration) is not waited for:
+// it holds back its first configuration until it is complete. Nor is a
+// gRPC client: it asks for clusters only once routes name them, and holds
+// its calls until their endpoints arrive.
+//
+// Callers have checked that the proxy took the current CDS, so its EDS
+// clusters are those of the current output (the retained ones it held
+// before): one question about two shared sets, answered once for every
+// stream of a bundle.
+func (c *conn) endpointsFollow() bool {
+	st := c.types[translate.EndpointType]
+	if !st.subscribed || c.meta.GRPC() {
+		return true
+	}
+	if !c.settled(translate.EndpointType) {
+		return false
+	}
+	if st.names == nil {
+		return true // a wildcard subscription gets every assignment
+	}
+	return resource.FirstMissing(c.desired.Endpoints, st.names) == ""
 }
 
 // target returns the resources of type t the proxy should hold now.

@@ -46,6 +46,23 @@ func waitSync(t *testing.T, s *Server, what string, ok func(SyncStatus) bool) Sy
 	return last
 }
 
+// ackUntil reads and ACKs what the server sends until ok holds for the
+// one connection's sync status (a resubscription, as settle sends, would
+// itself make the proxy pending again).
+func (c *client) ackUntil(s *Server, what string, ok func(SyncStatus) bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(responseWait)
+	for time.Now().Before(deadline) {
+		if conns := s.Connections(); len(conns) == 1 && ok(conns[0].Sync) {
+			return
+		}
+		if r := c.next(10 * time.Millisecond); r != nil {
+			c.ack(r)
+		}
+	}
+	c.t.Fatalf("%s: not within %v of reading and ACKing", what, responseWait)
+}
+
 // A proxy's sync status follows the model revision: pending until it has
 // ACKed every type generated for the revision, synced after, and NACKed
 // (with the proxy's message) when it rejects part of it; the newest fully
@@ -64,8 +81,7 @@ func TestSyncStatusFollowsRevisions(t *testing.T) {
 		t.Errorf("before any ACK: %+v, want pending, nothing synced", st)
 	}
 	c.ack(first)
-	c.drain(200 * time.Millisecond)
-	waitSync(t, s, "revision 7 synced", func(st SyncStatus) bool {
+	c.ackUntil(s, "revision 7 synced", func(st SyncStatus) bool {
 		return st.State == Synced && st.Revision == 7 && st.SyncedRevision == 7
 	})
 
@@ -146,7 +162,21 @@ func TestSyncStatusWaitsForRouteSubscription(t *testing.T) {
 	}
 	c.send(&discovery.DiscoveryRequest{TypeUrl: translate.RouteType, VersionInfo: lastRDS.VersionInfo,
 		ResponseNonce: lastRDS.Nonce, ResourceNames: []string{translate.OutboundRoute}})
-	c.drain(200 * time.Millisecond)
+	// ACK up to the answer to that subscription, keeping it in every RDS ACK.
+	for {
+		r := c.next(responseWait)
+		if r == nil {
+			t.Fatal("no RDS answer to the route table subscription")
+		}
+		req := &discovery.DiscoveryRequest{TypeUrl: r.TypeUrl, VersionInfo: r.VersionInfo, ResponseNonce: r.Nonce}
+		if r.TypeUrl == translate.RouteType {
+			req.ResourceNames = []string{translate.OutboundRoute}
+		}
+		c.send(req)
+		if r.TypeUrl == translate.RouteType {
+			break
+		}
+	}
 	waitSync(t, s, "synced once the route table is asked for and ACKed", func(st SyncStatus) bool {
 		return st.State == Synced && st.SyncedRevision == 3
 	})

@@ -26,6 +26,7 @@ import (
 // clustersPart is the clusters half of a bundle.
 type clustersPart struct {
 	epochs    model.Epochs     // the inputs' epochs (the fields it reads)
+	down      uint64           // Options.DownEpoch it was made at
 	services  []*model.Service // visible, by hostname
 	rules     []*config.Object // the DestinationRule of each service, or nil
 	perSvc    []svcPart        // what each service contributed
@@ -79,7 +80,7 @@ func routeEpochs(s *model.Snapshot) model.Epochs {
 
 // buildBundle generates the shared part. last, the same key's bundle of
 // an earlier snapshot, gives back what did not change.
-func (t *Translator) buildBundle(s *model.Snapshot, key bundleKey, scope *model.Scope, last *bundle) *bundle {
+func (t *Translator) buildBundle(s *model.Snapshot, down uint64, key bundleKey, scope *model.Scope, last *bundle) *bundle {
 	rep := &node.Meta{Type: node.Sidecar, Namespace: key.ns}
 	switch key.flavor {
 	case flavorRouter:
@@ -94,7 +95,7 @@ func (t *Translator) buildBundle(s *model.Snapshot, key bundleKey, scope *model.
 	if last != nil {
 		lastC, lastR = last.cparts, last.rparts
 	}
-	cp := t.clustersPart(s, rep, scope, lastC)
+	cp := t.clustersPart(s, down, rep, scope, lastC)
 	rp := t.routesPart(s, rep, scope, cp, lastR)
 	b := &bundle{key: key, cparts: cp, rparts: rp, hosts: map[string]bool{}, registryOnly: scope.RegistryOnly(),
 		clusters: cp.clusters, endpoints: cp.endpoints, listeners: rp.listeners, routes: rp.routes,
@@ -108,13 +109,15 @@ func (t *Translator) buildBundle(s *model.Snapshot, key bundleKey, scope *model.
 
 // clustersPart returns the clusters half for scope, from last when its
 // inputs are unchanged, patched when only some services' endpoints are.
-func (t *Translator) clustersPart(s *model.Snapshot, rep *node.Meta, scope *model.Scope, last *clustersPart) *clustersPart {
-	cp := &clustersPart{epochs: clusterEpochs(s), services: s.VisibleServices(scope)}
+func (t *Translator) clustersPart(s *model.Snapshot, down uint64, rep *node.Meta, scope *model.Scope, last *clustersPart) *clustersPart {
+	cp := &clustersPart{epochs: clusterEpochs(s), down: down, services: s.VisibleServices(scope)}
 	cp.rules = make([]*config.Object, len(cp.services))
 	for i, svc := range cp.services {
 		cp.rules[i] = s.DestinationRule(rep.Namespace, svc.Hostname)
 	}
-	if last != nil && last.epochs == cp.epochs && slices.Equal(last.rules, cp.rules) && len(last.services) == len(cp.services) {
+	// Proxy health marks endpoints: when it changed, the assignments are
+	// made again (from the item cache, which knows which changed).
+	if last != nil && last.epochs == cp.epochs && last.down == cp.down && slices.Equal(last.rules, cp.rules) && len(last.services) == len(cp.services) {
 		if slices.Equal(last.services, cp.services) {
 			return last
 		}
@@ -275,6 +278,7 @@ func (t *Translator) routesPart(s *model.Snapshot, rep *node.Meta, scope *model.
 	if last != nil {
 		lastRoutes, lastListeners = last.routes, last.listeners
 	}
+	g.headerLimits()
 	rp.routes = g.set(g.r.Routes, lastRoutes)
 	rp.listeners = g.set(g.r.Listeners, lastListeners)
 	rp.errs = append(g.errs(), g.listenerRefErrors(rp.addrs, nil)...)

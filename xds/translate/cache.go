@@ -64,6 +64,7 @@ type clusterKey struct {
 	dr     *config.Object
 	peer   uint64
 	td     string
+	down   string // the endpoints' sidecars that are down (Options.ProxyDown)
 }
 
 // clusterItem is a generated outbound cluster, its assignment (nil for

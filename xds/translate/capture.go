@@ -204,7 +204,9 @@ func meshTCPRouteMatches(tr *networking.TCPRoute, port uint32) bool {
 
 // capturedInbound emits virtualInbound on the inbound capture port: for
 // every port the pod serves (the workload ports of the services whose
-// endpoints include its IP) filter chains matching that destination port,
+// endpoints include its IP, active or not: a pod that is not ready yet or
+// is terminating serves its ports all the same) filter chains matching
+// that destination port,
 // with the mTLS chains of the effective PeerAuthentication for the port
 // and the inbound filters to cluster inbound|PORT|| (the pod IP and port,
 // reached from InboundPassthroughSource); for any other port, chains under
@@ -214,13 +216,15 @@ func (g *generator) capturedInbound() {
 	ports := map[uint32]bool{} // workload port -> HTTP
 	for _, svc := range g.s.ServicesAt(g.p.IP) {
 		for _, port := range svc.Ports {
-			for _, e := range svc.Endpoints {
-				if e.Address != g.p.IP {
-					continue
-				}
-				wp := e.PortFor(port)
-				if _, seen := ports[wp]; !seen && wp != 0 && !reservedPort(wp) {
-					ports[wp] = port.IsHTTP()
+			for _, eps := range [2][]*model.Endpoint{svc.Endpoints, svc.Inactive} {
+				for _, e := range eps {
+					if e.Address != g.p.IP {
+						continue
+					}
+					wp := e.PortFor(port)
+					if _, seen := ports[wp]; !seen && wp != 0 && !reservedPort(wp) {
+						ports[wp] = port.IsHTTP()
+					}
 				}
 			}
 		}
@@ -306,6 +310,7 @@ func originalDstCluster(name, source string) *cluster.Cluster {
 		ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_ORIGINAL_DST},
 		ConnectTimeout:       durationpb.New(ConnectTimeout),
 		LbPolicy:             cluster.Cluster_CLUSTER_PROVIDED,
+		CircuitBreakers:      defaultCircuitBreakers(),
 	}
 	if source != "" {
 		c.UpstreamBindConfig = inboundBind()

@@ -191,6 +191,33 @@ func TestCapturedSidecarResources(t *testing.T) {
 	}
 }
 
+// TestCapturedSidecarInactive: a pod that gets no traffic (not ready yet,
+// or terminating: the Kubernetes source lists it in the ServiceEntry's
+// inactive endpoints) keeps the inbound chains of its ports, so requests
+// that reach it while it starts or drains are served as HTTP, with its
+// policies, not passed through as TCP; its callers have no endpoint for it.
+func TestCapturedSidecarInactive(t *testing.T) {
+	objs := bookinfoCaptured()
+	reviews := objs[0]
+	se := reviews.Spec.(*networking.ServiceEntry)
+	se.Endpoints = se.Endpoints[1:] // 10.1.0.5, the pod under test, is terminating
+	reviews.Meta.Annotations = map[string]string{model.AnnotationInactiveEndpoints: `[{"address":"10.1.0.5"}]`}
+	r := generate(t, objs, capturedMeta())
+	want := "virtualInbound-blackhole[15006]:tcp:BlackHoleCluster " +
+		"inbound-tls-9080[9080/tls]:rbac,hcm:inbound|9080|| inbound-plaintext-9080[9080/raw_buffer]:rbac,hcm:inbound|9080|| " +
+		"inbound-plaintext-9091[9091]:rbac,tcp:inbound|9091|| "
+	if got := chainsOf(t, r.Listeners[InboundListener]); !strings.HasPrefix(got, want) {
+		t.Errorf("virtualInbound chains of a terminating pod\n got %s\nwant %s...", got, want)
+	}
+	for _, e := range r.Endpoints[ClusterName(9080, "", "reviews."+ns+".svc.cluster.local")].GetEndpoints() {
+		for _, le := range e.GetLbEndpoints() {
+			if a := le.GetEndpoint().GetAddress().GetSocketAddress().GetAddress(); a == "10.1.0.5" {
+				t.Error("the terminating pod is an endpoint of its service")
+			}
+		}
+	}
+}
+
 // Local mode is untouched, and a captured node without its pod IP is a
 // problem, not a broken listener.
 func TestCapturedSidecarNeedsPodIP(t *testing.T) {

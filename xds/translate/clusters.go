@@ -60,7 +60,8 @@ func (g *generator) serviceClusters(svc *model.Service, dro *config.Object) {
 // long as what it is made of is unchanged.
 func (g *generator) addCluster(svc *model.Service, port *model.Port, subsetName string, subset map[string]string, policy *networking.TrafficPolicy, dr *config.Object) {
 	name := ClusterName(port.Number, subsetName, svc.Hostname)
-	key := clusterKey{flavor: flavorOf(g.p), svc: svc, port: port.Number, subset: subsetName, dr: dr, peer: g.s.Epochs().PeerAuth, td: g.opts.TrustDomain}
+	key := clusterKey{flavor: flavorOf(g.p), svc: svc, port: port.Number, subset: subsetName, dr: dr, peer: g.s.Epochs().PeerAuth, td: g.opts.TrustDomain,
+		down: g.downSidecars(svc)}
 	v, ok := g.items.get(key)
 	if !ok {
 		v = g.items.put(key, g.newClusterItem(name, svc, port, subsetName, subset, policy, dr))
@@ -70,6 +71,22 @@ func (g *generator) addCluster(svc *model.Service, port *model.Port, subsetName 
 	if it.hash != nil {
 		g.hashes[name] = it.hash
 	}
+}
+
+// downSidecars names the sidecars of svc's endpoints that are down
+// (Options.ProxyDown), which its assignments mark UNHEALTHY: usually none.
+func (g *generator) downSidecars(svc *model.Service) string {
+	if g.opts.ProxyDown == nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, e := range svc.Endpoints {
+		if e.Proxy != "" && g.opts.ProxyDown(e.Proxy) {
+			b.WriteString(e.Proxy)
+			b.WriteByte(0)
+		}
+	}
+	return b.String()
 }
 
 // newClusterItem generates one cluster (and assignment) alone, so the
@@ -120,7 +137,8 @@ func edsCluster(name string) *cluster.Cluster {
 }
 
 // loadAssignment groups the service's endpoints (those carrying every label
-// in subset) by locality.
+// in subset) by locality. Endpoints whose sidecar lost its xDS stream
+// (Options.ProxyDown) are UNHEALTHY.
 func (g *generator) loadAssignment(name string, svc *model.Service, port *model.Port, subset map[string]string) *endpoint.ClusterLoadAssignment {
 	groups := map[string]*endpoint.LocalityLbEndpoints{}
 	for _, e := range svc.Endpoints {
@@ -132,14 +150,22 @@ func (g *generator) loadAssignment(name string, svc *model.Service, port *model.
 			grp = &endpoint.LocalityLbEndpoints{Locality: locality(e.Locality)}
 			groups[e.Locality] = grp
 		}
-		grp.LbEndpoints = append(grp.LbEndpoints, lbEndpoint(e, port, g.endpointMetadata(e), g.endpointSidecarTLS(e, port)))
+		le := lbEndpoint(e, port, g.endpointMetadata(e), g.endpointSidecarTLS(e, port))
+		if e.Proxy != "" && g.opts.ProxyDown != nil && g.opts.ProxyDown(e.Proxy) {
+			le.HealthStatus = core.HealthStatus_UNHEALTHY
+		}
+		grp.LbEndpoints = append(grp.LbEndpoints, le)
 	}
 	cla := &endpoint.ClusterLoadAssignment{ClusterName: name}
 	for _, l := range sortedKeys(groups) {
 		grp := groups[l]
+		// The sum of the endpoints taking traffic: an unhealthy one's share
+		// goes to the others, as if it had left.
 		var sum uint32
 		for _, le := range grp.LbEndpoints {
-			sum += le.GetLoadBalancingWeight().GetValue()
+			if le.GetHealthStatus() != core.HealthStatus_UNHEALTHY {
+				sum += le.GetLoadBalancingWeight().GetValue()
+			}
 		}
 		grp.LoadBalancingWeight = wrapperspb.UInt32(max(sum, 1))
 		cla.Endpoints = append(cla.Endpoints, grp)

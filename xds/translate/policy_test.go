@@ -197,7 +197,7 @@ func TestSubsetAndPortLevelPolicy(t *testing.T) {
 		port    uint32
 		subset  string
 		lb      cluster.Cluster_LbPolicy
-		maxConn uint32 // 0: no circuit breakers
+		maxConn uint32 // 0: Istio's defaults, every threshold unlimited
 		outlier uint32 // consecutive_5xx, 0: no outlier detection
 	}{
 		{8080, "", cluster.Cluster_RANDOM, 10, 7},
@@ -217,7 +217,11 @@ func TestSubsetAndPortLevelPolicy(t *testing.T) {
 		if c.GetLbPolicy() != tc.lb {
 			t.Errorf("%s: lb %v, want %v", name, c.GetLbPolicy(), tc.lb)
 		}
-		if got := c.GetCircuitBreakers().GetThresholds(); tc.maxConn == 0 && got != nil || tc.maxConn != 0 && got[0].GetMaxConnections().GetValue() != tc.maxConn {
+		want := tc.maxConn
+		if want == 0 {
+			want = math.MaxUint32
+		}
+		if got := c.GetCircuitBreakers().GetThresholds(); len(got) != 1 || got[0].GetMaxConnections().GetValue() != want {
 			t.Errorf("%s: circuit breakers %v, want max_connections %d", name, got, tc.maxConn)
 		}
 		if got := c.GetOutlierDetection(); tc.outlier == 0 && got != nil || tc.outlier != 0 && got.GetConsecutive_5Xx().GetValue() != tc.outlier {
@@ -237,7 +241,7 @@ func TestConnectionPool(t *testing.T) {
 	c := generate(t, coolapp(catalogDR(tp)), sidecarMeta()).Clusters[catalogCluster]
 	assertProto(t, "circuit_breakers", c.GetCircuitBreakers(), &cluster.CircuitBreakers{Thresholds: []*cluster.CircuitBreakers_Thresholds{{
 		MaxConnections: wrapperspb.UInt32(100), MaxPendingRequests: wrapperspb.UInt32(5),
-		MaxRequests: wrapperspb.UInt32(50), MaxRetries: wrapperspb.UInt32(3),
+		MaxRequests: wrapperspb.UInt32(50), MaxRetries: wrapperspb.UInt32(3), TrackRemaining: true,
 	}}})
 	if c.GetConnectTimeout().AsDuration() != 250*time.Millisecond {
 		t.Errorf("connect_timeout %v", c.GetConnectTimeout())
@@ -262,6 +266,29 @@ func TestConnectionPool(t *testing.T) {
 	}
 	if c.GetTypedExtensionProtocolOptions() != nil || c.GetConnectTimeout().AsDuration() != ConnectTimeout {
 		t.Errorf("cluster %v", c)
+	}
+}
+
+// TestDefaultCircuitBreakers: without a connectionPool every cluster,
+// outbound and a sidecar's inbound one, gets Istio's thresholds, all at
+// the maximum, not Envoy's 3 concurrent retries per cluster that fail
+// requests with UO while an instance goes away under load.
+func TestDefaultCircuitBreakers(t *testing.T) {
+	want := &cluster.CircuitBreakers{Thresholds: []*cluster.CircuitBreakers_Thresholds{{
+		MaxConnections: wrapperspb.UInt32(4294967295), MaxPendingRequests: wrapperspb.UInt32(4294967295),
+		MaxRequests: wrapperspb.UInt32(4294967295), MaxRetries: wrapperspb.UInt32(4294967295), TrackRemaining: true,
+	}}}
+	for name, r := range map[string]*Resources{
+		"no DestinationRule": generate(t, coolapp(), sidecarMeta()),
+		"a DestinationRule without connectionPool": generate(t, coolapp(catalogDR(&networking.TrafficPolicy{
+			LoadBalancer: &networking.LoadBalancerSettings{LbPolicy: &networking.LoadBalancerSettings_Simple{Simple: networking.LoadBalancerSettings_RANDOM}}})), sidecarMeta()),
+	} {
+		if len(r.Clusters) < 2 {
+			t.Fatalf("%s: clusters %v", name, r.Clusters)
+		}
+		for cn, c := range r.Clusters {
+			assertProto(t, name+": "+cn+" circuit_breakers", c.GetCircuitBreakers(), want)
+		}
 	}
 }
 

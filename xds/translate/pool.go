@@ -29,27 +29,45 @@ const (
 	enforcingAlways           = 100
 )
 
+// defaultCircuitBreakers are Istio's circuit breakers for every cluster
+// whose DestinationRule sets no connectionPool (and the base of those that
+// do): every threshold at its maximum. Envoy's own defaults (1024
+// connections, pending and active requests, 3 concurrent retries) are
+// left out on purpose: 3 retries across a whole cluster "has shown to be
+// insufficient during pod churn", when an instance goes away under load
+// and every request routed to it needs a retry before the new endpoints
+// arrive.
+func defaultCircuitBreakers() *cluster.CircuitBreakers {
+	return &cluster.CircuitBreakers{Thresholds: []*cluster.CircuitBreakers_Thresholds{{
+		Priority:           core.RoutingPriority_DEFAULT,
+		MaxConnections:     wrapperspb.UInt32(math.MaxUint32),
+		MaxPendingRequests: wrapperspb.UInt32(math.MaxUint32),
+		MaxRequests:        wrapperspb.UInt32(math.MaxUint32),
+		MaxRetries:         wrapperspb.UInt32(math.MaxUint32),
+		TrackRemaining:     true,
+	}}}
+}
+
 // applyConnectionPool translates connectionPool into circuit breakers,
 // connect_timeout and upstream HTTP protocol options. As in Istio, a limit
 // left unset means "unlimited" (MaxUint32), not Envoy's default of 1024:
-// writing a connectionPool for one limit must not impose the others.
+// writing a connectionPool for one limit must not impose the others; and
+// without a connectionPool every limit is unlimited.
 func applyConnectionPool(c *cluster.Cluster, port *model.Port, cp *networking.ConnectionPoolSettings) {
+	c.CircuitBreakers = defaultCircuitBreakers()
 	if cp == nil {
 		return
 	}
-	limit := func(n int32) *wrapperspb.UInt32Value {
+	th := c.CircuitBreakers.Thresholds[0]
+	limit := func(dst **wrapperspb.UInt32Value, n int32) {
 		if n > 0 {
-			return wrapperspb.UInt32(uint32(n))
+			*dst = wrapperspb.UInt32(uint32(n))
 		}
-		return wrapperspb.UInt32(math.MaxUint32)
 	}
-	c.CircuitBreakers = &cluster.CircuitBreakers{Thresholds: []*cluster.CircuitBreakers_Thresholds{{
-		Priority:           core.RoutingPriority_DEFAULT,
-		MaxConnections:     limit(cp.GetTcp().GetMaxConnections()),
-		MaxPendingRequests: limit(cp.GetHttp().GetHttp1MaxPendingRequests()),
-		MaxRequests:        limit(cp.GetHttp().GetHttp2MaxRequests()),
-		MaxRetries:         limit(cp.GetHttp().GetMaxRetries()),
-	}}}
+	limit(&th.MaxConnections, cp.GetTcp().GetMaxConnections())
+	limit(&th.MaxPendingRequests, cp.GetHttp().GetHttp1MaxPendingRequests())
+	limit(&th.MaxRequests, cp.GetHttp().GetHttp2MaxRequests())
+	limit(&th.MaxRetries, cp.GetHttp().GetMaxRetries())
 	if ct := cp.GetTcp().GetConnectTimeout(); ct != nil {
 		c.ConnectTimeout = durationpb.New(ct.AsDuration())
 	}

@@ -63,6 +63,23 @@ type Options struct {
 	// TrustDomain is the SPIFFE trust domain of the mesh's identities
 	// (spiffe://TD/ns/NS/sa/SA); empty means ca.DefaultTrustDomain.
 	TrustDomain string
+	// MaxRequestHeadersKB and MaxHeadersCount bound the request headers of
+	// every HTTP listener (HCM max_request_headers_kb and
+	// common_http_protocol_options.max_headers_count); 0 leaves the field
+	// out, which means Envoy's default (60 KiB, 100 headers).
+	MaxRequestHeadersKB, MaxHeadersCount uint32
+	// ProxyDown, when set, reports whether the sidecar with xDS node ID id
+	// has lost its stream to the control plane. The endpoints it
+	// registered (model.Endpoint.Proxy) are then sent with health_status
+	// UNHEALTHY, which takes them out of load balancing until the sidecar
+	// is back or its WorkloadEntry is removed.
+	ProxyDown func(id string) bool
+	// DownEpoch, when set with ProxyDown, changes whenever ProxyDown's
+	// answers may have: a Translator then regenerates the assignments of
+	// the services whose sidecars' health changed, although the snapshot
+	// is the same. Without it a Translator's ProxyDown answers are taken
+	// to be fixed.
+	DownEpoch func() uint64
 }
 
 // Resources is everything one proxy should have, keyed by resource name.

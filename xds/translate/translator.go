@@ -59,8 +59,10 @@ type Translator struct {
 
 	mu       sync.Mutex
 	snap     *model.Snapshot
+	down     uint64 // Options.DownEpoch when snap's bundles were begun
 	bundles  map[bundleKey]*bundleSlot
 	prevSnap *model.Snapshot
+	prevDown uint64
 	last     map[bundleKey]*bundle // bundles of prevSnap, for reuse
 }
 
@@ -222,18 +224,19 @@ func (t *Translator) Generate(s *model.Snapshot, p *node.Meta, prev *Output) *Ou
 // bundle returns the shared part for key in snapshot s, generating it on
 // first use.
 func (t *Translator) bundle(s *model.Snapshot, key bundleKey, scope *model.Scope) *bundle {
+	down := t.downEpoch()
 	t.mu.Lock()
 	var slot *bundleSlot
 	var last *bundle
-	switch s {
-	case t.snap:
+	switch {
+	case s == t.snap && down == t.down:
 		slot = t.bundles[key]
 		if slot == nil {
 			slot = &bundleSlot{}
 			t.bundles[key] = slot
 		}
 		last = t.last[key]
-	case t.prevSnap:
+	case s == t.prevSnap && down == t.prevDown:
 		// A proxy still on the snapshot before the current one: serve it
 		// what was built then, or build without sharing.
 		last = t.last[key]
@@ -241,20 +244,29 @@ func (t *Translator) bundle(s *model.Snapshot, key bundleKey, scope *model.Scope
 		if last != nil {
 			return last
 		}
-		return t.buildBundle(s, key, scope, nil)
+		return t.buildBundle(s, down, key, scope, nil)
 	default:
-		t.advance(s)
+		t.advance(s, down)
 		slot = &bundleSlot{}
 		t.bundles[key] = slot
 		last = t.last[key]
 	}
 	t.mu.Unlock()
-	slot.once.Do(func() { slot.b = t.buildBundle(s, key, scope, last) })
+	slot.once.Do(func() { slot.b = t.buildBundle(s, down, key, scope, last) })
 	return slot.b
 }
 
-// advance makes s the current snapshot. Callers hold t.mu.
-func (t *Translator) advance(s *model.Snapshot) {
+// downEpoch is Options.DownEpoch's, 0 without one.
+func (t *Translator) downEpoch() uint64 {
+	if t.opts.DownEpoch == nil {
+		return 0
+	}
+	return t.opts.DownEpoch()
+}
+
+// advance makes s, with proxy health at epoch down, the current
+// generation. Callers hold t.mu.
+func (t *Translator) advance(s *model.Snapshot, down uint64) {
 	built := map[bundleKey]*bundle{}
 	for k, slot := range t.bundles {
 		if slot.b != nil {
@@ -267,8 +279,8 @@ func (t *Translator) advance(s *model.Snapshot) {
 			built[k] = b
 		}
 	}
-	t.prevSnap, t.last = t.snap, built
-	t.snap, t.bundles = s, map[bundleKey]*bundleSlot{}
+	t.prevSnap, t.prevDown, t.last = t.snap, t.down, built
+	t.snap, t.down, t.bundles = s, down, map[bundleKey]*bundleSlot{}
 	t.items.rotate()
 }
 
@@ -301,6 +313,7 @@ func (t *Translator) own(s *model.Snapshot, p *node.Meta, b *bundle, scope *mode
 	case flavorGRPC:
 		// Everything a gRPC application gets is shared.
 	}
+	g.headerLimits()
 	own := &ownPart{key: key}
 	own.listeners = g.set(g.r.Listeners, nil).Items()
 	own.clusters = g.set(g.r.Clusters, nil).Items()
