@@ -33,6 +33,7 @@ func Main(ctx context.Context, args []string) error {
 	fs.DurationVar(&o.Timeout, "timeout", 60*time.Second, "longest wait for one change to reach every proxy")
 	deadline := fs.Duration("deadline", 9*time.Minute, "the whole run stops after this")
 	maxRSS := fs.Float64("max-rss-gb", 6, "stop the control plane (and report the run as aborted) above this RSS")
+	maxDriverRSS := fs.Float64("max-driver-rss-gb", 12, "stop the run above this driver RSS (its bookkeeping of 2000 proxies' resources takes a few GB; more means it cannot keep up)")
 	fs.StringVar(&o.Label, "label", "weft", "label in the report")
 	fs.BoolVar(&o.Profile, "profile", false, "save the control plane's heap (all proxies connected) and CPU profiles of the first weight and endpoint changes in -out")
 	if err := fs.Parse(args); err != nil {
@@ -49,7 +50,7 @@ func Main(ctx context.Context, args []string) error {
 	default:
 		return fmt.Errorf("-sidecar %q: want none, namespace or workload", o.Mesh.Sidecar)
 	}
-	o.MaxRSS = int64(*maxRSS * 1e9)
+	o.MaxRSS, o.MaxDriverRSS = int64(*maxRSS*1e9), int64(*maxDriverRSS*1e9)
 	ctx, cancel := context.WithTimeout(ctx, *deadline)
 	defer cancel()
 	var err error

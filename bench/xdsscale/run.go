@@ -33,8 +33,10 @@ type Options struct {
 	Delta    bool // the driver speaks incremental xDS
 	Timeout  time.Duration
 	MaxRSS   int64 // the control plane is stopped (and the run reported as aborted) above this
-	Label    string
-	Log      *log.Logger
+	// MaxDriverRSS stops the run when the driver process grows above it.
+	MaxDriverRSS int64
+	Label        string
+	Log          *log.Logger
 	// Profile, when set, serves the control plane's pprof and saves its
 	// heap with every proxy connected and CPU profiles of the first weight
 	// and endpoint changes into Out.
@@ -119,7 +121,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	defer cp.stop()
 	var aborted atomic.Value
-	go cp.guard(ctx, o.MaxRSS, func(msg string) { aborted.Store(msg) })
+	abort := func(msg string) { o.Log.Print(msg); aborted.Store(msg) }
+	go cp.guard(ctx, "control plane", o.MaxRSS, abort)
 
 	ep, err := waitEndpoints(ctx, state)
 	if err != nil {
@@ -152,6 +155,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	defer drv.quit()
+	go (&process{cmd: drv.cmd, done: drv.done}).guard(ctx, "driver", o.MaxDriverRSS, abort)
 
 	cpu0, _ := cpuTime(cp.pid())
 	first, err := drv.read(ctx)
@@ -398,7 +402,7 @@ func (p *process) stop() {
 
 // guard stops the process when its RSS exceeds max, so a control plane
 // that cannot cope does not take the shared machine down with it.
-func (p *process) guard(ctx context.Context, max int64, abort func(string)) {
+func (p *process) guard(ctx context.Context, what string, max int64, abort func(string)) {
 	if max <= 0 {
 		return
 	}
@@ -412,7 +416,7 @@ func (p *process) guard(ctx context.Context, max int64, abort func(string)) {
 			return
 		case <-t.C:
 			if rss, _, err := memory(p.pid()); err == nil && rss > max {
-				abort(fmt.Sprintf("control plane RSS %.1f GB exceeded the %.1f GB guard", float64(rss)/1e9, float64(max)/1e9))
+				abort(fmt.Sprintf("%s RSS %.1f GB exceeded the %.1f GB guard", what, float64(rss)/1e9, float64(max)/1e9))
 				p.cmd.Process.Kill()
 				return
 			}
