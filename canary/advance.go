@@ -87,6 +87,14 @@ func (rn *run) step() {
 			rn.warn("%v", err)
 			return
 		}
+		// No traffic moves to a primary before it serves (in Kubernetes,
+		// Sync has just created NAME-primary: the next run takes over).
+		if p := obs.Revisions[obs.Primary]; !p.Ready {
+			rn.setPhase(PhaseInitializing)
+			rn.msg = "waiting for the primary: " + firstOf(p.NotReady, "not ready")
+			rn.warn("Halt %s initialization: primary not ready: %s", rn.id(), firstOf(p.NotReady, "not ready"))
+			return
+		}
 		if err := rn.c.router.SetRoutes(rn.ctx, rn.obj, h, totalWeight, 0, false); err != nil {
 			rn.warn("%v", err)
 			return
@@ -131,6 +139,15 @@ func (rn *run) step() {
 	newRevision := obs.Candidate != "" && obs.Candidate != st.GetLastAppliedSpec() && obs.Candidate != obs.Primary
 	active := phase == PhaseProgressing || phase == PhaseWaiting || phase == PhaseWaitingPromotion || phase == PhasePromoting || phase == PhaseFinalising
 	if !active && !newRevision {
+		// Between releases the canary takes no traffic and runs nothing
+		// (Kubernetes: NAME at 0 replicas), level-triggered. Scaling it
+		// down a run after the traffic left it (initialization, rollback)
+		// gives every proxy an interval to get the routes first.
+		if phase == PhaseInitialized || phase == PhaseSucceeded || phase == PhaseFailed {
+			if err := rn.c.opts.Target.ScaleToZero(rn.ctx, rn.obj); err != nil {
+				rn.warn("%v", err)
+			}
+		}
 		if obs.CandidateProblem != "" {
 			rn.msg = obs.CandidateProblem
 			rn.warn("Halt %s: %s", rn.id(), obs.CandidateProblem)
@@ -425,10 +442,7 @@ func (rn *run) rollback(h Hosts) {
 		return
 	}
 	rn.setWeight(0)
-	if err := rn.c.opts.Target.ScaleToZero(rn.ctx, rn.obj); err != nil {
-		rn.warn("%v", err)
-	}
-	rn.setPhase(PhaseFailed)
+	rn.setPhase(PhaseFailed) // the next run scales the canary to zero
 	rn.warn("Canary failed! %s: all traffic back to %s %s", rn.id(), rn.app(), rn.obs.Primary)
 	rn.runHooks(config.WebhookPostRollout, PhaseFailed)
 }

@@ -35,8 +35,10 @@ type Local struct {
 
 var _ Target = (*Local)(nil)
 
-// hosts names the services of a Canary, as Flagger does.
-func hosts(cd *config.Object) Hosts {
+// HostsOf names the services of a Canary, as Flagger does: the apex
+// service spec.service.name (default targetRef.name), NAME-primary and
+// NAME-canary, on spec.service.port.
+func HostsOf(cd *config.Object) Hosts {
 	spec := cd.Spec.(*flaggerv1beta1.Canary)
 	apex := spec.GetService().GetName()
 	if apex == "" {
@@ -53,7 +55,7 @@ func (l *Local) Observe(ctx context.Context, cd *config.Object) (Observation, er
 	if err != nil {
 		return Observation{}, fmt.Errorf("read %s: %w", ns, err)
 	}
-	obs := Observation{Revisions: map[string]Revision{}, Hosts: hosts(cd)}
+	obs := Observation{Revisions: map[string]Revision{}, Hosts: HostsOf(cd)}
 	var problems, candidateProblems []string
 	if _, err := apexPort(objs, obs.Hosts, ns); err != nil {
 		problems = append(problems, err.Error())
@@ -297,7 +299,7 @@ func (l *Local) Promote(ctx context.Context, cd *config.Object, revision string)
 		return fmt.Errorf("read %s: %w", cd.Meta.Namespace, err)
 	}
 	retired := retiredOf(objs, cd)
-	if old := selectedVersion(objs, cd, hosts(cd).Primary); old != "" && old != revision {
+	if old := selectedVersion(objs, cd, HostsOf(cd).Primary); old != "" && old != revision {
 		retired[old] = true
 	}
 	delete(retired, revision)
@@ -311,7 +313,7 @@ func (l *Local) ScaleToZero(context.Context, *config.Object) error { return nil 
 func (l *Local) ScaleFromZero(context.Context, *config.Object) error { return nil }
 
 func (l *Local) write(ctx context.Context, objs []*config.Object, cd *config.Object, primary, canary string, retired map[string]bool) error {
-	h := hosts(cd)
+	h := HostsOf(cd)
 	port, err := apexPort(objs, h, cd.Meta.Namespace)
 	if err != nil {
 		return err
@@ -352,7 +354,7 @@ func selectedVersion(objs []*config.Object, cd *config.Object, name string) stri
 func retiredOf(objs []*config.Object, cd *config.Object) map[string]bool {
 	out := map[string]bool{}
 	for _, o := range objs {
-		if o.Kind == config.KindServiceEntry && o.Meta.Name == hosts(cd).Primary && ownedBy(o, cd) {
+		if o.Kind == config.KindServiceEntry && o.Meta.Name == HostsOf(cd).Primary && ownedBy(o, cd) {
 			for _, v := range strings.Split(o.Meta.Annotations[AnnotationRetired], ",") {
 				if v != "" {
 					out[v] = true

@@ -6,10 +6,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/weft-mesh/weft/canary"
+	canarykube "github.com/weft-mesh/weft/canary/kube"
 	"github.com/weft-mesh/weft/config"
 	"github.com/weft-mesh/weft/loadtester"
 	"github.com/weft-mesh/weft/proxy"
@@ -18,46 +21,84 @@ import (
 )
 
 // canaries is the control plane's progressive delivery: the canary
-// analysis over the store with the local target, and the built-in load
-// tester its webhooks reach (flagger-loadtester.NS), whose load goes
-// through a sidecar of the mesh started on first use, one per namespace.
+// analysis over the store with the mode's target (canary.Local, or
+// canary/kube's Deployments), and the built-in load tester its webhooks
+// reach (flagger-loadtester.NS), whose load goes through a sidecar of the
+// mesh started on first use, one per namespace.
 type canaries struct {
 	controller *canary.Controller
 	tester     *loadtester.Tester
-	done       chan struct{} // closed when the controller has stopped
+	kube       *canarykube.Target // Kubernetes mode; nil locally
 
 	mu       sync.Mutex
 	sidecars map[string]*http.Client // namespace -> client through its sidecar
+	rootDir  string                  // holds the mesh root for the sidecars in Kubernetes mode
+
+	runMu    sync.Mutex
+	stopping bool           // no term starts the controller any more
+	runs     sync.WaitGroup // the controller's runs, one per term
 }
 
 // setupCanaries creates the analysis; runCanaries starts it.
 func (c *ControlPlane) setupCanaries() {
-	c.canaries = &canaries{sidecars: map[string]*http.Client{}, done: make(chan struct{})}
+	c.canaries = &canaries{sidecars: map[string]*http.Client{}}
 	c.canaries.tester = loadtester.New(loadtester.Options{Client: c.loadTesterClient, Log: c.log.With("component", "loadtester")})
 	hooks := &http.Client{Transport: loadtester.Transport(c.canaries.tester, &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 8, IdleConnTimeout: 30 * time.Second})}
+	var target canary.Target = &canary.Local{Store: c.store, Connected: c.connected}
+	if c.kube != nil {
+		c.canaries.kube = canarykube.New(c.kube.Clients.Kube, c.log.With("component", "canary"))
+		target = c.canaries.kube
+	}
 	c.canaries.controller = canary.New(canary.Options{
 		Store:     c.store,
-		Target:    &canary.Local{Store: c.store, Connected: c.connected},
+		Target:    target,
 		Telemetry: telemetrySource{c},
 		HTTP:      hooks,
 		Log:       c.log.With("component", "canary"),
 	})
 }
 
-// runCanaries runs the analysis as a writer of the leader's term (locally,
-// the control plane's life). In Kubernetes mode it does not run yet: its
-// target there (Deployments, NAME-primary) is not built, and the local one
-// reads WorkloadEntries only (canary/README.md).
+// runCanaries runs the analysis as a writer of the leader's terms (the
+// local control plane's life is one term): in Kubernetes mode the leader
+// alone reads the Deployments and writes routing, Deployments, Services
+// and statuses, and its telemetry (Service istiod-leader) is what the
+// builtin metrics read.
 func (c *ControlPlane) runCanaries() {
-	if c.kube != nil {
-		close(c.canaries.done)
-		c.log.Info("canary analysis runs in local mode only for now; Canaries in the cluster are stored and validated, not acted on")
-		return
-	}
+	lc := c.canaries
 	c.OnLeader(func(term context.Context) {
-		c.canaries.controller.Run(term)
-		close(c.canaries.done) // one term: the local control plane's life
+		lc.runMu.Lock()
+		if lc.stopping {
+			lc.runMu.Unlock()
+			return
+		}
+		lc.runs.Add(1)
+		lc.runMu.Unlock()
+		defer lc.runs.Done()
+		if lc.kube != nil {
+			if err := lc.kube.Start(term); err != nil {
+				if term.Err() == nil {
+					c.log.Error("canary analysis not running this term", "err", err)
+				}
+				return
+			}
+		}
+		lc.controller.Run(term)
 	})
+}
+
+// stopCanaries waits for the controller's last run to end (its last
+// status write lands before the store closes); no term starts it again.
+func (c *ControlPlane) stopCanaries() {
+	lc := c.canaries
+	lc.runMu.Lock()
+	lc.stopping = true
+	lc.runMu.Unlock()
+	lc.runs.Wait()
+	lc.mu.Lock()
+	if lc.rootDir != "" {
+		os.RemoveAll(lc.rootDir)
+	}
+	lc.mu.Unlock()
 }
 
 // Canaries returns the canary analysis (for the API and tests).
@@ -118,8 +159,17 @@ func (c *ControlPlane) loadTesterClient(ctx context.Context, namespace string) (
 			s.Close()
 		}
 	}
-	// The sidecar joins as its own identity, with a token scoped to it.
-	token, err := c.MintJoinToken(namespace, loadTesterAccount, "the canary analysis' load tester")
+	// The sidecar joins as its own identity: locally with a join token
+	// scoped to it; in a cluster, where proxies prove themselves with
+	// their pod's ServiceAccount token and this one has no pod, with a
+	// credential of this process that never leaves it.
+	var token string
+	var err error
+	if c.reviewer != nil {
+		token, err = c.reviewer.mintInternal(namespace, loadTesterAccount)
+	} else {
+		token, err = c.MintJoinToken(namespace, loadTesterAccount, "the canary analysis' load tester")
+	}
 	if err != nil {
 		closeAll()
 		return nil, fmt.Errorf("load tester sidecar: join token: %w", err)
@@ -128,7 +178,10 @@ func (c *ControlPlane) loadTesterClient(ctx context.Context, namespace string) (
 		Sockets: map[string]net.Listener{meta.Outbound: socks[0], meta.Admin: socks[1]}, TelemetryURL: "http://" + localHost(c.APIAddr()),
 		JoinToken: token}
 	if c.xdsTLS {
-		opts.CARoot = c.ca.RootFile()
+		if opts.CARoot, err = c.rootFileLocked(); err != nil {
+			closeAll()
+			return nil, fmt.Errorf("load tester sidecar: %w", err)
+		}
 	}
 	h, err := proxy.Start(c.runCtx, opts)
 	if err != nil {
@@ -149,4 +202,26 @@ func (c *ControlPlane) loadTesterClient(ctx context.Context, namespace string) (
 	lc.sidecars[namespace] = hc
 	c.log.Info("load tester sidecar started", "namespace", namespace, "outbound", meta.Outbound)
 	return hc, nil
+}
+
+// rootFileLocked is a file holding the mesh root, for the load tester's
+// sidecars to verify the xDS server: the CA's own, or (Kubernetes mode,
+// where the root lives in a Secret) a copy written once. lc.mu is held.
+func (c *ControlPlane) rootFileLocked() (string, error) {
+	if f := c.ca.RootFile(); f != "" {
+		return f, nil
+	}
+	lc := c.canaries
+	if lc.rootDir == "" {
+		dir, err := os.MkdirTemp("", "weft-loadtester-")
+		if err != nil {
+			return "", fmt.Errorf("mesh root for the sidecar: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "root-cert.pem"), c.ca.RootPEM(), 0o600); err != nil {
+			os.RemoveAll(dir)
+			return "", fmt.Errorf("mesh root for the sidecar: %w", err)
+		}
+		lc.rootDir = dir
+	}
+	return filepath.Join(lc.rootDir, "root-cert.pem"), nil
 }

@@ -353,7 +353,7 @@ func (c *ControlPlane) stop() {
 		case <-time.After(c.kube.RenewDeadline):
 		}
 	}
-	<-c.canaries.done // its last status write lands before the store closes
+	c.stopCanaries()
 	c.canaries.tester.Close()
 	c.jwks.Close()
 	c.store.Close()

@@ -107,6 +107,24 @@ func TestTokenReview(t *testing.T) {
 	}
 }
 
+// An in-process proxy's credential proves its identity to this process
+// alone, without asking the API server; a similar-looking token does not.
+func TestInternalCredential(t *testing.T) {
+	r, calls := fakeReviews(t, nil)
+	tok, err := r.mintInternal("default", "flagger-loadtester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.review(context.Background(), tok)
+	if err != nil || p.Namespace != "default" || p.ServiceAccount != "flagger-loadtester" || *calls != 0 {
+		t.Fatalf("review(internal) = %+v, %v (%d API calls)", p, err, *calls)
+	}
+	other, _ := newTokenReviewer(kubefake.NewClientset(), "").mintInternal("default", "flagger-loadtester")
+	if _, err := r.review(context.Background(), other); status.Code(err) != codes.Unauthenticated || *calls != 1 {
+		t.Errorf("another process' credential: %v (%d API calls)", err, *calls)
+	}
+}
+
 func TestServiceAccountOf(t *testing.T) {
 	for in, ok := range map[string]bool{
 		"system:serviceaccount:ns:sa": true, "system:serviceaccount:ns": false, "system:serviceaccount::sa": false,

@@ -10,7 +10,9 @@ import (
 	"os"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/weft-mesh/weft/kube/inject"
@@ -85,7 +87,7 @@ func (c *ControlPlane) startWebhooks(ctx context.Context) error {
 	member := func(ns string) (bool, string) { return c.snap.Load().IsMember(ns) }
 	cluster := webhook.NewCluster(o.Kube, o.ControlPlaneService, member, inject.Settings{Image: o.ProxyImage, ImagePullPolicy: corev1.PullIfNotPresent})
 	mux := http.NewServeMux()
-	mux.Handle(webhook.ValidatePath, webhook.Validator(log))
+	mux.Handle(webhook.ValidatePath, webhook.Validator(log, &webhook.Guard{Check: c.canaryGuard, Trusted: c.trustedWriter}))
 	mux.Handle(webhook.InjectPath, &webhook.Injector{Namespace: cluster.Namespace, Settings: cluster.Settings, Log: log})
 
 	ln, err := net.Listen("tcp", o.Addr)
@@ -119,6 +121,27 @@ func (c *ControlPlane) startWebhooks(ctx context.Context) error {
 	}()
 	log.Info("webhooks up", "addr", ln.Addr().String(), "hosts", hosts)
 	return nil
+}
+
+// trustedWriter reports whether a request to the API server comes from
+// the control plane itself or from Kubernetes' own controllers: the
+// canary guard lets their writes through (the canary controller writes
+// what a Canary owns; the namespace controller and the garbage collector
+// delete what must go). That is any ServiceAccount of the control plane's
+// namespace or of kube-system, and the controller manager's own user.
+func (c *ControlPlane) trustedWriter(user authenticationv1.UserInfo) bool {
+	if user.Username == "system:kube-controller-manager" {
+		return true
+	}
+	ns, _, ok := serviceAccountOf(user.Username)
+	if !ok {
+		return false
+	}
+	own := inject.SystemNamespace
+	if c.kube != nil {
+		own = c.kube.Namespace
+	}
+	return ns == own || ns == metav1.NamespaceSystem
 }
 
 // WebhookAddr is the bound webhook address ("" without webhooks).

@@ -14,6 +14,7 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregv1 "k8s.io/api/admissionregistration/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -117,5 +118,23 @@ func TestKubeWebhookOptions(t *testing.T) {
 	o := KubeWebhookOptions(fake.NewClientset(), nil)
 	if o.Addr != ":15017" || o.ProxyImage != "docker.io/library/weft:v1" || o.Kube == nil {
 		t.Errorf("%+v", o)
+	}
+}
+
+// The canary guard trusts the control plane's own ServiceAccounts and
+// Kubernetes' controllers, no one else.
+func TestTrustedWriter(t *testing.T) {
+	c := &ControlPlane{kube: &KubeOptions{Namespace: "mesh-system"}}
+	for user, want := range map[string]bool{
+		"system:serviceaccount:mesh-system:weft-controlplane":    true,
+		"system:serviceaccount:kube-system:namespace-controller": true,
+		"system:serviceaccount:istio-system:weft-controlplane":   false,
+		"system:serviceaccount:shop:default":                     false,
+		"admin":                                                  false,
+		"system:kube-controller-manager":                         true,
+	} {
+		if got := c.trustedWriter(authenticationv1.UserInfo{Username: user}); got != want {
+			t.Errorf("trustedWriter(%s) = %v", user, got)
+		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/weft-mesh/weft/demo/internal/demoapp"
@@ -47,7 +48,8 @@ const Port = 9080
 
 // Serve runs app on 127.0.0.1:$PORT until ctx is done. reviews takes its
 // version from $VERSION and every app its instance name from $HOSTNAME
-// (both set by `weft run`).
+// (both set by `weft run`); $REVIEWS_FAIL_EVERY=N makes reviews a broken
+// build for canary exercises (see ReviewsConfig.FailEvery).
 func Serve(ctx context.Context, app string) error {
 	client := demoapp.Client()
 	base := func(svc string) string { return fmt.Sprintf("http://%s:%d", svc, Port) }
@@ -58,11 +60,31 @@ func Serve(ctx context.Context, app string) error {
 	case "details":
 		h = NewDetails()
 	case "reviews":
-		h = NewReviews(ReviewsConfig{Version: os.Getenv("VERSION"), PodName: os.Getenv("HOSTNAME"), Client: client, RatingsURL: base("ratings")})
+		every, err := failEvery(os.Getenv(EnvReviewsFailEvery))
+		if err != nil {
+			return err
+		}
+		h = NewReviews(ReviewsConfig{Version: os.Getenv("VERSION"), PodName: os.Getenv("HOSTNAME"), Client: client, RatingsURL: base("ratings"), FailEvery: every})
 	case "ratings":
 		h = NewRatings()
 	default:
 		return fmt.Errorf("bookinfo: unknown app %q (have %v)", app, Apps)
 	}
 	return demoapp.Serve(ctx, "bookinfo "+app, h)
+}
+
+// EnvReviewsFailEvery makes reviews answer 500 to every N-th request for
+// a book's reviews (ReviewsConfig.FailEvery): a broken build for the
+// canary exercises.
+const EnvReviewsFailEvery = "REVIEWS_FAIL_EVERY"
+
+func failEvery(v string) (int64, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("bookinfo: %s=%q: want a positive number", EnvReviewsFailEvery, v)
+	}
+	return n, nil
 }

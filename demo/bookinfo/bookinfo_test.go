@@ -2,6 +2,7 @@ package bookinfo
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -439,5 +440,43 @@ func TestSecurityExamplesDecode(t *testing.T) {
 	}
 	if kinds[config.KindPeerAuthentication] < 2 || kinds[config.KindAuthorizationPolicy] < 6 || kinds[config.KindRequestAuthentication] < 1 {
 		t.Errorf("kinds: %v", kinds)
+	}
+}
+
+// A broken build (REVIEWS_FAIL_EVERY): every N-th request for reviews
+// fails with 500, saying so; /health stays up. The product page retries
+// once, and when both attempts fail shows the error with each attempt's
+// cause (hidden), so a test can tell an injected failure from others.
+func TestReviewsFailEvery(t *testing.T) {
+	if _, err := failEvery("0"); err == nil || !strings.Contains(err.Error(), "REVIEWS_FAIL_EVERY") {
+		t.Errorf("failEvery(0): %v", err)
+	}
+	if n, err := failEvery(""); n != 0 || err != nil {
+		t.Errorf("failEvery(\"\") = %d, %v", n, err)
+	}
+	reviews := NewReviews(ReviewsConfig{Version: "v1", FailEvery: 3})
+	var codes []int
+	for i := 0; i < 6; i++ {
+		rec := get(t, reviews, "/reviews/0", nil)
+		codes = append(codes, rec.Code)
+		if rec.Code == 500 && !strings.Contains(rec.Body.String(), InjectedFailure) {
+			t.Errorf("failure body %s", rec.Body.String())
+		}
+		if rec := get(t, reviews, "/health", nil); rec.Code != 200 {
+			t.Errorf("/health: %d", rec.Code)
+		}
+	}
+	if fmt.Sprint(codes) != "[200 200 500 200 200 500]" {
+		t.Errorf("answers %v", codes)
+	}
+
+	always := httptest.NewServer(NewReviews(ReviewsConfig{Version: "v1", FailEvery: 1}))
+	defer always.Close()
+	details := httptest.NewServer(NewDetails())
+	defer details.Close()
+	page := NewProductPage(ProductPageConfig{DetailsURL: details.URL, ReviewsURL: always.URL, ReviewsAttempts: 2})
+	body := get(t, page, "/productpage", nil).Body.String()
+	if !strings.Contains(body, ReviewsError) || strings.Count(body, "answered 500") != 2 || !strings.Contains(body, InjectedFailure) {
+		t.Errorf("page:\n%s", body)
 	}
 }

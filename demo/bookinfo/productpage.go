@@ -115,21 +115,25 @@ func outboundHeaders(r *http.Request) http.Header {
 }
 
 // get fetches url with headers, up to attempts times, each attempt bounded
-// by timeout; any error or non-200 answer counts as a failure.
+// by timeout; any error or non-200 answer counts as a failure. A failure's
+// error says what went wrong at each attempt.
 func (p *productPage) get(ctx context.Context, url string, headers http.Header, timeout time.Duration, attempts int) (status int, body []byte, err error) {
+	var causes []string
 	for i := 0; i < attempts; i++ {
 		status, body, err = p.getOnce(ctx, url, headers, timeout)
 		if err == nil && status == http.StatusOK {
 			return status, body, nil
 		}
+		if err == nil {
+			causes = append(causes, fmt.Sprintf("answered %d: %.200s", status, strings.TrimSpace(string(body))))
+		} else {
+			causes = append(causes, err.Error())
+		}
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	if err == nil {
-		err = fmt.Errorf("%s answered %d", url, status)
-	}
-	return status, body, err
+	return status, body, fmt.Errorf("%s: %s", url, strings.Join(causes, "; "))
 }
 
 func (p *productPage) getOnce(ctx context.Context, url string, headers http.Header, timeout time.Duration) (int, []byte, error) {
@@ -196,6 +200,8 @@ type pageData struct {
 	ReviewsFailed             bool
 	DetailsError, DetailsText string
 	ReviewsError, ReviewsText string
+	// ReviewsCause says why reviews failed (each attempt), hidden.
+	ReviewsCause string
 }
 
 func (p *productPage) page(w http.ResponseWriter, r *http.Request) {
@@ -217,6 +223,8 @@ func (p *productPage) page(w http.ResponseWriter, r *http.Request) {
 		if json.Unmarshal(body, &rv) == nil {
 			d.Reviews = &rv
 		}
+	} else {
+		d.ReviewsCause = err.Error()
 	}
 	d.ReviewsFailed = d.Reviews == nil
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -278,6 +286,7 @@ const pageHTML = `<!DOCTYPE html>
 {{- if .ReviewsFailed}}
   <h2>{{.ReviewsError}}</h2>
   <p>{{.ReviewsText}}</p>
+  <p class="error-cause" hidden>{{.ReviewsCause}}</p>
 {{- else}}
   <h2>Book Reviews</h2>
   {{- range .Reviews.Reviews}}

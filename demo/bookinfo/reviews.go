@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/weft-mesh/weft/demo/internal/demoapp"
@@ -50,7 +51,14 @@ type ReviewsConfig struct {
 	// RatingsTimeout overrides the version's timeout (10 s for v2, 2.5 s
 	// for v3) when not zero.
 	RatingsTimeout time.Duration
+	// FailEvery, when not zero, makes every FailEvery-th request for a
+	// book's reviews fail with 500 and InjectedFailure in its body (not
+	// /health: the pod stays ready, as a broken build does).
+	FailEvery int64
 }
+
+// InjectedFailure is in the body of the answers FailEvery breaks.
+const InjectedFailure = "reviews: broken build (" + EnvReviewsFailEvery + ")"
 
 // NewReviews returns the reviews service: GET /reviews/{id}.
 func NewReviews(c ReviewsConfig) http.Handler {
@@ -78,7 +86,12 @@ func NewReviews(c ReviewsConfig) http.Handler {
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		demoapp.WriteJSON(w, http.StatusOK, map[string]string{"status": "Reviews is healthy"})
 	})
+	var served atomic.Int64
 	mux.HandleFunc("GET /reviews/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if c.FailEvery > 0 && served.Add(1)%c.FailEvery == 0 {
+			demoapp.WriteJSON(w, http.StatusInternalServerError, map[string]string{"error": InjectedFailure})
+			return
+		}
 		id := r.PathValue("id")
 		out := BookReviews{ID: id, PodName: c.PodName}
 		var stars map[string]int

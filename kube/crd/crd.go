@@ -91,6 +91,7 @@ var extras = map[string]extra{
 	"flagger.app/Canary": {[]string{"all"}, []apiextensionsv1.CustomResourceColumnDefinition{
 		col("Status", ".status.phase", ""),
 		{Name: "Weight", Type: "string", JSONPath: ".status.canaryWeight"},
+		{Name: "Suspended", Type: "boolean", JSONPath: ".spec.suspend", Priority: 1},
 		{Name: "FailedChecks", Type: "string", JSONPath: ".status.failedChecks", Priority: 1},
 		{Name: "Interval", Type: "string", JSONPath: ".spec.analysis.interval", Priority: 1},
 		{Name: "Mirror", Type: "boolean", JSONPath: ".spec.analysis.mirror", Priority: 1},
@@ -98,6 +99,9 @@ var extras = map[string]extra{
 		{Name: "StepWeights", Type: "string", JSONPath: ".spec.analysis.stepWeights", Priority: 1},
 		{Name: "MaxWeight", Type: "string", JSONPath: ".spec.analysis.maxWeight", Priority: 1},
 		{Name: "LastTransitionTime", Type: "string", JSONPath: ".status.lastTransitionTime"},
+	}},
+	"flagger.app/MetricTemplate": {[]string{"all"}, []apiextensionsv1.CustomResourceColumnDefinition{
+		col("Provider", ".spec.provider.type", ""),
 	}},
 }
 

@@ -1,6 +1,7 @@
 package crd
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -85,5 +86,29 @@ func TestNewKind(t *testing.T) {
 	if !reflect.DeepEqual(other.Spec.Names.Categories, []string{"example-com"}) || other.Spec.Versions[0].AdditionalPrinterColumns[0].Name != "Age" ||
 		!other.Spec.Versions[0].Storage || other.Spec.Versions[1].Storage {
 		t.Errorf("Widget %+v", other.Spec)
+	}
+}
+
+// Flagger's kinds print as Flagger's own CRDs do.
+func TestFlaggerColumns(t *testing.T) {
+	cols := func(kind string) []string {
+		info, ok := config.LookupKind(kind)
+		if !ok {
+			t.Fatalf("no kind %s", kind)
+		}
+		var out []string
+		for _, c := range For(info).Spec.Versions[0].AdditionalPrinterColumns {
+			out = append(out, fmt.Sprintf("%s=%s/%s/%d", c.Name, c.JSONPath, c.Type, c.Priority))
+		}
+		return out
+	}
+	if got, want := cols("Canary"), []string{"Status=.status.phase/string/0", "Weight=.status.canaryWeight/string/0",
+		"Suspended=.spec.suspend/boolean/1", "FailedChecks=.status.failedChecks/string/1", "Interval=.spec.analysis.interval/string/1",
+		"Mirror=.spec.analysis.mirror/boolean/1", "StepWeight=.spec.analysis.stepWeight/string/1", "StepWeights=.spec.analysis.stepWeights/string/1",
+		"MaxWeight=.spec.analysis.maxWeight/string/1", "LastTransitionTime=.status.lastTransitionTime/string/0"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Canary columns\n%v\nwant\n%v", got, want)
+	}
+	if got, want := cols("MetricTemplate"), []string{"Provider=.spec.provider.type/string/0"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("MetricTemplate columns %v, want %v", got, want)
 	}
 }

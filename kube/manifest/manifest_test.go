@@ -146,7 +146,8 @@ func TestControlPlane(t *testing.T) {
 		}
 	}
 	for _, want := range [][3]string{{"", "services", "watch"}, {"discovery.k8s.io", "endpointslices", "list"}, {"", "configmaps", "create"},
-		{"authentication.k8s.io", "tokenreviews", "create"}, {"admissionregistration.k8s.io", "mutatingwebhookconfigurations", "patch"}} {
+		{"authentication.k8s.io", "tokenreviews", "create"}, {"admissionregistration.k8s.io", "mutatingwebhookconfigurations", "patch"},
+		{"apps", "deployments", "update"}, {"apps", "deployments", "create"}, {"", "services", "create"}, {"", "services", "update"}} {
 		if !can(want[0], want[1], want[2]) {
 			t.Errorf("ClusterRole cannot %s %s", want[2], want[1])
 		}
@@ -249,6 +250,13 @@ func TestWebhooks(t *testing.T) {
 		if !covered[k.Group+"/"+k.Plural] {
 			t.Errorf("%s is not validated", k.Plural)
 		}
+	}
+	if len(vw.Webhooks) != 2 {
+		t.Fatalf("%d validating webhooks, want validation and the canary guard's deletes", len(vw.Webhooks))
+	}
+	if g := vw.Webhooks[1]; *g.FailurePolicy != admissionregv1.Ignore || len(g.Rules) != 1 ||
+		!reflect.DeepEqual(g.Rules[0].Operations, []admissionregv1.OperationType{"DELETE"}) || !contains(g.Rules[0].Resources, "virtualservices") {
+		t.Errorf("the guard's delete webhook %+v", g)
 	}
 
 	// A test's target: a URL, one namespace, its own names.

@@ -12,7 +12,8 @@ import (
 var read = []string{"get", "list", "watch"}
 
 // ClusterRules are the control plane's cluster-wide permissions: read
-// everything it watches; write its kinds (its API writes to the cluster:
+// everything it watches; write what a Canary releases (Deployments,
+// Services); write its kinds (its API writes to the cluster:
 // `weft apply`, WorkloadEntries of joining VMs) and their status, the
 // root-cert ConfigMaps it publishes in every namespace, events,
 // TokenReviews, and the caBundle of its own webhook configurations. A kind
@@ -22,6 +23,10 @@ func ClusterRules() []rbacv1.PolicyRule {
 		{APIGroups: []string{""}, Resources: []string{"pods", "services", "endpoints", "namespaces", "nodes", "serviceaccounts"}, Verbs: read},
 		{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: read},
 		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "replicasets", "statefulsets", "daemonsets"}, Verbs: read},
+		// The canary controller (Kubernetes target): NAME-primary and the
+		// target's replicas; Services NAME, NAME-primary and NAME-canary.
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"create", "update", "patch"}},
+		{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"create", "update", "patch"}},
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
 		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "update", "patch"}},
 		{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},

@@ -115,7 +115,9 @@ func Injector(t WebhookTarget) *admissionregv1.MutatingWebhookConfiguration {
 
 // Validator returns the ValidatingWebhookConfiguration: creates and
 // updates of every kind in config.Kinds go to the validating handler,
-// which refuses what `weft apply` refuses.
+// which refuses what `weft apply` refuses (and, as the API does, changes
+// to what a Canary owns), and deletes of VirtualServices,
+// DestinationRules and ServiceEntries, for the Canary guard.
 func Validator(t WebhookTarget) *admissionregv1.ValidatingWebhookConfiguration {
 	fail := admissionregv1.Fail
 	none := admissionregv1.SideEffectClassNone
@@ -138,12 +140,25 @@ func Validator(t WebhookTarget) *admissionregv1.ValidatingWebhookConfiguration {
 			Rule:       admissionregv1.Rule{APIGroups: []string{g}, APIVersions: []string{"*"}, Resources: byGroup[g], Scope: &scope},
 		})
 	}
+	// Deleting what a Canary owns is refused too (canary.Guard); that
+	// webhook fails open: with the control plane down, deletes (a
+	// namespace's, say) must not be stuck.
+	ignore := admissionregv1.Ignore
+	deletes := []admissionregv1.RuleWithOperations{{
+		Operations: []admissionregv1.OperationType{admissionregv1.Delete},
+		Rule: admissionregv1.Rule{APIGroups: []string{"networking.istio.io"}, APIVersions: []string{"*"},
+			Resources: []string{"virtualservices", "destinationrules", "serviceentries"}, Scope: &scope},
+	}}
 	return &admissionregv1.ValidatingWebhookConfiguration{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingWebhookConfiguration"},
 		ObjectMeta: metav1.ObjectMeta{Name: t.NamePrefix + webhook.ValidatorConfig, Labels: labels(nil)},
 		Webhooks: []admissionregv1.ValidatingWebhook{{
 			Name: "validation.istio.io", ClientConfig: t.clientConfig(webhook.ValidatePath), Rules: rules,
 			FailurePolicy: &fail, MatchPolicy: &equivalent, SideEffects: &none, TimeoutSeconds: &timeout,
+			AdmissionReviewVersions: []string{"v1"}, NamespaceSelector: t.limit(nil),
+		}, {
+			Name: "canary.validation.weft.io", ClientConfig: t.clientConfig(webhook.ValidatePath), Rules: deletes,
+			FailurePolicy: &ignore, MatchPolicy: &equivalent, SideEffects: &none, TimeoutSeconds: &timeout,
 			AdmissionReviewVersions: []string{"v1"}, NamespaceSelector: t.limit(nil),
 		}},
 	}

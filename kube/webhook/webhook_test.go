@@ -13,6 +13,7 @@ import (
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -25,11 +26,16 @@ import (
 // review POSTs an AdmissionReview for obj to h and returns the response.
 func review(t *testing.T, h http.Handler, op admissionv1.Operation, kind metav1.GroupVersionKind, ns string, obj []byte) *admissionv1.AdmissionResponse {
 	t.Helper()
+	return reviewRequest(t, h, &admissionv1.AdmissionRequest{Kind: kind, Namespace: ns, Operation: op, Object: runtime.RawExtension{Raw: obj}})
+}
+
+// reviewRequest POSTs an AdmissionReview of req to h and returns the response.
+func reviewRequest(t *testing.T, h http.Handler, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	t.Helper()
+	req.UID = "2b8f-uid"
 	in := admissionv1.AdmissionReview{
 		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
-		Request: &admissionv1.AdmissionRequest{
-			UID: "2b8f-uid", Kind: kind, Namespace: ns, Operation: op, Object: runtime.RawExtension{Raw: obj},
-		},
+		Request:  req,
 	}
 	body, err := json.Marshal(in)
 	if err != nil {
@@ -62,7 +68,7 @@ func jsonOf(t *testing.T, y string) []byte {
 var vsKind = metav1.GroupVersionKind{Group: "networking.istio.io", Version: "v1", Kind: "VirtualService"}
 
 func TestValidator(t *testing.T) {
-	h := Validator(nil)
+	h := Validator(nil, nil)
 	valid := `apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata:
@@ -119,8 +125,85 @@ spec:
 	}
 }
 
+// TestValidatorGuard: with a guard, what it refuses is refused with its
+// message (creates, updates and deletes), trusted users pass, status
+// writes are never judged, and a guard that cannot judge fails the review.
+func TestValidatorGuard(t *testing.T) {
+	var gotWrites []*config.Object
+	var gotDeletes []config.Key
+	fail := false
+	h := Validator(nil, &Guard{
+		Check: func(_ context.Context, writes []*config.Object, deletes []config.Key) (string, error) {
+			gotWrites, gotDeletes = writes, deletes
+			if fail {
+				return "", errors.New("store unreadable")
+			}
+			for _, o := range writes {
+				if o.Meta.Name == "reviews" {
+					return "VirtualService shop/reviews is managed by Canary shop/reviews", nil
+				}
+			}
+			for _, k := range deletes {
+				if k.Name == "reviews" {
+					return "VirtualService shop/reviews is managed by Canary shop/reviews", nil
+				}
+			}
+			return "", nil
+		},
+		Trusted: func(u authenticationv1.UserInfo) bool {
+			return u.Username == "system:serviceaccount:istio-system:weft-controlplane"
+		},
+	})
+	vs := jsonOf(t, `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: shop}
+spec:
+  hosts: [reviews]
+  http: [{route: [{destination: {host: reviews-primary}, weight: 100}]}]
+`)
+	user := authenticationv1.UserInfo{Username: "alice"}
+	for _, op := range []admissionv1.Operation{admissionv1.Create, admissionv1.Update} {
+		r := reviewRequest(t, h, &admissionv1.AdmissionRequest{Kind: vsKind, Namespace: "shop", Name: "reviews", Operation: op, UserInfo: user, Object: runtime.RawExtension{Raw: vs}})
+		if r.Allowed || !strings.Contains(r.Result.Message, "managed by Canary shop/reviews") {
+			t.Errorf("%s of an owned VirtualService: %+v", op, r.Result)
+		}
+		if len(gotWrites) != 1 || gotWrites[0].Key() != (config.Key{Kind: config.KindVirtualService, Namespace: "shop", Name: "reviews"}) {
+			t.Errorf("the guard saw %v", gotWrites)
+		}
+	}
+	r := reviewRequest(t, h, &admissionv1.AdmissionRequest{Kind: vsKind, Namespace: "shop", Name: "reviews", Operation: admissionv1.Delete, UserInfo: user})
+	if r.Allowed || len(gotDeletes) != 1 || gotDeletes[0] != (config.Key{Kind: config.KindVirtualService, Namespace: "shop", Name: "reviews"}) {
+		t.Errorf("delete of an owned VirtualService: %+v (guard saw %v)", r.Result, gotDeletes)
+	}
+	if r := reviewRequest(t, h, &admissionv1.AdmissionRequest{Kind: vsKind, Namespace: "shop", Name: "other", Operation: admissionv1.Delete, UserInfo: user}); !r.Allowed {
+		t.Errorf("delete of another VirtualService: %+v", r.Result)
+	}
+	controller := authenticationv1.UserInfo{Username: "system:serviceaccount:istio-system:weft-controlplane"}
+	gotWrites = nil
+	if r := reviewRequest(t, h, &admissionv1.AdmissionRequest{Kind: vsKind, Namespace: "shop", Name: "reviews", Operation: admissionv1.Update, UserInfo: controller, Object: runtime.RawExtension{Raw: vs}}); !r.Allowed || gotWrites != nil {
+		t.Errorf("the control plane's own write: %+v", r.Result)
+	}
+	if r := reviewRequest(t, h, &admissionv1.AdmissionRequest{Kind: vsKind, Namespace: "shop", Name: "reviews", Operation: admissionv1.Update, SubResource: "status", UserInfo: user, Object: runtime.RawExtension{Raw: vs}}); !r.Allowed {
+		t.Errorf("a status write: %+v", r.Result)
+	}
+	// Validation comes first: an invalid object is refused for itself.
+	if r := reviewRequest(t, h, &admissionv1.AdmissionRequest{Kind: vsKind, Namespace: "shop", Name: "reviews", Operation: admissionv1.Create, UserInfo: user,
+		Object: runtime.RawExtension{Raw: jsonOf(t, "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec: {hosts: []}\n")}}); r.Allowed || strings.Contains(r.Result.Message, "Canary") {
+		t.Errorf("invalid object: %+v", r.Result)
+	}
+	// A guard that cannot judge: HTTP 500, the failure policy decides.
+	fail = true
+	body, _ := json.Marshal(admissionv1.AdmissionReview{TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+		Request: &admissionv1.AdmissionRequest{UID: "u", Kind: vsKind, Namespace: "shop", Name: "other", Operation: admissionv1.Delete, UserInfo: user}})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
+	if rec.Code != http.StatusInternalServerError {
+		t.Errorf("guard error: HTTP %d", rec.Code)
+	}
+}
+
 func TestBadReviews(t *testing.T) {
-	h := Validator(nil)
+	h := Validator(nil, nil)
 	for _, tc := range []struct {
 		method, body string
 		code         int

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -208,6 +209,7 @@ func (s *Store) reconcileCR(kind config.Kind, ns, name string) {
 			}
 			s.log.Warn("custom resource refused; its last valid version (if any) stays in force", "object", key.String(), "generation", rec.generation, "err", err)
 		} else {
+			s.decodeStatus(o, u)
 			rec.obj = o
 		}
 	}
@@ -251,6 +253,29 @@ func decode(u *unstructured.Unstructured) (*config.Object, error) {
 	o.Meta.Generation = u.GetGeneration()
 	o.Meta.CreationTimestamp = u.GetCreationTimestamp().Time
 	return o, nil
+}
+
+// decodeStatus reads the status of the kinds that keep one (a Canary's)
+// into o.Status, as the local store does. The status is a controller's,
+// not the user's: one that cannot be read (edited by hand) is left out
+// and logged, the object stays in force, and its controller writes a
+// new one.
+func (s *Store) decodeStatus(o *config.Object, u *unstructured.Unstructured) {
+	if config.NewStatus(o.Kind) == nil {
+		return
+	}
+	st, ok := u.Object["status"]
+	if !ok {
+		return
+	}
+	js, err := json.Marshal(map[string]any{"status": st})
+	if err == nil {
+		err = config.DecodeStatus(o, js)
+	}
+	if err != nil {
+		o.Status = nil
+		s.log.Warn("status left out: it cannot be read", "object", o.Key().String(), "err", err)
+	}
 }
 
 // progressLocked wakes writers waiting to see their write; s.mu must be

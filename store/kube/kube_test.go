@@ -10,14 +10,18 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 	networking "istio.io/api/networking/v1alpha3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -26,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/weft-mesh/weft/config"
+	flaggerv1beta1 "github.com/weft-mesh/weft/config/apis/flagger/v1beta1"
 	"github.com/weft-mesh/weft/kube/kubeclient"
 	"github.com/weft-mesh/weft/kube/kubetest"
 	"github.com/weft-mesh/weft/store"
@@ -424,4 +429,120 @@ func TestClusterCustomResources(t *testing.T) {
 	if o, err := s.Get(ctx, seKey); err != nil || o.Meta.Annotations[kube.AnnotationOrigin] != kube.OriginKubernetes {
 		t.Errorf("the Service's ServiceEntry must win: %v %v", o, err)
 	}
+}
+
+var canaryGVR = schema.GroupVersionResource{Group: "flagger.app", Version: "v1beta1", Resource: "canaries"}
+
+// TestClusterCanaryStatus: a Canary's two status writers on the real API
+// server, the canary controller (UpdateStatus: Flagger's fields) and the
+// analysis (WriteStatus: validationMessages, observedGeneration), keep
+// each other's fields, whether they write one after the other (each from
+// a cache that has not seen the other's write yet: the API server refuses
+// the stale write and it is made again) or at the same time.
+func TestClusterCanaryStatus(t *testing.T) {
+	c := kubetest.Clients(t)
+	kubetest.InstallCRDs(t, c)
+	ns := kubetest.Namespace(t, c, "kubesrc-canary", nil)
+	s := openStore(t, c, ns)
+	ctx := context.Background()
+	canaries := c.Dynamic.Resource(canaryGVR).Namespace(ns)
+	cd, err := canaries.Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "flagger.app/v1beta1", "kind": "Canary",
+		"metadata": map[string]any{"name": "reviews", "namespace": ns},
+		"spec": map[string]any{"targetRef": map[string]any{"apiVersion": "apps/v1", "kind": "Deployment", "name": "reviews"},
+			"service":  map[string]any{"port": int64(9080)},
+			"analysis": map[string]any{"interval": "10s", "threshold": int64(2), "maxWeight": int64(50), "stepWeight": int64(10)}},
+	}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := config.Key{Kind: config.KindCanary, Namespace: ns, Name: "reviews"}
+	kubetest.Poll(t, 30*time.Second, "the Canary read", func() bool {
+		_, err := s.Get(ctx, key)
+		return err == nil
+	})
+	gen := cd.GetGeneration()
+	msg := func(d string) []kube.StatusMessage {
+		return []kube.StatusMessage{{Level: "WARNING", Code: "WEFT0101", Name: "Finding", Description: d}}
+	}
+	status := func(weight int32) *flaggerv1beta1.CanaryStatus {
+		return &flaggerv1beta1.CanaryStatus{Phase: "Progressing", CanaryWeight: proto.Int32(weight), FailedChecks: proto.Int32(0),
+			Iterations: proto.Int32(0), LastAppliedSpec: "abc", ObservedGeneration: int32(gen),
+			LastTransitionTime: timestamppb.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)),
+			Conditions:         []*flaggerv1beta1.CanaryCondition{{Type: "Promoted", Status: "Unknown", Reason: "Progressing"}}}
+	}
+	// inCluster is the Canary's status as the API server has it: the
+	// canary weight and the first validation message's description.
+	inCluster := func() (weight int64, desc string, phase string) {
+		t.Helper()
+		u, err := canaries.Get(ctx, "reviews", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		weight, _, _ = unstructured.NestedInt64(u.Object, "status", "canaryWeight")
+		phase, _, _ = unstructured.NestedString(u.Object, "status", "phase")
+		vm, _, _ := unstructured.NestedSlice(u.Object, "status", "validationMessages")
+		if len(vm) > 0 {
+			desc, _ = vm[0].(map[string]any)["description"].(string)
+		}
+		return weight, desc, phase
+	}
+	// writeMessages retries the analysis' write until it goes through, as
+	// the control plane's status loop does (a write from a stale cache is
+	// refused with a conflict).
+	writeMessages := func(d string) {
+		t.Helper()
+		kubetest.Poll(t, 30*time.Second, "the analysis' status written", func() bool {
+			_, err := s.WriteStatus(ctx, key, gen, msg(d))
+			if err != nil && !apierrors.IsConflict(err) {
+				t.Fatal(err)
+			}
+			return err == nil
+		})
+	}
+
+	// One after the other, each right after the other's write (the
+	// store's cache may not have it yet).
+	writeMessages("first")
+	if err := s.UpdateStatus(ctx, key, status(10)); err != nil {
+		t.Fatal(err)
+	}
+	if w, d, p := inCluster(); w != 10 || d != "first" || p != "Progressing" {
+		t.Fatalf("after the controller's write: weight %d, message %q, phase %q", w, d, p)
+	}
+	writeMessages("second")
+	if w, d, _ := inCluster(); w != 10 || d != "second" {
+		t.Fatalf("after the analysis' write: weight %d, message %q", w, d)
+	}
+	if err := s.UpdateStatus(ctx, key, status(20)); err != nil {
+		t.Fatal(err)
+	}
+	if w, d, _ := inCluster(); w != 20 || d != "second" {
+		t.Fatalf("after the controller's second write: weight %d, message %q", w, d)
+	}
+
+	// At the same time: each writer's last write stays, with the other's.
+	const n = 10
+	errs := make(chan error, 1)
+	go func() {
+		var err error
+		for i := int32(1); i <= n && err == nil; i++ {
+			err = s.UpdateStatus(ctx, key, status(20+i))
+		}
+		errs <- err
+	}()
+	for i := 1; i <= n; i++ {
+		writeMessages("concurrent " + strconv.Itoa(i))
+	}
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	if w, d, _ := inCluster(); w != 20+n || d != "concurrent "+strconv.Itoa(n) {
+		t.Fatalf("after concurrent writes: weight %d, message %q; want %d and %q", w, d, 20+n, "concurrent "+strconv.Itoa(n))
+	}
+	// The store reads back what the controller wrote.
+	kubetest.Poll(t, 30*time.Second, "the status read back", func() bool {
+		o, err := s.Get(ctx, key)
+		return err == nil && proto.Equal(o.Status, status(20+n))
+	})
 }

@@ -3,10 +3,14 @@ package kube
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 	networking "istio.io/api/networking/v1alpha3"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,8 +19,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	kubefake "k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/weft-mesh/weft/config"
+	flaggerv1beta1 "github.com/weft-mesh/weft/config/apis/flagger/v1beta1"
 	"github.com/weft-mesh/weft/store"
 )
 
@@ -53,8 +59,10 @@ func fakeStore(t *testing.T, kubeObjs []runtime.Object, crs ...runtime.Object) (
 	for _, k := range config.Kinds {
 		listKinds[schema.GroupVersionResource{Group: k.Group, Version: k.Versions[0], Resource: k.Plural}] = string(k.Kind) + "List"
 	}
-	vsInfo, _ := config.LookupKind("VirtualService")
-	objs = append(objs, crd(vsInfo))
+	for _, kind := range []string{"VirtualService", "Canary"} {
+		info, _ := config.LookupKind(kind)
+		objs = append(objs, crd(info))
+	}
 	objs = append(objs, crs...)
 	dc := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), listKinds, objs...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -167,5 +175,78 @@ func TestRVAtLeast(t *testing.T) {
 		if got := rvAtLeast(c.have, c.want); got != c.ok {
 			t.Errorf("rvAtLeast(%q, %q) = %v", c.have, c.want, got)
 		}
+	}
+}
+
+var canaryGVR = schema.GroupVersionResource{Group: "flagger.app", Version: "v1beta1", Resource: "canaries"}
+
+// TestCanaryStatusOverFakeClients: a Canary's status, as the canary
+// analysis writes it, goes to the status subresource beside the
+// analysis' validationMessages, neither writer removing the other's
+// fields, and is read back (decoded) by Get once UpdateStatus returns.
+func TestCanaryStatusOverFakeClients(t *testing.T) {
+	cd := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "flagger.app/v1beta1", "kind": "Canary",
+		"metadata": map[string]any{"name": "reviews", "namespace": "shop", "generation": int64(3), "resourceVersion": "1"},
+		"spec": map[string]any{"targetRef": map[string]any{"apiVersion": "apps/v1", "kind": "Deployment", "name": "reviews"},
+			"service":  map[string]any{"port": int64(9080)},
+			"analysis": map[string]any{"interval": "10s", "threshold": int64(2), "maxWeight": int64(50), "stepWeight": int64(10)}},
+		"status": map[string]any{"observedGeneration": int64(3), "validationMessages": []any{map[string]any{"level": "WARNING",
+			"type": map[string]any{"code": "WEFT0101", "name": "Something"}, "description": "x"}}},
+	}}
+	s, _, dc := fakeStore(t, nil, cd)
+	// The fake keeps an object's resourceVersion as written; the API
+	// server moves it at every write, which the store relies on.
+	var rvs atomic.Int64
+	rvs.Store(1)
+	dc.PrependReactor("update", "canaries", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		a.(k8stesting.UpdateAction).GetObject().(*unstructured.Unstructured).SetResourceVersion(strconv.FormatInt(rvs.Add(1), 10))
+		return false, nil, nil
+	})
+	ctx := context.Background()
+	key := config.Key{Kind: config.KindCanary, Namespace: "shop", Name: "reviews"}
+	st := &flaggerv1beta1.CanaryStatus{Phase: "Progressing", CanaryWeight: proto.Int32(10), FailedChecks: proto.Int32(0),
+		LastAppliedSpec: "abc", LastTransitionTime: timestamppb.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)), ObservedGeneration: 3,
+		Conditions: []*flaggerv1beta1.CanaryCondition{{Type: "Promoted", Status: "Unknown", Reason: "Progressing"}}}
+	if err := s.UpdateStatus(ctx, key, st); err != nil {
+		t.Fatal(err)
+	}
+	o, err := s.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := o.Status.(*flaggerv1beta1.CanaryStatus); !ok || !proto.Equal(got, st) {
+		t.Fatalf("status read back %v, want %v", o.Status, st)
+	}
+	u, err := dc.Resource(canaryGVR).Namespace("shop").Get(ctx, "reviews", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := u.Object["status"].(map[string]any)
+	if status["phase"] != "Progressing" || status["canaryWeight"] != float64(10) || status["failedChecks"] != float64(0) ||
+		status["lastTransitionTime"] != "2026-01-02T03:04:05Z" || status["validationMessages"] == nil {
+		t.Fatalf("status in the cluster: %v", status)
+	}
+	// Unchanged: no write.
+	rv := u.GetResourceVersion()
+	if err := s.UpdateStatus(ctx, key, proto.Clone(st)); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := dc.Resource(canaryGVR).Namespace("shop").Get(ctx, "reviews", metav1.GetOptions{}); u.GetResourceVersion() != rv {
+		t.Errorf("an unchanged status was written again")
+	}
+	// The analysis clears its messages and keeps the Canary's status.
+	waitFor(t, s, "the status write read back", func() bool { return s.cached(key).GetResourceVersion() == rv })
+	if wrote, err := s.WriteStatus(ctx, key, 3, nil); err != nil || !wrote {
+		t.Fatalf("WriteStatus: %v %v", wrote, err)
+	}
+	u, _ = dc.Resource(canaryGVR).Namespace("shop").Get(ctx, "reviews", metav1.GetOptions{})
+	status = u.Object["status"].(map[string]any)
+	if status["phase"] != "Progressing" || status["validationMessages"] != nil {
+		t.Errorf("after the analysis' write: %v", status)
+	}
+	// A status of another kind is refused.
+	if err := s.UpdateStatus(ctx, key, &flaggerv1beta1.CanaryAnalysis{}); err == nil {
+		t.Error("UpdateStatus took a message that is no CanaryStatus")
 	}
 }

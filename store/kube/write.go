@@ -1,10 +1,7 @@
 package kube
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"strconv"
@@ -14,7 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/util/retry"
 
@@ -238,73 +234,4 @@ func rvAtLeast(have, want string) bool {
 		return have == want
 	}
 	return h >= w
-}
-
-// StatusMessage is one finding about a custom resource, written to its
-// status.validationMessages in the shape of Istio's analysis messages.
-type StatusMessage struct {
-	Level       string // ERROR, WARNING or INFO
-	Code        string // type.code, e.g. WEFT0101
-	Name        string // type.name, e.g. UndefinedSubset
-	Description string
-}
-
-// ErrNoStatusSubresource is returned (wrapped) by WriteStatus for a kind
-// whose CRD lacks the status subresource: writing status there would bump
-// the object's generation, so nothing is written.
-var ErrNoStatusSubresource = errors.New("the CRD has no status subresource")
-
-// WriteStatus sets status.validationMessages of a custom resource to msgs
-// and status.observedGeneration to generation (the generation the
-// messages are about), keeping the rest of its status. It writes only
-// when that changes what the cluster holds, and not at all for an object
-// without messages that never had any. It reports whether it wrote.
-func (s *Store) WriteStatus(ctx context.Context, key config.Key, generation int64, msgs []StatusMessage) (bool, error) {
-	k := s.kind(key.Kind)
-	u := s.cached(key)
-	if k == nil || u == nil {
-		return false, nil // gone: nothing to write to
-	}
-	cur, _, _ := unstructured.NestedMap(u.Object, "status")
-	if _, had := cur["validationMessages"]; len(msgs) == 0 && !had {
-		return false, nil
-	}
-	next := runtime.DeepCopyJSON(cur)
-	if next == nil {
-		next = map[string]any{}
-	}
-	if len(msgs) == 0 {
-		delete(next, "validationMessages")
-	} else {
-		list := make([]any, len(msgs))
-		for i, m := range msgs {
-			list[i] = map[string]any{
-				"level":       m.Level,
-				"type":        map[string]any{"code": m.Code, "name": m.Name},
-				"description": m.Description,
-			}
-		}
-		next["validationMessages"] = list
-	}
-	next["observedGeneration"] = generation
-	if equalJSON(cur, next) {
-		return false, nil
-	}
-	if !k.status {
-		return false, fmt.Errorf("write status of %s: %w (%s)", key, ErrNoStatusSubresource, CRDName(k.info))
-	}
-	obj := u.DeepCopy()
-	obj.Object["status"] = next
-	if _, err := s.opts.Dynamic.Resource(k.gvr).Namespace(key.Namespace).UpdateStatus(ctx, obj, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
-		return false, fmt.Errorf("write status of %s: %w", key, err)
-	}
-	return true, nil
-}
-
-// equalJSON compares two JSON values as their encodings (maps encode
-// sorted, and integers the same whatever their Go type).
-func equalJSON(a, b any) bool {
-	x, err1 := json.Marshal(a)
-	y, err2 := json.Marshal(b)
-	return err1 == nil && err2 == nil && bytes.Equal(x, y)
 }

@@ -134,8 +134,17 @@ func scrape(ctx context.Context, ip string) (string, error) {
 // pod and the gateway whose response code is not 200, for failure
 // messages: they say which hop failed and how (response_flags).
 func (m *mesh) failedSeries(ctx context.Context) string {
+	return m.failedSeriesIn(ctx, m.ns)
+}
+
+// failedSeriesIn is failedSeries for the pods of namespace ns.
+func (m *mesh) failedSeriesIn(ctx context.Context, ns string) string {
 	var b strings.Builder
-	pods, _ := m.pods(ctx, "")
+	l, _ := m.c.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	var pods []corev1.Pod
+	if l != nil {
+		pods = l.Items
+	}
 	gw, _ := m.c.Kube.CoreV1().Pods(inject.SystemNamespace).List(ctx, metav1.ListOptions{LabelSelector: "istio=ingressgateway"})
 	pods = append(pods, gw.Items...)
 	for _, p := range pods {

@@ -29,9 +29,27 @@ var pageClient = &http.Client{
 // that is not whole (an error status, or productpage's error texts for
 // details, reviews or ratings) is an error.
 func (m *mesh) page(ctx context.Context, user string) (string, error) {
+	body, err := m.fetchPage(ctx, "", user)
+	if err != nil {
+		return "", err
+	}
+	mm := servedBy.FindStringSubmatch(body)
+	if mm == nil {
+		return "", fmt.Errorf("no reviews on the page: %.300s", body)
+	}
+	return mm[1], nil
+}
+
+// fetchPage GETs /productpage through the ingress gateway for host (""
+// the gateway's address) and returns the page; a page that is not whole
+// is an error, returned with what body there was.
+func (m *mesh) fetchPage(ctx context.Context, host, user string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.gateway+"/productpage", nil)
 	if err != nil {
 		return "", err
+	}
+	if host != "" {
+		req.Host = host
 	}
 	if user != "" {
 		req.Header.Set("Cookie", "session="+user)
@@ -47,18 +65,14 @@ func (m *mesh) page(ctx context.Context, user string) (string, error) {
 	}
 	body := string(b)
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("status %d: %.200s", resp.StatusCode, body)
+		return body, fmt.Errorf("status %d: %.200s", resp.StatusCode, body)
 	}
 	for _, bad := range []string{bookinfo.DetailsError, bookinfo.DetailsUnavailable, bookinfo.ReviewsError, bookinfo.ReviewsUnavailable, bookinfo.RatingsUnavailable} {
 		if strings.Contains(body, bad) {
-			return "", fmt.Errorf("the page says %q", bad)
+			return body, fmt.Errorf("the page says %q", bad)
 		}
 	}
-	mm := servedBy.FindStringSubmatch(body)
-	if mm == nil {
-		return "", fmt.Errorf("no reviews on the page: %.300s", body)
-	}
-	return mm[1], nil
+	return body, nil
 }
 
 // versions tallies n page loads by reviews version.
@@ -135,6 +149,15 @@ const (
 // startLoad sends rps page requests per second, each on its own schedule
 // (open loop: a slow answer does not slow the rate).
 func (m *mesh) startLoad(rps int) *load {
+	return startLoadOf(rps, func(ctx context.Context) error {
+		_, err := m.page(ctx, "")
+		return err
+	})
+}
+
+// startLoadOf makes rps requests per second with request (an error is a
+// failed request), as startLoad does.
+func startLoadOf(rps int, request func(context.Context) error) *load {
 	ctx, cancel := context.WithTimeout(context.Background(), maxLoad)
 	l := &load{cancel: cancel, done: make(chan struct{}), start: time.Now()}
 	go func() {
@@ -168,7 +191,7 @@ func (m *mesh) startLoad(rps int) *load {
 				defer func() { <-sem }()
 				rctx, rcancel := context.WithTimeout(context.Background(), 15*time.Second)
 				defer rcancel()
-				if _, err := m.page(rctx, ""); err != nil {
+				if err := request(rctx); err != nil {
 					l.fail(err)
 					return
 				}
