@@ -43,6 +43,9 @@ type Options struct {
 	// console's login cookie): for an API reachable from other hosts.
 	// /healthz stays open. Without a Token it has no effect.
 	ProtectReads bool
+	// Certificates issues workload certificates (POST /api/v1/certificates);
+	// nil answers 503.
+	Certificates CertificateIssuer
 	// Tokens serves /api/v1/tokens (identity-scoped join tokens), which
 	// need the API token for reads too; nil makes them answer 503.
 	Tokens Tokens
@@ -63,6 +66,7 @@ type Server struct {
 	log      *slog.Logger
 	snapshot func(objs []*config.Object, rev int64) *model.Snapshot
 	proxies  ProxySource
+	certs    CertificateIssuer
 	tokens   Tokens
 	guard    Guard
 	canaries CanarySource
@@ -77,7 +81,7 @@ type Server struct {
 
 // New returns a Server over st.
 func New(st store.Store, opts Options) *Server {
-	s := &Server{st: st, log: opts.Log, snapshot: opts.Snapshot, proxies: opts.Proxies, tokens: opts.Tokens, mux: http.NewServeMux(),
+	s := &Server{st: st, log: opts.Log, snapshot: opts.Snapshot, proxies: opts.Proxies, certs: opts.Certificates, tokens: opts.Tokens, mux: http.NewServeMux(),
 		auth: newAuth(opts.Token, opts.ProtectReads), analyses: newAnalyses(), guard: opts.Guard, canaries: opts.Canaries}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -96,6 +100,7 @@ func New(st store.Store, opts Options) *Server {
 	s.mux.HandleFunc("GET /api/v1/proxies", s.listProxies)
 	s.mux.HandleFunc("GET /api/v1/proxies/{id}/config/{kind}", s.proxyConfig)
 	s.mux.HandleFunc("GET /api/v1/sync", s.syncStatus)
+	s.mux.HandleFunc("POST /api/v1/certificates", s.issueCertificate)
 	s.mux.HandleFunc("POST /api/v1/tokens", s.createToken)
 	s.mux.HandleFunc("GET /api/v1/tokens", s.listTokens)
 	s.mux.HandleFunc("DELETE /api/v1/tokens/{id}", s.revokeToken)

@@ -118,6 +118,20 @@ func ParseSPIFFEID(id string) (*url.URL, error) {
 	return u, nil
 }
 
+// SplitSPIFFEID parses a workload identity spiffe://TD/ns/NS/sa/SA into its
+// trust domain, namespace and service account.
+func SplitSPIFFEID(id string) (trustDomain, ns, sa string, err error) {
+	u, err := ParseSPIFFEID(id)
+	if err != nil {
+		return "", "", "", err
+	}
+	parts := strings.Split(strings.TrimPrefix(u.Path, "/"), "/")
+	if len(parts) != 4 || parts[0] != "ns" || parts[2] != "sa" {
+		return "", "", "", fmt.Errorf("SPIFFE ID %q: want spiffe://TRUST-DOMAIN/ns/NAMESPACE/sa/SERVICE-ACCOUNT", id)
+	}
+	return u.Host, parts[1], parts[3], nil
+}
+
 // Issue signs a fresh ECDSA P-256 leaf for the SPIFFE ID id, valid from a
 // minute ago (Backdate) for ttl, but never past the CA's own expiry. The
 // leaf serves as both TLS client and server certificate.

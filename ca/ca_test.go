@@ -579,3 +579,15 @@ func TestFromMemory(t *testing.T) {
 		t.Errorf("bad chain: %v", err)
 	}
 }
+
+func TestSplitSPIFFEID(t *testing.T) {
+	td, ns, sa, err := SplitSPIFFEID("spiffe://cluster.local/ns/shop/sa/cart")
+	if err != nil || td != "cluster.local" || ns != "shop" || sa != "cart" {
+		t.Errorf("got %q %q %q %v", td, ns, sa, err)
+	}
+	for _, bad := range []string{"spiffe://cluster.local/ns/shop", "spiffe://cluster.local/x/shop/sa/cart", "https://a/ns/b/sa/c", "spiffe://cluster.local/ns/shop/sa/cart/extra"} {
+		if _, _, _, err := SplitSPIFFEID(bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}

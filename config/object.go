@@ -1,5 +1,5 @@
 // Package config defines weft's configuration objects: Istio's API kinds
-// (VirtualService, DestinationRule, Gateway, ServiceEntry, WorkloadEntry,
+// (VirtualService, DestinationRule, Gateway, ServiceEntry, WorkloadEntry, Sidecar,
 // PeerAuthentication, AuthorizationPolicy, RequestAuthentication), Maistra's
 // ServiceMeshMemberRoll, weft's own RateLimit and Flagger's Canary and
 // MetricTemplate, their decoding from
@@ -36,6 +36,7 @@ const (
 	KindGateway         Kind = "Gateway"
 	KindServiceEntry    Kind = "ServiceEntry"
 	KindWorkloadEntry   Kind = "WorkloadEntry"
+	KindSidecar         Kind = "Sidecar" // networking.istio.io: scopes what a proxy receives
 
 	KindPeerAuthentication    Kind = "PeerAuthentication"    // security.istio.io
 	KindAuthorizationPolicy   Kind = "AuthorizationPolicy"   // security.istio.io
@@ -71,6 +72,7 @@ var Kinds = []KindInfo{
 	{KindDestinationRule, "networking.istio.io", networkingVersions, "destinationrules", []string{"dr"}, func() proto.Message { return &networking.DestinationRule{} }},
 	{KindServiceEntry, "networking.istio.io", networkingVersions, "serviceentries", []string{"se"}, func() proto.Message { return &networking.ServiceEntry{} }},
 	{KindWorkloadEntry, "networking.istio.io", networkingVersions, "workloadentries", []string{"we"}, func() proto.Message { return &networking.WorkloadEntry{} }},
+	{KindSidecar, "networking.istio.io", networkingVersions, "sidecars", nil, func() proto.Message { return &networking.Sidecar{} }},
 	{KindPeerAuthentication, "security.istio.io", securityVersions, "peerauthentications", []string{"pa"}, func() proto.Message { return &security.PeerAuthentication{} }},
 	{KindRequestAuthentication, "security.istio.io", securityVersions, "requestauthentications", []string{"ra"}, func() proto.Message { return &security.RequestAuthentication{} }},
 	{KindAuthorizationPolicy, "security.istio.io", securityVersions, "authorizationpolicies", []string{"ap"}, func() proto.Message { return &security.AuthorizationPolicy{} }},

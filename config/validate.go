@@ -41,6 +41,8 @@ func Validate(o *Object) ErrorList {
 		v.serviceEntry(spec)
 	case *networking.WorkloadEntry:
 		v.workloadEntry("spec", spec, nil)
+	case *networking.Sidecar:
+		v.sidecar(spec)
 	case *security.PeerAuthentication:
 		v.peerAuthentication(spec)
 	case *security.AuthorizationPolicy:
@@ -219,6 +221,7 @@ func (v *validator) virtualService(vs *networking.VirtualService) {
 	if len(vs.GetHosts()) == 0 {
 		v.errorf(spec.field("hosts"), "at least one host is required (delegate VirtualServices are not supported)")
 	}
+	v.exportTo(spec.field("exportTo"), vs.GetExportTo())
 	meshBound := len(vs.GetGateways()) == 0
 	for i, g := range vs.GetGateways() {
 		v.gatewayRef(spec.field("gateways").index(i), g)

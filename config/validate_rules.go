@@ -32,6 +32,7 @@ func (v *validator) destinationRule(dr *networking.DestinationRule) {
 	} else {
 		v.host(spec.field("host"), dr.GetHost())
 	}
+	v.exportTo(spec.field("exportTo"), dr.GetExportTo())
 	v.trafficPolicy(spec.field("trafficPolicy"), dr.GetTrafficPolicy())
 	first := map[string]int{}
 	for i, ss := range dr.GetSubsets() {
@@ -227,6 +228,7 @@ func (v *validator) serviceEntry(se *networking.ServiceEntry) {
 		}
 		v.host(spec.field("hosts").index(i), h)
 	}
+	v.exportTo(spec.field("exportTo"), se.GetExportTo())
 	for i, a := range se.GetAddresses() {
 		if _, err := netip.ParsePrefix(a); err == nil {
 			continue

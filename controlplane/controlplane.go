@@ -3,7 +3,7 @@
 // also holds the mesh's CA and the tokens that guard its doors: proxies
 // present the join token on their xDS stream, API writers the API token.
 //
-//	store.Changed() -> model.BuildWith -> xds.Push -> translate.GenerateWith per proxy
+//	store.Changed() -> model.BuildWith -> xds.Push -> translate.Translator per proxy
 //
 // Locally the store is a bbolt file in the state directory. In Kubernetes
 // mode (Options.Kubernetes) it is the cluster (store/kube), the CA and the
@@ -97,6 +97,11 @@ type Options struct {
 	// scoped to their identity) or JoinScopeMesh (the mesh-wide
 	// STATE_DIR/join-token is accepted too).
 	JoinTokenScope string
+
+	// DebounceAfter, DebounceMax and PushConcurrency tune pushes (see
+	// xds/server); zero means the defaults.
+	DebounceAfter, DebounceMax time.Duration
+	PushConcurrency            int
 }
 
 // DefaultReapAfter is the grace period before an orphaned workload is removed.
@@ -109,6 +114,9 @@ type ControlPlane struct {
 	store store.Store
 	xds   *server.Server
 	snap  atomic.Pointer[model.Snapshot]
+	// translator generates every proxy's resources, sharing what they
+	// have in common.
+	translator *translate.Translator
 
 	telemetry    *tstore.Store
 	exporter     *otlp.Exporter
@@ -172,6 +180,7 @@ func start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	}
 	c := &ControlPlane{opts: opts, log: opts.Log, done: make(chan struct{}), jwksChanged: make(chan struct{}, 1),
 		snapChanged: make(chan struct{}), health: newProxyHealth(), runCtx: ctx}
+	c.translator = translate.NewTranslator(c.translateOptions())
 	if err := c.setupStore(ctx); err != nil {
 		return nil, err
 	}
@@ -203,15 +212,21 @@ func start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if c.reviewer != nil {
 		authenticate, revalidate = c.reviewer.authenticate, nil
 	}
+	// A client certificate from the mesh CA (proxyless gRPC) is a
+	// credential too.
+	authenticate = server.PeerCertAuth(opts.TrustDomain, authenticate)
 	c.xds = server.New(generator{c}, server.Options{
-		Log:          opts.Log.With("component", "xds"),
-		Authenticate: authenticate,
-		Revalidate:   revalidate,
-		Admit:        c.admit,
-		Issuer:       c.ca,
-		TrustDomain:  opts.TrustDomain,
-		CertTTL:      opts.CertTTL,
-		OnStream:     c.onStream,
+		Log:             opts.Log.With("component", "xds"),
+		Authenticate:    authenticate,
+		Revalidate:      revalidate,
+		Admit:           c.admit,
+		Issuer:          c.ca,
+		TrustDomain:     opts.TrustDomain,
+		CertTTL:         opts.CertTTL,
+		OnStream:        c.onStream,
+		DebounceAfter:   opts.DebounceAfter,
+		DebounceMax:     opts.DebounceMax,
+		PushConcurrency: opts.PushConcurrency,
 	})
 	grpcOpts, err := c.xdsServerOptions()
 	if err != nil {
@@ -228,13 +243,16 @@ func start(ctx context.Context, opts Options) (*ControlPlane, error) {
 			return fail(fmt.Errorf("api address: %w", err))
 		}
 	}
-	c.grpcSrv = grpc.NewServer(append(grpcOpts,
+	c.grpcSrv = grpc.NewServer(append(append(grpcOpts, server.ServerOptions()...),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		// Thousands of mostly idle streams: write buffers only while
+		// writing, and small read buffers (requests are small).
+		grpc.SharedWriteBuffer(true), grpc.ReadBufferSize(8<<10),
 	)...)
 	c.xds.Register(c.grpcSrv)
 	c.setupCanaries()
 	apiSrv := api.New(st, api.Options{Log: opts.Log.With("component", "api"), Proxies: proxySource{c},
-		Token: c.apiToken, ProtectReads: console.NeedsToken(c.APIAddr()), Tokens: c.apiTokens(),
+		Token: c.apiToken, ProtectReads: console.NeedsToken(c.APIAddr()), Tokens: c.apiTokens(), Certificates: c.issueWorkloadCert,
 		Guard: c.canaryGuard, Canaries: c.canaries.controller, LoadTester: c.canaries.tester})
 	mux, err := c.setupTelemetry(apiSrv.Handler())
 	if err != nil {
@@ -350,7 +368,7 @@ func (c *ControlPlane) rebuild(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read store: %w", err)
 	}
-	snap := model.BuildWith(rev, objs, model.Options{JWKS: c.jwks.Get})
+	snap := model.BuildWith(rev, objs, model.Options{JWKS: c.jwks.Get, Previous: c.snap.Load()})
 	c.snap.Store(snap)
 	c.snapMu.Lock()
 	close(c.snapChanged)
@@ -374,13 +392,20 @@ func (c *ControlPlane) watch(ctx context.Context) {
 		case <-c.jwksChanged:
 			why = "JWKS fetched; store revision"
 		}
+		prev := c.snap.Load()
 		if err := c.rebuild(ctx); err != nil {
 			if !errors.Is(err, context.Canceled) {
 				c.log.Error("rebuild model", "err", err)
 			}
 			continue
 		}
-		c.xds.Push(fmt.Sprintf("%s %d", why, c.snap.Load().Revision))
+		snap := c.snap.Load()
+		if hosts, only := snap.EndpointChanges(prev); only {
+			// Only endpoints changed: only their watchers need a push.
+			c.xds.PushEndpoints(fmt.Sprintf("endpoints of %d services; %s %d", len(hosts), why, snap.Revision), hosts)
+			continue
+		}
+		c.xds.Push(fmt.Sprintf("%s %d", why, snap.Revision))
 	}
 }
 
@@ -397,17 +422,18 @@ type generator struct{ c *ControlPlane }
 // and the store revision it reflects.
 func (c *ControlPlane) Resources(p *node.Meta) (*translate.Resources, int64) {
 	snap := c.snap.Load()
-	return translate.GenerateWith(snap, p, c.translateOptions()), snap.Revision
+	return c.translator.Generate(snap, p, nil).Resources(), snap.Revision
 }
 
 // translateOptions are the options every generation uses. The trust domain
 // names the SANs clients expect of their peers: the one the CA issues
-// certificates in.
+// certificates in. Proxy health changes without a new snapshot, so the
+// translator is told when it did (DownEpoch).
 func (c *ControlPlane) translateOptions() translate.Options {
-	return translate.Options{TrustDomain: c.opts.TrustDomain, ProxyDown: c.health.isDown,
+	return translate.Options{TrustDomain: c.opts.TrustDomain, ProxyDown: c.health.isDown, DownEpoch: c.health.epoch,
 		MaxRequestHeadersKB: c.opts.MaxRequestHeadersKB, MaxHeadersCount: c.opts.MaxHeadersCount}
 }
 
-func (g generator) Generate(p *node.Meta) (*translate.Resources, error) {
-	return translate.GenerateWith(g.c.snap.Load(), p, g.c.translateOptions()), nil
+func (g generator) Generate(p *node.Meta, prev *translate.Output) (*translate.Output, error) {
+	return g.c.translator.Generate(g.c.snap.Load(), p, prev), nil
 }

@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,8 @@ type proxyHealth struct {
 	// down is a copy of the gone node IDs, read lock-free by every
 	// generation.
 	down atomic.Pointer[map[string]bool]
+	// downs counts the changes of down, for translate.Options.DownEpoch.
+	downs atomic.Uint64
 }
 
 type streamState struct {
@@ -51,8 +54,15 @@ func (h *proxyHealth) publish() {
 			down[id] = true
 		}
 	}
-	h.down.Store(&down)
+	if !maps.Equal(down, *h.down.Load()) {
+		h.down.Store(&down)
+		h.downs.Add(1)
+	}
 }
+
+// epoch changes whenever isDown's answers may have: the translator
+// regenerates the endpoints it made with the previous answers.
+func (h *proxyHealth) epoch() uint64 { return h.downs.Load() }
 
 // isDown reports whether node id's stream dropped and it has not
 // reconnected. It is translate.Options.ProxyDown.

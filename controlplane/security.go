@@ -13,13 +13,14 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	security "istio.io/api/security/v1beta1"
 
+	"github.com/weft-mesh/weft/api"
 	"github.com/weft-mesh/weft/ca"
 	"github.com/weft-mesh/weft/config"
 	"github.com/weft-mesh/weft/model"
 	"github.com/weft-mesh/weft/xds/node"
+	"github.com/weft-mesh/weft/xds/server"
 )
 
 // Files in the state directory.
@@ -133,13 +134,30 @@ func (c *ControlPlane) admit(m *node.Meta) error {
 	return nil
 }
 
-// xdsServerOptions returns the gRPC transport for the xDS listener: TLS
-// with a mesh-CA certificate when the address is reachable from other
-// hosts, none on loopback.
-func (c *ControlPlane) xdsServerOptions() ([]grpc.ServerOption, error) {
-	if isLoopback(c.opts.XDSAddr) {
-		return nil, nil
+// issueWorkloadCert issues a certificate for the workload identity
+// ns/sa (API POST /api/v1/certificates), as for a proxy of that identity:
+// refused outside the mesh and for the control plane's own.
+func (c *ControlPlane) issueWorkloadCert(ns, sa string) (*api.Certificate, error) {
+	meta := &node.Meta{Type: node.Sidecar, Namespace: ns, ServiceAccount: sa, Name: "certificate"}
+	id, err := server.Identity(c.opts.TrustDomain, meta)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", api.ErrRefused, err)
 	}
+	if err := c.admit(meta); err != nil {
+		return nil, fmt.Errorf("%w: %v", api.ErrRefused, err)
+	}
+	svid, err := c.ca.Issue(id, c.opts.CertTTL)
+	if err != nil {
+		return nil, err
+	}
+	return &api.Certificate{ID: id, CertChain: string(svid.CertChainPEM), PrivateKey: string(svid.KeyPEM), Root: string(c.ca.RootPEM()), NotAfter: svid.NotAfter}, nil
+}
+
+// xdsServerOptions returns the gRPC transport for the xDS listener (see
+// xdscreds.go): TLS with a mesh-CA certificate, taking client
+// certificates, required when the address is reachable from other hosts;
+// on loopback plaintext too.
+func (c *ControlPlane) xdsServerOptions() ([]grpc.ServerOption, error) {
 	hosts, err := certHosts(c.opts.XDSAddr)
 	if err != nil {
 		return nil, fmt.Errorf("xds address: %w", err)
@@ -153,8 +171,8 @@ func (c *ControlPlane) xdsServerOptions() ([]grpc.ServerOption, error) {
 	if err != nil {
 		return nil, fmt.Errorf("xds TLS: %w", err)
 	}
-	c.xdsTLS = true
-	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(sc.TLSConfig()))}, nil
+	c.xdsTLS = !isLoopback(c.opts.XDSAddr)
+	return []grpc.ServerOption{xdsCreds(c.xdsTLSConfig(sc), !c.xdsTLS)}, nil
 }
 
 // certHosts are the names proxies may dial addr by: its host, or for an

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"sort"
 	"strings"
+	"sync"
 
 	networking "istio.io/api/networking/v1alpha3"
 
@@ -26,7 +27,16 @@ type Snapshot struct {
 	services []*Service                       // sorted by hostname
 	byHost   map[string]*Service
 	sec      securityIndex
+	routing  routingIndex
+	jwks     map[string]string // jwksUri -> document, as fetched when built
+	epochs   Epochs
 	opts     Options
+
+	scopesMu sync.Mutex
+	scopes   map[scopeKey]*Scope
+
+	atOnce sync.Once
+	at     map[string][]*Service // endpoint address -> services
 }
 
 // Service is one host of a ServiceEntry, with its endpoints.
@@ -50,6 +60,11 @@ type Service struct {
 	// themselves look at them: a pod keeps its inbound listeners while it
 	// starts and while it drains, as Istio's sidecars do.
 	Inactive []*Endpoint
+
+	// What the service was made of, so the next snapshot can tell whether
+	// it is unchanged.
+	entry     *config.Object
+	workloads []*config.Object
 }
 
 // AnnotationInactiveEndpoints, on a ServiceEntry, lists instances of the
@@ -138,9 +153,14 @@ func Build(revision int64, objects []*config.Object) *Snapshot {
 }
 
 // BuildWith indexes objects (any order, any kinds) into a Snapshot that
-// also answers from o.
+// also answers from o. With o.Previous, a service whose ServiceEntry and
+// WorkloadEntries are the same objects as before is the same *Service, and
+// the snapshot's Epochs say what changed since: the translator's caches
+// key on both.
 func BuildWith(revision int64, objects []*config.Object, o Options) *Snapshot {
 	s := &Snapshot{Revision: revision, objects: map[config.Kind][]*config.Object{}, byHost: map[string]*Service{}, opts: o}
+	prev := o.Previous
+	s.opts.Previous = nil // a snapshot does not keep its predecessors alive
 	for _, o := range objects {
 		s.objects[o.Kind] = append(s.objects[o.Kind], o)
 	}
@@ -152,49 +172,66 @@ func BuildWith(revision int64, objects []*config.Object, o Options) *Snapshot {
 			return list[i].Meta.Name < list[j].Meta.Name
 		})
 	}
-	workloads := s.objects[config.KindWorkloadEntry]
+	wes := indexWorkloads(s.objects[config.KindWorkloadEntry])
 	for _, o := range s.objects[config.KindServiceEntry] {
 		se := o.Spec.(*networking.ServiceEntry)
-		var ports []*Port
-		for _, p := range se.GetPorts() {
-			ports = append(ports, &Port{Number: p.GetNumber(), Name: p.GetName(), Protocol: strings.ToUpper(p.GetProtocol()), TargetPort: p.GetTargetPort()})
-		}
+		matched := wes.selected(o.Meta.Namespace, se.GetWorkloadSelector().GetLabels())
 		var eps []*Endpoint
-		for _, we := range se.GetEndpoints() {
-			eps = append(eps, endpointOf(o.Meta.Namespace, "", we, nil))
-		}
-		if sel := se.GetWorkloadSelector().GetLabels(); len(sel) > 0 {
-			for _, w := range workloads {
-				we := w.Spec.(*networking.WorkloadEntry)
-				if w.Meta.Namespace != o.Meta.Namespace || !LabelsMatch(mergeLabels(w.Meta.Labels, we.GetLabels()), sel) {
-					continue
-				}
-				eps = append(eps, endpointOf(w.Meta.Namespace, w.Meta.Name, we, &w.Meta))
-			}
-		}
-		sort.Slice(eps, func(i, j int) bool {
-			if eps[i].Address != eps[j].Address {
-				return eps[i].Address < eps[j].Address
-			}
-			return eps[i].Workload < eps[j].Workload
-		})
-		inactive := inactiveEndpoints(o)
+		var ports []*Port
+		var inactive []*Endpoint
+		made := false
 		for _, h := range se.GetHosts() {
 			if _, dup := s.byHost[h]; dup {
 				continue // first ServiceEntry (by namespace/name) wins; the analyzer reports the clash
 			}
+			if old := prev.reusable(h, o, matched); old != nil {
+				s.byHost[h] = old
+				s.services = append(s.services, old)
+				continue
+			}
+			if !made {
+				ports, eps = serviceParts(o, se, matched)
+				inactive = inactiveEndpoints(o)
+				made = true
+			}
 			svc := &Service{
 				Hostname: h, Name: shortName(h), Namespace: o.Meta.Namespace, Source: o.Key(), Addresses: se.GetAddresses(),
 				Ports: ports, Resolution: se.GetResolution(), Selector: se.GetWorkloadSelector().GetLabels(), Endpoints: eps,
-				Inactive: inactive,
+				entry: o, workloads: matched, Inactive: inactive,
 			}
 			s.byHost[h] = svc
 			s.services = append(s.services, svc)
 		}
 	}
 	sort.Slice(s.services, func(i, j int) bool { return s.services[i].Hostname < s.services[j].Hostname })
+	s.freezeJWKS()
 	s.indexSecurity()
+	s.indexRouting()
+	s.epochs = epochsOf(s, prev)
 	return s
+}
+
+// serviceParts makes the ports and endpoints of a ServiceEntry whose
+// selector matched the WorkloadEntries in matched.
+func serviceParts(o *config.Object, se *networking.ServiceEntry, matched []*config.Object) ([]*Port, []*Endpoint) {
+	var ports []*Port
+	for _, p := range se.GetPorts() {
+		ports = append(ports, &Port{Number: p.GetNumber(), Name: p.GetName(), Protocol: strings.ToUpper(p.GetProtocol()), TargetPort: p.GetTargetPort()})
+	}
+	var eps []*Endpoint
+	for _, we := range se.GetEndpoints() {
+		eps = append(eps, endpointOf(o.Meta.Namespace, "", we, nil))
+	}
+	for _, w := range matched {
+		eps = append(eps, endpointOf(w.Meta.Namespace, w.Meta.Name, w.Spec.(*networking.WorkloadEntry), &w.Meta))
+	}
+	sort.Slice(eps, func(i, j int) bool {
+		if eps[i].Address != eps[j].Address {
+			return eps[i].Address < eps[j].Address
+		}
+		return eps[i].Workload < eps[j].Workload
+	})
+	return ports, eps
 }
 
 // inactiveEndpoints reads o's AnnotationInactiveEndpoints; an annotation
@@ -307,16 +344,16 @@ func (s *Snapshot) ResolveHost(ns, host string) string {
 
 // DestinationRule returns the rule that applies to host for a client in
 // namespace clientNS: the client's namespace first, then the host's own
-// namespace, then any other (Istio's lookup order).
+// namespace, then any other (Istio's lookup order), among the rules
+// exported to clientNS.
 func (s *Snapshot) DestinationRule(clientNS, host string) *config.Object {
 	var hostNS, other *config.Object
 	svcNS := ""
 	if svc := s.byHost[host]; svc != nil {
 		svcNS = svc.Namespace
 	}
-	for _, o := range s.objects[config.KindDestinationRule] {
-		dr := o.Spec.(*networking.DestinationRule)
-		if s.ResolveHost(o.Meta.Namespace, dr.GetHost()) != host {
+	for _, o := range s.routing.rulesByHost[host] {
+		if !ExportedTo(o, clientNS) {
 			continue
 		}
 		switch {

@@ -63,6 +63,10 @@ type Options struct {
 	// jwksUri, as cached by the control plane (see package jwks); ok is false
 	// while it is not known yet. nil: no document is ever known.
 	JWKS func(uri string) (doc string, ok bool)
+	// Previous is the snapshot this one succeeds, if any: unchanged
+	// services are carried over as the same values, and Epochs compare
+	// with it. The new snapshot does not keep it.
+	Previous *Snapshot
 }
 
 // securityIndex holds the security objects arranged for per-workload lookups.
@@ -266,10 +270,38 @@ func (s *Snapshot) Members() (namespaces []string, restricted bool) {
 // Options the snapshot was built with provide it; ok is false while it is
 // not known.
 func (s *Snapshot) JWKS(uri string) (doc string, ok bool) {
+	doc, ok = s.jwks[uri]
+	return doc, ok
+}
+
+// freezeJWKS reads, once, the documents the RequestAuthentications name,
+// so the snapshot answers the same for its whole life and a fetched
+// document is a change between snapshots.
+func (s *Snapshot) freezeJWKS() {
 	if s.opts.JWKS == nil {
-		return "", false
+		return
 	}
-	return s.opts.JWKS(uri)
+	for _, o := range s.objects[config.KindRequestAuthentication] {
+		ra, ok := o.Spec.(*security.RequestAuthentication)
+		if !ok {
+			continue
+		}
+		for _, r := range ra.GetJwtRules() {
+			uri := r.GetJwksUri()
+			if uri == "" {
+				continue
+			}
+			if _, done := s.jwks[uri]; done {
+				continue
+			}
+			if doc, ok := s.opts.JWKS(uri); ok {
+				if s.jwks == nil {
+					s.jwks = map[string]string{}
+				}
+				s.jwks[uri] = doc
+			}
+		}
+	}
 }
 
 // hasSidecar reports whether a workload runs a sidecar that terminates

@@ -237,21 +237,31 @@ func TestIsMember(t *testing.T) {
 	}
 }
 
+// TestJWKSOption: the snapshot reads the documents its
+// RequestAuthentications name once, when built, and answers from that.
 func TestJWKSOption(t *testing.T) {
-	if _, ok := Build(1, nil).JWKS("https://a/jwks"); ok {
+	ra := secObj(config.KindRequestAuthentication, "shop", "jwt", 0, &security.RequestAuthentication{
+		JwtRules: []*security.JWTRule{{Issuer: "a", JwksUri: "https://a/jwks"}, {Issuer: "b", JwksUri: "https://b/jwks"}},
+	})
+	if _, ok := Build(1, []*config.Object{ra}).JWKS("https://a/jwks"); ok {
 		t.Error("JWKS known without Options.JWKS")
 	}
-	s := BuildWith(1, nil, Options{JWKS: func(uri string) (string, bool) {
-		if uri == "https://a/jwks" {
-			return `{"keys":[]}`, true
-		}
-		return "", false
-	}})
-	if doc, ok := s.JWKS("https://a/jwks"); !ok || doc != `{"keys":[]}` {
-		t.Errorf("JWKS = %q %v", doc, ok)
+	doc := `{"keys":[]}`
+	fetch := func(uri string) (string, bool) { return doc, uri == "https://a/jwks" }
+	s := BuildWith(1, []*config.Object{ra}, Options{JWKS: fetch})
+	doc = `{"keys":[{}]}` // fetched again later: this snapshot keeps what it read
+	if got, ok := s.JWKS("https://a/jwks"); !ok || got != `{"keys":[]}` {
+		t.Errorf("JWKS = %q %v", got, ok)
 	}
 	if _, ok := s.JWKS("https://b/jwks"); ok {
-		t.Error("unknown uri reported known")
+		t.Error("unfetched uri reported known")
+	}
+	next := BuildWith(2, []*config.Object{ra}, Options{JWKS: fetch, Previous: s})
+	if next.Epochs().Security == s.Epochs().Security {
+		t.Error("a changed JWKS document kept the security epoch")
+	}
+	if again := BuildWith(3, []*config.Object{ra}, Options{JWKS: fetch, Previous: next}); again.Epochs() != next.Epochs() {
+		t.Error("an unchanged snapshot changed epochs")
 	}
 }
 

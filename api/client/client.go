@@ -480,3 +480,16 @@ func (c *Client) refused(method string) string {
 	}
 	return fmt.Sprintf("weft: the control plane refused the %s: wrong API token (%s)", what, origin)
 }
+
+// Certificate is a workload certificate the control plane issued.
+type Certificate = api.Certificate
+
+// IssueCertificate asks the control plane for a certificate of the
+// workload identity namespace/serviceAccount (needs the API token).
+func (c *Client) IssueCertificate(ctx context.Context, namespace, serviceAccount string) (*Certificate, error) {
+	var cert Certificate
+	if err := c.doJSON(ctx, http.MethodPost, "/api/v1/certificates", nil, api.CertificateRequest{Namespace: namespace, ServiceAccount: serviceAccount}, &cert); err != nil {
+		return nil, err
+	}
+	return &cert, nil
+}

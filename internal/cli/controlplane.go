@@ -141,6 +141,7 @@ func newControlPlaneCmd(g *globals) *cobra.Command {
 	var tf cpTelemetryFlags
 	var sec securityFlags
 	var kf kubeFlags
+	var pf pushFlags
 	cmd := &cobra.Command{
 		Use:   "controlplane",
 		Short: "Run the control plane alone (API and xDS), without a gateway; --kubernetes runs it against a cluster",
@@ -155,6 +156,9 @@ func newControlPlaneCmd(g *globals) *cobra.Command {
 				OTLPEndpoint: tf.otlpEndpoint, ConsoleToken: tf.consoleToken, Kubernetes: kube,
 			}
 			if err := sec.apply(&o); err != nil {
+				return err
+			}
+			if err := pf.apply(&o); err != nil {
 				return err
 			}
 			if kube != nil {
@@ -205,5 +209,6 @@ func newControlPlaneCmd(g *globals) *cobra.Command {
 	tf.register(cmd)
 	sec.register(cmd)
 	kf.register(cmd)
+	pf.register(cmd)
 	return cmd
 }

@@ -100,7 +100,7 @@ func newRoot() *cobra.Command {
 		newApplyCmd(g), newGetCmd(g), newDeleteCmd(g), newDescribeCmd(g), newAnalyzeCmd(g), newValidateCmd(g),
 		newAPIResourcesCmd(), newConfigCmd(g), newVersionCmd(g),
 		newRunCmd(g), newProxyCmd(g), newProxyConfigCmd(g), newDemoAppCmd(), newShiftCmd(g), newLoadCmd(g),
-		newDashboardCmd(g), newKubeCmd(), newIPTablesCmd(), newTokenCmd(g), newCanaryCmd(g),
+		newDashboardCmd(g), newKubeCmd(), newIPTablesCmd(), newBootstrapCmd(g), newTokenCmd(g), newCanaryCmd(g),
 	)
 	return root
 }

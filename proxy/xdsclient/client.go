@@ -1,8 +1,11 @@
-// Package xdsclient is the proxy's ADS client: one State of the World
-// AggregatedDiscoveryService stream (Envoy v3) to the control plane that
-// subscribes to secrets, clusters, endpoints, listeners and routes, hands
-// every candidate resource set to an Apply callback (runtime.Compile and a
-// swap), and ACKs or NACKs each response by the callback's verdict.
+// Package xdsclient is the proxy's ADS client: one AggregatedDiscoveryService
+// stream (Envoy v3) to the control plane that subscribes to secrets,
+// clusters, endpoints, listeners and routes, hands every candidate
+// resource set to an Apply callback (runtime.Compile and a swap), and ACKs
+// or NACKs each response by the callback's verdict. It speaks incremental
+// (delta) xDS, so a change to one cluster brings one cluster, and falls
+// back to State of the World when the server does not serve delta (or
+// when Options.SotW asks for it).
 //
 // The stream presents the proxy's join token as gRPC metadata
 // "authorization: Bearer TOKEN", over TLS when Options.TLS is set.
@@ -86,6 +89,8 @@ type Options struct {
 	// DialOptions are added to the gRPC dial, after the transport
 	// credentials TLS selects.
 	DialOptions []grpc.DialOption
+	// SotW speaks State of the World only, never delta.
+	SotW bool
 	// OnNACK, when set, is called with the reason of every response the
 	// client rejects, before the NACK is sent, from the stream's goroutine.
 	OnNACK func(error)
@@ -116,6 +121,11 @@ type Client struct {
 	edsNames []string           // EDS subscription, derived from res.Clusters
 	rdsNames []string           // RDS subscription, derived from res.Listeners
 	applied  bool               // Apply has succeeded at least once
+	// rv holds, per type, the version of every resource held (delta), to
+	// tell the server on reconnect what need not be sent again.
+	rv map[string]map[string]string
+
+	noDelta atomic.Bool // the server answered delta with Unimplemented
 }
 
 // New returns a Client; it does nothing until Run.
@@ -139,6 +149,7 @@ func New(opts Options) *Client {
 		res:      emptyResources(),
 		versions: map[string]string{},
 		received: map[string]bool{},
+		rv:       map[string]map[string]string{},
 	}
 }
 
@@ -234,6 +245,14 @@ func (c *Client) stream(ctx context.Context) (healthy bool, err error) {
 	}
 	if tok != "" {
 		sctx = metadata.AppendToOutgoingContext(sctx, "authorization", "Bearer "+tok)
+	}
+	if !c.opts.SotW && !c.noDelta.Load() {
+		healthy, err := c.deltaStream(sctx, conn)
+		if healthy || status.Code(err) != codes.Unimplemented {
+			return healthy, err
+		}
+		c.log.Info("xds server does not serve delta; using state of the world", "err", err)
+		c.noDelta.Store(true)
 	}
 	st, err := discovery.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(sctx)
 	if err != nil {

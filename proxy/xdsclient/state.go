@@ -113,17 +113,18 @@ func (c *Client) candidate(resp *discovery.DiscoveryResponse) (cand *runtime.Res
 		Secrets:   cur.Secrets,
 	}
 	first := !c.received[t]
+	anys := resp.GetResources()
 	switch t {
 	case typeSecret:
 		// Subscribed by wildcard: a response is the whole set.
-		got, err := decode(resp, func() *tlsv3.Secret { return new(tlsv3.Secret) })
+		got, err := decode(t, anys, func() *tlsv3.Secret { return new(tlsv3.Secret) })
 		if err != nil {
 			return nil, false, err
 		}
 		cand.Secrets = got
 		changed = first || !equalMaps(cur.Secrets, got)
 	case typeCluster:
-		got, err := decode(resp, func() *cluster.Cluster { return new(cluster.Cluster) })
+		got, err := decode(t, anys, func() *cluster.Cluster { return new(cluster.Cluster) })
 		if err != nil {
 			return nil, false, err
 		}
@@ -132,7 +133,7 @@ func (c *Client) candidate(resp *discovery.DiscoveryResponse) (cand *runtime.Res
 		cand.Endpoints = keep(cur.Endpoints, edsNamesOf(got))
 		changed = first || !equalMaps(cur.Clusters, got)
 	case typeListener:
-		got, err := decode(resp, func() *listener.Listener { return new(listener.Listener) })
+		got, err := decode(t, anys, func() *listener.Listener { return new(listener.Listener) })
 		if err != nil {
 			return nil, false, err
 		}
@@ -144,14 +145,14 @@ func (c *Client) candidate(resp *discovery.DiscoveryResponse) (cand *runtime.Res
 		cand.Routes = keep(cur.Routes, names)
 		changed = first || !equalMaps(cur.Listeners, got)
 	case typeEndpoint:
-		got, err := decode(resp, func() *endpoint.ClusterLoadAssignment { return new(endpoint.ClusterLoadAssignment) })
+		got, err := decode(t, anys, func() *endpoint.ClusterLoadAssignment { return new(endpoint.ClusterLoadAssignment) })
 		if err != nil {
 			return nil, false, err
 		}
 		cand.Endpoints, changed = merge(cur.Endpoints, got, c.edsNames)
 		changed = changed || first
 	case typeRoute:
-		got, err := decode(resp, func() *route.RouteConfiguration { return new(route.RouteConfiguration) })
+		got, err := decode(t, anys, func() *route.RouteConfiguration { return new(route.RouteConfiguration) })
 		if err != nil {
 			return nil, false, err
 		}
@@ -169,13 +170,13 @@ type named interface {
 	Validate() error
 }
 
-// decode unmarshals and validates every resource of resp. Any resource of
-// another type, without a name, repeated, or failing the proto's declared
-// constraints rejects the whole response, as Envoy does.
-func decode[M named](resp *discovery.DiscoveryResponse, newM func() M) (map[string]M, error) {
-	t := resp.GetTypeUrl()
-	out := make(map[string]M, len(resp.GetResources()))
-	for i, a := range resp.GetResources() {
+// decode unmarshals and validates every resource of a response of type
+// t. Any resource of another type, without a name, repeated, or failing
+// the proto's declared constraints rejects the whole response, as Envoy
+// does.
+func decode[M named](t string, anys []*anypb.Any, newM func() M) (map[string]M, error) {
+	out := make(map[string]M, len(anys))
+	for i, a := range anys {
 		if a.GetTypeUrl() != t {
 			return nil, fmt.Errorf("resources[%d]: type %q in a %s response", i, a.GetTypeUrl(), shortType(t))
 		}

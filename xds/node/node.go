@@ -38,7 +38,14 @@ const (
 	KeyGatewayHost    = "GATEWAY_HOST"      // router: host for ports not in GatewayPorts
 	KeyInboundProto   = "INBOUND_PROTOCOL"  // sidecar: "HTTP" (default) or "TCP"
 	KeyInterception   = "INTERCEPTION_MODE" // sidecar: InterceptRedirect for transparent capture
+	KeyGenerator      = "GENERATOR"         // GeneratorGRPC for a proxyless gRPC client, as Istio names it
 )
+
+// GeneratorGRPC is the GENERATOR of a proxyless gRPC application: it
+// reads xDS itself (gRPC's xds resolver and balancers), so it is sent
+// listeners named by the targets it dials and clusters whose TLS names
+// gRPC certificate providers instead of SDS secrets.
+const GeneratorGRPC = "grpc"
 
 // Interception modes (Istio's INTERCEPTION_MODE values that weft supports).
 const (
@@ -91,7 +98,12 @@ type Meta struct {
 	// Interception is how the workload's traffic reaches the sidecar:
 	// InterceptNone or InterceptRedirect.
 	Interception string
+	// Generator is GeneratorGRPC for a proxyless gRPC application, else "".
+	Generator string
 }
+
+// GRPC reports whether the node is a proxyless gRPC application.
+func (m *Meta) GRPC() bool { return m.Generator == GeneratorGRPC }
 
 // Captured reports whether the proxy's traffic is captured transparently
 // (InterceptRedirect) rather than addressed to it explicitly.
@@ -135,6 +147,9 @@ func (m *Meta) Node() *core.Node {
 		KeyGatewayHost:    m.GatewayHost,
 		KeyInboundProto:   m.InboundProtocol,
 		KeyInterception:   m.Interception,
+	}
+	if m.Generator != "" {
+		fields[KeyGenerator] = m.Generator
 	}
 	if len(m.GatewayPorts) > 0 {
 		var parts []string
@@ -186,6 +201,11 @@ func Parse(n *core.Node) (*Meta, error) {
 	case InterceptNone, InterceptRedirect:
 	default:
 		return nil, fmt.Errorf("node %s: metadata %s: unsupported mode %q (want %q or none)", n.GetId(), KeyInterception, m.Interception, InterceptRedirect)
+	}
+	switch m.Generator = str(KeyGenerator); m.Generator {
+	case "", GeneratorGRPC:
+	default:
+		return nil, fmt.Errorf("node %s: metadata %s: unsupported generator %q (want %q or none)", n.GetId(), KeyGenerator, m.Generator, GeneratorGRPC)
 	}
 	if l := f[KeyLabels].GetStructValue(); l != nil {
 		m.Labels = map[string]string{}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/weft-mesh/weft/ca"
 	"github.com/weft-mesh/weft/xds/node"
+	"github.com/weft-mesh/weft/xds/resource"
 )
 
 // renewRetry bounds how soon a failed re-issue is tried again; renewFloor
@@ -71,7 +72,7 @@ func (s *Server) admit(m *node.Meta) error {
 func (c *conn) issue() error {
 	iss := c.s.opts.Issuer
 	if iss == nil {
-		c.secrets = nil
+		c.secrets = resource.Empty
 		return nil
 	}
 	svid, err := iss.Issue(c.identity, c.s.opts.CertTTL)
@@ -79,10 +80,16 @@ func (c *conn) issue() error {
 		return fmt.Errorf("issue certificate for %s: %w", c.identity, err)
 	}
 	now := time.Now()
-	c.secrets = []proto.Message{ // sorted by name, as every target is
-		ca.RootSecret(ca.SecretRoot, iss.RootPEM()),
-		ca.CertificateSecret(ca.SecretDefault, svid),
+	var secrets []*resource.Resource
+	for _, m := range []*tlsv3.Secret{ca.RootSecret(ca.SecretRoot, iss.RootPEM()), ca.CertificateSecret(ca.SecretDefault, svid)} {
+		r, err := resource.New(m.GetName(), m)
+		if err != nil {
+			return fmt.Errorf("encode secret %s: %w", m.GetName(), err)
+		}
+		secrets = append(secrets, r)
 	}
+	c.secrets = resource.NewSet(secrets)
+	delete(c.targets, SecretType)
 	c.certExpiry = svid.NotAfter
 	c.scheduleRenew(svid.NotAfter.Sub(now) / 2)
 	c.log.Info("xds certificate issued", "id", c.identity, "not_after", svid.NotAfter.Format(time.RFC3339))

@@ -1,9 +1,16 @@
-// Package server is weft's ADS server: State-of-the-World xDS over one
-// gRPC stream per proxy, with make-before-break ordering, per-proxy
-// versions and ACK/NACK bookkeeping. It also authenticates and admits
-// proxies, and delivers each one's certificate and the mesh trust bundle
-// as SDS secrets on the same stream, re-issuing the certificate at half
-// its lifetime.
+// Package server is weft's ADS server: State-of-the-World and incremental
+// (delta) xDS over one gRPC stream per proxy, with make-before-break
+// ordering, per-proxy versions and ACK/NACK bookkeeping. It also
+// authenticates and admits proxies, and delivers each one's certificate
+// and the mesh trust bundle as SDS secrets on the same stream, re-issuing
+// the certificate at half its lifetime.
+//
+// Resources arrive encoded and versioned (package resource), in sets many
+// proxies share: a push compares versions and sends bytes encoded once.
+// Pushes are debounced (a quiet period with a maximum delay, as Istio's
+// PILOT_DEBOUNCE_AFTER and PILOT_DEBOUNCE_MAX), an endpoint-only push
+// reaches only the proxies holding the changed services' clusters, and at
+// most Options.PushConcurrency streams regenerate and send at once.
 //
 // It deliberately does not use go-control-plane's snapshot cache, which
 // resends a NACKed version in a loop; here a NACKed version is never sent
@@ -24,6 +31,7 @@ import (
 
 	"github.com/weft-mesh/weft/ca"
 	"github.com/weft-mesh/weft/xds/node"
+	"github.com/weft-mesh/weft/xds/resource"
 	"github.com/weft-mesh/weft/xds/translate"
 )
 
@@ -31,18 +39,26 @@ import (
 const SecretType = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 
 // Generator produces the resources for one proxy from the current model.
-// It is called concurrently from every connection's goroutine.
+// prev is what it produced for the same stream last time (nil at first),
+// whose unchanged parts it may return again. It is called concurrently
+// from every connection's goroutine.
 type Generator interface {
-	Generate(p *node.Meta) (*translate.Resources, error)
+	Generate(p *node.Meta, prev *translate.Output) (*translate.Output, error)
 }
 
-// Push coalescing: a burst of Push calls becomes one regeneration once the
-// burst has been quiet for pushDebounce, but never later than pushMaxDelay
-// after the first call, so a steady trickle of changes cannot starve
-// proxies (the contract promises delivery within 1s).
+// Push coalescing defaults: a burst of pushes becomes one regeneration once
+// the burst has been quiet for DefaultDebounceAfter, but never later than
+// DefaultDebounceMax after its first push, so a steady trickle of changes
+// cannot starve proxies (the contract promises delivery within 1s). Istio's
+// PILOT_DEBOUNCE_AFTER and PILOT_DEBOUNCE_MAX are the same two settings
+// (Istio's defaults, 100ms and 10s, favour fewer pushes over latency).
 const (
-	pushDebounce = 20 * time.Millisecond
-	pushMaxDelay = 100 * time.Millisecond
+	DefaultDebounceAfter = 20 * time.Millisecond
+	DefaultDebounceMax   = 100 * time.Millisecond
+	// DefaultPushConcurrency bounds the streams regenerating and sending
+	// at once (Istio's PILOT_PUSH_THROTTLE), which bounds the memory a
+	// push to thousands of proxies holds in flight.
+	DefaultPushConcurrency = 100
 )
 
 // Issuer issues workload certificates; *ca.CA implements it.
@@ -84,6 +100,12 @@ type Options struct {
 	// CertTTL is the lifetime of issued certificates; default
 	// ca.DefaultCertTTL. They are re-issued at half of it.
 	CertTTL time.Duration
+	// DebounceAfter and DebounceMax coalesce pushes (see
+	// DefaultDebounceAfter); zero means the defaults.
+	DebounceAfter, DebounceMax time.Duration
+	// PushConcurrency bounds the streams regenerating and sending at
+	// once; zero means DefaultPushConcurrency.
+	PushConcurrency int
 	// OnStream, when set, is called when a node's first stream starts
 	// (connected true) and when its last stream ends (false), in order,
 	// from the stream's goroutine. It must not block.
@@ -108,6 +130,25 @@ type Server struct {
 	pushTimer    *time.Timer
 	pendingSince time.Time // zero: nothing pending
 	pendingWhy   []string
+	pendingPush  pushRequest
+	pushSem      chan struct{}
+}
+
+// pushRequest is what a push is for: everything, or the endpoints of some
+// services only.
+type pushRequest struct {
+	full  bool
+	hosts map[string]bool // endpoint-only: the services whose endpoints changed
+}
+
+func (r *pushRequest) merge(o pushRequest) {
+	r.full = r.full || o.full
+	for h := range o.hosts {
+		if r.hosts == nil {
+			r.hosts = map[string]bool{}
+		}
+		r.hosts[h] = true
+	}
 }
 
 // ConnInfo describes one connected proxy.
@@ -156,17 +197,67 @@ func New(gen Generator, o Options) *Server {
 	if o.CertTTL <= 0 {
 		o.CertTTL = ca.DefaultCertTTL
 	}
-	return &Server{gen: gen, log: o.Log, opts: o, conns: map[uint64]*conn{}, streams: map[string]int{}, lastSeen: map[string]time.Time{}}
+	if o.DebounceAfter <= 0 {
+		o.DebounceAfter = DefaultDebounceAfter
+	}
+	if o.DebounceMax <= 0 {
+		o.DebounceMax = DefaultDebounceMax
+	}
+	if o.PushConcurrency <= 0 {
+		o.PushConcurrency = DefaultPushConcurrency
+	}
+	return &Server{gen: gen, log: o.Log, opts: o, conns: map[uint64]*conn{}, streams: map[string]int{}, lastSeen: map[string]time.Time{},
+		pushSem: make(chan struct{}, o.PushConcurrency)}
 }
 
-// Register registers the AggregatedDiscoveryService on g.
+// throttle waits for a push slot and returns its release.
+func (s *Server) throttle() func() {
+	s.pushSem <- struct{}{}
+	return func() { <-s.pushSem }
+}
+
+// authenticate vets a stream with Options.Authenticate.
+func (s *Server) authenticate(ctx context.Context) (Principal, error) {
+	if s.opts.Authenticate == nil {
+		return Principal{Mesh: true, Subject: "anyone"}, nil
+	}
+	p, err := s.opts.Authenticate(ctx)
+	if err != nil {
+		s.log.Warn("xds stream refused", "peer", peerAddr(ctx), "err", err)
+	}
+	return p, err
+}
+
+// seen records that the proxy was heard from.
+func (s *Server) seen(nodeID string) {
+	s.mu.Lock()
+	s.lastSeen[nodeID] = time.Now()
+	s.mu.Unlock()
+}
+
+// Register registers the AggregatedDiscoveryService on g, which must have
+// been created with ServerOptions.
 func (s *Server) Register(g *grpc.Server) {
 	discovery.RegisterAggregatedDiscoveryServiceServer(g, s)
 }
 
 // Push tells the server the model changed; every connection regenerates
 // its resources shortly after and sends whatever differs.
-func (s *Server) Push(reason string) {
+func (s *Server) Push(reason string) { s.queuePush(reason, pushRequest{full: true}) }
+
+// PushEndpoints tells the server that only the endpoints of hosts changed:
+// the connections holding those services' clusters regenerate (cheaply:
+// the rest is shared and unchanged) and send what differs, in practice
+// their assignments (EDS).
+func (s *Server) PushEndpoints(reason string, hosts []string) {
+	req := pushRequest{hosts: map[string]bool{}}
+	for _, h := range hosts {
+		req.hosts[h] = true
+	}
+	s.queuePush(reason, req)
+}
+
+func (s *Server) queuePush(reason string, req pushRequest) {
 	s.pushMu.Lock()
 	defer s.pushMu.Unlock()
 	now := time.Now()
@@ -176,7 +267,8 @@ func (s *Server) Push(reason string) {
 	if len(s.pendingWhy) < 8 {
 		s.pendingWhy = append(s.pendingWhy, reason)
 	}
-	delay := min(pushDebounce, max(pushMaxDelay-now.Sub(s.pendingSince), 0))
+	s.pendingPush.merge(req)
+	delay := min(s.opts.DebounceAfter, max(s.opts.DebounceMax-now.Sub(s.pendingSince), 0))
 	if s.pushTimer == nil {
 		s.pushTimer = time.AfterFunc(delay, s.flushPush)
 	} else {
@@ -192,8 +284,8 @@ func (s *Server) flushPush() {
 		s.pushMu.Unlock()
 		return
 	}
-	why, since := s.pendingWhy, s.pendingSince
-	s.pendingSince, s.pendingWhy = time.Time{}, nil
+	why, since, req := s.pendingWhy, s.pendingSince, s.pendingPush
+	s.pendingSince, s.pendingWhy, s.pendingPush = time.Time{}, nil, pushRequest{}
 	s.pushMu.Unlock()
 
 	s.mu.Lock()
@@ -202,12 +294,9 @@ func (s *Server) flushPush() {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
-	s.log.Debug("xds push", "reasons", why, "waited", time.Since(since), "connections", len(conns))
+	s.log.Debug("xds push", "reasons", why, "waited", time.Since(since), "connections", len(conns), "full", req.full, "hosts", len(req.hosts))
 	for _, c := range conns {
-		select {
-		case c.pushCh <- struct{}{}:
-		default: // a push is already queued for this connection; it will read the newest model
-		}
+		c.queue(req)
 	}
 }
 
@@ -243,15 +332,19 @@ func (s *Server) Acked(nodeID, typeURL string) (version string, res []proto.Mess
 		return "", nil, false
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	a, ok := c.acked[typeURL]
+	c.mu.Unlock()
 	if !ok {
 		return "", nil, false
 	}
-	if typeURL == SecretType {
-		return a.version, redactAll(a.res), true
+	var msgs []proto.Message
+	if a.res != nil {
+		a.res.Range(func(r *resource.Resource) bool { msgs = append(msgs, r.Message()); return true })
 	}
-	return a.version, append([]proto.Message(nil), a.res...), true
+	if typeURL == SecretType {
+		return a.version, redactAll(msgs), true
+	}
+	return a.version, msgs, true
 }
 
 // LastSeen returns when the proxy was last heard from: now while it is

@@ -25,6 +25,7 @@ import (
 	"github.com/weft-mesh/weft/config"
 	"github.com/weft-mesh/weft/model"
 	"github.com/weft-mesh/weft/xds/node"
+	"github.com/weft-mesh/weft/xds/resource"
 	"github.com/weft-mesh/weft/xds/translate"
 )
 
@@ -33,15 +34,20 @@ type fakeGen struct {
 	snap   atomic.Pointer[model.Snapshot]
 	broken atomic.Bool
 	calls  atomic.Int64
+	tr     *translate.Translator
+	once   sync.Once
 }
 
-func (g *fakeGen) Generate(p *node.Meta) (*translate.Resources, error) {
+func (g *fakeGen) Generate(p *node.Meta, prev *translate.Output) (*translate.Output, error) {
 	g.calls.Add(1)
-	r := translate.Generate(g.snap.Load(), p)
+	g.once.Do(func() { g.tr = translate.NewTranslator(translate.Options{}) })
+	out := g.tr.Generate(g.snap.Load(), p, prev)
 	if g.broken.Load() {
-		delete(r.Routes, translate.OutboundRoute) // the listener now names a missing route table
+		b := *out
+		b.Routes = resource.Empty // the listener now names a missing route table
+		return &b, nil
 	}
-	return r, nil
+	return out, nil
 }
 
 func (g *fakeGen) set(services ...string) {
@@ -82,7 +88,7 @@ func startWith(t *testing.T, gen Generator, o Options) (*Server, string, *syncBu
 	})
 	o.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s := New(gen, o)
-	g := grpc.NewServer()
+	g := grpc.NewServer(ServerOptions()...)
 	s.Register(g)
 	go func() { _ = g.Serve(lis) }()
 	t.Cleanup(g.Stop)
@@ -334,7 +340,7 @@ func TestPushArrivesAndUnchangedIsNotResent(t *testing.T) {
 }
 
 // TestPushCoalesces: a burst of pushes one millisecond apart for 200 ms
-// (on the bubble's clock) becomes one regeneration per pushMaxDelay, not
+// (on the bubble's clock) becomes one regeneration per DefaultDebounceMax, not
 // one per push, and nothing is left pending.
 func TestPushCoalesces(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -364,7 +370,7 @@ func TestPushCoalesces(t *testing.T) {
 		close(done)
 		<-counted
 		if n := flushes.Load(); n < 2 || n > 3 {
-			t.Errorf("%d regenerations for a 200-push burst over 200 ms, want one per %v", n, pushMaxDelay)
+			t.Errorf("%d regenerations for a 200-push burst over 200 ms, want one per %v", n, DefaultDebounceMax)
 		}
 		if !s.pendingSince.IsZero() {
 			t.Error("a push is still pending")

@@ -2,8 +2,8 @@ package server
 
 import (
 	"fmt"
-	"sort"
 
+	"github.com/weft-mesh/weft/xds/resource"
 	"github.com/weft-mesh/weft/xds/translate"
 )
 
@@ -47,7 +47,7 @@ func (c *conn) syncState() (state, detail string) {
 			return Pending, fmt.Sprintf("not subscribed to %s yet (needs %s)", shortType(t), missing)
 		case !st.subscribed:
 			continue
-		case st.sentNonce == "" || st.sentVer != version(c.target(t)):
+		case st.sentNonce == "" || st.sentVer != c.target(t).Version():
 			return Pending, shortType(t) + " not sent yet"
 		case !st.replied:
 			return Pending, fmt.Sprintf("%s %s sent, not ACKed yet", shortType(t), st.sentVer)
@@ -66,35 +66,36 @@ func (c *conn) syncState() (state, detail string) {
 // the desired state needs that the proxy has not subscribed to by name
 // ("" when none is missing, or the subscription is a wildcard).
 func (c *conn) unrequested(t string) string {
-	var need []string
+	var need *resource.Set
 	switch t {
 	case translate.EndpointType:
-		for n := range c.desired.Endpoints {
-			need = append(need, n)
-		}
-		for n := range c.retainedCLAs {
-			need = append(need, n)
+		need = resource.Layer(c.desired.Endpoints, c.retainedCLAs)
+		if c.types[translate.ClusterType].names != nil {
+			// Clusters asked for by name (gRPC): only their endpoints are
+			// needed (an assignment is named as its cluster).
+			need = resource.Filter(need, resource.Intern(c.target(translate.ClusterType).Names()))
 		}
 	case translate.RouteType:
-		for n := range c.desired.Routes {
-			need = append(need, n)
+		need = c.desired.Routes
+		if c.types[translate.ListenerType].names != nil {
+			// Listeners asked for by name (gRPC): only their route tables,
+			// named as they are.
+			need = resource.Filter(need, resource.Intern(c.target(translate.ListenerType).Names()))
 		}
 	default:
 		return ""
 	}
 	st := c.types[t]
-	if st.subscribed && len(st.names) == 0 {
+	if st.subscribed && st.names == nil {
 		return "" // a wildcard subscription: everything is sent
 	}
-	have := make(map[string]bool, len(st.names))
-	for _, n := range st.names {
-		have[n] = true
+	if need.Len() == 0 {
+		return ""
 	}
-	sort.Strings(need)
-	for _, n := range need {
-		if !have[n] {
-			return n
-		}
+	if st.names == nil {
+		first := ""
+		need.Range(func(r *resource.Resource) bool { first = r.Name; return false })
+		return first
 	}
-	return ""
+	return resource.FirstMissing(need, st.names)
 }

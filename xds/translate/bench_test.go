@@ -9,12 +9,13 @@ import (
 
 	"github.com/weft-mesh/weft/config"
 	"github.com/weft-mesh/weft/model"
+	"github.com/weft-mesh/weft/xds/node"
 )
 
-// BenchmarkGenerateSidecar generates the resources of one sidecar in a mesh
-// of 300 services (3 ports, 4 endpoints, 2 subsets each) with AUDIT, DENY
-// and ALLOW policies selecting it.
-func BenchmarkGenerateSidecar(b *testing.B) {
+// benchMesh is 300 services (3 ports, 4 endpoints, 2 subsets each), a
+// VirtualService per service, and AUDIT, DENY and ALLOW policies
+// selecting the web sidecar.
+func benchMesh(weight int32) []*config.Object {
 	var objs []*config.Object
 	for i := 0; i < 300; i++ {
 		var eps []*networking.WorkloadEntry
@@ -29,19 +30,79 @@ func BenchmarkGenerateSidecar(b *testing.B) {
 			Endpoints:  eps,
 		}))
 		objs = append(objs, obj(config.KindDestinationRule, name, &networking.DestinationRule{Host: name, Subsets: []*networking.Subset{{Name: "v1", Labels: map[string]string{"version": "v1"}}, {Name: "v2", Labels: map[string]string{"version": "v2"}}}}))
+		w := int32(90)
+		if i == 0 {
+			w = weight
+		}
+		objs = append(objs, obj(config.KindVirtualService, name, &networking.VirtualService{Hosts: []string{name}, Http: []*networking.HTTPRoute{{
+			Route: []*networking.HTTPRouteDestination{
+				{Destination: &networking.Destination{Host: name, Subset: "v1"}, Weight: w},
+				{Destination: &networking.Destination{Host: name, Subset: "v2"}, Weight: 100 - w},
+			},
+		}}}))
 	}
 	objs = append(objs, webService())
 	for _, a := range []security.AuthorizationPolicy_Action{security.AuthorizationPolicy_ALLOW, security.AuthorizationPolicy_DENY, security.AuthorizationPolicy_AUDIT} {
 		objs = append(objs, obj(config.KindAuthorizationPolicy, "p"+a.String(), &security.AuthorizationPolicy{Action: a, Rules: []*security.Rule{{To: []*security.Rule_To{{Operation: &security.Operation{Ports: []string{"8080"}}}}}}}))
 	}
-	s := model.Build(1, objs)
-	m := webMeta()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		r := Generate(s, m)
-		if len(r.problems) > 0 {
-			b.Fatal(r.problems)
+	return objs
+}
+
+// BenchmarkGenerateSidecar measures generating one sidecar's resources in
+// that mesh:
+//   - proxy: what each further proxy of a push costs once the shared part
+//     exists (each op a different sidecar of the same namespace);
+//   - cold: everything from nothing, a new Translator per op (what every
+//     proxy cost before generation was shared);
+//   - change: the next snapshot after one VirtualService weight change,
+//     then one proxy: the shared part regenerated from the caches.
+func BenchmarkGenerateSidecar(b *testing.B) {
+	s := model.Build(1, benchMesh(90))
+	check := func(out *Output) {
+		if err := out.Validate(); err != nil {
+			b.Fatal(err)
 		}
 	}
+	b.Run("proxy", func(b *testing.B) {
+		tr := NewTranslator(Options{})
+		check(tr.Generate(s, webMeta(), nil))
+		metas := make([]*node.Meta, b.N)
+		for i := range metas {
+			metas[i] = webMeta()
+			metas[i].Name = fmt.Sprintf("web-%d", i)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			check(tr.Generate(s, metas[i], nil))
+		}
+	})
+	b.Run("cold", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			check(NewTranslator(Options{}).Generate(s, webMeta(), nil))
+		}
+	})
+	b.Run("change", func(b *testing.B) {
+		// Two object lists that share every object but svc0's
+		// VirtualService; each op is the next snapshot (model included).
+		objs := benchMesh(90)
+		alt := append([]*config.Object(nil), objs...)
+		for i, o := range benchMesh(80) {
+			if o.Kind == config.KindVirtualService && o.Meta.Name == "svc0" {
+				alt[i] = o
+			}
+		}
+		lists := [][]*config.Object{objs, alt}
+		tr := NewTranslator(Options{})
+		prev := model.Build(1, objs)
+		check(tr.Generate(prev, webMeta(), nil))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			next := model.BuildWith(int64(i+2), lists[(i+1)%2], model.Options{Previous: prev})
+			check(tr.Generate(next, webMeta(), nil))
+			prev = next
+		}
+	})
 }

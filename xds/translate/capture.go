@@ -33,6 +33,10 @@ const (
 	// AllowAnyVirtualHost is the last virtual host of a captured sidecar's
 	// per-port route configuration, to PassthroughCluster.
 	AllowAnyVirtualHost = "allow_any"
+	// BlockAllVirtualHost is the last virtual host of an outbound route
+	// table under outboundTrafficPolicy REGISTRY_ONLY: 502 for every host
+	// the proxy's scope does not know.
+	BlockAllVirtualHost = "block_all"
 	// OriginalDstFilter is the listener filter virtualInbound restores
 	// each connection's original destination with.
 	OriginalDstFilter = "envoy.filters.listener.original_dst"
@@ -41,18 +45,19 @@ const (
 	InboundPassthroughSource = "127.0.0.6"
 )
 
-// capturedSidecar emits what a sidecar whose traffic the capture rules
-// redirect needs (see docs/ARCHITECTURE.md, "The captured sidecar"):
-// virtualOutbound on the outbound capture port handing each connection to
-// the listener of its original destination (an HTTP listener per service
-// port, a TCP listener per service address and port), passing the rest
-// through; virtualInbound on the inbound capture port, with filter chains
-// per port the pod serves.
-func (g *generator) capturedSidecar() {
-	if _, err := netip.ParseAddr(g.p.IP); err != nil {
-		g.r.problem("node %s: a captured sidecar needs its pod's IP address in its node ID, got %q", g.p.ID(), g.p.IP)
-		return
-	}
+// A captured sidecar (see docs/ARCHITECTURE.md, "The captured sidecar")
+// gets virtualOutbound on the outbound capture port, handing each
+// connection to the listener of its original destination (an HTTP
+// listener per service port, a TCP listener per service address and
+// port) and passing the rest through, or refusing it under
+// outboundTrafficPolicy REGISTRY_ONLY; and virtualInbound on the inbound
+// capture port, with filter chains per port the pod serves. The outbound
+// side is shared by the pods of a scope (capturedShared), the inbound
+// side is each pod's own (capturedOwn).
+
+// capturedClusters emits the clusters every captured sidecar has besides
+// its services': passthrough (outbound and inbound) and the black hole.
+func (g *generator) capturedClusters() {
 	g.r.Clusters[PassthroughCluster] = originalDstCluster(PassthroughCluster, "")
 	g.r.Clusters[InboundPassthroughCluster] = originalDstCluster(InboundPassthroughCluster, InboundPassthroughSource)
 	g.r.Clusters[BlackHoleCluster] = &cluster.Cluster{
@@ -60,6 +65,14 @@ func (g *generator) capturedSidecar() {
 		ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_STATIC},
 		ConnectTimeout:       durationpb.New(ConnectTimeout),
 		LoadAssignment:       &endpoint.ClusterLoadAssignment{ClusterName: BlackHoleCluster},
+	}
+}
+
+// capturedShared emits the outbound listeners and route tables.
+func (g *generator) capturedShared() {
+	catchall := PassthroughCluster
+	if g.scope.RegistryOnly() {
+		catchall = BlackHoleCluster
 	}
 	g.r.Listeners[OutboundListener] = &listener.Listener{
 		Name:             OutboundListener,
@@ -70,10 +83,18 @@ func (g *generator) capturedSidecar() {
 			// A connection made to the capture port itself was not
 			// redirected: passing it through would send it back here.
 			blackholeChain(OutboundListener, node.OutboundCapturePort),
-			{Name: OutboundListener + "-catchall-tcp", Filters: []*listener.Filter{tcpProxyTo(PassthroughCluster)}},
+			{Name: OutboundListener + "-catchall-tcp", Filters: []*listener.Filter{tcpProxyTo(catchall)}},
 		},
 	}
 	g.capturedOutbound()
+}
+
+// capturedOwn emits the inbound side of one pod.
+func (g *generator) capturedOwn() {
+	if _, err := netip.ParseAddr(g.p.IP); err != nil {
+		g.r.problem("node %s: a captured sidecar needs its pod's IP address in its node ID, got %q", g.p.ID(), g.p.IP)
+		return
+	}
 	g.capturedInbound()
 }
 
@@ -82,13 +103,12 @@ func (g *generator) capturedSidecar() {
 // every other service port, listener ADDRESS_P per service address with a
 // tcp_proxy to the service (or where its VirtualService's tcp routes say).
 func (g *generator) capturedOutbound() {
-	vss := g.meshVirtualServices()
 	type vhostFor struct {
 		svc  *model.Service
 		port *model.Port
 	}
 	httpPorts := map[uint32][]vhostFor{}
-	for _, svc := range g.s.Services() {
+	for _, svc := range g.services() {
 		for _, port := range svc.Ports {
 			if reservedPort(port.Number) {
 				continue // its listener would take a capture listener's address
@@ -99,7 +119,7 @@ func (g *generator) capturedOutbound() {
 			}
 			for _, a := range svc.Addresses {
 				if ip, err := netip.ParseAddr(a); err == nil {
-					g.outboundTCPListener(vss, svc, port, ip)
+					g.outboundTCPListener(svc, port, ip)
 				}
 			}
 		}
@@ -109,7 +129,7 @@ func (g *generator) capturedOutbound() {
 		rc := &route.RouteConfiguration{Name: name}
 		var cands []domainCandidate
 		for _, h := range httpPorts[p] {
-			vh := g.serviceVirtualHost(virtualServiceFor(vss, h.svc.Hostname), h.svc, h.port)
+			vh := g.serviceVirtualHost(g.virtualServiceFor(h.svc.Hostname), h.svc, h.port)
 			for _, c := range sidecarDomains(h.svc, p, g.p.Namespace) {
 				c.vhost = len(rc.VirtualHosts)
 				cands = append(cands, c)
@@ -124,10 +144,7 @@ func (g *generator) capturedOutbound() {
 			rc.VirtualHosts = append(rc.VirtualHosts, vh)
 		}
 		assignDomains(rc.VirtualHosts, cands)
-		rc.VirtualHosts = append(rc.VirtualHosts, &route.VirtualHost{
-			Name: AllowAnyVirtualHost, Domains: []string{"*"},
-			Routes: []*route.Route{defaultRoute(PassthroughCluster)},
-		})
+		g.outsideScope(rc)
 		g.r.Routes[name] = rc
 		lname := GatewayListenerName(p)
 		l := httpListener(lname, "outbound_"+lname, anyAddress(p), core.TrafficDirection_OUTBOUND, rdsManager(name), nil)
@@ -139,10 +156,10 @@ func (g *generator) capturedOutbound() {
 // outboundTCPListener emits ADDRESS_PORT for a TCP port of svc at one of
 // its addresses: a tcp_proxy to the first tcp route of the service's mesh
 // VirtualService that matches the port, else to the service's cluster.
-func (g *generator) outboundTCPListener(vss []meshVS, svc *model.Service, port *model.Port, ip netip.Addr) {
+func (g *generator) outboundTCPListener(svc *model.Service, port *model.Port, ip netip.Addr) {
 	targets := []target{{name: ClusterName(port.Number, "", svc.Hostname), weight: 1}}
 	stat := targets[0].name
-	if vs := virtualServiceFor(vss, svc.Hostname); vs != nil {
+	if vs := g.virtualServiceFor(svc.Hostname); vs != nil {
 		for _, tr := range vs.Spec.(*networking.VirtualService).GetTcp() {
 			if !meshTCPRouteMatches(tr, port.Number) {
 				continue
@@ -197,7 +214,7 @@ func meshTCPRouteMatches(tr *networking.TCPRoute, port uint32) bool {
 // destination; and a black hole for the capture port itself.
 func (g *generator) capturedInbound() {
 	ports := map[uint32]bool{} // workload port -> HTTP
-	for _, svc := range g.s.Services() {
+	for _, svc := range g.s.ServicesAt(g.p.IP) {
 		for _, port := range svc.Ports {
 			for _, eps := range [2][]*model.Endpoint{svc.Endpoints, svc.Inactive} {
 				for _, e := range eps {
@@ -239,6 +256,31 @@ func (g *generator) capturedInbound() {
 		l.ListenerFilters = append(l.ListenerFilters, tlsInspector())
 	}
 	g.r.Listeners[InboundListener] = l
+}
+
+// outsideScope ends an outbound route table with the virtual host for
+// every other host, as outboundTrafficPolicy says: ALLOW_ANY passes a
+// captured request through to its original destination (allow_any);
+// REGISTRY_ONLY answers 502 (Istio's block_all). A `weft run` sidecar has
+// no original destination to pass through to, so under ALLOW_ANY an
+// unknown host finds no virtual host (404, NR) as before.
+func (g *generator) outsideScope(rc *route.RouteConfiguration) {
+	switch {
+	case g.scope != nil && g.scope.RegistryOnly():
+		rc.VirtualHosts = append(rc.VirtualHosts, &route.VirtualHost{
+			Name: BlockAllVirtualHost, Domains: []string{"*"},
+			Routes: []*route.Route{{
+				Name:   BlockAllVirtualHost,
+				Match:  &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
+				Action: &route.Route_DirectResponse{DirectResponse: &route.DirectResponseAction{Status: 502}},
+			}},
+		})
+	case g.p.Captured():
+		rc.VirtualHosts = append(rc.VirtualHosts, &route.VirtualHost{
+			Name: AllowAnyVirtualHost, Domains: []string{"*"},
+			Routes: []*route.Route{defaultRoute(PassthroughCluster)},
+		})
+	}
 }
 
 // reservedPort reports whether p is a capture port, whose address the

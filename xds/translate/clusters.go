@@ -2,6 +2,9 @@ package translate
 
 import (
 	"sort"
+
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/proto"
 	"strings"
 	"time"
 
@@ -21,26 +24,31 @@ import (
 const ConnectTimeout = 10 * time.Second
 
 // clusters emits an EDS cluster and its ClusterLoadAssignment for every
-// service port, and one more per DestinationRule subset. Sidecars and
-// gateways alike get all of them: weft has no Sidecar-resource scoping.
-// Each cluster gets the traffic policy Istio would apply to it: the rule's
-// policy (or its portLevelSettings entry for the port) with the subset's
-// fields laid over it.
+// port of every service the scope sees (exportTo, Sidecar egress hosts),
+// and one more per DestinationRule subset. Each cluster gets the traffic
+// policy Istio would apply to it: the rule's policy (or its
+// portLevelSettings entry for the port) with the subset's fields laid
+// over it.
 func (g *generator) clusters() {
-	for _, svc := range g.s.Services() {
-		dro := g.s.DestinationRule(g.p.Namespace, svc.Hostname)
-		var dr *networking.DestinationRule
-		if dro != nil {
-			dr = dro.Spec.(*networking.DestinationRule)
-		}
-		for _, port := range svc.Ports {
-			g.addCluster(svc, port, "", nil, mergePolicy(dr.GetTrafficPolicy(), nil, port.Number), dro)
-			for _, ss := range dr.GetSubsets() {
-				if ss.GetName() == "" {
-					continue // config validation rejects it; nothing sensible to name
-				}
-				g.addCluster(svc, port, ss.GetName(), ss.GetLabels(), mergePolicy(dr.GetTrafficPolicy(), ss.GetTrafficPolicy(), port.Number), dro)
+	for _, svc := range g.services() {
+		g.serviceClusters(svc, g.s.DestinationRule(g.p.Namespace, svc.Hostname))
+	}
+}
+
+// serviceClusters emits the clusters of one service under rule dro (nil
+// for none).
+func (g *generator) serviceClusters(svc *model.Service, dro *config.Object) {
+	var dr *networking.DestinationRule
+	if dro != nil {
+		dr = dro.Spec.(*networking.DestinationRule)
+	}
+	for _, port := range svc.Ports {
+		g.addCluster(svc, port, "", nil, mergePolicy(dr.GetTrafficPolicy(), nil, port.Number), dro)
+		for _, ss := range dr.GetSubsets() {
+			if ss.GetName() == "" {
+				continue // config validation rejects it; nothing sensible to name
 			}
+			g.addCluster(svc, port, ss.GetName(), ss.GetLabels(), mergePolicy(dr.GetTrafficPolicy(), ss.GetTrafficPolicy(), port.Number), dro)
 		}
 	}
 }
@@ -48,9 +56,62 @@ func (g *generator) clusters() {
 // addCluster emits one outbound cluster outbound|PORT|SUBSET|HOST with
 // policy (from DestinationRule dr, possibly nil) applied and, unless the
 // policy makes it ORIGINAL_DST (which has no endpoints to assign), its
-// ClusterLoadAssignment.
+// ClusterLoadAssignment: as an item of g.clusterItems, made once for as
+// long as what it is made of is unchanged.
 func (g *generator) addCluster(svc *model.Service, port *model.Port, subsetName string, subset map[string]string, policy *networking.TrafficPolicy, dr *config.Object) {
 	name := ClusterName(port.Number, subsetName, svc.Hostname)
+	key := clusterKey{flavor: flavorOf(g.p), svc: svc, port: port.Number, subset: subsetName, dr: dr, peer: g.s.Epochs().PeerAuth, td: g.opts.TrustDomain,
+		down: g.downSidecars(svc)}
+	v, ok := g.items.get(key)
+	if !ok {
+		v = g.items.put(key, g.newClusterItem(name, svc, port, subsetName, subset, policy, dr))
+	}
+	it := v.(*clusterItem)
+	g.clusterItems = append(g.clusterItems, it)
+	if it.hash != nil {
+		g.hashes[name] = it.hash
+	}
+}
+
+// downSidecars names the sidecars of svc's endpoints that are down
+// (Options.ProxyDown), which its assignments mark UNHEALTHY: usually none.
+func (g *generator) downSidecars(svc *model.Service) string {
+	if g.opts.ProxyDown == nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, e := range svc.Endpoints {
+		if e.Proxy != "" && g.opts.ProxyDown(e.Proxy) {
+			b.WriteString(e.Proxy)
+			b.WriteByte(0)
+		}
+	}
+	return b.String()
+}
+
+// newClusterItem generates one cluster (and assignment) alone, so the
+// item holds its problems only, and keeps them encoded, not as messages.
+func (g *generator) newClusterItem(name string, svc *model.Service, port *model.Port, subsetName string, subset map[string]string, policy *networking.TrafficPolicy, dr *config.Object) *clusterItem {
+	one := &generator{s: g.s, p: g.p, r: newResources(), opts: g.opts, hashes: map[string]*route.RouteAction_HashPolicy{},
+		scope: g.scope, made: map[proto.Message]*madeResource{}}
+	one.makeCluster(name, svc, port, subsetName, subset, policy, dr)
+	c, cla := one.r.Clusters[name], one.r.Endpoints[name]
+	it := &clusterItem{name: name, hash: one.hashes[name], problems: one.r.problems}
+	if g.p.GRPC() {
+		if c = grpcCluster(c, cla); c == nil {
+			return it
+		}
+	}
+	it.clusterRes = compactResource(name, c)
+	it.eds, _ = edsName(c)
+	if cla != nil {
+		it.claRes = compactResource(name, cla)
+	}
+	return it
+}
+
+// makeCluster generates one outbound cluster and its assignment.
+func (g *generator) makeCluster(name string, svc *model.Service, port *model.Port, subsetName string, subset map[string]string, policy *networking.TrafficPolicy, dr *config.Object) {
 	c := edsCluster(name)
 	applyLoadBalancer(c, policy.GetLoadBalancer())
 	applyConnectionPool(c, port, policy.GetConnectionPool())

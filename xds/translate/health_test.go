@@ -64,3 +64,35 @@ func TestEndpointOfGoneSidecarUnhealthy(t *testing.T) {
 		t.Errorf("locality weight %d, want 2 (the healthy endpoints')", w)
 	}
 }
+
+// TestTranslatorFollowsProxyHealth: one Translator, one snapshot; a
+// sidecar going down (DownEpoch moving) makes its endpoint UNHEALTHY in
+// the next output, and coming back makes it healthy again, although the
+// snapshot never changed.
+func TestTranslatorFollowsProxyHealth(t *testing.T) {
+	const proxy = "sidecar~127.0.0.1~a.coolapp~coolapp.svc.cluster.local"
+	se := svcEntry("catalog", 8080)
+	se.Spec.(*networking.ServiceEntry).WorkloadSelector = &networking.WorkloadSelector{Labels: map[string]string{"app": "catalog"}}
+	we := obj(config.KindWorkloadEntry, "catalog-a", &networking.WorkloadEntry{Address: "127.0.0.2", Labels: map[string]string{"app": "catalog"}})
+	we.Meta.Annotations = map[string]string{config.AnnotationProxy: proxy}
+	snap := model.Build(1, []*config.Object{se, we})
+	down, epoch := false, uint64(0)
+	tr := NewTranslator(Options{ProxyDown: func(id string) bool { return down && id == proxy }, DownEpoch: func() uint64 { return epoch }})
+	cluster := ClusterName(8080, "", "catalog."+ns+".svc.cluster.local")
+	var prev *Output
+	status := func() core.HealthStatus {
+		prev = tr.Generate(snap, sidecarMeta(), prev)
+		return prev.Resources().Endpoints[cluster].GetEndpoints()[0].GetLbEndpoints()[0].GetHealthStatus()
+	}
+	if h := status(); h != core.HealthStatus_UNKNOWN {
+		t.Fatalf("connected: %v", h)
+	}
+	down, epoch = true, 1
+	if h := status(); h != core.HealthStatus_UNHEALTHY {
+		t.Errorf("after its stream dropped: %v, want UNHEALTHY", h)
+	}
+	down, epoch = false, 2
+	if h := status(); h != core.HealthStatus_UNKNOWN {
+		t.Errorf("after it reconnected: %v, want no health status", h)
+	}
+}

@@ -80,7 +80,12 @@ func (g *generator) findInboundPort() uint32 {
 	if err != nil {
 		return 0
 	}
-	for _, svc := range g.s.Services() {
+	cands := g.s.ServicesAt(host)
+	if g.p.IP != host {
+		cands = append(append([]*model.Service(nil), cands...), g.s.ServicesAt(g.p.IP)...)
+		sort.Slice(cands, func(i, j int) bool { return cands[i].Hostname < cands[j].Hostname })
+	}
+	for _, svc := range cands {
 		for _, port := range svc.Ports {
 			for _, e := range svc.Endpoints {
 				if (e.Address == host || e.Address == g.p.IP) && e.PortFor(port) == uint32(n) {

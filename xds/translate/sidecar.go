@@ -10,29 +10,25 @@ import (
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
-	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/weft-mesh/weft/config"
 	"github.com/weft-mesh/weft/model"
 )
 
-// sidecar emits the outbound listener and route table and, when the node
-// fronts a local app, the inbound listener and its static cluster. A
-// sidecar whose traffic is captured gets capturedSidecar's instead.
-func (g *generator) sidecar() {
-	if g.p.Captured() {
-		g.capturedSidecar()
-		return
-	}
+// localSidecar emits a `weft run` sidecar's own resources: the outbound
+// listener at its OUTBOUND_ADDRESS (the app's HTTP_PROXY) using the
+// shared route table "outbound" and, when it fronts a local app, the
+// inbound listener and its static cluster.
+func (g *generator) localSidecar() {
 	if g.p.Outbound != "" {
 		addr, _, err := socketAddress(g.p.Outbound)
 		if err != nil {
 			g.r.problem("node %s: %s: %v", g.p.ID(), "OUTBOUND_ADDRESS", err)
 		} else {
 			g.r.Listeners[OutboundListener] = httpListener(OutboundListener, "outbound", addr, core.TrafficDirection_OUTBOUND, rdsManager(OutboundRoute), nil)
-			g.r.Routes[OutboundRoute] = g.outboundRoutes()
 		}
 	}
 	if g.p.Inbound != "" && g.p.App != "" {
@@ -40,56 +36,13 @@ func (g *generator) sidecar() {
 	}
 }
 
-// meshVS is a VirtualService bound to the mesh, with its hosts resolved.
-type meshVS struct {
-	obj   *config.Object
-	hosts []string
-}
+// services returns the services the proxies being generated for see.
+func (g *generator) services() []*model.Service { return g.s.VisibleServices(g.scope) }
 
-func (g *generator) meshVirtualServices() []meshVS {
-	var out []meshVS
-	for _, o := range g.s.Objects(config.KindVirtualService) {
-		vs := o.Spec.(*networking.VirtualService)
-		if !boundToMesh(vs) {
-			continue
-		}
-		m := meshVS{obj: o}
-		for _, h := range vs.GetHosts() {
-			m.hosts = append(m.hosts, g.s.ResolveHost(o.Meta.Namespace, h))
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-func boundToMesh(vs *networking.VirtualService) bool {
-	if len(vs.GetGateways()) == 0 {
-		return true
-	}
-	for _, gw := range vs.GetGateways() {
-		if gw == "mesh" {
-			return true
-		}
-	}
-	return false
-}
-
-// virtualServiceFor picks the mesh VirtualService for host: one naming the
-// host exactly wins over a wildcard, as in Istio; ties go to the first by
-// namespace/name.
-func virtualServiceFor(vss []meshVS, host string) *config.Object {
-	var wildcard *config.Object
-	for _, v := range vss {
-		for _, h := range v.hosts {
-			if h == host {
-				return v.obj
-			}
-			if wildcard == nil && model.HostMatches(h, host) {
-				wildcard = v.obj
-			}
-		}
-	}
-	return wildcard
+// virtualServiceFor picks the mesh VirtualService for host as the scope's
+// proxies see it (exportTo, Sidecar egress); nil for none.
+func (g *generator) virtualServiceFor(host string) *config.Object {
+	return g.s.ScopedVirtualService(g.scope, host)
 }
 
 // outboundRoutes builds RouteConfiguration "outbound": one virtual host per
@@ -101,11 +54,10 @@ func virtualServiceFor(vss []meshVS, host string) *config.Object {
 // outbound listener a tcp_proxy could sit on. TCP services are reached
 // through a Gateway's TCP server instead.
 func (g *generator) outboundRoutes() *route.RouteConfiguration {
-	vss := g.meshVirtualServices()
 	rc := &route.RouteConfiguration{Name: OutboundRoute}
 	var cands []domainCandidate
-	for _, svc := range g.s.Services() {
-		vs := virtualServiceFor(vss, svc.Hostname)
+	for _, svc := range g.services() {
+		vs := g.virtualServiceFor(svc.Hostname)
 		for _, port := range svc.Ports {
 			if !port.IsHTTP() {
 				continue
@@ -119,20 +71,127 @@ func (g *generator) outboundRoutes() *route.RouteConfiguration {
 		}
 	}
 	assignDomains(rc.VirtualHosts, cands)
+	g.outsideScope(rc)
 	return rc
 }
 
 // serviceVirtualHost is the virtual host of svc's HTTP port: the routes of
 // its mesh VirtualService vs for that port, or the default route to the
-// service's cluster. Domains are the caller's.
+// service's cluster. Domains are the caller's. The routes are shared
+// across scopes and snapshots while what they are made of is unchanged
+// (routesKey); they must not be modified.
 func (g *generator) serviceVirtualHost(vs *config.Object, svc *model.Service, port *model.Port) *route.VirtualHost {
 	vh := &route.VirtualHost{Name: fmt.Sprintf("%s:%d", svc.Hostname, port.Number)}
-	if vs != nil {
-		vh.Routes = g.vsRoutes(vs, routeScope{port: port.Number, listenPort: port.Number})
-	} else {
-		vh.Routes = []*route.Route{g.defaultOutboundRoute(ClusterName(port.Number, "", svc.Hostname))}
+	build := func() []*route.Route {
+		var rs []*route.Route
+		if vs != nil {
+			rs = g.vsRoutes(vs, routeScope{port: port.Number, listenPort: port.Number})
+		} else {
+			rs = []*route.Route{g.defaultOutboundRoute(ClusterName(port.Number, "", svc.Hostname))}
+		}
+		if g.p.GRPC() {
+			rs = grpcRoutes(rs)
+		}
+		return rs
+	}
+	if g.items == nil {
+		vh.Routes = build()
+		return vh
+	}
+	e := g.s.Epochs()
+	key := routesKey{flavor: flavorOf(g.p), vs: vs, host: svc.Hostname, port: port.Number, hosts: e.Hosts}
+	if g.s.HashesConsistently() {
+		key.hashNS, key.rules = g.p.Namespace, e.Rules
+	}
+	v, ok := g.items.get(key)
+	if !ok {
+		before := len(g.r.problems)
+		it := &routesItem{routes: build()}
+		it.problems = append([]string(nil), g.r.problems[before:]...)
+		g.r.problems = g.r.problems[:before]
+		for i, r := range it.routes {
+			for _, err := range messageErrors("route", r.GetName(), r) {
+				it.errs = append(it.errs, fmt.Errorf("virtual host %q: routes[%d]: %w", vh.Name, i, err))
+			}
+		}
+		v = g.items.put(key, it)
+	}
+	it := v.(*routesItem)
+	vh.Routes = it.routes
+	g.r.problems = append(g.r.problems, it.problems...)
+	if len(it.routes) > 0 {
+		if g.checked == nil {
+			g.checked = map[*route.Route]*routesItem{}
+		}
+		g.checked[it.routes[0]] = it
 	}
 	return vh
+}
+
+// routeTableKey identifies a shared route table by how it is made: its
+// name and, per virtual host, its name, domains and routes (those of a
+// routesItem by identity, others by encoding). Scopes whose tables come
+// out the same (most namespaces, when short names do not clash across
+// them) share one encoded table.
+type routeTableKey struct{ recipe string }
+
+// sharedRouteTable returns the encoded, checked resource of a shared route
+// table, made once for every table made the same way.
+func (g *generator) sharedRouteTable(name string, rc *route.RouteConfiguration) *madeResource {
+	var b strings.Builder
+	b.WriteString(name)
+	for _, vh := range rc.GetVirtualHosts() {
+		b.WriteByte(0)
+		b.WriteString(vh.GetName())
+		for _, d := range vh.GetDomains() {
+			b.WriteByte(1)
+			b.WriteString(d)
+		}
+		b.WriteByte(2)
+		if rs := vh.GetRoutes(); len(rs) > 0 && g.checked[rs[0]] != nil {
+			fmt.Fprintf(&b, "%p/%d", rs[0], len(rs))
+			continue
+		}
+		enc, err := proto.MarshalOptions{Deterministic: true}.Marshal(&route.VirtualHost{Routes: vh.GetRoutes()})
+		if err != nil {
+			return encodeResource(name, rc, g.sharedRouteTableErrors(rc))
+		}
+		b.Write(enc)
+	}
+	key := routeTableKey{b.String()}
+	if v, ok := g.items.get(key); ok {
+		return v.(*madeResource)
+	}
+	m := encodeResource(name, rc, g.sharedRouteTableErrors(rc))
+	m.res = m.res.Compact()
+	// The key names routes by address: the entry keeps the routes alive,
+	// so no other routes can take those addresses while it exists.
+	for _, vh := range rc.GetVirtualHosts() {
+		m.keep = append(m.keep, vh.GetRoutes())
+	}
+	return g.items.put(key, m).(*madeResource)
+}
+
+// sharedRouteTableErrors checks a shared route table whose virtual hosts'
+// routes come from routesItems, which were checked when made: what is
+// left to check is the table itself and its virtual hosts' own fields.
+func (g *generator) sharedRouteTableErrors(rc *route.RouteConfiguration) []error {
+	shell := &route.RouteConfiguration{Name: rc.GetName()}
+	var errs []error
+	for _, vh := range rc.GetVirtualHosts() {
+		sv := &route.VirtualHost{Name: vh.GetName(), Domains: vh.GetDomains(), Routes: vh.GetRoutes()}
+		if len(vh.GetRoutes()) > 0 {
+			if it := g.checked[vh.GetRoutes()[0]]; it != nil {
+				sv.Routes = nil
+				for _, err := range it.errs {
+					errs = append(errs, fmt.Errorf("route configuration %q: %w", rc.GetName(), err))
+				}
+			}
+		}
+		shell.VirtualHosts = append(shell.VirtualHosts, sv)
+	}
+	errs = append(errs, messageErrors("route configuration", rc.GetName(), shell)...)
+	return append(errs, validateRouteTable(rc)...)
 }
 
 // domainCandidate is a domain a virtual host would like; lower rank wins

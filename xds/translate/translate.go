@@ -27,7 +27,6 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/weft-mesh/weft/ca"
 	"github.com/weft-mesh/weft/model"
 	"github.com/weft-mesh/weft/xds/node"
 )
@@ -75,6 +74,12 @@ type Options struct {
 	// UNHEALTHY, which takes them out of load balancing until the sidecar
 	// is back or its WorkloadEntry is removed.
 	ProxyDown func(id string) bool
+	// DownEpoch, when set with ProxyDown, changes whenever ProxyDown's
+	// answers may have: a Translator then regenerates the assignments of
+	// the services whose sidecars' health changed, although the snapshot
+	// is the same. Without it a Translator's ProxyDown answers are taken
+	// to be fixed.
+	DownEpoch func() uint64
 }
 
 // Resources is everything one proxy should have, keyed by resource name.
@@ -137,33 +142,36 @@ func (r *Resources) ByType(typeURL string) []proto.Message {
 // Options. Problems it cannot express in Envoy terms are reported by Validate.
 func Generate(s *model.Snapshot, p *node.Meta) *Resources { return GenerateWith(s, p, Options{}) }
 
-// GenerateWith is Generate with explicit options.
+// GenerateWith is Generate with explicit options: the resources one
+// Translator generates for one proxy, as messages keyed by name. A
+// control plane serving many proxies keeps a Translator instead.
 func GenerateWith(s *model.Snapshot, p *node.Meta, o Options) *Resources {
-	if o.TrustDomain == "" {
-		o.TrustDomain = ca.DefaultTrustDomain
-	}
-	r := newResources()
-	r.Revision = s.Revision
-	g := &generator{s: s, p: p, r: r, opts: o, hashes: map[string]*route.RouteAction_HashPolicy{}}
-	g.clusters()
-	switch p.Type {
-	case node.Sidecar:
-		g.sidecar()
-	case node.Router:
-		g.gateway()
-	default:
-		r.problem("node %s: unknown proxy type %q", p.ID(), p.Type)
-	}
-	g.headerLimits()
-	return r
+	return NewTranslator(o).Generate(s, p, nil).Resources()
 }
 
-// generator carries the inputs of one Generate call.
+// generator carries the inputs of one generation: a bundle (shared is
+// set) or one proxy's own part.
 type generator struct {
 	s    *model.Snapshot
 	p    *node.Meta
 	r    *Resources
 	opts Options
+
+	// shared: generating a bundle, whose p is a stand-in with the
+	// namespace and flavor only.
+	shared bool
+	// scope is what the proxies see (model.Scope: exportTo, Sidecar).
+	scope *model.Scope
+	// items caches clusters and routes across snapshots; made holds the
+	// encoded resource of each message, resErrs their own problems.
+	items   *itemCache
+	made    map[proto.Message]*madeResource
+	resErrs []error
+	// checked maps the first route of each cached virtual host's routes
+	// to its item, whose routes were checked when made.
+	checked map[*route.Route]*routesItem
+	// clusterItems are the outbound clusters generated, in order.
+	clusterItems []*clusterItem
 
 	// sec holds the proxy's security filters, built on first use: every
 	// server-side listener of the proxy carries the same ones.
