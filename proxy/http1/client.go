@@ -40,9 +40,9 @@ type TransportOptions struct {
 // request is written and its response read on the caller's goroutine (no
 // hand-off to connection goroutines), over keep-alive connections pooled
 // per address. A request that fails on a reused connection before any
-// response byte arrived is retried once on a new one when it is safe
-// (nothing was written, or it has no body and an idempotent method), as
-// net/http does.
+// response byte arrived is sent again when it is safe (nothing was
+// written, or it has no body and an idempotent method), as net/http does,
+// past every idle connection the server closed meanwhile.
 type Transport struct {
 	o     TransportOptions
 	hosts sync.Map // address -> *hostPool; read without a lock per request
@@ -294,7 +294,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ctx := req.Context()
 	p := t.pool(req.URL.Host)
-	for attempt := 0; ; attempt++ {
+	for {
 		pc, err := p.get(ctx)
 		if err != nil {
 			return nil, err
@@ -305,10 +305,18 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		pc.broken.Store(true)
 		pc.close()
-		if attempt == 0 && pc.reused && retriable(req, written, err) && ctx.Err() == nil {
-			continue
+		if !pc.reused || !retriable(req, written, err) || ctx.Err() != nil {
+			return nil, err
 		}
-		return nil, err
+		// The server closed a connection we kept idle. Servers close
+		// their idle connections together (a graceful shutdown, a
+		// drain, an idle timeout), so the ones idle longer are most
+		// likely dead too: drop them rather than fail on each, and
+		// send again. Every pass consumes a reused connection and a new
+		// one ends the loop, so it is bounded by the pool: once the
+		// server is gone the request fails as the dial does (nothing
+		// reached the server; a proxy retries it elsewhere).
+		p.closeIdle(pc.idleAt.Add(1))
 	}
 }
 

@@ -3,6 +3,7 @@ package http1
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -143,5 +144,95 @@ func TestTransportRefusesBadHeaders(t *testing.T) {
 	req.Header["X-Evil"] = []string{"a\r\nX-Injected: 1"}
 	if _, err := tr.RoundTrip(req); err == nil || !strings.Contains(err.Error(), "invalid") {
 		t.Fatalf("err %v, want the header refused", err)
+	}
+}
+
+// idlePool fills tr's pool for srv with n idle kept-alive connections:
+// n requests held by the handler until all n are in, so each has its own.
+func idlePool(t *testing.T, tr *Transport, url string, n int, arrived, release chan struct{}) {
+	t.Helper()
+	done := make(chan string, n)
+	for range n {
+		go func() {
+			req, _ := http.NewRequest("GET", url, nil)
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				done <- err.Error()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			done <- string(b)
+		}()
+	}
+	for range n {
+		<-arrived
+	}
+	close(release)
+	for range n {
+		if b := <-done; b != "ok" {
+			t.Fatalf("filling the pool: %q", b)
+		}
+	}
+	p, _ := tr.hosts.Load(strings.TrimPrefix(url, "http://"))
+	hp := p.(*hostPool)
+	hp.mu.Lock()
+	defer hp.mu.Unlock()
+	if len(hp.idle) != n {
+		t.Fatalf("%d idle connections, want %d", len(hp.idle), n)
+	}
+}
+
+// blockingServer answers "ok" once release is closed, announcing each
+// request on arrived.
+func blockingServer() (srv *httptest.Server, arrived, release chan struct{}) {
+	arrived, release = make(chan struct{}, 16), make(chan struct{})
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		io.WriteString(w, "ok")
+	}))
+	return srv, arrived, release
+}
+
+// TestTransportServerClosedEveryIdleConnection: a server that closes all
+// its idle connections at once (an app's graceful shutdown, a proxy's
+// drain, an idle timeout) leaves the pool full of dead connections; the
+// next request gets past all of them to a new one, not a failure per dead
+// connection.
+func TestTransportServerClosedEveryIdleConnection(t *testing.T) {
+	srv, arrived, release := blockingServer()
+	defer srv.Close()
+	tr := NewTransport(TransportOptions{MaxIdlePerHost: 8})
+	idlePool(t, tr, srv.URL, 4, arrived, release)
+	srv.CloseClientConnections() // the listener stays: a new connection is served
+	for i := range 3 {
+		if code, body := get(t, tr, srv.URL); code != 200 || body != "ok" {
+			t.Fatalf("request %d after the server closed its idle connections: %d %q", i, code, body)
+		}
+	}
+}
+
+// TestTransportServerGone: once the server has closed its idle
+// connections and its listener (a terminating pod), a request fails as a
+// dial failure (which a proxy retries on another endpoint: nothing
+// reached the server), not as a connection the server reset.
+func TestTransportServerGone(t *testing.T) {
+	srv, arrived, release := blockingServer()
+	tr := NewTransport(TransportOptions{MaxIdlePerHost: 8})
+	idlePool(t, tr, srv.URL, 4, arrived, release)
+	srv.Close() // closes the listener, then every connection
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	resp, err := tr.RoundTrip(req)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("a response from a closed server")
+	}
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "dial" {
+		t.Fatalf("err %v (%T), want the dial's error", err, err)
+	}
+	if n := pools(tr); n != 0 {
+		t.Fatalf("%d pools left holding dead connections", n)
 	}
 }

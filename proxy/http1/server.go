@@ -42,6 +42,8 @@ type Server struct {
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
+	held     int  // connections on their way (Hold)
+	closed   bool // Shutdown is over, or Close was called: no new connection
 	shutdown atomic.Bool
 }
 
@@ -61,9 +63,18 @@ func NewServer(h http.Handler, o ServerOptions) *Server {
 
 // Connection states.
 const (
-	stateIdle int32 = iota
-	stateActive
+	stateNew    int32 = iota // accepted, no request begun yet
+	stateIdle                // between requests
+	stateActive              // reading or serving a request
 )
+
+// firstRequestGrace is how long Shutdown waits for a new connection's
+// first request (net/http's figure). A client that has just connected has
+// its request on the way: closing the connection under it would fail that
+// request as a reset, which the client cannot tell from one the server
+// acted on, while an idle kept-alive connection the client finds closed is
+// safe to send on again.
+const firstRequestGrace = 5 * time.Second
 
 // bufSize is the size of a connection's read and write buffers: a
 // request head and a small response fit; larger bodies bypass them.
@@ -106,7 +117,7 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 // limits (nil: the Server's), as a listener whose configuration sets them
 // per connection needs.
 func (s *Server) ServeConnLimits(ctx context.Context, c net.Conn, l *Limits) {
-	cc := &conn{srv: s, rwc: c, remote: c.RemoteAddr().String(), limits: s.opts.Limits}
+	cc := &conn{srv: s, rwc: c, remote: c.RemoteAddr().String(), limits: s.opts.Limits, since: time.Now()}
 	if l != nil {
 		cc.limits = *l
 	}
@@ -125,10 +136,31 @@ func (s *Server) ServeConnLimits(ctx context.Context, c net.Conn, l *Limits) {
 	cc.serve()
 }
 
+// Hold tells s that a connection is on its way to ServeConn (a listener
+// handshaking it): Shutdown does not end before release is called, so the
+// connection is served (its first request, then closed) even if Shutdown
+// began meanwhile. Call release once ServeConn has returned, or when the
+// connection will not come.
+func (s *Server) Hold() (release func()) {
+	s.mu.Lock()
+	s.held++
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			s.held--
+			s.mu.Unlock()
+		})
+	}
+}
+
+// track adds c to the served connections unless s is closed; a connection
+// that comes during Shutdown is new, so it makes its first request.
 func (s *Server) track(c *conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.shutdown.Load() {
+	if s.closed {
 		return false
 	}
 	s.conns[c] = struct{}{}
@@ -142,23 +174,16 @@ func (s *Server) untrack(c *conn) {
 }
 
 // Shutdown closes idle connections, lets active ones finish their request
-// (then closes them), and waits for every connection to end or ctx to be
+// and new ones make their first (up to firstRequestGrace), closing each
+// after its answer, and waits for every connection to end or ctx to be
 // done, when the remaining ones are closed and ctx's error returned.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdown.Store(true)
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	for {
-		s.mu.Lock()
-		n := len(s.conns)
-		for c := range s.conns {
-			if c.state.Load() == stateIdle {
-				c.rwc.Close()
-			}
-		}
-		s.mu.Unlock()
-		if n == 0 {
-			return nil
+		if s.closeIdle(time.Now()) == 0 {
+			return nil // closeIdle closed s
 		}
 		select {
 		case <-ctx.Done():
@@ -169,11 +194,36 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
+// closeIdle closes the connections between requests, and the new ones
+// that made no request within firstRequestGrace, and returns how many
+// connections there were and are on their way. When there are none it
+// closes s to new ones.
+func (s *Server) closeIdle(now time.Time) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.conns)+s.held == 0 {
+		s.closed = true
+		return 0
+	}
+	for c := range s.conns {
+		switch c.state.Load() {
+		case stateIdle:
+			c.rwc.Close()
+		case stateNew:
+			if now.Sub(c.since) >= firstRequestGrace {
+				c.rwc.Close()
+			}
+		}
+	}
+	return len(s.conns) + s.held
+}
+
 // Close closes every connection at once.
 func (s *Server) Close() {
 	s.shutdown.Store(true)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closed = true
 	for c := range s.conns {
 		c.rwc.Close()
 	}
@@ -195,6 +245,7 @@ type conn struct {
 	head     []byte
 	w        response
 	state    atomic.Int32
+	since    time.Time // accepted
 	hijacked bool
 
 	// The watch notices a client that leaves during a slow request (see

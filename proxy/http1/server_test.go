@@ -15,11 +15,21 @@ import (
 // serve starts a Server of h on a loopback socket and returns its address.
 func serve(t *testing.T, h http.Handler, o ServerOptions) string {
 	t.Helper()
+	s := NewServer(h, o)
+	addr := listen(t, s)
+	t.Cleanup(s.Close)
+	return addr
+}
+
+// listen serves s's connections from a loopback socket (closed when the
+// test ends) and returns its address.
+func listen(t *testing.T, s *Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewServer(h, o)
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -29,7 +39,6 @@ func serve(t *testing.T, h http.Handler, o ServerOptions) string {
 			go s.ServeConn(context.Background(), c)
 		}
 	}()
-	t.Cleanup(func() { ln.Close(); s.Close() })
 	return ln.Addr().String()
 }
 
@@ -279,22 +288,9 @@ func TestShutdown(t *testing.T) {
 		}
 		io.WriteString(w, "done")
 	}), ServerOptions{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go s.ServeConn(context.Background(), c)
-		}
-	}()
+	addr := listen(t, s)
 	dial := func() (net.Conn, *bufio.Reader) {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -334,5 +330,110 @@ func TestShutdown(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// TestShutdownServesFirstRequest: a connection accepted before Shutdown
+// whose first request is still on the way is not closed as idle: the
+// client has just connected and sent it, and a close would fail it as a
+// reset (a kept-alive connection found closed is safe to send on again;
+// a new one is not). The request is answered, with the connection's close.
+func TestShutdownServesFirstRequest(t *testing.T) {
+	s := NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "served") }), ServerOptions{})
+	addr := listen(t, s)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	waitTracked(t, s)
+	// Shutdown's pass over the connections, before the request arrives.
+	s.shutdown.Store(true)
+	if n := s.closeIdle(time.Now()); n != 1 {
+		t.Fatalf("%d connections, want 1", n)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(context.Background()) }()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("the first request of a connection accepted before Shutdown: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if string(b) != "served" || !resp.Close {
+		t.Fatalf("answer %q, close %v; want served and close", b, resp.Close)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	// One that never sends is closed once the grace is over.
+	s2 := NewServer(http.NotFoundHandler(), ServerOptions{})
+	a, b2 := net.Pipe()
+	defer a.Close()
+	go s2.ServeConn(context.Background(), b2)
+	waitTracked(t, s2)
+	s2.shutdown.Store(true)
+	s2.closeIdle(time.Now().Add(firstRequestGrace))
+	a.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := a.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("a new connection silent past the grace: read %v, want it closed", err)
+	}
+}
+
+// waitTracked polls until s serves a connection.
+func waitTracked(t *testing.T, s *Server) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		s.mu.Lock()
+		n := len(s.conns)
+		s.mu.Unlock()
+		if n > 0 {
+			return
+		}
+	}
+	t.Fatal("the server never took the connection")
+}
+
+// TestShutdownWaitsForHeld: a connection a listener accepted and is still
+// handshaking when Shutdown begins (Hold) is served, its first request
+// answered with the connection's close, and Shutdown ends after it.
+func TestShutdownWaitsForHeld(t *testing.T) {
+	s := NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "served") }), ServerOptions{})
+	release := s.Hold()
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(context.Background()) }()
+	for !s.shutdown.Load() {
+		time.Sleep(time.Millisecond) // polling for Shutdown to have begun
+	}
+	client, server := net.Pipe()
+	defer client.Close()
+	client.SetDeadline(time.Now().Add(5 * time.Second))
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		defer release()
+		s.ServeConn(context.Background(), server)
+	}()
+	go io.WriteString(client, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(client), nil)
+	if err != nil {
+		t.Fatalf("a held connection during Shutdown: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if string(b) != "served" || !resp.Close {
+		t.Fatalf("answer %q, close %v; want served and close", b, resp.Close)
+	}
+	<-served
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	// Once Shutdown is over, a connection is refused.
+	c2, s2 := net.Pipe()
+	defer c2.Close()
+	go s.ServeConn(context.Background(), s2)
+	c2.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c2.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("a connection after Shutdown: read %v, want it closed", err)
 	}
 }

@@ -121,7 +121,13 @@ func (s *Server) accept() {
 			continue
 		}
 		delay = 0
-		go s.serveConn(c)
+		// Held from here: a drain that begins while the connection is
+		// handshaken still serves its first request.
+		release := s.h1.Hold()
+		go func() {
+			defer release()
+			s.serveConn(c)
+		}()
 	}
 }
 
@@ -182,6 +188,7 @@ func (s *Server) Active() int64 { return s.active.Load() }
 // in which case the remaining connections are closed forcibly.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.StopAccepting()
+	<-s.served // every accepted connection is held or served
 	errc := make(chan error, 1)
 	go func() { errc <- s.h1.Shutdown(ctx) }()
 	err := s.srv.Shutdown(ctx)
@@ -201,7 +208,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.h1.Close()
 		return fmt.Errorf("listener %q: drain: %w", s.name, err)
 	}
-	<-s.served
 	return nil
 }
 

@@ -640,3 +640,77 @@ func TestCircuitBreakerOverflow(t *testing.T) {
 	g.open()
 	<-slow
 }
+
+// TestRetryUpstreamGoneAway: an endpoint that goes away (a terminating
+// pod: its app's or sidecar's drain closes every kept-alive connection,
+// then nothing listens) while the proxy still lists it. Its pooled
+// connections are dead; a request sent to it fails as a connect failure
+// (nothing reached it), which Istio's default retry policy sends to
+// another endpoint: every request succeeds, none ends as a reset (UC).
+func TestRetryUpstreamGoneAway(t *testing.T) {
+	const perHost = 4
+	arrived, release := make(chan struct{}, 2*perHost), make(chan struct{})
+	handler := func(name string) func(int64, http.ResponseWriter, *http.Request) {
+		return func(_ int64, w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/fill" {
+				arrived <- struct{}{}
+				<-release
+			}
+			io.WriteString(w, name)
+		}
+	}
+	going, staying := newUpstream(t, handler("going")), newUpstream(t, handler("staying"))
+	w := newWorld(t, action("c", func(a *routev3.RouteAction) {
+		// Istio's default policy (xds/translate.retryPolicy).
+		a.RetryPolicy = retryOn("connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes", 2)
+		a.RetryPolicy.RetriableStatusCodes = []uint32{503}
+		a.RetryPolicy.HostSelectionRetryMaxAttempts = 5
+		a.RetryPolicy.RetryHostPredicate = []*routev3.RetryPolicy_RetryHostPredicate{{
+			Name:       "envoy.retry_host_predicates.previous_hosts",
+			ConfigType: &routev3.RetryPolicy_RetryHostPredicate_TypedConfig{TypedConfig: mustAny(t, &previoushostsv3.PreviousHostsPredicate{})},
+		}}
+	}), map[string][]string{"c": {going.addr(t), staying.addr(t)}}, clusterv3.Cluster_ROUND_ROBIN, nil)
+
+	// Concurrent requests leave the proxy perHost kept-alive connections
+	// to each endpoint.
+	c := &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2 * perHost}}
+	defer c.CloseIdleConnections()
+	errs := make(chan error, 2*perHost)
+	for range 2 * perHost {
+		go func() {
+			resp, err := c.Get(w.base + "/fill")
+			if err == nil {
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if err == nil && resp.StatusCode != 200 {
+					err = fmt.Errorf("status %d", resp.StatusCode)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 2 * perHost {
+		<-arrived
+	}
+	close(release)
+	for range 2 * perHost {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 * perHost {
+		w.res.next(t)
+	}
+	if going.hits.Load() != perHost {
+		t.Fatalf("%d of the requests reached the endpoint that goes away, want %d", going.hits.Load(), perHost)
+	}
+
+	going.Close() // the listener, then every connection
+	for i := range 4 * perHost {
+		resp, body := get(t, c, w.base+"/", nil)
+		got := w.res.next(t)
+		if resp.StatusCode != 200 || body != "staying" {
+			t.Fatalf("request %d after the endpoint went away: %d %q, flags %q", i, resp.StatusCode, body, got.Flags)
+		}
+	}
+}

@@ -69,6 +69,11 @@ func (m *mesh) fetchPage(ctx context.Context, host, user string) (string, error)
 	}
 	for _, bad := range []string{bookinfo.DetailsError, bookinfo.DetailsUnavailable, bookinfo.ReviewsError, bookinfo.ReviewsUnavailable, bookinfo.RatingsUnavailable} {
 		if strings.Contains(body, bad) {
+			if c := reviewsCause(body); c != "" {
+				// What productpage saw at each attempt: the evidence a
+				// failure needs.
+				return body, fmt.Errorf("the page says %q (reviews: %s)", bad, c)
+			}
 			return body, fmt.Errorf("the page says %q", bad)
 		}
 	}
@@ -207,7 +212,9 @@ func (l *load) fail(err error) {
 	l.stats.mu.Lock()
 	defer l.stats.mu.Unlock()
 	if len(l.stats.failures) < 10 {
-		l.stats.failures = append(l.stats.failures, fmt.Sprintf("+%s: %v", time.Since(l.start).Round(time.Millisecond), err))
+		// The wall clock too: the pods' logs say when they changed.
+		now := time.Now()
+		l.stats.failures = append(l.stats.failures, fmt.Sprintf("+%s (%s): %v", now.Sub(l.start).Round(time.Millisecond), now.UTC().Format("15:04:05.000"), err))
 	}
 }
 
