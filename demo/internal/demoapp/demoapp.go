@@ -23,9 +23,15 @@ func Serve(ctx context.Context, name string, h http.Handler) error {
 	if err != nil {
 		return err
 	}
+	delay, err := shutdownDelay(os.Getenv)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("%s: %w", name, err)
+	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
+		time.Sleep(delay)
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(sctx)
@@ -34,6 +40,27 @@ func Serve(ctx context.Context, name string, h http.Handler) error {
 		return err
 	}
 	return nil
+}
+
+// shutdownDelay is how long the app keeps serving after it is told to
+// stop: $SHUTDOWN_DELAY (a Go duration), else 2s in a pod (LISTEN_HOST
+// set) and none under `weft run`. A pod's callers learn that it is going
+// only after its containers got SIGTERM (the endpoint's removal reaches
+// their sidecars some 40-250 ms later), so an app that closes its socket
+// at once fails the requests already on their way; Kubernetes' advice is
+// to keep serving for a moment, as the demo apps do.
+func shutdownDelay(getenv func(string) string) (time.Duration, error) {
+	if v := getenv("SHUTDOWN_DELAY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > time.Minute {
+			return 0, fmt.Errorf("SHUTDOWN_DELAY %q: want a duration from 0s to 1m", v)
+		}
+		return d, nil
+	}
+	if getenv("LISTEN_HOST") != "" {
+		return 2 * time.Second, nil
+	}
+	return 0, nil
 }
 
 // Listen binds the app's address, $LISTEN_HOST:$PORT (LISTEN_HOST
