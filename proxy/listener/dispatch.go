@@ -22,8 +22,8 @@ type Selector struct {
 	inspect  bool
 	timeout  time.Duration
 	tls, raw *chainConn // chain of TLS / plaintext connections; nil closes them
-	// http is set for an HTTP listener, whose connections go through the
-	// HTTP/1.1 framing guard (h1Conn) with these limits.
+	// http is set for an HTTP listener, whose connections are handed over
+	// as a guardConn carrying these limits.
 	http   bool
 	limits Limits
 }
@@ -80,13 +80,13 @@ func (s *Selector) Admits(mutualTLS bool) bool {
 	return s.raw != nil && s.raw.config == nil
 }
 
-// guard puts an HTTP listener's connection (nil: none) behind the
-// HTTP/1.1 framing guard.
+// guard hands an HTTP listener's connection (nil: none) over as a
+// guardConn with the listener's limits.
 func (s *Selector) guard(c net.Conn) net.Conn {
 	if c == nil || !s.http {
 		return c
 	}
-	return newH1Conn(c, s.limits)
+	return newGuardConn(c, s.limits)
 }
 
 // secure returns c as chain cc serves it, nil when cc is nil (no chain).
@@ -107,7 +107,7 @@ func (cc *chainConn) secure(c net.Conn) net.Conn {
 // is read (within the listener's timeout) on a goroutine of its own, never
 // in the accept loop. Connections of a TLS chain are returned not yet
 // handshaken: for a TCP listener as *tls.Conn, for an HTTP listener
-// behind the HTTP/1.1 framing guard, which handshakes on the connection's
+// as a guardConn, which the Server handshakes on the connection's
 // goroutine (Server then sets r.TLS). Connections no chain takes are
 // closed.
 func Dispatch(ln net.Listener, current func() *Selector) net.Listener {

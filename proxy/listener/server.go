@@ -84,11 +84,10 @@ func Serve(name string, ln net.Listener, h http.Handler, o ServerOptions) *Serve
 		ReadHeaderTimeout: o.ReadHeaderTimeout,
 		IdleTimeout:       o.IdleTimeout,
 		ErrorLog:          o.ErrorLog,
-		// The framing guard enforces the listener's own limit (at most
-		// this) on HTTP/1.1; HTTP/2 requests are checked by the handler.
+		// HTTP/2 requests are checked against the listener's own limit
+		// (at most this) by the handler.
 		MaxHeaderBytes: MaxRequestHeadersKBLimit << 10,
 		ConnContext:    chainConnContext(guardContext, o.ConnContext),
-		ConnState:      guardState,
 	}
 	s.h1 = http1.NewServer(counting{s: s, h: h}, http1.ServerOptions{
 		Limits:            http1.Limits{MaxHeaderBytes: DefaultMaxRequestHeadersKB << 10, MaxHeaders: DefaultMaxHeadersCount},
@@ -133,39 +132,33 @@ func (s *Server) accept() {
 
 // serveConn handshakes a TLS connection, then serves it with the codec,
 // or with net/http when ALPN chose h2. The codec enforces HTTP/1.1 framing
-// itself, so a guarded connection's guard only handshakes, lends its
-// limits and TLS state, and checks HTTP/2 requests' heads.
+// and a guarded connection's limits itself.
 func (s *Server) serveConn(c net.Conn) {
 	var limits *http1.Limits
+	var handshake func() error
+	var state func() *tls.ConnectionState
 	switch tc := c.(type) {
-	case *h1Conn:
-		_ = c.SetDeadline(time.Now().Add(s.o.ReadHeaderTimeout))
-		if err := tc.handshake(); err != nil {
-			s.o.ErrorLog.Printf("listener %q: TLS handshake with %s: %v", s.name, c.RemoteAddr(), err)
-			c.Close()
-			return
-		}
-		_ = c.SetDeadline(time.Time{})
-		tc.passThrough()
-		if st := tc.tlsState(); st != nil && st.NegotiatedProtocol == "h2" {
-			s.h2.deliver(c)
-			return
-		}
-		limits = &http1.Limits{MaxHeaderBytes: tc.frame.maxBytes, MaxHeaders: tc.frame.maxCount}
+	case *guardConn:
+		handshake, state = tc.handshake, tc.tlsState
+		limits = &http1.Limits{MaxHeaderBytes: tc.limits.bytes(), MaxHeaders: tc.limits.count()}
 	case *tls.Conn:
-		_ = c.SetDeadline(time.Now().Add(s.o.ReadHeaderTimeout))
-		if err := tc.Handshake(); err != nil {
-			s.o.ErrorLog.Printf("listener %q: TLS handshake with %s: %v", s.name, c.RemoteAddr(), err)
-			c.Close()
-			return
-		}
-		_ = c.SetDeadline(time.Time{})
-		if tc.ConnectionState().NegotiatedProtocol == "h2" {
-			s.h2.deliver(c)
-			return
-		}
+		handshake = tc.Handshake
+		state = func() *tls.ConnectionState { st := tc.ConnectionState(); return &st }
 	case *net.TCPConn:
 		_ = tc.SetNoDelay(true)
+	}
+	if handshake != nil {
+		_ = c.SetDeadline(time.Now().Add(s.o.ReadHeaderTimeout))
+		if err := handshake(); err != nil {
+			s.o.ErrorLog.Printf("listener %q: TLS handshake with %s: %v", s.name, c.RemoteAddr(), err)
+			c.Close()
+			return
+		}
+		_ = c.SetDeadline(time.Time{})
+		if st := state(); st != nil && st.NegotiatedProtocol == "h2" {
+			s.h2.deliver(c)
+			return
+		}
 	}
 	ctx := guardContext(context.Background(), c)
 	if s.o.ConnContext != nil {
@@ -278,7 +271,7 @@ func (c counting) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.h.ServeHTTP(w, r)
 }
 
-// chainConnContext runs the framing guard's ConnContext, then the
+// chainConnContext runs the guard's ConnContext, then the
 // listener's own (the captured connection's original destination), so
 // both see every connection.
 func chainConnContext(first, then func(context.Context, net.Conn) context.Context) func(context.Context, net.Conn) context.Context {

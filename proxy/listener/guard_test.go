@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
@@ -228,44 +227,6 @@ func TestFramingGuardTLS(t *testing.T) {
 	}
 }
 
-// TestFramingFollowsAnySplit: the framing reaches the same verdict however
-// the bytes are split into reads.
-func TestFramingFollowsAnySplit(t *testing.T) {
-	streams := []string{
-		"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n0\r\nT: 1\r\n\r\nGET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
-		"GET / HTTP/1.1\r\nA: b\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\nX: y\r\n z\r\n\r\n",
-		"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
-		"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04 \r\n obs-fold-looking bytes",
-	}
-	verdict := func(s string, split func(int) int) (int, string) {
-		f := framing{maxBytes: 60 << 10, maxCount: 100}
-		for off := 0; off < len(s); {
-			n := min(split(len(s)-off), len(s)-off)
-			cut, r := f.feed([]byte(s[off : off+n]))
-			if r != nil {
-				return off + cut, r.why
-			}
-			off += n
-		}
-		return -1, ""
-	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	for _, s := range streams {
-		wantAt, want := verdict(s, func(n int) int { return n })
-		// What is delivered must stop before the offending line's end.
-		lineEnd := len(s)
-		if wantAt >= 0 {
-			lineEnd = wantAt + strings.IndexByte(s[wantAt:], '\n')
-		}
-		for range 200 {
-			at, got := verdict(s, func(n int) int { return 1 + rng.IntN(min(n, 7)) })
-			if got != want || (want != "" && (at < wantAt || at > lineEnd)) {
-				t.Fatalf("%q: split reads give %q at %d, whole %q at %d (line ends at %d)", s, got, at, want, wantAt, lineEnd)
-			}
-		}
-	}
-}
-
 // TestParseHeaderLimits: the HCM's limits, with Envoy's bounds.
 func TestParseHeaderLimits(t *testing.T) {
 	base := func() *hcmv3.HttpConnectionManager {
@@ -300,25 +261,7 @@ func TestParseHeaderLimits(t *testing.T) {
 	}
 }
 
-// BenchmarkFramingFeed: following a typical request (a browser's header
-// section, no body) costs the guard this much per request.
-func BenchmarkFramingFeed(b *testing.B) {
-	req := []byte("GET /productpage?u=normal HTTP/1.1\r\nHost: bookinfo.example.com\r\n" +
-		"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36\r\n" +
-		"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\nAccept-Language: en-US,en;q=0.5\r\n" +
-		"Accept-Encoding: gzip, deflate\r\nCookie: session=0123456789abcdef0123456789abcdef\r\nConnection: keep-alive\r\n\r\n")
-	f := framing{maxBytes: 60 << 10, maxCount: 100}
-	b.SetBytes(int64(len(req)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, r := f.feed(req); r != nil {
-			b.Fatal(r.why)
-		}
-	}
-}
-
-// TestHTTP2HeaderLimits: HTTP/2 requests pass the framing guard untouched
-// and are held to the same limits by the handler.
+// TestHTTP2HeaderLimits: HTTP/2 requests are held to the same limits by the handler.
 func TestHTTP2HeaderLimits(t *testing.T) {
 	addr, seen := guarded(t, Limits{MaxHeadersCount: 20, MaxRequestHeadersKB: 2})
 	p := new(http.Protocols)
