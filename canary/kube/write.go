@@ -29,14 +29,9 @@ const FieldManager = "weft-canary"
 // one of them is available (before that, traffic stays where it was). The
 // revisions themselves need no selector change: each Deployment runs one.
 func (t *Target) Sync(ctx context.Context, cd *config.Object, primary, _ string) error {
-	l, err := t.read()
+	l, n, dep, err := t.readTarget(cd)
 	if err != nil {
 		return err
-	}
-	n := namesOf(cd)
-	dep, err := l.deployments.Deployments(n.ns).Get(n.target)
-	if err != nil {
-		return fmt.Errorf("read Deployment %s/%s: %w", n.ns, n.target, err)
 	}
 	key, value, err := appLabel(dep)
 	if err != nil {
@@ -63,6 +58,21 @@ func (t *Target) Sync(ctx context.Context, cd *config.Object, primary, _ string)
 		return nil
 	}
 	return t.service(ctx, l, cd, n.hosts.Apex, map[string]string{key: value + PrimarySuffix}, svc.GetApex(), true)
+}
+
+// readTarget returns the cluster's listers, cd's names and its target
+// Deployment.
+func (t *Target) readTarget(cd *config.Object) (*listers, names, *appsv1.Deployment, error) {
+	n := namesOf(cd)
+	l, err := t.read()
+	if err != nil {
+		return nil, n, nil, err
+	}
+	dep, err := l.deployments.Deployments(n.ns).Get(n.target)
+	if err != nil {
+		return nil, n, nil, fmt.Errorf("read Deployment %s/%s: %w", n.ns, n.target, err)
+	}
+	return l, n, dep, nil
 }
 
 // createPrimary creates NAME-primary from the target, as Flagger does:
@@ -122,14 +132,9 @@ func relabel(labels map[string]string, key, value string) map[string]string {
 // its analysis is not promoted) and its replicas; the Deployment
 // controller rolls the primary's pods over.
 func (t *Target) Promote(ctx context.Context, cd *config.Object, revision string) error {
-	l, err := t.read()
+	_, n, dep, err := t.readTarget(cd)
 	if err != nil {
 		return err
-	}
-	n := namesOf(cd)
-	dep, err := l.deployments.Deployments(n.ns).Get(n.target)
-	if err != nil {
-		return fmt.Errorf("read Deployment %s/%s: %w", n.ns, n.target, err)
 	}
 	if rev := TemplateHash(&dep.Spec.Template); rev != revision {
 		return fmt.Errorf("Deployment %s/%s changed since revision %s was analysed (it is %s now): not promoted; the next run analyses the new one", n.ns, n.target, revision, rev)
@@ -173,14 +178,9 @@ func (t *Target) ScaleFromZero(ctx context.Context, cd *config.Object) error {
 
 // scale sets the target's replicas to what to says.
 func (t *Target) scale(ctx context.Context, cd *config.Object, to func(cur int32, primary *appsv1.Deployment) int32) error {
-	l, err := t.read()
+	l, n, dep, err := t.readTarget(cd)
 	if err != nil {
 		return err
-	}
-	n := namesOf(cd)
-	dep, err := l.deployments.Deployments(n.ns).Get(n.target)
-	if err != nil {
-		return fmt.Errorf("read Deployment %s/%s: %w", n.ns, n.target, err)
 	}
 	prim, _ := l.deployments.Deployments(n.ns).Get(n.primary)
 	cur := int32(1)
