@@ -30,16 +30,7 @@ import (
 func TestDataPathProtocols(t *testing.T) {
 	m := upMesh(t, "")
 	m.run("default", "stream", "app=stream,version=v1", weftBin, "demo-app", "echo", "stream")
-	m.apply("default", `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: edge}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 80, name: http, protocol: HTTP}
-    hosts: ["*"]
----
-apiVersion: networking.istio.io/v1
+	m.apply("default", edgeGateway+`apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: stream}
 spec:

@@ -111,16 +111,7 @@ spec:
 		dr("api", "api.external.test", "      mode: SIMPLE\n      sni: api.external.test\n      caCertificates: "+caFile+"\n")+
 		dr("secure", "secure.external.test", "      mode: MUTUAL\n      sni: secure.external.test\n      caCertificates: "+caFile+
 			"\n      clientCertificate: "+certFile+"\n      privateKey: "+keyFile+"\n")+
-		`apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: edge}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 80, name: http, protocol: HTTP}
-    hosts: ["*"]
----
-apiVersion: networking.istio.io/v1
+		edgeGateway+`apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: egress}
 spec:

@@ -12,10 +12,9 @@ import (
 	"github.com/weft-mesh/weft/internal/testnet"
 )
 
-// edge routes everything on the gateway to the echo service, with the
-// HTTPRoute fields given (indented YAML under the route).
-func edge(routeFields string) string {
-	return `apiVersion: networking.istio.io/v1
+// edgeGateway is the ingress gateway's Gateway "edge": plain HTTP on port
+// 80 for every host, followed by the document separator.
+const edgeGateway = `apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: edge}
 spec:
@@ -24,7 +23,12 @@ spec:
   - port: {number: 80, name: http, protocol: HTTP}
     hosts: ["*"]
 ---
-apiVersion: networking.istio.io/v1
+`
+
+// edge routes everything on the gateway to the echo service, with the
+// HTTPRoute fields given (indented YAML under the route).
+func edge(routeFields string) string {
+	return edgeGateway + `apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: echo-edge}
 spec:

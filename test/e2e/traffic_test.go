@@ -18,16 +18,7 @@ func TestHTTPRouteFeatures(t *testing.T) {
 	m.apply("default", permissive) // the test steers instances directly
 	m.echo("default", "echo", "v1")
 	m.echo("default", "echo", "v2")
-	m.apply("default", `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: edge}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 80, name: http, protocol: HTTP}
-    hosts: ["*"]
----
-apiVersion: networking.istio.io/v1
+	m.apply("default", edgeGateway+`apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: echo}
 spec:
